@@ -1,0 +1,25 @@
+"""The one exception type for bad user input: the CLI prints it on one line and exits 2."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class UserError(Exception):
+    """Bad input (config, data, plugin, results file). The message names the field and the fix."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choices, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def unknown(kind: str, name: str, choices: Iterable[str]) -> UserError:
+    choices = sorted(choices)
+    return UserError(
+        f"unknown {kind} {name!r}{did_you_mean(name, choices)}; valid: {', '.join(choices)}"
+    )

@@ -1,0 +1,179 @@
+"""The three model families, each with the knobs strategies turn.
+
+Defaults are deliberately plain (no normalization, no skips) so the tasks can be tuned to
+explode; strategies switch on what mitigates it. Knobs:
+  mlp / cnn: depth, width (cnn: base channels), activation, norm, residual, branch_scale,
+             dropout, init
+  rnn:       cell (rnn/lstm/gru), hidden, activation (tanh/relu, vanilla cell only),
+             recurrent_gain (orthogonal recurrent weights times this gain), init
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+ACTIVATIONS = {
+    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU,
+    "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
+}
+NORMS = ("none", "batch", "layer", "group")
+INITS = ("default", "kaiming", "xavier", "orthogonal")
+BRANCH_SCALES = ("none", "zero")   # "zero": a learnable scalar per residual branch, initialized at 0 (ReZero/SkipInit)
+
+
+def _choice(value, valid, field):
+    if value not in valid:
+        raise UserError(f"model.{field}: {value!r} is not one of {', '.join(map(str, valid))}")
+    return value
+
+
+def _norm(kind: str, features: int, conv: bool) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "batch":
+        return nn.BatchNorm2d(features) if conv else nn.BatchNorm1d(features)
+    if kind == "layer":  # over all features of an example (for conv: channels and space)
+        return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
+    return nn.GroupNorm(min(8, features), features)  # "group"
+
+
+class Block(nn.Module):
+    """layer -> norm -> activation -> dropout, optionally as a residual branch x + a*f(x)."""
+
+    def __init__(self, layer: nn.Module, norm: nn.Module, act: nn.Module, dropout: float,
+                 residual: bool, branch_scale: str):
+        super().__init__()
+        self.f = nn.Sequential(layer, norm, act, nn.Dropout(dropout) if dropout > 0 else nn.Identity())
+        self.residual = residual
+        self.scale = nn.Parameter(torch.zeros(())) if residual and branch_scale == "zero" else None
+
+    def forward(self, x):
+        if not self.residual:
+            return self.f(x)
+        y = self.f(x)
+        return x + (self.scale * y if self.scale is not None else y)
+
+
+def _blocks(n_in: int, n_out: int, conv: bool, stride: int, m: dict, residual_ok: bool) -> Block:
+    layer = nn.Conv2d(n_in, n_out, 3, stride=stride, padding=1) if conv else nn.Linear(n_in, n_out)
+    return Block(layer, _norm(m["norm"], n_out, conv), ACTIVATIONS[m["activation"]](), m["dropout"],
+                 residual=m["residual"] and residual_ok, branch_scale=m["branch_scale"])
+
+
+def _check(m: dict, valid_acts=ACTIVATIONS) -> None:
+    _choice(m["activation"], list(valid_acts), "activation")
+    _choice(m["norm"], NORMS, "norm")
+    _choice(m["init"], INITS, "init")
+    _choice(m["branch_scale"], BRANCH_SCALES, "branch_scale")
+    if m["depth"] < 1 or m["width"] < 1:
+        raise UserError("model.depth and model.width must be at least 1")
+
+
+def mlp(input_shape, num_outputs, *, depth=8, width=256, activation="relu", norm="none",
+        residual=False, branch_scale="none", dropout=0.0, init="default") -> nn.Module:
+    """`depth` hidden layers of `width` units; residual skips join equal-width hidden layers."""
+    m = dict(depth=depth, width=width, activation=activation, norm=norm, residual=residual,
+             branch_scale=branch_scale, dropout=dropout, init=init)
+    _check(m)
+    n_in = math.prod(input_shape)
+    layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
+    layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(depth - 1)]
+    net = nn.Sequential(*layers, nn.Linear(width, num_outputs))
+    return _init(net, init, activation)
+
+
+def cnn(input_shape, num_outputs, *, depth=9, width=16, activation="relu", norm="none",
+        residual=False, branch_scale="none", dropout=0.0, init="kaiming") -> nn.Module:
+    """`depth` 3x3 convs in three stages of width, 2*width, 4*width channels, stride 2 between
+    stages, global average pooling and a linear head (no normalization or skips by default)."""
+    m = dict(depth=depth, width=width, activation=activation, norm=norm, residual=residual,
+             branch_scale=branch_scale, dropout=dropout, init=init)
+    _check(m)
+    per_stage = [depth // 3 + (1 if i < depth % 3 else 0) for i in range(3)]
+    layers, c_in = [], input_shape[0]
+    for stage, n in enumerate(per_stage):
+        c_out = width * 2 ** stage
+        for i in range(n):
+            first = i == 0
+            stride = 2 if first and stage > 0 else 1
+            # a skip needs equal shapes: the first conv of a stage changes channels or size
+            layers.append(_blocks(c_in, c_out, True, stride, m, residual_ok=not first))
+            c_in = c_out
+    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs))
+    return _init(net, init, activation)
+
+
+class RecurrentRegressor(nn.Module):
+    """A recurrent cell over the sequence; a linear head reads the last hidden state."""
+
+    def __init__(self, cell: nn.Module, hidden: int, num_outputs: int):
+        super().__init__()
+        self.cell = cell
+        self.head = nn.Linear(hidden, num_outputs)
+
+    def forward(self, x):
+        out, _ = self.cell(x)
+        return self.head(out[:, -1])
+
+
+def rnn(input_shape, num_outputs, *, cell="rnn", hidden=128, activation="tanh",
+        recurrent_gain=1.5, init="default", depth=1, width=None, norm="none", residual=False,
+        branch_scale="none", dropout=0.0) -> nn.Module:
+    """A one-layer recurrent net. The vanilla cell's recurrent matrix starts orthogonal times
+    `recurrent_gain`: above 1 the backpropagated gradient grows geometrically with length."""
+    _choice(cell, ("rnn", "lstm", "gru"), "cell")
+    _choice(init, INITS, "init")
+    if norm != "none" or residual:
+        raise UserError("model: the rnn family has no norm/residual knobs")
+    n_in = input_shape[-1]
+    hidden = width or hidden
+    if cell == "rnn":
+        _choice(activation, ("tanh", "relu"), "activation")
+        core = nn.RNN(n_in, hidden, num_layers=depth, nonlinearity=activation, batch_first=True,
+                      dropout=dropout if depth > 1 else 0.0)
+    else:
+        core = (nn.LSTM if cell == "lstm" else nn.GRU)(n_in, hidden, num_layers=depth, batch_first=True,
+                                                        dropout=dropout if depth > 1 else 0.0)
+    net = RecurrentRegressor(core, hidden, num_outputs)
+    _init(net, init, activation)
+    if cell == "rnn" and recurrent_gain:
+        with torch.no_grad():
+            for name, p in core.named_parameters():
+                if name.startswith("weight_hh"):
+                    nn.init.orthogonal_(p, gain=recurrent_gain)
+    return net
+
+
+def _init(net: nn.Module, init: str, activation: str) -> nn.Module:
+    """Re-initialize weight matrices/kernels; biases to zero. "default" keeps PyTorch's."""
+    if init == "default":
+        return net
+    nonlin = {"relu": "relu", "leaky_relu": "leaky_relu"}.get(activation, "linear")
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() < 2:
+                if name.endswith("bias"):
+                    p.zero_()
+                continue
+            if init == "kaiming":
+                nn.init.kaiming_normal_(p, nonlinearity=nonlin)
+            elif init == "xavier":
+                nn.init.xavier_uniform_(p)
+            else:
+                nn.init.orthogonal_(p)
+    return net
+
+
+BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn}
+
+
+def build_model(family: str, input_shape, num_outputs: int, knobs: dict) -> nn.Module:
+    try:
+        return BUILDERS[family](input_shape, num_outputs, **knobs)
+    except TypeError as e:  # an unknown knob from a config or a plugin strategy
+        raise UserError(f"model ({family}): {e}") from None

@@ -1,0 +1,234 @@
+"""run_one(spec) -> record, and run_suite(suite) with resume and progress.
+
+A diverged run and a failed run are results: they are recorded and the suite goes on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import platform
+import subprocess
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from . import __version__, results
+from .config import Skipped, Suite, expand
+from .spec import RunSpec
+from .tasks import TASKS
+
+
+def quiet_lightning() -> None:
+    """Per-run chatter (device banners, tips) would drown the suite's own progress line."""
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+@functools.lru_cache(maxsize=None)
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).resolve().parent, timeout=5)
+        if out.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+        return out.stdout.strip() + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(accelerator: str = "cpu") -> dict:
+    import lightning
+    import torch
+
+    if accelerator == "gpu" and torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name()}"
+    else:
+        device = f"cpu: {platform.machine()}, {os.cpu_count()} cores"
+    return {"gradbench": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
+            "python": platform.python_version(), "device": device, "threads": torch.get_num_threads(),
+            "git_commit": git_commit()}
+
+
+def _identity(spec: RunSpec, command: str | None) -> dict:
+    return {"schema": results.SCHEMA, "run_id": spec.run_id, "suite": spec.suite, "task": spec.task,
+            "strategy": {"label": spec.strategy, "names": list(spec.strategy_params) or [spec.strategy],
+                         "params": spec.strategy_params},
+            "seed": spec.seed, "stress": {"lr_mult": spec.lr_mult}, "command": command}
+
+
+def _metrics_stub(task) -> dict:
+    return {"name": task.metric, "higher_is_better": task.higher_is_better, "target": task.target,
+            "chance": task.chance, "test": None, "best_val": None, "final_val": None,
+            "steps_to_target": None, "val_curve": [], "steps": 0}
+
+
+def skipped_record(item: Skipped, command: str | None = None) -> dict:
+    task = TASKS.get(item.spec.task)
+    return {**_identity(item.spec, command), "status": "skipped", "reason": item.reason,
+            "metrics": _metrics_stub(task), "stability": None, "timings": {"finished_at": _now()},
+            "env": None, "data": {"dataset": task.dataset, "fingerprint": None}, "series": None,
+            "spec": item.spec.to_dict()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reached(value: float, target: float, higher_is_better: bool) -> bool:
+    return value >= target if higher_is_better else value <= target
+
+
+def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command: str | None = None,
+            series_rel: str | None = None, callbacks: tuple = ()) -> dict:
+    """Train one run and return its record. Exceptions become status 'error', never escape
+    (KeyboardInterrupt excepted: the suite stops, and this run is not recorded).
+    `callbacks` are extra Lightning callbacks (a logger's, a test's fault injection)."""
+    import lightning.pytorch as L
+    import torch
+
+    from .data import TensorDataModule, load_dataset
+    from .models import build_model
+    from .module import BenchModule
+    from .stability import StabilityMonitor
+
+    quiet_lightning()
+    task = TASKS.get(spec.task)
+    record = {**_identity(spec, command), "status": "ok", "reason": None, "metrics": _metrics_stub(task),
+              "stability": None, "timings": {}, "env": None,
+              "data": {"dataset": task.dataset, "fingerprint": None}, "series": None, "spec": spec.to_dict()}
+    t0 = time.perf_counter()
+    accelerator = spec.trainer.get("accelerator", "auto")
+    try:
+        splits = load_dataset(task.dataset, data_root, **spec.data)
+        record["data"]["fingerprint"] = splits.fingerprint
+        torch.manual_seed(spec.seed)  # same seed + same architecture -> same initial weights
+        model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
+        module = BenchModule(spec, task, model)
+        dm = TensorDataModule(splits, spec.batch_size, seed=spec.seed, augment=task.augment)
+        monitor = StabilityMonitor(spec.max_steps, series_dir=run_dir, **spec.monitor)
+        trainer_kwargs = {"accelerator": "auto", "devices": 1, **spec.trainer}
+        accum = int(trainer_kwargs.get("accumulate_grad_batches", 1))
+        trainer = L.Trainer(
+            max_steps=spec.max_steps, max_epochs=-1, check_val_every_n_epoch=None,
+            val_check_interval=spec.eval_every * accum,  # counted in batches; eval_every is in optimizer steps
+            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, callbacks=[monitor, *callbacks], **trainer_kwargs)
+        accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
+        t_fit = time.perf_counter()
+        trainer.fit(module, datamodule=dm)
+        train_s = time.perf_counter() - t_fit
+        if monitor.diverged_at is not None:
+            record["status"], record["reason"] = "diverged", monitor.reason
+        else:
+            if not module.val_curve or module.val_curve[-1][0] != trainer.global_step:
+                trainer.validate(module, datamodule=dm, verbose=False)
+            trainer.test(module, datamodule=dm, verbose=False)
+        m = record["metrics"]
+        curve = [[int(s), float(v)] for s, v in module.val_curve]
+        finite = [v for _, v in curve if v == v]
+        m.update(val_curve=curve, steps=monitor.steps,
+                 final_val=finite[-1] if finite and record["status"] == "ok" else None,
+                 best_val=(max if task.higher_is_better else min)(finite) if finite else None,
+                 test=module.test_metric if record["status"] == "ok" else None,
+                 steps_to_target=next((s for s, v in curve if reached(v, task.target, task.higher_is_better)), None))
+        record["stability"] = monitor.summary()
+        record["series"] = series_rel if monitor.write_series() else None
+        record["timings"] = {"train_s": round(train_s, 3),
+                             "steps_per_s": round(monitor.steps / train_s, 2) if train_s > 0 else None}
+    except Exception as e:  # a bug in a strategy, out of memory ...: a result, not a crash of the suite
+        record["status"], record["reason"] = "error", f"{type(e).__name__}: {e}".strip()[:500]
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text(traceback.format_exc())
+    record["env"] = environment(accelerator)
+    record["timings"].update(wall_s=round(time.perf_counter() - t0, 3), finished_at=_now())
+    return record
+
+
+# --- the suite ---------------------------------------------------------------------------
+def default_results_path(suite: Suite) -> Path:
+    return Path("results") / f"{suite.name}.jsonl"
+
+
+def runs_dir(results_path: Path) -> Path:
+    """Per-run artifacts (steps.csv, layers.csv, error.txt) live beside the results file."""
+    return results_path.parent / (results_path.stem + "_runs")
+
+
+def run_suite(suite: Suite, results_path: Path, data_root: Path, command: str | None = None,
+              log: Callable[[str], None] = print) -> list[dict]:
+    """Run every run of the suite not yet in the results file; return the suite's records."""
+    import torch
+
+    from .data import load_dataset
+
+    if suite.threads:
+        torch.set_num_threads(suite.threads)
+    items = expand(suite)
+    # fail fast on missing data, before anything trains (and warm the per-process cache)
+    for name in dict.fromkeys(TASKS.get(t).dataset for t in suite.tasks):
+        first = next(i for i in items if TASKS.get(i.spec.task if isinstance(i, Skipped) else i.task).dataset == name)
+        spec = first.spec if isinstance(first, Skipped) else first
+        load_dataset(name, data_root, **spec.data)
+    done = results.finished_ids(results_path)
+    todo = [i for i in items if i.run_id not in done]
+    log(f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
+        f"{len(todo)} to run); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "
+        f"{len(suite.seeds)} seeds x {len(suite.lr_mults)} lr multipliers")
+    progress = Progress(todo, len(items) - len(todo), len(items), log)
+    for item in todo:
+        if isinstance(item, Skipped):
+            rec = skipped_record(item, command)
+        else:
+            run_dir = runs_dir(results_path) / item.run_id
+            rec = run_one(item, data_root, run_dir, command,
+                          series_rel=str(run_dir.relative_to(results_path.parent)))
+        results.append(results_path, rec)
+        progress.done(item, rec)
+    ids = {i.run_id for i in items}
+    return [r for r in results.latest_by_run(results.load(results_path)) if r["run_id"] in ids]
+
+
+class Progress:
+    """One line per finished run: position, what ran, its outcome, and the suite's ETA
+    (the mean wall time of the task's finished runs times the runs left)."""
+
+    def __init__(self, todo: list, already: int, total: int, log):
+        self.left = [i for i in todo if not isinstance(i, Skipped)]
+        self.count, self.total, self.log = already, total, log
+        self.secs: dict[str, list[float]] = {}
+
+    def done(self, item, rec: dict) -> None:
+        self.count += 1
+        spec = item.spec if isinstance(item, Skipped) else item
+        if not isinstance(item, Skipped):
+            self.left.remove(item)
+            self.secs.setdefault(spec.task, []).append(rec["timings"]["wall_s"])
+        m = rec["metrics"]
+        outcome = rec["status"]
+        if rec["status"] == "ok":
+            outcome += f"  test {m['name']} {m['test']:.4g}"
+        elif rec["reason"]:
+            outcome += f" ({rec['reason']})"
+        took = f"  {rec['timings'].get('wall_s', 0):.1f}s" if not isinstance(item, Skipped) else ""
+        width = len(str(self.total))
+        self.log(f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "
+                 f"lr x{spec.lr_mult:g}: {outcome}{took}  | ETA {self._eta()}")
+
+    def _eta(self) -> str:
+        every = [s for v in self.secs.values() for s in v]
+        if not every:
+            return "?"
+        mean_all = sum(every) / len(every)
+        secs = sum((sum(self.secs[s.task]) / len(self.secs[s.task])) if s.task in self.secs else mean_all
+                   for s in self.left)
+        return f"{int(secs // 60)}m{int(secs % 60):02d}s"

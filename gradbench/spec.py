@@ -1,0 +1,77 @@
+"""RunSpec: everything that determines one training run, as plain data.
+
+A strategy is a function RunSpec -> RunSpec, so strategies compose by application in order.
+The spec is plain JSON-able data (no tensors, no callables): that is what makes run_id a
+stable hash, lets a run travel to another process or a Ray worker, and goes into the record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str
+    strategy: str                      # the arm's label, e.g. "clip_norm+batchnorm"
+    strategy_params: dict              # {strategy name: {param: value}}, defaults filled in
+    seed: int                          # data order and initial weights (paired across arms)
+    lr_mult: float                     # the stress level: multiplies the final learning rate
+    model: dict                        # knobs for the task's model builder (depth, activation, norm ...)
+    optimizer: dict                    # {"name": "sgd", "lr": 0.2, "momentum": 0.9, ...}
+    schedule: dict                     # {"warmup_steps": int, "decay": "none" | "cosine"}
+    trainer: dict                      # extra Lightning Trainer kwargs (gradient_clip_val, precision ...)
+    data: dict                         # dataset parameters (seq_len for the adding problem ...)
+    batch_size: int
+    max_steps: int                     # optimizer steps
+    eval_every: int                    # validate every this many optimizer steps
+    grad_hooks: tuple = ()             # ((name, params), ...): gradient transforms, applied in order after Lightning's clipping
+    loss_terms: dict = field(default_factory=dict)   # extra loss terms, e.g. {"l1": 1e-5}
+    monitor: dict = field(default_factory=dict)      # StabilityMonitor settings
+    suite: str = ""                    # not part of run_id: the same run in two suites is the same run
+
+    # --- small immutable updates, so a strategy reads as one line -------------------
+    def replace(self, **changes: Any) -> "RunSpec":
+        return dataclasses.replace(self, **changes)
+
+    def with_model(self, **kw: Any) -> "RunSpec":
+        return self.replace(model={**self.model, **kw})
+
+    def with_optimizer(self, **kw: Any) -> "RunSpec":
+        return self.replace(optimizer={**self.optimizer, **kw})
+
+    def with_schedule(self, **kw: Any) -> "RunSpec":
+        return self.replace(schedule={**self.schedule, **kw})
+
+    def with_trainer(self, **kw: Any) -> "RunSpec":
+        return self.replace(trainer={**self.trainer, **kw})
+
+    def with_loss_terms(self, **kw: Any) -> "RunSpec":
+        return self.replace(loss_terms={**self.loss_terms, **kw})
+
+    def add_grad_hook(self, name: str, **params: Any) -> "RunSpec":
+        return self.replace(grad_hooks=self.grad_hooks + ((name, dict(params)),))
+
+    # --- identity ---------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["grad_hooks"] = [[n, p] for n, p in self.grad_hooks]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        d = dict(d)
+        d["grad_hooks"] = tuple((n, dict(p)) for n, p in d.get("grad_hooks", ()))
+        return cls(**d)
+
+    @property
+    def run_id(self) -> str:
+        """12 hex chars of sha256 over the canonical JSON of the spec (suite name excluded)."""
+        d = self.to_dict()
+        d.pop("suite")
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,253 @@
+"""StabilityMonitor: per-step gradient statistics, divergence detection, and the summary.
+
+Where it hooks (Lightning 2.x, checked in precision.py / amp.py):
+  backward -> [AMP: scaler.unscale_] -> Callback.on_before_optimizer_step   <- pre-clip norm
+           -> LightningModule.configure_gradient_clipping (clipping, grad hooks)
+           -> optimizer.step() -> optimizer step *post*-hook                 <- post-clip norm
+The step post-hook fires once per real optimizer step (not for micro-batches of gradient
+accumulation, not when the AMP scaler skips an inf step), and p.grad still holds the
+gradients that were stepped with. (A step *pre*-hook would fire too early: Lightning passes
+its closure, forward and backward included, into optimizer.step.)
+
+Cost: per step, one fused per-tensor norm (torch._foreach_norm) written into a preallocated
+buffer on the model's device, so the step has no host sync; the divergence check reads the
+buffer every `sync_every` steps (every step on CPU, where reading costs nothing).
+Per-layer gradient norms and update-to-weight ratios are taken every `layer_every` steps.
+
+Divergence (the run stops at once and is recorded as "diverged" at that step): a non-finite
+loss or gradient norm, non-finite parameters (checked every `layer_every` steps and at the
+end), or a loss above `loss_blowup` times the loss at step 0.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+
+from .grad_hooks import global_norm, grads_of
+
+LOSS, PRE, POST = 0, 1, 2
+MONITOR_DEFAULTS = dict(
+    loss_blowup=10.0,     # diverged when loss > this x the step-0 loss
+    layer_every=100,      # steps between per-layer norms / update ratios / parameter checks
+    spike_factor=3.0,     # a loss spike: loss > this x the median of the previous spike_window losses
+    spike_window=50,
+    z_threshold=4.0,      # a gradient spike: z-score of the norm against its EMA mean and deviation
+    ema_alpha=0.05,       # EMA weight of the newest norm
+    sync_every=0,         # steps between divergence checks; 0 = every step on CPU, every 10 on GPU
+)
+
+
+class StabilityMonitor(L.Callback):
+    def __init__(self, max_steps: int, series_dir: str | Path | None = None, **settings):
+        unknown = set(settings) - set(MONITOR_DEFAULTS)
+        if unknown:
+            raise ValueError(f"monitor: unknown settings {sorted(unknown)}")
+        self.cfg = {**MONITOR_DEFAULTS, **settings}
+        self.max_steps = max_steps
+        self.series_dir = Path(series_dir) if series_dir else None
+        self.diverged_at: int | None = None
+        self.reason: str | None = None
+        self.steps = 0                      # optimizer steps recorded
+        self._checked = 0
+        self._lrs: list[float] = []
+        self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        self._snapshot = None
+        self._hook = None
+
+    # --- set-up ------------------------------------------------------------------------
+    def on_train_start(self, trainer, pl_module):
+        dev = pl_module.device
+        self.buf = torch.full((self.max_steps, 3), float("nan"), device=dev)
+        self.param_names = [n for n, p in pl_module.named_parameters() if p.requires_grad]
+        self.params = [p for p in pl_module.parameters() if p.requires_grad]
+        self.clipping = trainer.gradient_clip_val is not None or bool(getattr(pl_module, "grad_hooks", ()))
+        self.sync_every = self.cfg["sync_every"] or (1 if dev.type == "cpu" else 10)
+        self._trainer = trainer
+        self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
+
+    def on_train_end(self, trainer, pl_module):
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._check(final=True)
+        if self.diverged_at is None and not _all_finite(self.params):
+            self._diverge(self.steps - 1, "non-finite parameters")
+
+    # --- per step ----------------------------------------------------------------------
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        step = trainer.global_step
+        if step >= self.max_steps:
+            return
+        grads = grads_of(optimizer)
+        norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(1, device=self.buf.device)
+        total = torch.linalg.vector_norm(norms)
+        loss = pl_module.last_loss if pl_module.last_loss is not None else total.new_tensor(float("nan"))
+        self.buf[step, LOSS] = loss.float()
+        self.buf[step, PRE] = total
+        if not self.clipping:
+            self.buf[step, POST] = total
+        self._lrs.append(optimizer.param_groups[0]["lr"])
+        self._step = step
+        if step % self.cfg["layer_every"] == 0:
+            self._snapshot = (step, [p.detach().clone() for p in self.params], norms.detach().clone())
+
+    def _after_step(self, optimizer, args, kwargs):
+        step = self._step
+        if self.clipping:
+            self.buf[step, POST] = global_norm(grads_of(optimizer))
+        self.steps = step + 1
+        if self._snapshot is not None and self._snapshot[0] == step:
+            _, before, norms = self._snapshot
+            with torch.no_grad():
+                delta = torch._foreach_sub([p.detach() for p in self.params], before)
+                ratio = torch.stack(torch._foreach_norm(delta)) / torch.stack(torch._foreach_norm(before)).clamp_min(1e-12)
+            self._layer_rows.append((step, norms, ratio))
+            self._snapshot = None
+            if not _all_finite(self.params):
+                self._diverge(step, "non-finite parameters")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.steps - self._checked >= self.sync_every:
+            self._check()
+        if self.diverged_at is not None:
+            trainer.should_stop = True
+
+    # --- divergence --------------------------------------------------------------------
+    def _check(self, final: bool = False):
+        """Read the rows not yet checked (one host sync) and flag the first divergent step."""
+        lo, hi = self._checked, self.steps
+        if hi <= lo or self.diverged_at is not None:
+            return
+        rows = self.buf[lo:hi, :2].cpu().numpy()
+        self._checked = hi
+        if not hasattr(self, "_loss0"):
+            self._loss0 = float(rows[0, LOSS])
+        for i, (loss, pre) in enumerate(rows):
+            if not math.isfinite(loss) or not math.isfinite(pre):
+                what = "loss" if not math.isfinite(loss) else "gradient norm"
+                return self._diverge(lo + i, f"non-finite {what}")
+            if math.isfinite(self._loss0) and self._loss0 > 0 and loss > self.cfg["loss_blowup"] * self._loss0:
+                return self._diverge(lo + i, f"loss {loss:.3g} > {self.cfg['loss_blowup']:g} x initial {self._loss0:.3g}")
+
+    def _diverge(self, step: int, reason: str):
+        if self.diverged_at is None or step < self.diverged_at:
+            self.diverged_at, self.reason = step, f"{reason} at step {step}"
+
+    # --- results -----------------------------------------------------------------------
+    def series(self) -> np.ndarray:
+        return self.buf[: self.steps].cpu().numpy().astype(np.float64)
+
+    def summary(self) -> dict:
+        return summarize(self.series(), clipping=self.clipping, diverged_at=self.diverged_at, cfg=self.cfg)
+
+    def write_series(self) -> str | None:
+        """steps.csv (step, loss, grad_norm, grad_norm_clipped, lr) and layers.csv; returns the dir."""
+        if self.series_dir is None:
+            return None
+        self.series_dir.mkdir(parents=True, exist_ok=True)
+        data = self.series()
+        with open(self.series_dir / "steps.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["step", "loss", "grad_norm", "grad_norm_clipped", "lr"])
+            for i, (loss, pre, post) in enumerate(data):
+                w.writerow([i, f"{loss:.6g}", f"{pre:.6g}", f"{post:.6g}", f"{self._lrs[i]:.6g}"])
+        with open(self.series_dir / "layers.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["step", "param", "grad_norm", "update_ratio"])
+            for step, norms, ratio in self._layer_rows:
+                for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
+                    w.writerow([step, name, f"{g:.6g}", f"{r:.6g}"])
+        return str(self.series_dir)
+
+
+def _all_finite(params) -> bool:
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in params]))).all())
+
+
+def summarize(series: np.ndarray, clipping: bool, diverged_at: int | None, cfg: dict | None = None,
+              curve_points: int = 200) -> dict:
+    """The `stability` block of a record from a (steps x [loss, pre, post]) series.
+
+    Percentiles and max are over finite pre-clip norms; a step counts as clipped when its
+    post-clip norm is below the pre-clip norm (relative tolerance 1e-6).
+    """
+    cfg = {**MONITOR_DEFAULTS, **(cfg or {})}
+    loss, pre, post = (series[:, k] if len(series) else np.zeros(0) for k in (LOSS, PRE, POST))
+    fin_pre = pre[np.isfinite(pre)]
+    fin_post = post[np.isfinite(post)]
+    both = np.isfinite(pre) & np.isfinite(post)
+    clipped = (post[both] < pre[both] * (1 - 1e-6)) if clipping else np.zeros(0, bool)
+    fin_loss = loss[np.isfinite(loss)]
+    loss0 = loss[0] if len(loss) and np.isfinite(loss[0]) and loss[0] > 0 else None
+
+    def q(p):
+        return _num(np.percentile(fin_pre, p)) if len(fin_pre) else None
+
+    return {
+        "grad_norm_p50": q(50), "grad_norm_p90": q(90), "grad_norm_p99": q(99),
+        "grad_norm_max": _num(fin_pre.max()) if len(fin_pre) else None,
+        "post_clip_max": _num(fin_post.max()) if len(fin_post) else None,
+        "clip_fraction": _num(clipped.mean()) if len(clipped) else 0.0,
+        "nonfinite_steps": int((~np.isfinite(loss) | ~np.isfinite(pre)).sum()),
+        "loss_spikes": count_loss_spikes(loss, cfg["spike_factor"], cfg["spike_window"]),
+        "grad_spikes": count_grad_spikes(pre, cfg["z_threshold"], cfg["ema_alpha"]),
+        "diverged_at_step": diverged_at,
+        "max_loss_ratio": _num(fin_loss.max() / loss0) if loss0 and len(fin_loss) else None,
+        "grad_norm_curve": downsample_max(pre, curve_points),
+    }
+
+
+def count_loss_spikes(loss: np.ndarray, factor: float, window: int, min_history: int = 10) -> int:
+    """Steps whose loss exceeds `factor` x the median of the previous `window` finite losses."""
+    spikes = 0
+    for i in range(min_history, len(loss)):
+        hist = loss[max(0, i - window): i]
+        hist = hist[np.isfinite(hist)]
+        if len(hist) >= min_history and np.isfinite(loss[i]) and loss[i] > factor * np.median(hist):
+            spikes += 1
+    return spikes
+
+
+def count_grad_spikes(norms: np.ndarray, z_threshold: float, alpha: float, warmup: int = 10) -> int:
+    """Steps whose norm has z > z_threshold against an EMA mean and EMA variance of past norms
+    (the statistics ZClip uses). A spike does not enter the EMA, so it cannot mask the next."""
+    mean = var = None
+    spikes = 0
+    for i, x in enumerate(norms):
+        if not np.isfinite(x):
+            continue
+        if mean is None:
+            mean, var = x, 0.0
+            continue
+        z = (x - mean) / math.sqrt(var + 1e-12)
+        if i >= warmup and z > z_threshold:
+            spikes += 1
+            continue
+        d = x - mean
+        mean += alpha * d
+        var = (1 - alpha) * (var + alpha * d * d)
+    return spikes
+
+
+def downsample_max(values: np.ndarray, points: int) -> list[list]:
+    """At most `points` [step, max over the bucket] pairs; a bucket with a non-finite value gives None."""
+    n = len(values)
+    if n == 0:
+        return []
+    edges = np.linspace(0, n, min(points, n) + 1).astype(int)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        chunk = values[a:b]
+        out.append([int(a), _num(chunk.max()) if np.isfinite(chunk).all() else None])
+    return out
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None

@@ -1,0 +1,117 @@
+"""The leaderboard page and plots, from hand-built records (no torch, no training).
+
+GRADBENCH_UPDATE_GOLDEN=1 pytest tests/test_leaderboard.py rewrites tests/golden/leaderboard.md;
+check the diff by eye before committing it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from gradbench import leaderboard
+from gradbench.errors import UserError
+
+GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
+
+
+def _fixtures():
+    """The record builders live in test_scoring.py; loaded by path so this works under any
+    pytest import mode (with or without tests/__init__.py)."""
+    spec = importlib.util.spec_from_file_location(
+        "_gradbench_scoring_fixtures", Path(__file__).with_name("test_scoring.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fx = _fixtures()
+make_record, suite_records = fx.make_record, fx.suite_records
+
+
+def test_golden_page(tmp_path):
+    page = leaderboard.write(suite_records(), tmp_path, plots=False).read_text(encoding="utf-8")
+    if os.environ.get("GRADBENCH_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(page, encoding="utf-8", newline="\n")
+    assert page == GOLDEN.read_text(encoding="utf-8"), (
+        "leaderboard page changed; if intended, rerun with GRADBENCH_UPDATE_GOLDEN=1 "
+        "and review the diff of tests/golden/leaderboard.md")
+
+
+def test_rescoring_gives_the_same_bytes(tmp_path):
+    recs = suite_records()
+    a = leaderboard.write(recs, tmp_path / "a", plots=False).read_bytes()
+    b = leaderboard.write(recs, tmp_path / "b", plots=False).read_bytes()
+    c = leaderboard.write(list(reversed(recs)), tmp_path / "c", plots=False).read_bytes()
+    assert a == b == c
+
+
+def test_page_contents(tmp_path):
+    page = leaderboard.write(suite_records(), tmp_path, plots=False).read_text()
+    # Provenance: the reproducing command, the latest finished_at (not "now"), run counts.
+    assert "`gradbench run configs/quick.yaml`" in page
+    assert "2025-03-06T12:00:00Z" in page
+    assert "48 (38 ok, 3 diverged, 1 error, 6 skipped)" in page
+    assert "`sha256:mnis0000`" in page and "torch 2.13.0" in page
+    # One table per task, n/a with its reason, errors counted and listed, the how section.
+    assert "## Task `mnist_mlp`" in page and "## Task `sine_rnn`" in page
+    assert ("| — | `clip_norm+batchnorm` | n/a: batchnorm does not apply to recurrent "
+            "models |") in page
+    assert "RuntimeError: shape mismatch \\| in step" in page  # pipe escaped in markdown
+    assert "## How scores are computed" in page
+    assert "![" not in page  # plots=False links no images
+
+
+def test_command_argument_overrides_the_records(tmp_path):
+    recs = suite_records()
+    recs[0]["command"] = "gradbench run other.yaml"  # outvoted by the others
+    page = leaderboard.write(recs, tmp_path, plots=False).read_text()
+    assert "`gradbench run configs/quick.yaml`" in page
+    page = leaderboard.write(recs, tmp_path, plots=False, command="make leaderboard").read_text()
+    assert "`make leaderboard`" in page and "configs/quick.yaml" not in page
+
+
+def test_missing_task_has_no_table_and_empty_results_do_not_crash(tmp_path):
+    only_rnn = [r for r in suite_records() if r["task"] == "sine_rnn"]
+    page = leaderboard.write(only_rnn, tmp_path / "rnn", plots=False).read_text()
+    assert "## Task `sine_rnn`" in page and "mnist_mlp" not in page
+    empty = leaderboard.write([], tmp_path / "empty", plots=False).read_text()
+    assert "No scored runs" in empty
+
+
+def test_no_baseline_shows_na_and_only_errors_show_error(tmp_path):
+    recs = [make_record(strategy="clip_norm", seed=i) for i in range(2)]
+    recs.append(make_record(strategy="broken", status="error", reason="ValueError: boom"))
+    page = leaderboard.write(recs, tmp_path, plots=False).read_text()
+    task_table = page.split("## Task `mnist_mlp`")[1]
+    line = next(l for l in task_table.splitlines() if l.startswith("| 1 | `clip_norm`"))
+    assert "| n/a |" in line
+    assert "| — | `broken` | error: ValueError: boom |" in page
+
+
+def test_weights_flow_through_and_bad_keys_fail(tmp_path):
+    page = leaderboard.write(suite_records(), tmp_path, plots=False,
+                             weights={"speed": 0.0}).read_text()
+    assert "stability 0.500, speed 0.000, accuracy 0.500" in page
+    with pytest.raises(UserError, match="valid keys"):
+        leaderboard.write(suite_records(), tmp_path, plots=False, weights={"sped": 1})
+
+
+def test_plots_are_written_linked_and_deterministic(tmp_path):
+    recs = suite_records()
+    readme = leaderboard.write(recs, tmp_path / "a")
+    page = readme.read_text()
+    names = ["val_curves_mnist_mlp.png", "val_curves_sine_rnn.png", "grad_norm_mnist_mlp.png",
+             "grad_norm_sine_rnn.png", "stability_vs_accuracy.png"]
+    for name in names:
+        f = tmp_path / "a" / name
+        assert f.stat().st_size > 1000, name
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in page  # relative link
+    leaderboard.write(recs, tmp_path / "b")
+    for name in names + ["README.md"]:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -1,0 +1,147 @@
+"""The runner end to end: records, resume, reproducibility, real short runs per task, and
+the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import real_data_or_skip
+from gradbench import results
+from gradbench.config import expand, parse_suite
+from gradbench.runner import run_one, run_suite
+
+SMALL_MNIST = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"depth": 2, "width": 32}}
+
+
+def small_suite(**extra):
+    return parse_suite({"name": "t", "tasks": {"mnist_mlp": SMALL_MNIST},
+                        "strategies": ["baseline", "clip_norm"], "stress": {"lr_mult": [0.1]}, **extra})
+
+
+def test_record_has_the_documented_fields(tiny_data, tmp_path):
+    recs = run_suite(small_suite(), tmp_path / "r.jsonl", tiny_data, command="gradbench run t.yaml", log=lambda s: None)
+    assert len(recs) == 2
+    rec = recs[0]
+    for key in ("run_id", "suite", "task", "strategy", "seed", "stress", "status", "reason", "metrics",
+                "stability", "timings", "env", "data", "series", "spec", "command"):
+        assert key in rec
+    m = rec["metrics"]
+    assert rec["status"] == "ok" and 0 <= m["test"] <= 1
+    assert [s for s, _ in m["val_curve"]] == [10, 20]
+    assert m["best_val"] == max(v for _, v in m["val_curve"])
+    assert rec["data"]["fingerprint"].startswith("sha256:")
+    assert rec["env"]["torch"] and rec["env"]["threads"] >= 1
+    assert rec["timings"]["steps_per_s"] > 0
+    assert (tmp_path / rec["series"] / "steps.csv").exists()
+    assert (tmp_path / rec["series"] / "layers.csv").exists()
+
+
+def test_resume_skips_finished_runs(tiny_data, tmp_path):
+    path = tmp_path / "r.jsonl"
+    lines = []
+    run_suite(small_suite(), path, tiny_data, log=lines.append)
+    first = path.read_text()
+    lines.clear()
+    run_suite(small_suite(), path, tiny_data, log=lines.append)
+    assert path.read_text() == first
+    assert "2 already in" in lines[0] and "0 to run" in lines[0]
+
+
+def test_torn_last_line_is_ignored_and_its_run_runs_again(tiny_data, tmp_path):
+    path = tmp_path / "r.jsonl"
+    run_suite(small_suite(), path, tiny_data, log=lambda s: None)
+    good, second = path.read_text().splitlines()
+    path.write_text(good + "\n" + second[: len(second) // 2])       # killed mid-write
+    with pytest.warns(UserWarning, match="torn last line"):
+        recs = run_suite(small_suite(), path, tiny_data, log=lambda s: None)
+    assert len(recs) == 2
+    ids = [r["run_id"] for r in results.load(path)]        # the fragment is gone: a clean file
+    assert sorted(ids) == sorted({json.loads(good)["run_id"], json.loads(second)["run_id"]})
+
+
+def test_not_json_lines_is_a_clear_error(tmp_path):
+    p = tmp_path / "r.jsonl"
+    p.write_text("hello\n{}\n")
+    with pytest.raises(results.UserError, match=r"r.jsonl:1: not a JSON-lines results file"):
+        results.load(p)
+
+
+def strip_timings(rec: dict) -> dict:
+    rec = json.loads(json.dumps(rec))
+    rec.pop("timings")
+    return rec
+
+
+def test_same_seed_gives_an_identical_record_apart_from_timings(tiny_data):
+    spec = expand(small_suite())[1]
+    a, b = run_one(spec, tiny_data), run_one(spec, tiny_data)
+    assert strip_timings(a) == strip_timings(b)
+    other = run_one(spec.replace(seed=1), tiny_data)
+    assert other["metrics"]["val_curve"] != a["metrics"]["val_curve"]
+
+
+def test_paired_seed_gives_every_strategy_the_same_start(tiny_data):
+    base, clip = expand(small_suite())
+    ra, rb = run_one(base, tiny_data), run_one(clip, tiny_data)
+    # same data order and same initial weights: the same pre-clip gradient at step 0
+    assert ra["stability"]["grad_norm_curve"][0] == rb["stability"]["grad_norm_curve"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, parts", [
+    ("mnist_mlp", ("MNIST", "raw")), ("cifar10_cnn", ("cifar-10-batches-py",)), ("adding_rnn", ()),
+])
+def test_one_short_real_run_per_task(task, parts):
+    root = real_data_or_skip(*parts) if parts else real_data_or_skip()
+    suite = parse_suite({"tasks": {task: {"max_steps": 10, "eval_every": 5}}, "strategies": ["clip_norm"]})
+    rec = run_one(expand(suite)[0], root)
+    assert rec["status"] == "ok", rec["reason"]
+    assert rec["metrics"]["test"] is not None and len(rec["metrics"]["val_curve"]) == 2
+    assert rec["stability"]["grad_norm_max"] > 0
+
+
+def cli(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "gradbench.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("tasks: [mnist_mlp]\nstrategies: [baseline\n", "malformed YAML"),
+    ("tasks: [mnist_mlp]\nstrategies: [clip_nrom]\n", "did you mean 'clip_norm'"),
+    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: []\n", "seeds: must not be empty"),
+])
+def test_cli_bad_config_exits_2_with_one_line(tmp_path, content, expected):
+    (tmp_path / "s.yaml").write_text(content)
+    r = cli("run", str(tmp_path / "s.yaml"), "--data", str(tmp_path))
+    assert r.returncode == 2
+    assert expected in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_missing_data_says_where_it_looked(tmp_path):
+    (tmp_path / "s.yaml").write_text("tasks: [mnist_mlp]\nstrategies: [baseline]\n")
+    r = cli("run", str(tmp_path / "s.yaml"), "--data", str(tmp_path / "nowhere"), "--results", str(tmp_path / "r.jsonl"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert str(tmp_path / "nowhere") in r.stderr
+
+
+def test_cli_list_shows_tasks_and_strategies_by_family():
+    r = cli("list")
+    assert r.returncode == 0
+    for name in ("mnist_mlp", "cifar10_cnn", "adding_rnn", "baseline", "clip_norm", "clip_value", "clipping:"):
+        assert name in r.stdout
+
+
+def test_cli_run_end_to_end_writes_results_and_leaderboard(tiny_data, tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "name: e2e\ntasks:\n  mnist_mlp: {max_steps: 10, eval_every: 5, batch_size: 32, model: {depth: 2, width: 16}}\n"
+        "strategies: [baseline, clip_value]\n")
+    r = cli("run", str(tmp_path / "s.yaml"), "--data", str(tiny_data), "--results", str(tmp_path / "e2e.jsonl"))
+    assert r.returncode == 0, r.stderr
+    assert "[2/2]" in r.stdout and "ETA" in r.stdout
+    assert len(results.load(tmp_path / "e2e.jsonl")) == 2
+    assert (tmp_path / "e2e_leaderboard" / "README.md").exists()

@@ -1,0 +1,374 @@
+"""Scoring rules on hand-built result records (no torch, no training)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradbench.errors import UserError
+from gradbench.scoring import DEFAULT_WEIGHTS, bootstrap_mean_ci, resolve_weights, score
+
+TASKS = {  # metric name, higher_is_better, target, chance
+    "mnist_mlp": ("accuracy", True, 0.9, 0.1),
+    "sine_rnn": ("mse", False, 0.05, 0.167),
+}
+
+
+def make_record(task="mnist_mlp", strategy="baseline", seed=0, lr=1.0, status="ok", *,
+                test=0.95, best_val=None, steps_to_target=100, steps=1000, spikes=0,
+                reason=None, grad_scale=1.0, suite="quick", finished_at="2025-01-01T00:00:00Z",
+                command="gradbench run configs/quick.yaml", run_id=None) -> dict:
+    """One schema-1 record as results.py describes it. best_val defaults to `test`; a
+    diverged run keeps its best_val (so tests see it is replaced by chance) but has no
+    test metric; skipped and error runs have null metrics and stability."""
+    name, hib, target, chance = TASKS[task]
+    best_val = test if best_val is None else best_val
+    if status in ("skipped", "error"):
+        test = best_val = steps_to_target = None
+        steps = 0
+    elif status == "diverged":
+        test = None
+    key = f"{task}/{strategy}/{seed}/{lr}"
+    # Validation improves linearly from chance to best_val (either metric direction).
+    curve = None if best_val is None else [
+        [s, chance + (best_val - chance) * s / steps] for s in range(0, steps + 1, steps // 4)]
+    return {
+        "schema": 1,
+        "run_id": run_id or hashlib.sha256(key.encode()).hexdigest()[:12],
+        "suite": suite,
+        "task": task,
+        "strategy": {"label": strategy, "names": strategy.split("+"), "params": {}},
+        "seed": seed,
+        "stress": {"lr_mult": lr},
+        "status": status,
+        "reason": reason or {"diverged": "loss became non-finite",
+                             "skipped": "does not apply"}.get(status),
+        "metrics": {"name": name, "higher_is_better": hib, "target": target, "chance": chance,
+                    "test": test, "best_val": best_val,
+                    "final_val": None if status == "diverged" else best_val,
+                    "steps_to_target": steps_to_target, "val_curve": curve or [],
+                    "steps": steps},
+        "stability": None if status in ("skipped", "error") else {
+            "grad_norm_p50": 1.0, "grad_norm_p90": 2.0, "grad_norm_p99": 3.0,
+            "grad_norm_max": 10.0 * lr, "post_clip_max": 1.0, "clip_fraction": 0.1,
+            "nonfinite_steps": 1 if status == "diverged" else 0, "loss_spikes": spikes,
+            "grad_spikes": 0, "diverged_at_step": steps if status == "diverged" else None,
+            "max_loss_ratio": 2.0,
+            "grad_norm_curve": [[s, grad_scale * (1.0 + seed) * lr * (1 + s / 100)]
+                                for s in range(0, steps + 1, max(steps // 8, 1))]},
+        "timings": {"wall_s": 10.0, "train_s": 9.0, "steps_per_s": 100.0,
+                    "finished_at": finished_at},
+        "env": {"gradbench": "0.1.0", "torch": "2.13.0", "lightning": "2.5.0",
+                "python": "3.11.7", "device": "cpu", "threads": 4, "git_commit": "abc1234"},
+        "data": {"dataset": task.split("_")[0], "fingerprint": f"sha256:{task[:4]}0000"},
+        "series": None,
+        "spec": {},
+        "command": command,
+    }
+
+
+def suite_records() -> list[dict]:
+    """A small suite: two tasks (accuracy and mse), four strategies, seeds 0-2, lr x1 and
+    x10. batchnorm does not apply to the RNN task; clip_value has one error run; baseline
+    diverges at lr x10."""
+    recs = []
+    day = 0
+    for seed in range(3):
+        for lr in (1.0, 10.0):
+            day += 1
+            at = f"2025-03-{day:02d}T12:00:00Z"
+            # mnist_mlp: accuracy
+            base_div = lr == 10.0 and seed < 2
+            recs.append(make_record("mnist_mlp", "baseline", seed, lr,
+                                    "diverged" if base_div else "ok",
+                                    test=0.93 + 0.01 * seed, best_val=0.94 + 0.01 * seed,
+                                    steps_to_target=None if base_div else 300 + 10 * seed,
+                                    spikes=4 if lr == 10.0 else 1, grad_scale=20.0,
+                                    finished_at=at))
+            recs.append(make_record("mnist_mlp", "clip_norm", seed, lr,
+                                    test=0.95 + 0.01 * seed - (0.01 if lr == 10.0 else 0),
+                                    best_val=0.95 + 0.01 * seed,
+                                    steps_to_target=200 + 20 * seed, spikes=1, finished_at=at))
+            recs.append(make_record("mnist_mlp", "clip_norm+batchnorm", seed, lr,
+                                    test=0.96 + 0.005 * seed, best_val=0.95 + 0.01 * seed,
+                                    steps_to_target=250, spikes=0, grad_scale=0.2,
+                                    finished_at=at))
+            err = seed == 1 and lr == 10.0
+            recs.append(make_record("mnist_mlp", "clip_value", seed, lr,
+                                    "error" if err else "ok",
+                                    reason="RuntimeError: shape mismatch | in step"
+                                    if err else None,
+                                    test=0.9, best_val=0.9, steps_to_target=None, spikes=2,
+                                    finished_at=at))
+            # sine_rnn: mse (lower is better)
+            base_div = lr == 10.0 and seed == 0
+            recs.append(make_record("sine_rnn", "baseline", seed, lr,
+                                    "diverged" if base_div else "ok",
+                                    test=0.04 + 0.002 * seed, best_val=0.04 + 0.002 * seed,
+                                    steps_to_target=None if base_div else 500,
+                                    spikes=3, finished_at=at))
+            recs.append(make_record("sine_rnn", "clip_norm", seed, lr,
+                                    test=0.03 - 0.005 * (lr == 10.0),
+                                    best_val=0.03 - 0.005 * (lr == 10.0),
+                                    steps_to_target=400 - 100 * (lr == 10.0), spikes=1,
+                                    finished_at=at))
+            recs.append(make_record("sine_rnn", "clip_norm+batchnorm", seed, lr, "skipped",
+                                    reason="batchnorm does not apply to recurrent models",
+                                    finished_at=at))
+            recs.append(make_record("sine_rnn", "clip_value", seed, lr,
+                                    test=0.06, best_val=0.06, steps_to_target=None,
+                                    spikes=2, finished_at=at))
+    return recs
+
+
+def row(scores, task, strategy):
+    pt = scores.per_task
+    sel = pt[(pt["task"] == task) & (pt["strategy"] == strategy)]
+    assert len(sel) == 1, (task, strategy)
+    return sel.iloc[0]
+
+
+def overall(scores, strategy):
+    return scores.overall.set_index("strategy").loc[strategy]
+
+
+# ----------------------------------------------------------------------------- rules
+
+
+def test_diverged_seeds_lower_stability_and_accuracy():
+    recs = [make_record(strategy=s, seed=i, test=0.95)
+            for s in ("steady", "shaky") for i in range(3)]
+    recs[-1] = make_record(strategy="shaky", seed=2, status="diverged", best_val=0.99)
+    sc = score(recs)
+    steady, shaky = row(sc, "mnist_mlp", "steady"), row(sc, "mnist_mlp", "shaky")
+    assert steady["stability"] == 1.0
+    assert shaky["stability"] == pytest.approx(2 / 3)
+    # The diverged seed counts at chance (0.1), it is not dropped.
+    assert shaky["accuracy"] == pytest.approx((0.95 + 0.95 + 0.1) / 3)
+    assert shaky["accuracy"] < steady["accuracy"]
+    assert shaky["composite"] < steady["composite"]
+    assert (shaky["diverged"], shaky["stable_levels"], shaky["levels"]) == (1, 0, 1)
+
+
+def test_stable_region_counts_levels_without_any_divergence():
+    recs = [make_record(strategy="s", seed=i, lr=lr) for lr in (1.0, 10.0, 100.0) for i in range(2)]
+    recs.append(make_record(strategy="s", seed=2, lr=100.0, status="diverged"))
+    r = row(score(recs), "mnist_mlp", "s")
+    assert (r["stable_levels"], r["levels"]) == (2, 3)
+    assert r["stability"] == pytest.approx(6 / 7)
+
+
+def test_chosen_level_counts_diverged_at_chance_and_ignores_test():
+    recs = [
+        # lr x10: the survivor has the best val, but the diverged seed counts at chance.
+        make_record(strategy="s", seed=0, lr=10.0, best_val=0.99, test=0.99),
+        make_record(strategy="s", seed=1, lr=10.0, status="diverged", best_val=0.99),
+        # lr x1: a lower val but a much better test: test must not be used to choose.
+        make_record(strategy="s", seed=0, lr=1.0, best_val=0.93, test=0.5),
+        make_record(strategy="s", seed=1, lr=1.0, best_val=0.93, test=0.5),
+    ]
+    r = row(score(recs), "mnist_mlp", "s")
+    assert r["chosen_lr_mult"] == 1.0
+    assert r["accuracy"] == pytest.approx(0.5)
+
+
+def test_chosen_level_tie_goes_to_smaller_lr():
+    recs = [make_record(strategy="s", seed=0, lr=lr, best_val=0.95, test=t)
+            for lr, t in ((10.0, 0.97), (3.0, 0.95), (30.0, 0.99))]
+    assert row(score(recs), "mnist_mlp", "s")["chosen_lr_mult"] == 3.0
+
+
+def test_target_never_reached_gives_speed_zero():
+    recs = []
+    for i in range(3):
+        recs.append(make_record(strategy="fast", seed=i, steps_to_target=100))
+        recs.append(make_record(strategy="slow", seed=i, steps_to_target=400))
+        recs.append(make_record(strategy="never", seed=i, steps_to_target=None))
+    sc = score(recs)
+    assert row(sc, "mnist_mlp", "fast")["speed"] == 1.0
+    assert row(sc, "mnist_mlp", "slow")["speed"] == pytest.approx(0.25)
+    never = row(sc, "mnist_mlp", "never")
+    assert never["speed"] == 0.0 and math.isinf(never["steps_to_target"])
+
+
+def test_speed_is_median_over_seeds_with_diverged_as_infinity():
+    recs = [make_record(strategy="a", seed=i, steps_to_target=100) for i in range(3)]
+    recs += [make_record(strategy="b", seed=0, steps_to_target=50),
+             make_record(strategy="b", seed=1, status="diverged", steps_to_target=10),
+             make_record(strategy="b", seed=2, steps_to_target=None)]
+    sc = score(recs)
+    assert math.isinf(row(sc, "mnist_mlp", "b")["steps_to_target"])  # median of 50, inf, inf
+    assert row(sc, "mnist_mlp", "b")["speed"] == 0.0
+    assert row(sc, "mnist_mlp", "a")["speed"] == 1.0
+
+
+def test_nobody_reaching_target_scores_speed_zero_for_all():
+    recs = [make_record(strategy=s, steps_to_target=None) for s in ("a", "b")]
+    assert list(score(recs).per_task["speed"]) == [0.0, 0.0]
+
+
+def test_equal_composites_share_rank_in_a_deterministic_order():
+    recs = []
+    for s in ("zeta", "alpha", "mid"):
+        for i in range(3):
+            recs.append(make_record(strategy=s, seed=i, test=0.8 if s == "mid" else 0.95))
+    sc = score(recs)
+    pt = sc.per_task
+    assert list(pt["strategy"]) == ["alpha", "zeta", "mid"]
+    assert list(pt["rank"]) == [1, 1, 3]  # "min" method
+    shuffled = recs[:]
+    random.Random(1).shuffle(shuffled)
+    again = score(shuffled)
+    assert again.per_task.equals(pt) and again.overall.equals(sc.overall)
+    assert list(sc.overall["rank"]) == [1, 1, 3]
+
+
+def test_a_task_missing_from_results_has_no_rows():
+    sc = score([r for r in suite_records() if r["task"] == "sine_rnn"])
+    assert set(sc.per_task["task"]) == {"sine_rnn"}
+    empty = score([])
+    assert empty.per_task.empty and empty.overall.empty
+
+
+def test_na_strategy_is_not_penalised_in_overall_rank():
+    sc = score(suite_records())
+    na = row(sc, "sine_rnn", "clip_norm+batchnorm")
+    assert na["status"] == "n/a" and pd_isna(na["rank"]) and pd_isna(na["composite"])
+    assert na["reason"] == "batchnorm does not apply to recurrent models"
+    o = overall(sc, "clip_norm+batchnorm")
+    assert (o["tasks_ranked"], o["tasks_na"]) == (1, 1)
+    # Its mean rank is its rank on the only task where it applies.
+    assert o["mean_rank"] == row(sc, "mnist_mlp", "clip_norm+batchnorm")["rank"]
+
+
+def test_errors_are_excluded_from_scores_but_counted():
+    clean = [make_record(strategy="s", seed=i, test=0.9 + 0.02 * i) for i in range(3)]
+    broken = clean + [make_record(strategy="s", seed=3, status="error", reason="boom")]
+    a, b = row(score(clean), "mnist_mlp", "s"), row(score(broken), "mnist_mlp", "s")
+    for col in ("stability", "accuracy", "accuracy_lo", "accuracy_hi", "speed", "composite"):
+        assert a[col] == b[col], col
+    assert (a["errors"], b["errors"], b["runs"], b["scored"]) == (0, 1, 4, 3)
+    assert overall(score(broken), "s")["errors"] == 1
+
+
+def test_only_errors_shows_error_and_is_not_ranked():
+    recs = [make_record(strategy="ok"),
+            make_record(strategy="bug", status="error", reason="ValueError: bad shape")]
+    sc = score(recs)
+    bug = row(sc, "mnist_mlp", "bug")
+    assert bug["status"] == "error" and bug["errors"] == 1 and pd_isna(bug["rank"])
+    assert bug["reason"] == "ValueError: bad shape"
+    assert overall(sc, "bug")["tasks_error"] == 1 and pd_isna(overall(sc, "bug")["rank"])
+    assert list(sc.overall["strategy"]) == ["ok", "bug"]
+
+
+def test_weights_override_and_validation():
+    recs = [make_record(strategy="fast_bad", test=0.5, steps_to_target=50),
+            make_record(strategy="slow_good", test=0.95, steps_to_target=500)]
+    default = score(recs)
+    assert row(default, "mnist_mlp", "slow_good")["rank"] == 1
+    speedy = score(recs, {"speed": 1.0, "stability": 0, "accuracy": 0})
+    assert row(speedy, "mnist_mlp", "fast_bad")["rank"] == 1
+    assert row(speedy, "mnist_mlp", "slow_good")["composite"] == pytest.approx(0.1)
+    # A partial override keeps the other defaults; weights are normalised to sum to 1.
+    w = resolve_weights({"speed": 0.4})
+    assert w == pytest.approx({"stability": 0.4 / 1.2, "speed": 0.4 / 1.2, "accuracy": 0.4 / 1.2})
+    assert resolve_weights(None) == pytest.approx(DEFAULT_WEIGHTS)
+    with pytest.raises(UserError, match="stability, speed, accuracy") as e:
+        score(recs, {"acuracy": 1.0})
+    assert "acuracy" in str(e.value)
+    for bad in ({"speed": -1}, {"speed": "fast"}, {"speed": True}, {"speed": float("nan")},
+                {"stability": 0, "speed": 0, "accuracy": 0}, [("speed", 1)]):
+        with pytest.raises(UserError):
+            resolve_weights(bad)
+
+
+def test_mse_lower_is_better_in_chosen_level_and_normalisation():
+    recs = [
+        # best (lowest) mean best_val is at lr x10
+        make_record("sine_rnn", "a", 0, 1.0, best_val=0.05, test=0.05),
+        make_record("sine_rnn", "a", 0, 10.0, best_val=0.02, test=0.02),
+        make_record("sine_rnn", "b", 0, 1.0, best_val=0.167, test=0.167),  # chance
+        make_record("sine_rnn", "c", 0, 1.0, best_val=0.0935, test=0.0935),  # halfway
+        make_record("sine_rnn", "d", 0, 1.0, status="diverged", best_val=0.001),
+    ]
+    sc = score(recs)
+    a, b, c, d = (row(sc, "sine_rnn", s) for s in "abcd")
+    assert a["chosen_lr_mult"] == 10.0 and a["accuracy"] == pytest.approx(0.02)
+    assert a["accuracy_norm"] == 1.0 and b["accuracy_norm"] == 0.0
+    assert c["accuracy_norm"] == pytest.approx((0.167 - 0.0935) / (0.167 - 0.02))
+    assert d["accuracy"] == pytest.approx(0.167)  # diverged = chance, however good best_val was
+    assert a["rank"] == 1
+
+
+def test_paired_win_rate_against_baseline():
+    recs = []
+    for i, (base, mine) in enumerate(((0.90, 0.95), (0.90, 0.85), (0.90, 0.90), (0.90, 0.99))):
+        recs.append(make_record(strategy="baseline", seed=i, test=base))
+        recs.append(make_record(strategy="s", seed=i, test=mine))
+    recs.append(make_record(strategy="s", seed=9, test=0.99))  # no baseline on seed 9
+    sc = score(recs)
+    s = row(sc, "mnist_mlp", "s")
+    assert s["win_rate"] == pytest.approx((1 + 0 + 0.5 + 1) / 4) and s["paired_seeds"] == 4
+    assert pd_isna(row(sc, "mnist_mlp", "baseline")["win_rate"])
+    lonely = score([make_record(strategy="s", seed=i) for i in range(2)])
+    assert pd_isna(row(lonely, "mnist_mlp", "s")["win_rate"])  # no baseline arm
+
+
+def test_paired_win_rate_respects_lower_is_better():
+    recs = [make_record("sine_rnn", "baseline", test=0.05),
+            make_record("sine_rnn", "s", test=0.03)]
+    assert row(score(recs), "sine_rnn", "s")["win_rate"] == 1.0
+
+
+def test_bootstrap_interval_contains_mean_and_is_deterministic():
+    values = np.array([0.91, 0.95, 0.93, 0.97, 0.89])
+    mean, lo, hi = bootstrap_mean_ci(values)
+    assert lo <= mean <= hi and lo < hi
+    assert mean == pytest.approx(values.mean())
+    assert (mean, lo, hi) == bootstrap_mean_ci(values.copy())
+    assert values.min() <= lo and hi <= values.max()
+    assert bootstrap_mean_ci(np.array([0.9])) == (0.9, 0.9, 0.9)
+    assert bootstrap_mean_ci(np.array([0.9, 0.9, 0.9]))[1:] == (0.9, 0.9)
+    # In the scores the interval depends only on the row's own values, not on other rows.
+    sc = score(suite_records())
+    alone = score([r for r in suite_records() if r["strategy"]["label"] == "clip_norm"])
+    for task in ("mnist_mlp", "sine_rnn"):
+        for col in ("accuracy", "accuracy_lo", "accuracy_hi"):
+            assert row(sc, task, "clip_norm")[col] == row(alone, task, "clip_norm")[col]
+
+
+def test_suite_scores_are_sane():
+    sc = score(suite_records())
+    pt = sc.per_task
+    ranked = pt[pt["status"] == "scored"]
+    for col in ("stability", "speed", "accuracy_norm", "composite"):
+        assert ranked[col].between(0, 1).all(), col
+    assert ranked.groupby("task")["rank"].min().eq(1).all()
+    assert row(sc, "mnist_mlp", "clip_value")["errors"] == 1
+    assert list(sc.overall.columns)[:2] == ["strategy", "rank"]
+
+
+def test_last_record_of_a_run_wins():
+    first = make_record(strategy="s", status="error", reason="boom", run_id="a" * 12)
+    rerun = make_record(strategy="s", test=0.95, run_id="a" * 12)
+    r = row(score([first, rerun]), "mnist_mlp", "s")
+    assert (r["status"], r["errors"], r["runs"]) == ("scored", 0, 1)
+
+
+def test_scoring_and_leaderboard_import_neither_torch_nor_lightning():
+    code = ("import sys, gradbench.scoring, gradbench.leaderboard; "
+            "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning'))")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def pd_isna(x) -> bool:
+    import pandas as pd
+    return bool(pd.isna(x))
