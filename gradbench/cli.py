@@ -1,7 +1,8 @@
-"""gradbench run | list | data | leaderboard.
+"""gradbench run | list | data | leaderboard | verify.
 
 Bad input is one line on stderr and exit code 2; Ctrl-C stops after the last finished run
-(which is already on disk) and says how to resume; a run that errors makes the exit code 1.
+(which is already on disk) and prints the command that resumes (exit 130; 143 for SIGTERM);
+a run that errors makes the exit code 1, with a summary of the errors on stderr.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import warnings
 from pathlib import Path
 
 from .errors import UserError
@@ -21,15 +23,58 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "fn", None):
         parser.print_help()
         return 2
+    args.argv = list(argv)
     try:
-        return args.fn(args) or 0
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.fn(args) or 0
     except UserError as e:
-        print(f"gradbench: error: {e}", file=sys.stderr)
+        print(f"gradbench: error: {_one_line(e)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ngradbench: interrupted; every finished run is saved. Run the same command again to resume.",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        return _interrupted(args, e)
+    except OSError as e:  # the file system said no (disk full, permissions ...): one line, not a traceback
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"gradbench: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+_show_original = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """gradbench's own warnings (a torn results line ...) as one 'gradbench: warning:' line;
+    other libraries' warnings as Python shows them."""
+    if getattr(category, "__module__", "").startswith("gradbench"):
+        print(f"gradbench: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
+    else:
+        _show_original(message, category, filename, lineno, file, line)
+
+
+def _interrupted(args, e: KeyboardInterrupt) -> int:
+    """Ctrl-C (or SIGTERM): what is saved and how to go on; exit code 128 + the signal."""
+    import signal
+    signum = getattr(e, "signum", signal.SIGINT)
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    results_path = getattr(args, "results_path", None)
+    if results_path is not None:
+        print(f"\ngradbench: interrupted ({name}); every finished run is saved in {results_path} and will "
+              f"not run again; the run that was cut short will.", file=sys.stderr)
+        print(f"gradbench: to resume, run the same command again (in {Path.cwd()}):\n  "
+              f"{_command_line(getattr(args, 'argv', None))}", file=sys.stderr)
+    elif getattr(args, "fn", None) is cmd_run:
+        print(f"\ngradbench: interrupted ({name}) before any run started. To start again, run:\n  "
+              f"{_command_line(getattr(args, 'argv', None))}", file=sys.stderr)
+    else:
+        print(f"\ngradbench: interrupted ({name})", file=sys.stderr)
+    return 128 + int(signum)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +86,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--results", help="results file (JSON lines; default results/<suite>.jsonl)")
     run.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     run.add_argument("--leaderboard", help="where to write the leaderboard (default: beside the results)")
+    where = run.add_argument_group("where runs execute (the same records whichever you pick)")
+    where.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="N local worker processes; on CPU the cores are split between them")
+    where.add_argument("--devices", metavar="0,1,...", help="one worker per listed GPU (CUDA_VISIBLE_DEVICES per worker)")
+    where.add_argument("--runs-per-device", type=int, default=1, metavar="K", help="pack K small runs on each GPU")
+    where.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes, or Ray tasks")
+    where.add_argument("--address", help="with --executor ray: an existing cluster (e.g. ray://head:10001 or auto)")
+    run.add_argument("--wandb", action="store_true",
+                     help="log every run to Weights & Biases (offline unless logged in; or a 'wandb:' suite section)")
     run.set_defaults(fn=cmd_run)
 
     ls = sub.add_parser("list", help="tasks and strategies, with one-line descriptions")
@@ -57,32 +111,77 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="leaderboard", help="output folder (default: leaderboard/)")
     lb.add_argument("--command", help="the command to name as reproducing these results")
     lb.set_defaults(fn=cmd_leaderboard)
+
+    from . import verify
+    vf = sub.add_parser("verify", help="re-run recorded runs and check they reproduce their results exactly",
+                        description=verify.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    vf.add_argument("results", help="results file (JSON lines) whose runs to re-run")
+    vf.add_argument("--sample", type=int, metavar="K", help="re-run K runs drawn with --seed (default: all)")
+    vf.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the --sample draw (default 0)")
+    vf.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
+    vf.add_argument("--plugins", action="append", metavar="FILE_OR_MODULE",
+                    help="plugin file or module that registers the strategies/hooks the runs use (repeatable)")
+    vf.set_defaults(fn=cmd_verify)
     return p
 
 
-def _command_line() -> str:
-    return "gradbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _command_line(argv: list[str] | None = None) -> str:
+    argv = sys.argv[1:] if argv is None else argv
+    return "gradbench " + " ".join(shlex.quote(a) for a in argv)
 
 
 def cmd_run(args) -> int:
     from .config import load_suite
     from .data import resolve_data_root
     from .plugins import load_entry_points
-    from .runner import default_results_path, run_suite
+    from .executors import make_executor
+    from .runner import default_results_path, run_suite, runs_dir
 
     load_entry_points()
     suite = load_suite(args.config)
     results_path = Path(args.results) if args.results else default_results_path(suite)
-    records = run_suite(suite, results_path, resolve_data_root(args.data), command=_command_line())
+    args.results_path = results_path  # from here on, an interrupt says how to resume
+    executor = make_executor(args.executor, workers=args.workers, devices=args.devices,
+                             runs_per_device=args.runs_per_device, address=args.address, threads=suite.threads)
+    wandb = None
+    if args.wandb or suite.wandb is not None:
+        from . import tracking
+        wandb = tracking.resolve(suite.wandb, default_dir=results_path.parent)
+    records = run_suite(suite, results_path, resolve_data_root(args.data),
+                        command=_command_line(getattr(args, "argv", None)), executor=executor, wandb=wandb)
     out = Path(args.leaderboard) if args.leaderboard else results_path.parent / f"{suite.name}_leaderboard"
     page = _write_leaderboard(records, out, weights=suite.scoring.get("weights"))
+    if wandb:
+        from . import scoring, tracking
+        tracking.log_summary(wandb, suite.name, scoring.score(records, suite.scoring.get("weights")))
+        print(tracking.sync_hint(wandb))
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "diverged", "error", "skipped")}
     print(f"done: {len(records)} runs ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}); "
           f"results {results_path}; leaderboard {page}")
     errors = [r for r in records if r["status"] == "error"]
+    if errors:
+        print(f"gradbench: {len(errors)} of {len(records)} runs failed with an error (recorded as 'error', "
+              f"the suite went on; tracebacks in {runs_dir(results_path)}/<run_id>/error.txt):", file=sys.stderr)
     for r in errors:
-        print(f"  error: {r['task']} {r['strategy']['label']} seed {r['seed']}: {r['reason']}", file=sys.stderr)
+        print(f"  error: {r['task']} {r['strategy']['label']} seed {r['seed']} [{r['run_id']}]: "
+              f"{_one_line(r['reason'])}", file=sys.stderr)
     return 1 if errors else 0
+
+
+def cmd_verify(args) -> int:
+    from . import plugins
+    from .data import resolve_data_root
+    from .verify import verify
+
+    if args.sample is not None and args.sample < 1:
+        raise UserError(f"--sample: must be a positive integer (how many runs to re-run), got {args.sample}")
+    plugins.load_entry_points()
+    plugins.load(args.plugins or [])
+    outcomes = verify(args.results, resolve_data_root(args.data), sample=args.sample, seed=args.seed)
+    bad = [o for o in outcomes if not o.ok]
+    print(f"verify: {len(outcomes) - len(bad)} of {len(outcomes)} runs reproduce their recorded results"
+          + (f"; {len(bad)} differ" if bad else ""))
+    return 1 if bad else 0
 
 
 def _write_leaderboard(records, out: Path, weights=None, command=None) -> Path:

@@ -30,7 +30,8 @@ SUITE_KEYS = {
     "monitor": "StabilityMonitor settings: " + ", ".join(MONITOR_DEFAULTS),
     "plugins": "Python files or modules that register extra strategies",
     "scoring": "{weights: {stability, speed, accuracy}}",
-    "threads": "torch threads per run (default: all cores)",
+    "threads": "torch threads per run (default: all cores, split between local workers)",
+    "wandb": "Weights & Biases tracking: {project, entity, mode, dir, tags} (see tracking.py)",
 }
 TASK_KEYS = ("max_steps", "eval_every", "batch_size", "lr_mult", "model", "data")
 TRAINER_KEYS = ("precision", "accumulate_grad_batches", "accelerator", "devices", "strategy",
@@ -52,6 +53,7 @@ class Suite:
     plugins: list[str] = field(default_factory=list)
     scoring: dict = field(default_factory=dict)
     threads: int | None = None
+    wandb: dict | None = None
     path: str | None = None
 
 
@@ -109,7 +111,7 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
         eval_every=_positive_int(raw["eval_every"], "eval_every") if "eval_every" in raw else None,
         trainer=trainer, monitor=monitor, plugins=plugin_list, scoring=scoring,
         threads=_positive_int(raw["threads"], "threads") if raw.get("threads") is not None else None,
-        path=path)
+        wandb=_wandb(raw["wandb"]) if "wandb" in raw else None, path=path)
 
 
 def expand(suite: Suite) -> list[RunSpec | Skipped]:
@@ -186,6 +188,19 @@ def _mapping(v, where, valid):
     for k in v:
         if k not in valid:
             raise UserError(f"{where}: unknown key {k!r}{did_you_mean(str(k), valid)}; valid: {', '.join(valid)}")
+
+
+def _wandb(v) -> dict:
+    from .tracking import KEYS
+
+    v = v or {}
+    _mapping(v, "wandb", KEYS)
+    for k in ("project", "entity", "mode", "dir"):
+        if k in v and not isinstance(v[k], str):
+            raise UserError(f"wandb.{k}: expected a string, got {v[k]!r}")
+    if "mode" in v and v["mode"] not in ("online", "offline", "auto"):
+        raise UserError(f"wandb.mode: {v['mode']!r} is not one of online, offline, auto")
+    return v
 
 
 def _seeds(v) -> list[int]:

@@ -36,9 +36,16 @@ A record (schema 1) holds:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import math
 import os
+import signal
+import socket
+import threading
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -50,23 +57,91 @@ STATUSES = ("ok", "diverged", "error", "skipped")
 
 def append(path: str | os.PathLike, record: dict) -> None:
     """Append one record as one line, flushed and fsynced before returning, so a finished
-    run survives a crash or kill -9 of the suite that follows it."""
+    run survives a crash or kill -9 of the suite that follows it.
+
+    If the write fails (no space left, read-only file system, I/O error), the file is cut back
+    to its size before the write, so no partial line survives and nothing already in it is
+    changed, and a UserError names the file and the cause. Non-finite floats are written as
+    null (JSON has no NaN; a diverged run's curve may hold one). A Ctrl-C that arrives while
+    the line is written takes effect once it is on disk (see interruptible())."""
     path = Path(path)
-    line = json.dumps(record, sort_keys=True, allow_nan=False) + "\n"
+    line = (encode(record) + "\n").encode("utf-8")
+    with _critical():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _drop_torn_tail(path)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot write results to {path}: {e.strerror or e}") from None
+        try:
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except BaseException as e:
+                undone = _truncate(fd, size)
+                if not isinstance(e, OSError):
+                    raise
+                raise UserError(f"cannot write results to {path}: {e.strerror or e}"
+                                + ("" if undone else f" (and cutting it back to {size} bytes failed too: "
+                                   "remove its incomplete last line by hand)")
+                                + "; the runs already in it are intact: free space or fix the "
+                                  "file's permissions, then run the same command again to resume") from None
+        finally:
+            os.close(fd)
+
+
+def encode(record: dict) -> str:
+    """The record as its one JSON line (no newline): keys sorted, non-finite floats as null."""
+    return json.dumps(_jsonable(record), sort_keys=True, allow_nan=False, default=_default)
+
+
+def normalized(record: dict) -> dict:
+    """The record as it reads back from the file (what append + iter_records give)."""
+    return json.loads(encode(record))
+
+
+def _truncate(fd: int, size: int) -> bool:
+    """Cut the file back to `size` bytes (undo a partial write); True when that worked."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _drop_torn_tail(path)
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as e:
-        raise UserError(f"cannot write results to {path}: {e.strerror or e}") from None
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _jsonable(x):
+    """Non-finite floats -> None (JSON has no NaN/inf), recursively; everything else as is."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _default(x):
+    """numpy / torch scalars and paths, which a strategy or monitor may leave in a record."""
+    if hasattr(x, "item"):
+        try:
+            return _jsonable(x.item())
+        except (TypeError, ValueError):
+            pass
+    if hasattr(x, "tolist"):
+        return _jsonable(x.tolist())
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    return str(x)  # never lose a finished run over an odd value in its record
 
 
 def _drop_torn_tail(path: Path) -> None:
     """Cut a partial last line (a run killed mid-write) so the next record starts a clean line;
-    the run it belonged to was not finished and runs again."""
+    the run it belonged to was not finished and runs again. A last line without a newline that
+    does not look like a cut-off record is left alone: a UserError, not a truncation."""
     try:
         with open(path, "rb+") as fh:
             size = fh.seek(0, os.SEEK_END)
@@ -77,8 +152,16 @@ def _drop_torn_tail(path: Path) -> None:
                 return
             tail = min(size, 1 << 20)
             fh.seek(size - tail)
-            cut = fh.read(tail).rfind(b"\n")
-            keep = (size - tail + cut + 1) if cut >= 0 else 0
+            chunk = fh.read(tail)
+            cut = chunk.rfind(b"\n")
+            if cut < 0 and tail < size:
+                raise UserError(f"{path}: its last line is over 1 MiB without a newline; "
+                                "not a JSON-lines results file written by gradbench")
+            if not _looks_torn(chunk[cut + 1:]):
+                lineno = _count_lines(path)
+                raise UserError(f"{path}:{lineno}: not a JSON-lines results file (the last line is not a "
+                                "run record); pass a results file written by gradbench, or a new path")
+            keep = size - tail + cut + 1
             fh.truncate(keep)
             fh.flush()
             os.fsync(fh.fileno())
@@ -86,17 +169,46 @@ def _drop_torn_tail(path: Path) -> None:
         return
 
 
+def _looks_torn(fragment: bytes) -> bool:
+    """A record cut off while written: the start of a JSON object, or the zero bytes a file
+    system may leave past the last fsync after a power cut."""
+    frag = fragment.strip()
+    return not frag or frag.startswith(b"{") or not frag.strip(b"\x00")
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return fh.read().count(b"\n") + 1
+
+
+class ResultsWarning(UserWarning):
+    """Something about the results file worth knowing (the CLI prints it as one
+    'gradbench: warning:' line)."""
+
+
+class TornLineWarning(ResultsWarning):
+    """A torn last line was ignored; its run runs again."""
+
+
 def iter_records(path: str | os.PathLike) -> Iterator[dict]:
     """Yield the records of a JSON-lines results file.
 
-    A torn last line (a run killed mid-write) is reported as a warning and skipped, so its
-    run runs again; any other line that is not a JSON object is a UserError naming the line.
+    A torn last line (a run killed mid-write: no newline, the start of a JSON object) is
+    reported as a TornLineWarning and skipped, so its run runs again; any other line that is
+    not a JSON object with a run_id is a UserError naming the file and line.
     """
     path = Path(path)
     if not path.exists():
         raise UserError(f"results file {path} does not exist")
-    with open(path, "rb") as fh:
-        lines = fh.read().split(b"\n")
+    if path.is_dir():
+        raise UserError(f"results file {path} is a directory; pass a .jsonl file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise UserError(f"cannot read results file {path}: {e.strerror or e}") from None
+    lines = data.split(b"\n")
+    torn_ok = not data.endswith(b"\n")       # only an unterminated last line can be torn
     last = len(lines) - 1
     while last >= 0 and not lines[last].strip():
         last -= 1
@@ -105,14 +217,16 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
             continue
         try:
             rec = json.loads(raw)
-            if not isinstance(rec, dict) or "run_id" not in rec:
-                raise ValueError("not a run record")
+            if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str):
+                raise ValueError("not a run record: a JSON object with a run_id")
         except (ValueError, UnicodeDecodeError) as e:
-            if i == last:
+            if i == last and torn_ok and _looks_torn(raw):
                 warnings.warn(f"{path}:{i + 1}: ignoring a torn last line (a run cut off while "
-                              "writing); its run will run again", stacklevel=2)
+                              "writing); its run will run again", TornLineWarning, stacklevel=2)
                 continue
-            raise UserError(f"{path}:{i + 1}: not a JSON-lines results file ({e})") from None
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise UserError(f"{path}:{i + 1}: not a JSON-lines results file ({why}); pass a results "
+                            "file written by gradbench, or a new path") from None
         yield rec
 
 
@@ -132,3 +246,154 @@ def latest_by_run(records: Iterable[dict]) -> list[dict]:
     for r in records:
         by_id[r["run_id"]] = r
     return list(by_id.values())
+
+
+# --- one writer per results file ----------------------------------------------------------
+def lock_path(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, what: str = "gradbench run"):
+    """Hold `<results>.lock` (fcntl.flock, non-blocking) for the whole block, so two suites
+    cannot interleave lines in one results file. The lock file says who holds it (pid, host,
+    start time), for the error the second process gets. The kernel drops a flock when its
+    process dies, so a lock file left by a killed run never blocks: it is simply re-taken.
+    The lock file itself stays (removing it would let two processes lock two inodes)."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one writer is then up to the user)
+        yield
+        return
+    path = Path(path)
+    lock = lock_path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot write results to {path}: cannot create its lock file {lock}: "
+                        f"{e.strerror or e}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise UserError(f"{path} is in use by {_holder(fd, what)}; wait for it or use another --results") from None
+            # a file system without flock (some network mounts): go on, but say so
+            warnings.warn(f"cannot lock {lock} ({e.strerror or e}); make sure no other gradbench run "
+                          f"writes to {path} at the same time", ResultsWarning, stacklevel=3)
+            yield
+            return
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
+                  "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+        except OSError:
+            pass  # the lock holds without the note; a second process just learns less
+        try:
+            yield
+        finally:
+            try:
+                os.ftruncate(fd, 0)  # no stale holder note once released
+            except OSError:
+                pass
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _holder(fd: int, what: str) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+        return (f"{info.get('what') or what} (pid {info['pid']} on {info['host']} since {info['since']})")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return f"another {what} (it has not said which yet)"
+
+
+# --- Ctrl-C / SIGTERM: stop after the last finished run ------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """The suite was stopped by a signal; `signum` says which (the exit code is 128 + signum)."""
+
+    def __init__(self, signum: int = signal.SIGINT):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = int(signum)
+
+
+class _Guard:
+    def __init__(self):
+        self.signum: int | None = None
+        self.critical = 0
+        self.pending = False
+
+    def handler(self, signum, frame):
+        self.signum = signum
+        if self.critical:       # a record is being written: finish it, then stop
+            self.pending = True
+            return
+        raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raise Interrupted if a signal came in (e.g. one Lightning turned into a graceful stop):
+        the run that was going on when it came is not finished and must not be recorded."""
+        if self.signum is not None:
+            raise Interrupted(self.signum)
+
+
+_guard: _Guard | None = None
+
+
+@contextlib.contextmanager
+def _critical():
+    g = _guard
+    if g is None:
+        yield
+        return
+    g.critical += 1
+    try:
+        yield
+    finally:
+        g.critical -= 1
+    if not g.critical and g.pending:
+        g.pending = False
+        raise Interrupted(g.signum)
+
+
+@contextlib.contextmanager
+def interruptible(signals=(signal.SIGINT, signal.SIGTERM)):
+    """Turn Ctrl-C and SIGTERM into `Interrupted` (a KeyboardInterrupt) for the block, however
+    the code inside handles them, and yield the guard (`guard.check()` between runs).
+
+    Why: Lightning 2.x catches KeyboardInterrupt inside trainer.fit/validate/test
+    (trainer/call.py, _call_and_handle_interrupt): it sets SIGINT to SIG_IGN, tears the
+    trainer down and calls sys.exit(1); on SIGTERM its loops raise SIGTERMException, a
+    SystemExit with code 0. Either would end the suite as a plain exit (1, or even 0) with
+    no resume hint; here a SystemExit that follows one of our signals becomes Interrupted,
+    so the caller stops cleanly, the interrupted run is not recorded, and the exit code is
+    128 + signum. A signal that comes while a record is written takes effect after it is on
+    disk. Only in the main thread (signals cannot be set elsewhere); a signal ignored
+    (SIG_IGN) when the block starts stays ignored. Handlers are restored on exit."""
+    global _guard
+    guard = _Guard()
+    if threading.current_thread() is not threading.main_thread():
+        yield guard
+        return
+    previous = {}
+    for s in signals:
+        old = signal.getsignal(s)
+        if old is signal.SIG_IGN:
+            continue
+        previous[s] = old
+        signal.signal(s, guard.handler)
+    outer, _guard = _guard, guard
+    try:
+        yield guard
+    except SystemExit:
+        if guard.signum is not None:
+            raise Interrupted(guard.signum) from None
+        raise
+    finally:
+        _guard = outer
+        for s, old in previous.items():
+            signal.signal(s, old if old is not None else signal.SIG_DFL)

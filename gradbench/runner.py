@@ -79,6 +79,20 @@ def skipped_record(item: Skipped, command: str | None = None) -> dict:
             "spec": item.spec.to_dict()}
 
 
+def _fresh_record(spec: RunSpec, command: str | None, status: str = "ok", reason: str | None = None) -> dict:
+    task = TASKS.get(spec.task)
+    return {**_identity(spec, command), "status": status, "reason": reason, "metrics": _metrics_stub(task),
+            "stability": None, "timings": {}, "env": None,
+            "data": {"dataset": task.dataset, "fingerprint": None}, "series": None, "spec": spec.to_dict()}
+
+
+def error_record(spec: RunSpec, command: str | None, reason: str) -> dict:
+    """A run that failed outside run_one (a worker or launcher died): still a result."""
+    rec = _fresh_record(spec, command, "error", reason[:500])
+    rec["timings"] = {"finished_at": _now()}
+    return rec
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -88,10 +102,11 @@ def reached(value: float, target: float, higher_is_better: bool) -> bool:
 
 
 def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command: str | None = None,
-            series_rel: str | None = None, callbacks: tuple = ()) -> dict:
+            series_rel: str | None = None, callbacks: tuple = (), logger=None) -> dict:
     """Train one run and return its record. Exceptions become status 'error', never escape
     (KeyboardInterrupt excepted: the suite stops, and this run is not recorded).
-    `callbacks` are extra Lightning callbacks (a logger's, a test's fault injection)."""
+    `callbacks` are extra Lightning callbacks (a test's fault injection); `logger` a Lightning
+    logger (W&B) for the Trainer."""
     import lightning.pytorch as L
     import torch
 
@@ -102,9 +117,7 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
 
     quiet_lightning()
     task = TASKS.get(spec.task)
-    record = {**_identity(spec, command), "status": "ok", "reason": None, "metrics": _metrics_stub(task),
-              "stability": None, "timings": {}, "env": None,
-              "data": {"dataset": task.dataset, "fingerprint": None}, "series": None, "spec": spec.to_dict()}
+    record = _fresh_record(spec, command)
     t0 = time.perf_counter()
     accelerator = spec.trainer.get("accelerator", "auto")
     try:
@@ -120,7 +133,8 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
         trainer = L.Trainer(
             max_steps=spec.max_steps, max_epochs=-1, check_val_every_n_epoch=None,
             val_check_interval=spec.eval_every * accum,  # counted in batches; eval_every is in optimizer steps
-            logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            logger=logger if logger is not None else False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
             num_sanity_val_steps=0, callbacks=[monitor, *callbacks], **trainer_kwargs)
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
         t_fit = time.perf_counter()
@@ -165,46 +179,59 @@ def runs_dir(results_path: Path) -> Path:
 
 
 def run_suite(suite: Suite, results_path: Path, data_root: Path, command: str | None = None,
-              log: Callable[[str], None] = print) -> list[dict]:
-    """Run every run of the suite not yet in the results file; return the suite's records."""
-    import torch
+              log: Callable[[str], None] = print, executor=None, wandb: dict | None = None) -> list[dict]:
+    """Run every run of the suite not yet in the results file; return the suite's records.
 
+    `executor` (executors.py) decides where runs execute (default: in this process); this
+    function stays the single writer of the results file whatever it is. `wandb` is resolved
+    tracking settings (tracking.resolve) or None.
+    """
+    from .executors import InProcess, Job
+
+    executor = executor or InProcess()
+    items = expand(suite)
+    if getattr(executor, "local_data", True):
+        check_data(suite, items, data_root)
+    # one writer per results file (<results>.lock, held for the whole suite); Ctrl-C/SIGTERM
+    # stop between runs as results.Interrupted, and the run they cut short is not recorded
+    with results.exclusive(results_path), results.interruptible() as guard:
+        done = results.finished_ids(results_path)
+        todo = [i for i in items if i.run_id not in done]
+        log(f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
+            f"{len(todo)} to run); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "
+            f"{len(suite.seeds)} seeds x {len(suite.lr_mults)} lr multipliers; {executor.describe()}")
+        progress = Progress(todo, len(items) - len(todo), len(items), log, parallel=getattr(executor, "workers", 1))
+        for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
+            rec = skipped_record(item, command)
+            results.append(results_path, rec)
+            progress.done(item, rec)
+        job = Job(data_root=str(data_root), runs_dir=str(runs_dir(results_path)),
+                  results_dir=str(results_path.parent), command=command, threads=suite.threads, wandb=wandb)
+        for spec, rec in executor.map([i for i in todo if not isinstance(i, Skipped)], job):
+            guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
+            results.append(results_path, rec)
+            progress.done(spec, rec)
+    ids = {i.run_id for i in items}
+    return [r for r in results.latest_by_run(results.load(results_path)) if r["run_id"] in ids]
+
+
+def check_data(suite: Suite, items: list, data_root: Path) -> None:
+    """Fail fast on missing or corrupt data, before anything trains (and warm this process's cache)."""
     from .data import load_dataset
 
-    if suite.threads:
-        torch.set_num_threads(suite.threads)
-    items = expand(suite)
-    # fail fast on missing data, before anything trains (and warm the per-process cache)
     for name in dict.fromkeys(TASKS.get(t).dataset for t in suite.tasks):
         first = next(i for i in items if TASKS.get(i.spec.task if isinstance(i, Skipped) else i.task).dataset == name)
         spec = first.spec if isinstance(first, Skipped) else first
         load_dataset(name, data_root, **spec.data)
-    done = results.finished_ids(results_path)
-    todo = [i for i in items if i.run_id not in done]
-    log(f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
-        f"{len(todo)} to run); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "
-        f"{len(suite.seeds)} seeds x {len(suite.lr_mults)} lr multipliers")
-    progress = Progress(todo, len(items) - len(todo), len(items), log)
-    for item in todo:
-        if isinstance(item, Skipped):
-            rec = skipped_record(item, command)
-        else:
-            run_dir = runs_dir(results_path) / item.run_id
-            rec = run_one(item, data_root, run_dir, command,
-                          series_rel=str(run_dir.relative_to(results_path.parent)))
-        results.append(results_path, rec)
-        progress.done(item, rec)
-    ids = {i.run_id for i in items}
-    return [r for r in results.latest_by_run(results.load(results_path)) if r["run_id"] in ids]
 
 
 class Progress:
     """One line per finished run: position, what ran, its outcome, and the suite's ETA
     (the mean wall time of the task's finished runs times the runs left)."""
 
-    def __init__(self, todo: list, already: int, total: int, log):
+    def __init__(self, todo: list, already: int, total: int, log, parallel: int = 1):
         self.left = [i for i in todo if not isinstance(i, Skipped)]
-        self.count, self.total, self.log = already, total, log
+        self.count, self.total, self.log, self.parallel = already, total, log, max(1, parallel)
         self.secs: dict[str, list[float]] = {}
 
     def done(self, item, rec: dict) -> None:
@@ -231,4 +258,5 @@ class Progress:
         mean_all = sum(every) / len(every)
         secs = sum((sum(self.secs[s.task]) / len(self.secs[s.task])) if s.task in self.secs else mean_all
                    for s in self.left)
+        secs /= self.parallel
         return f"{int(secs // 60)}m{int(secs % 60):02d}s"

@@ -88,6 +88,8 @@ class StabilityMonitor(L.Callback):
         norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(1, device=self.buf.device)
         total = torch.linalg.vector_norm(norms)
         loss = pl_module.last_loss if pl_module.last_loss is not None else total.new_tensor(float("nan"))
+        if trainer.world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
+            loss = trainer.strategy.reduce(loss, reduce_op="mean")
         self.buf[step, LOSS] = loss.float()
         self.buf[step, PRE] = total
         if not self.clipping:

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Sourced by the other scripts: make ./.venv with gradbench installed (first use only).
-# EXTRAS picks the optional extras (default "dev"). Every install goes through
+# EXTRAS picks the optional extras (default "dev,ray"). Every install goes through
 # constraints.txt so torch stays the 2.13.0 CPU wheel (an unpinned torch pulls CUDA).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv="$root/.venv"
-extras=${EXTRAS:-dev}
+extras=${EXTRAS:-dev,ray}
 stamp="$venv/.installed-$(echo "$extras" | tr ',' '-')"
 if [ ! -x "$venv/bin/python" ]; then
   "${PYTHON:-python3}" -m venv "$venv"

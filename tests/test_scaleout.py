@@ -1,0 +1,157 @@
+"""Scale-out and tracking: the same suite gives the same records (apart from timings) in
+process, with 2 local workers, on a local Ray, and one run on 2 DDP processes agrees across
+ranks; W&B offline run folders hold each run's config and metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from gradbench import results
+from gradbench.config import expand, parse_suite
+from gradbench.executors import InProcess, Job, LocalPool, execute, make_executor
+from gradbench.runner import run_suite
+
+TINY = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"depth": 2, "width": 16}}
+
+
+def tiny_suite(**extra):
+    return parse_suite({"name": "scale", "tasks": {"mnist_mlp": TINY}, "strategies": ["baseline", "clip_norm"],
+                        "seeds": 2, "threads": 1, **extra})
+
+
+def comparable(recs: list[dict]) -> dict:
+    """Records keyed by run_id, without what may differ between executors: wall times."""
+    out = {}
+    for r in recs:
+        r = json.loads(json.dumps(r))
+        r.pop("timings")
+        out[r["run_id"]] = r
+    return out
+
+
+def run_with(executor, tmp: Path, data: Path, name: str) -> dict:
+    path = tmp / name / "scale.jsonl"
+    run_suite(tiny_suite(), path, data, executor=executor, log=lambda s: None)
+    recs = results.load(path)
+    assert len(recs) == 4 and len({r["run_id"] for r in recs}) == 4     # one writer: no torn or duplicated lines
+    for r in recs:
+        r["series"] = r["series"] and Path(r["series"]).name           # the run folder's name, wherever it is
+    return comparable(recs)
+
+
+def test_workers_reproduce_the_sequential_records(tiny_data, tmp_path):
+    sequential = run_with(InProcess(), tmp_path, tiny_data, "seq")
+    assert run_with(LocalPool(workers=2), tmp_path, tiny_data, "pool") == sequential
+
+
+def test_ray_reproduces_the_sequential_records(tiny_data, tmp_path):
+    pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+    sequential = run_with(InProcess(), tmp_path, tiny_data, "seq")
+    assert run_with(make_executor("ray"), tmp_path, tiny_data, "ray") == sequential
+
+
+def test_devices_pin_one_gpu_per_worker(monkeypatch):
+    import queue
+
+    from gradbench.executors import _init_worker
+
+    pool = LocalPool(devices=["3", "5"], runs_per_device=2)
+    assert pool.workers == 4 and "GPUs 3,5 x 2" in pool.describe()
+    assert pool.device_slots() == ["3", "3", "5", "5"]
+    slots = queue.Queue()
+    for dev in pool.device_slots():
+        slots.put(dev)
+    seen, threads = [], torch.get_num_threads()
+    try:
+        for _ in range(4):   # what each worker's initializer does when it starts
+            monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+            _init_worker(slots, 1)
+            seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    finally:
+        torch.set_num_threads(threads)
+    assert seen == ["3", "3", "5", "5"]
+
+
+def test_ddp_on_two_cpu_processes_agrees_across_ranks(tiny_data, tmp_path):
+    suite = parse_suite({"name": "ddp", "tasks": {"mnist_mlp": TINY}, "strategies": ["clip_norm"],
+                         "trainer": {"strategy": "ddp", "devices": 2, "accelerator": "cpu"}})
+    spec = expand(suite)[0]
+    rec = execute(spec.to_dict(), Job(data_root=str(tiny_data), runs_dir=str(tmp_path / "runs"),
+                                      results_dir=str(tmp_path), threads=1))
+    assert rec["status"] == "ok", rec["reason"]      # "error" if the two ranks' stability blocks differed
+    assert rec["ranks"] == 2
+    assert rec["stability"]["clip_fraction"] is not None and rec["metrics"]["test"] is not None
+
+
+def read_wandb_records(path: Path) -> list:
+    """Parse an offline .wandb file: a LevelDB-style log (32 KiB blocks of
+    [crc32 u32][length u16][type u8] chunks) of wandb protobuf Records, after a 7-byte header."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, block, out, pending = 7, 32768, [], b""
+    while pos + 7 <= len(data):
+        room = block - pos % block
+        if room < 7:
+            pos += room
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk = data[pos + 7: pos + 7 + length]
+        pos += 7 + length
+        if kind == 0 and length == 0:
+            continue
+        pending += chunk
+        if kind in (1, 4):   # FULL or LAST
+            rec = pb.Record()
+            rec.ParseFromString(pending)
+            out.append(rec)
+            pending = b""
+    return out
+
+
+def item_kv(item) -> tuple[str, object]:
+    """(key, value) of a config/history/summary item: '/' keys are stored nested, and a
+    value either as JSON or in a typed field."""
+    key = item.key or "/".join(item.nested_key)
+    if item.value_json:
+        return key, json.loads(item.value_json)
+    for field in ("number", "integer", "boolean", "text"):
+        if hasattr(item, field) and item.HasField(field):
+            return key, getattr(item, field)
+    return key, None
+
+
+def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from gradbench import tracking
+
+    settings = tracking.resolve({"project": "gb-test"}, tmp_path)
+    assert settings["mode"] == "offline"
+    path = tmp_path / "scale.jsonl"
+    recs = run_suite(tiny_suite(), path, tiny_data, executor=InProcess(), wandb=settings, log=lambda s: None)
+    folders = sorted((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(folders) == len(recs) == 4
+    by_id = {r["run_id"]: r for r in recs}
+    for folder in folders:
+        records = read_wandb_records(next(folder.glob("*.wandb")))
+        run = next(r.run for r in records if r.HasField("run"))
+        assert run.run_group == "scale" and run.run_id in by_id and run.project == "gb-test"
+        rec = by_id[run.run_id]
+        assert {rec["task"], rec["strategy"]["label"], f"seed{rec['seed']}"} <= set(run.tags)
+        config = dict(map(item_kv, run.config.update))
+        assert config["task"] == "mnist_mlp" and config["seed"] == rec["seed"]
+        history = [dict(map(item_kv, r.history.item)) for r in records if r.HasField("history")]
+        keys = set().union(*history)
+        assert {"stability/grad_norm", "stability/loss", "val/accuracy"} <= keys
+        summary = dict(item_kv(i) for r in records if r.HasField("summary") for i in r.summary.update)
+        assert summary.get("final/test") == pytest.approx(rec["metrics"]["test"])
+    assert "wandb sync" in tracking.sync_hint(settings)
