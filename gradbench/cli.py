@@ -199,6 +199,10 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+FAMILY_ORDER = ("baseline", "clipping", "normalization", "activation", "architecture", "initialization",
+                "optimizers", "schedules", "regularization")   # then any a plugin adds
+
+
 def cmd_list(args) -> int:
     from .plugins import load_entry_points
     from .strategies import STRATEGIES
@@ -212,9 +216,10 @@ def cmd_list(args) -> int:
             t = TASKS.get(name)
             print(f"  {name:<14} {t.description}")
     names = STRATEGIES.list(args.pattern)
-    families: dict[str, list[str]] = {}
+    families: dict[str, list[str]] = {f: [] for f in FAMILY_ORDER}
     for n in names:
         families.setdefault(STRATEGIES.get(n).family, []).append(n)
+    families = {f: members for f, members in families.items() if members}
     if names:
         print(f"strategies ({len(names)}):")
     for family, members in families.items():

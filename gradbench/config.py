@@ -101,7 +101,11 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
     monitor = raw.get("monitor", {}) or {}
     _mapping(monitor, "monitor", tuple(MONITOR_DEFAULTS))
     for k, v in monitor.items():
-        _number(v, f"monitor.{k}", minimum=0)
+        if k == "enabled":
+            if not isinstance(v, bool):
+                raise UserError(f"monitor.enabled: expected true or false, got {v!r}")
+        else:
+            _number(v, f"monitor.{k}", minimum=0)
     scoring = raw.get("scoring", {}) or {}
     _mapping(scoring, "scoring", ("weights",))
     return Suite(

@@ -3,7 +3,7 @@
 Defaults are deliberately plain (no normalization, no skips) so the tasks can be tuned to
 explode; strategies switch on what mitigates it. Knobs:
   mlp / cnn: depth, width (cnn: base channels), activation, norm, residual, branch_scale,
-             dropout, init
+             dropout, init, weight_std (Scaled Weight Standardization of the hidden layers)
   rnn:       cell (rnn/lstm/gru), hidden, activation (tanh/relu, vanilla cell only),
              recurrent_gain (orthogonal recurrent weights times this gain), init
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .errors import UserError
@@ -24,6 +25,10 @@ ACTIVATIONS = {
 NORMS = ("none", "batch", "layer", "group")
 INITS = ("default", "kaiming", "xavier", "orthogonal")
 BRANCH_SCALES = ("none", "zero")   # "zero": a learnable scalar per residual branch, initialized at 0 (ReZero/SkipInit)
+# the NF-Nets gain that keeps the activation's output at unit variance (Brock et al., 2021a)
+WS_GAMMA = {"relu": 1.7139588594436646, "leaky_relu": 1.70590341091156, "elu": 1.2716004848480225,
+            "selu": 1.0008515119552612, "gelu": 1.7015043497085571, "tanh": 1.5939117670059204,
+            "sigmoid": 4.803835391998291, "softplus": 1.9203323125839233}
 
 
 def _choice(value, valid, field):
@@ -40,6 +45,40 @@ def _norm(kind: str, features: int, conv: bool) -> nn.Module:
     if kind == "layer":  # over all features of an example (for conv: channels and space)
         return nn.GroupNorm(1, features) if conv else nn.LayerNorm(features)
     return nn.GroupNorm(min(8, features), features)  # "group"
+
+
+def standardize(w: torch.Tensor, gamma: float, eps: float = 1e-5) -> torch.Tensor:
+    """Scaled Weight Standardization: each output unit's fan-in weights to zero mean and
+    variance 1/fan_in, times the activation's gain: W' = gamma (W - mean) / (std sqrt(fan_in))."""
+    dims = tuple(range(1, w.dim()))
+    var, mean = torch.var_mean(w, dim=dims, keepdim=True, correction=0)
+    fan_in = w[0].numel()
+    return gamma * (w - mean) * torch.rsqrt(var * fan_in + eps)
+
+
+class WSLinear(nn.Linear):
+    """nn.Linear with Scaled Weight Standardization and a learnable per-unit gain (1-D, at 1)."""
+
+    def __init__(self, n_in: int, n_out: int, gamma: float = 1.0):
+        super().__init__(n_in, n_out)
+        self.gamma = gamma
+        self.gain = nn.Parameter(torch.ones(n_out))
+
+    def forward(self, x):
+        return F.linear(x, standardize(self.weight, self.gamma) * self.gain[:, None], self.bias)
+
+
+class WSConv2d(nn.Conv2d):
+    """nn.Conv2d with Scaled Weight Standardization (Qiao et al., 2019; Brock et al., 2021a)
+    and a learnable per-output-channel gain (1-D, at 1)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int = 1, padding: int = 0, gamma: float = 1.0):
+        super().__init__(c_in, c_out, k, stride=stride, padding=padding)
+        self.gamma = gamma
+        self.gain = nn.Parameter(torch.ones(c_out))
+
+    def forward(self, x):
+        return self._conv_forward(x, standardize(self.weight, self.gamma) * self.gain[:, None, None, None], self.bias)
 
 
 class Block(nn.Module):
@@ -60,7 +99,12 @@ class Block(nn.Module):
 
 
 def _blocks(n_in: int, n_out: int, conv: bool, stride: int, m: dict, residual_ok: bool) -> Block:
-    layer = nn.Conv2d(n_in, n_out, 3, stride=stride, padding=1) if conv else nn.Linear(n_in, n_out)
+    if m.get("weight_std"):
+        gamma = WS_GAMMA[m["activation"]]
+        layer = (WSConv2d(n_in, n_out, 3, stride=stride, padding=1, gamma=gamma) if conv
+                 else WSLinear(n_in, n_out, gamma))
+    else:
+        layer = nn.Conv2d(n_in, n_out, 3, stride=stride, padding=1) if conv else nn.Linear(n_in, n_out)
     return Block(layer, _norm(m["norm"], n_out, conv), ACTIVATIONS[m["activation"]](), m["dropout"],
                  residual=m["residual"] and residual_ok, branch_scale=m["branch_scale"])
 
@@ -70,15 +114,17 @@ def _check(m: dict, valid_acts=ACTIVATIONS) -> None:
     _choice(m["norm"], NORMS, "norm")
     _choice(m["init"], INITS, "init")
     _choice(m["branch_scale"], BRANCH_SCALES, "branch_scale")
+    if not isinstance(m.get("weight_std", False), bool):
+        raise UserError(f"model.weight_std: expected true or false, got {m['weight_std']!r}")
     if m["depth"] < 1 or m["width"] < 1:
         raise UserError("model.depth and model.width must be at least 1")
 
 
 def mlp(input_shape, num_outputs, *, depth=8, width=256, activation="relu", norm="none",
-        residual=False, branch_scale="none", dropout=0.0, init="default") -> nn.Module:
+        residual=False, branch_scale="none", dropout=0.0, init="default", weight_std=False) -> nn.Module:
     """`depth` hidden layers of `width` units; residual skips join equal-width hidden layers."""
     m = dict(depth=depth, width=width, activation=activation, norm=norm, residual=residual,
-             branch_scale=branch_scale, dropout=dropout, init=init)
+             branch_scale=branch_scale, dropout=dropout, init=init, weight_std=weight_std)
     _check(m)
     n_in = math.prod(input_shape)
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
@@ -88,11 +134,11 @@ def mlp(input_shape, num_outputs, *, depth=8, width=256, activation="relu", norm
 
 
 def cnn(input_shape, num_outputs, *, depth=9, width=16, activation="relu", norm="none",
-        residual=False, branch_scale="none", dropout=0.0, init="kaiming") -> nn.Module:
+        residual=False, branch_scale="none", dropout=0.0, init="kaiming", weight_std=False) -> nn.Module:
     """`depth` 3x3 convs in three stages of width, 2*width, 4*width channels, stride 2 between
     stages, global average pooling and a linear head (no normalization or skips by default)."""
     m = dict(depth=depth, width=width, activation=activation, norm=norm, residual=residual,
-             branch_scale=branch_scale, dropout=dropout, init=init)
+             branch_scale=branch_scale, dropout=dropout, init=init, weight_std=weight_std)
     _check(m)
     per_stage = [depth // 3 + (1 if i < depth % 3 else 0) for i in range(3)]
     layers, c_in = [], input_shape[0]

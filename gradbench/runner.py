@@ -127,7 +127,9 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
         model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
         module = BenchModule(spec, task, model)
         dm = TensorDataModule(splits, spec.batch_size, seed=spec.seed, augment=task.augment)
-        monitor = StabilityMonitor(spec.max_steps, series_dir=run_dir, **spec.monitor)
+        # monitor: {enabled: false} drops the StabilityMonitor (and divergence detection): for speed runs only
+        monitor = (StabilityMonitor(spec.max_steps, series_dir=run_dir, **spec.monitor)
+                   if spec.monitor.get("enabled", True) else None)
         trainer_kwargs = {"accelerator": "auto", "devices": 1, **spec.trainer}
         accum = int(trainer_kwargs.get("accumulate_grad_batches", 1))
         trainer = L.Trainer(
@@ -135,12 +137,13 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
             val_check_interval=spec.eval_every * accum,  # counted in batches; eval_every is in optimizer steps
             logger=logger if logger is not None else False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, callbacks=[monitor, *callbacks], **trainer_kwargs)
+            num_sanity_val_steps=0, callbacks=[c for c in (monitor, *callbacks) if c], **trainer_kwargs)
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
         t_fit = time.perf_counter()
         trainer.fit(module, datamodule=dm)
         train_s = time.perf_counter() - t_fit
-        if monitor.diverged_at is not None:
+        steps = monitor.steps if monitor else trainer.global_step
+        if monitor and monitor.diverged_at is not None:
             record["status"], record["reason"] = "diverged", monitor.reason
         else:
             if not module.val_curve or module.val_curve[-1][0] != trainer.global_step:
@@ -149,15 +152,16 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
         m = record["metrics"]
         curve = [[int(s), float(v)] for s, v in module.val_curve]
         finite = [v for _, v in curve if v == v]
-        m.update(val_curve=curve, steps=monitor.steps,
+        m.update(val_curve=curve, steps=steps,
                  final_val=finite[-1] if finite and record["status"] == "ok" else None,
                  best_val=(max if task.higher_is_better else min)(finite) if finite else None,
                  test=module.test_metric if record["status"] == "ok" else None,
                  steps_to_target=next((s for s, v in curve if reached(v, task.target, task.higher_is_better)), None))
-        record["stability"] = monitor.summary()
-        record["series"] = series_rel if monitor.write_series() else None
+        if monitor:
+            record["stability"] = monitor.summary()
+            record["series"] = series_rel if monitor.write_series() else None
         record["timings"] = {"train_s": round(train_s, 3),
-                             "steps_per_s": round(monitor.steps / train_s, 2) if train_s > 0 else None}
+                             "steps_per_s": round(steps / train_s, 2) if train_s > 0 else None}
     except Exception as e:  # a bug in a strategy, out of memory ...: a result, not a crash of the suite
         record["status"], record["reason"] = "error", f"{type(e).__name__}: {e}".strip()[:500]
         if run_dir is not None:

@@ -33,6 +33,7 @@ from .grad_hooks import global_norm, grads_of
 
 LOSS, PRE, POST = 0, 1, 2
 MONITOR_DEFAULTS = dict(
+    enabled=True,         # false: no monitor at all (no statistics, no divergence stop): speed runs only
     loss_blowup=10.0,     # diverged when loss > this x the step-0 loss
     layer_every=100,      # steps between per-layer norms / update ratios / parameter checks
     spike_factor=3.0,     # a loss spike: loss > this x the median of the previous spike_window losses
@@ -49,6 +50,7 @@ class StabilityMonitor(L.Callback):
         if unknown:
             raise ValueError(f"monitor: unknown settings {sorted(unknown)}")
         self.cfg = {**MONITOR_DEFAULTS, **settings}
+        self.cfg.pop("enabled")
         self.max_steps = max_steps
         self.series_dir = Path(series_dir) if series_dir else None
         self.diverged_at: int | None = None

@@ -1,0 +1,236 @@
+"""What a gradbench run costs, against a plain PyTorch loop and the machine's limit.
+
+    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 3]
+                                 [--skip-suite] [--skip-scaling]
+
+Trains the same model on the same data in one process, four ways, alternating them round by
+round so that drift in the machine's speed hits all four alike:
+  (a) a plain PyTorch loop written here: tensors in memory, index slicing, no framework
+  (b) gradbench's own run path (runner.run_one), StabilityMonitor on
+  (c) the same with the monitor off (suite `monitor: {enabled: false}`)
+  (d) a plain Lightning Trainer fed by DataLoader(TensorDataset), as a user would write it
+Per-step time is the time between the starts of consecutive training steps (the whole loop
+iteration: data, forward, backward, hooks, step), median over every step after warm-up.
+Achieved FLOP/s = training FLOPs of one step (torch's FlopCounterMode) / the median step
+time, against a 2048^3 fp32 matmul timed in the same process (the practical limit).
+Then: the quick suite end to end, and wall time per run as a suite grows 1x, 2x, 4x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning.pytorch as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from gradbench.config import expand, parse_suite
+from gradbench.data import NORMALIZE, augment_batch, load_dataset, resolve_data_root
+from gradbench.models import build_model
+from gradbench.optim import build_optimizer
+from gradbench.runner import quiet_lightning, run_one
+from gradbench.tasks import TASKS
+
+REPO = Path(__file__).resolve().parent.parent
+WARMUP = 5
+STEPS = {"mnist_mlp": 200, "adding_rnn": 150, "cifar10_cnn": 40}
+LR_MULT = 0.25   # below the explosive level: every way must run all its steps
+
+
+class StepTimer(L.Callback):
+    def __init__(self):
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.starts.append(time.perf_counter())
+
+
+def deltas(starts: list[float]) -> list[float]:
+    return [b - a for a, b in zip(starts[WARMUP:], starts[WARMUP + 1:])]
+
+
+def spec_for(task: str, steps: int, monitor: bool):
+    raw = {"tasks": {task: {"max_steps": steps, "eval_every": steps}}, "strategies": ["baseline"],
+           "stress": {"lr_mult": [LR_MULT]}, "monitor": {"enabled": monitor}}
+    return expand(parse_suite(raw))[0]
+
+
+def loss_fn(task):
+    return F.cross_entropy if task.loss == "cross_entropy" else F.mse_loss
+
+
+def prepare(task, splits, x):
+    """What gradbench's DataModule does to a training batch, so (a) does the same work."""
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+        mean, std = (torch.tensor(v).view(1, -1, 1, 1) for v in NORMALIZE[splits.name])
+        x = (x - mean) / std
+    return x
+
+
+def way_a(task, splits, spec, steps: int) -> list[float]:
+    torch.manual_seed(spec.seed)
+    model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
+    opt = build_optimizer(model.parameters(), spec.optimizer, spec.lr_mult)
+    g = torch.Generator().manual_seed(spec.seed)
+    n, bs = len(splits.train_y), spec.batch_size
+    perm, pos, starts, loss_of = torch.randperm(n, generator=g), 0, [], loss_fn(task)
+    for _ in range(steps + 1):
+        starts.append(time.perf_counter())
+        if pos + bs > n:
+            perm, pos = torch.randperm(n, generator=g), 0
+        idx = perm[pos:pos + bs]
+        pos += bs
+        x, y = splits.train_x[idx], splits.train_y[idx]
+        if task.augment:
+            x = augment_batch(x, g)
+        x = prepare(task, splits, x)
+        loss = loss_of(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return deltas(starts)
+
+
+def way_gradbench(spec, root: Path) -> list[float]:
+    timer = StepTimer()
+    rec = run_one(spec, root, callbacks=(timer,))
+    assert rec["status"] == "ok", rec["reason"]
+    return deltas(timer.starts)
+
+
+class PlainModule(L.LightningModule):
+    def __init__(self, model, task, spec):
+        super().__init__()
+        self.model, self.loss_of, self.spec = model, loss_fn(task), spec
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return self.loss_of(self.model(x), y)
+
+    def configure_optimizers(self):
+        return build_optimizer(self.model.parameters(), self.spec.optimizer, self.spec.lr_mult)
+
+
+def way_d(task, splits, spec, steps: int, float_x: torch.Tensor) -> list[float]:
+    torch.manual_seed(spec.seed)
+    model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
+    loader = DataLoader(TensorDataset(float_x, splits.train_y), batch_size=spec.batch_size, shuffle=True,
+                        drop_last=True)
+    timer = StepTimer()
+    trainer = L.Trainer(max_steps=steps + 1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu", devices=1, callbacks=[timer])
+    trainer.fit(PlainModule(model, task, spec), loader)
+    return deltas(timer.starts)
+
+
+def step_flops(task, splits, spec) -> int:
+    torch.manual_seed(0)
+    model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
+    x = prepare(task, splits, splits.train_x[: spec.batch_size])
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(task)(model(x), splits.train_y[: spec.batch_size]).backward()
+    return counter.get_total_flops()
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def bench_task(name: str, root: Path, rounds: int) -> dict:
+    task = TASKS.get(name)
+    steps = STEPS[name]
+    splits = load_dataset(task.dataset, root, **task.data)
+    spec_b, spec_c = spec_for(name, steps, True), spec_for(name, steps, False)
+    float_x = prepare(task, splits, splits.train_x) if splits.train_x.dtype == torch.uint8 else splits.train_x
+    times = {k: [] for k in "abcd"}
+    for _ in range(rounds):   # alternate the ways, so drift hits all four alike
+        times["a"] += way_a(task, splits, spec_b, steps)
+        times["b"] += way_gradbench(spec_b, root)
+        times["c"] += way_gradbench(spec_c, root)
+        times["d"] += way_d(task, splits, spec_b, steps, float_x)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    flops = step_flops(task, splits, spec_b)
+    return {"task": name, "steps_per_way": steps * rounds, "median_ms": {k: v * 1e3 for k, v in med.items()},
+            "ratio": {f"{k}/a": med[k] / med["a"] for k in "bcd"},
+            "monitor_cost": med["b"] / med["c"] - 1, "step_gflop": flops / 1e9,
+            "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"}}
+
+
+def time_suite(config: Path, root: Path) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gradbench.cli", "run", str(config), "--data", str(root),
+                        "--results", f"{tmp}/r.jsonl"], check=True, capture_output=True)
+        return time.perf_counter() - t
+
+
+def scaling(root: Path) -> list[dict]:
+    """Wall time of whole `gradbench run` commands with 2, 4 and 8 runs of one size."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for mult in (1, 2, 4):
+            cfg = Path(tmp) / f"s{mult}.yaml"
+            cfg.write_text(f"name: s{mult}\nseeds: {mult}\nstress: {{lr_mult: [{LR_MULT}]}}\n"
+                           "tasks: {mnist_mlp: {max_steps: 100, eval_every: 100}}\nstrategies: [baseline, clip_norm]\n")
+            wall = time_suite(cfg, root)
+            out.append({"runs": 2 * mult, "wall_s": wall, "per_run_s": wall / (2 * mult)})
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
+    p.add_argument("--skip-suite", action="store_true", help="do not time the quick suite end to end")
+    p.add_argument("--skip-scaling", action="store_true")
+    p.add_argument("--json", help="also write the figures here")
+    args = p.parse_args()
+    quiet_lightning()
+    root = resolve_data_root(args.data)
+    report = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+              "peak_gflops": matmul_peak() / 1e9, "tasks": []}
+    print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
+    print("| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
+          "| (b)/(a) | (c)/(a) | (d)/(a) | monitor cost | GFLOP/step | (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name in args.tasks.split(","):
+        r = bench_task(name, root, args.rounds)
+        report["tasks"].append(r)
+        m, q = r["median_ms"], r["ratio"]
+        print(f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} | {q['b/a']:.2f} | {q['c/a']:.2f} "
+              f"| {q['d/a']:.2f} | {r['monitor_cost']:+.1%} | {r['step_gflop']:.3f} | {r['achieved_gflops']['a']:.1f} "
+              f"| {r['achieved_gflops']['b']:.1f} | {r['achieved_gflops']['b'] / report['peak_gflops']:.0%} |", flush=True)
+    if not args.skip_suite:
+        report["quick_suite_s"] = time_suite(REPO / "configs/quick.yaml", root)
+        print(f"quick suite end to end: {report['quick_suite_s']:.0f} s")
+    if not args.skip_scaling:
+        report["scaling"] = scaling(root)
+        for s in report["scaling"]:
+            print(f"suite of {s['runs']} runs: {s['wall_s']:.1f} s, {s['per_run_s']:.2f} s per run")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
