@@ -92,8 +92,9 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
         ("Scoring weights", ", ".join(f"{k} {v:.3f}" for k, v in scores.weights.items())),
     ]
     out = ["## Provenance", ""] + _table(["", ""], rows) + [""]
-    data = sorted({((r.get("data") or {}).get("dataset"), (r.get("data") or {}).get("fingerprint"))
-                   for r in records if r.get("data")}, key=lambda p: (str(p[0]), str(p[1])))
+    # skipped runs (and runs that failed before loading data) have no fingerprint: not a second one
+    data = sorted({(r["data"].get("dataset"), r["data"]["fingerprint"])
+                   for r in records if (r.get("data") or {}).get("fingerprint")}, key=lambda p: (str(p[0]), str(p[1])))
     if data:
         out += ["Data:", ""]
         out += _table(["dataset", "fingerprint"], [(_esc(d), _code(f)) for d, f in data]) + [""]

@@ -24,7 +24,7 @@ def load(names: list[str], base_dir: Path | None = None) -> None:
         if name.endswith(".py"):
             _load_file(name, base_dir)
         else:
-            _import(name, lambda: importlib.import_module(name), f"plugin module {name!r}")
+            _import(name, lambda n=name: importlib.import_module(n), f"plugin module {name!r}")
         _loaded.add(name)
 
 

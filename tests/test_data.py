@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import pathlib
 import pickle
-import struct
 import sys
 from types import SimpleNamespace
 

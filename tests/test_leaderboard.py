@@ -6,30 +6,18 @@ check the diff by eye before committing it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
-from gradbench import leaderboard
+from gradbench import leaderboard, scoring
 from gradbench.errors import UserError
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
 
 
-def _fixtures():
-    """The record builders live in test_scoring.py; loaded by path so this works under any
-    pytest import mode (with or without tests/__init__.py)."""
-    spec = importlib.util.spec_from_file_location(
-        "_gradbench_scoring_fixtures", Path(__file__).with_name("test_scoring.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fx = _fixtures()
-make_record, suite_records = fx.make_record, fx.suite_records
+from fakes import make_record, suite_records  # hand-built run records (tests/fakes.py)
 
 
 def test_golden_page(tmp_path):
@@ -115,3 +103,15 @@ def test_plots_are_written_linked_and_deterministic(tmp_path):
     leaderboard.write(recs, tmp_path / "b")
     for name in names + ["README.md"]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_runs_without_a_fingerprint_do_not_count_as_other_data(tmp_path):
+    """Skipped runs never load data (fingerprint null): no false 'more than one fingerprint'."""
+    recs = suite_records()
+    fp = next(r["data"]["fingerprint"] for r in recs if r["data"]["fingerprint"])
+    task = recs[0]["task"]
+    skipped = make_record(task=task, strategy="lstm", seed=0, status="skipped", reason="lstm applies to rnn")
+    skipped["data"]["fingerprint"] = None
+    page = leaderboard.render(recs + [skipped], scoring.score(recs + [skipped]), command="x")
+    assert "more than one fingerprint" not in page
+    assert fp in page

@@ -392,7 +392,7 @@ def test_sigterm_is_an_interrupt_too(capsys):
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(5)
             except KeyboardInterrupt:
-                raise SystemExit(0)               # what Lightning does with it inside fit
+                raise SystemExit(0) from None     # what Lightning does with it inside fit
     assert e.value.signum == signal.SIGTERM
 
 

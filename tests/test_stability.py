@@ -8,7 +8,6 @@ import math
 import lightning.pytorch as L
 import numpy as np
 import pytest
-import torch
 
 from gradbench.config import expand, parse_suite
 from gradbench.grad_hooks import GRAD_HOOKS, grad_hook
