@@ -342,10 +342,20 @@ def _slug(text: str) -> str:
 
 
 def _colours(strategies: list[str]) -> dict[str, tuple]:
-    """One colour per strategy, the same in every plot (tab10 by sorted name)."""
+    """One colour per strategy, the same in every plot (tab10, or tab20 beyond 10, by sorted name)."""
     from matplotlib import colormaps
-    cmap = colormaps["tab10"]
-    return {s: cmap(i % 10) for i, s in enumerate(strategies)}
+    strategies = list(strategies)
+    n = 10 if len(strategies) <= 10 else 20
+    cmap = colormaps[f"tab{n}"]
+    return {s: cmap(i % n) for i, s in enumerate(strategies)}
+
+
+def _legend(ax, lines: int) -> None:
+    """Inside the axes for a few lines; outside, on the right, in small type for a catalogue."""
+    if lines <= 10:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=6, ncol=2 if lines > 24 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _figure(size=(7.0, 4.2)):
@@ -387,7 +397,7 @@ def _mean_curve(runs: list[dict], chance: float) -> tuple[list[float], list[floa
 
 
 def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
-    fig, ax = _figure()
+    fig, ax = _figure() if len(rows) <= 10 else _figure((12.0, 5.5))
     meta = rows.iloc[0]
     drawn = False
     for _, row in rows.iterrows():
@@ -408,7 +418,7 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
     ax.set_ylabel(f"validation {meta['metric']}")
     ax.set_title(f"{task}: validation {meta['metric']} at the chosen stress level, "
                  "mean over seeds", fontsize=10)
-    ax.legend(fontsize=8)
+    _legend(ax, len(rows) + 2)
     return _save(fig, path)
 
 
