@@ -60,9 +60,6 @@ def execute(spec_dict: dict, job: Job) -> dict:
 class InProcess:
     """Runs one after another in this process: datasets load once and are shared."""
 
-    def __init__(self, threads: int | None = None):
-        self.threads = threads
-
     def describe(self) -> str:
         return "in-process"
 
@@ -168,5 +165,5 @@ def make_executor(kind: str = "local", workers: int = 1, devices: str | None = N
         raise UserError(f"--executor: {kind!r} is not one of local, ray")
     dev_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     if workers == 1 and not dev_list:
-        return InProcess(threads)
+        return InProcess()   # threads come with each run's Job (the suite's `threads`)
     return LocalPool(workers, dev_list, runs_per_device, threads)

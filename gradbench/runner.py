@@ -71,14 +71,6 @@ def _metrics_stub(task) -> dict:
             "steps_to_target": None, "val_curve": [], "steps": 0}
 
 
-def skipped_record(item: Skipped, command: str | None = None) -> dict:
-    task = TASKS.get(item.spec.task)
-    return {**_identity(item.spec, command), "status": "skipped", "reason": item.reason,
-            "metrics": _metrics_stub(task), "stability": None, "timings": {"finished_at": _now()},
-            "env": None, "data": {"dataset": task.dataset, "fingerprint": None}, "series": None,
-            "spec": item.spec.to_dict()}
-
-
 def _fresh_record(spec: RunSpec, command: str | None, status: str = "ok", reason: str | None = None) -> dict:
     task = TASKS.get(spec.task)
     return {**_identity(spec, command), "status": status, "reason": reason, "metrics": _metrics_stub(task),
@@ -86,11 +78,20 @@ def _fresh_record(spec: RunSpec, command: str | None, status: str = "ok", reason
             "data": {"dataset": task.dataset, "fingerprint": None}, "series": None, "spec": spec.to_dict()}
 
 
-def error_record(spec: RunSpec, command: str | None, reason: str) -> dict:
-    """A run that failed outside run_one (a worker or launcher died): still a result."""
-    rec = _fresh_record(spec, command, "error", reason[:500])
+def _untrained_record(spec: RunSpec, command: str | None, status: str, reason: str) -> dict:
+    rec = _fresh_record(spec, command, status, reason)
     rec["timings"] = {"finished_at": _now()}
     return rec
+
+
+def skipped_record(item: Skipped, command: str | None = None) -> dict:
+    """A run that does not apply: recorded with its reason, never trained."""
+    return _untrained_record(item.spec, command, "skipped", item.reason)
+
+
+def error_record(spec: RunSpec, command: str | None, reason: str) -> dict:
+    """A run that failed outside run_one (a worker or launcher died): still a result."""
+    return _untrained_record(spec, command, "error", reason[:500])
 
 
 def _now() -> str:
