@@ -1,19 +1,24 @@
 """What a gradbench run costs, against a plain PyTorch loop and the machine's limit.
 
-    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 3]
+    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 6]
                                  [--skip-suite] [--skip-scaling]
 
 Trains the same model on the same data in one process, four ways, alternating them round by
-round so that drift in the machine's speed hits all four alike:
+round in palindromic order (abcd, dcba, ...) so that drift in the machine's speed hits all
+four alike:
   (a) a plain PyTorch loop written here: tensors in memory, index slicing, no framework
   (b) gradbench's own run path (runner.run_one), StabilityMonitor on
   (c) the same with the monitor off (suite `monitor: {enabled: false}`)
   (d) a plain Lightning Trainer fed by DataLoader(TensorDataset), as a user would write it
 Per-step time is the time between the starts of consecutive training steps (the whole loop
 iteration: data, forward, backward, hooks, step), median over every step after warm-up.
+A ratio is taken within each round (each way's median step over (a)'s, minutes apart at
+most), then its median over the rounds is reported with the range: on a shared 2-core VM
+the speed of the machine itself moves by 10-30% between minutes.
 Achieved FLOP/s = training FLOPs of one step (torch's FlopCounterMode) / the median step
 time, against a 2048^3 fp32 matmul timed in the same process (the practical limit).
-Then: the quick suite end to end, and wall time per run as a suite grows 1x, 2x, 4x.
+Then: CIFAR-10 evaluation time by evaluation batch size, the quick suite end to end exactly as
+scripts/quick.sh runs it, and wall time per run as a suite grows 1x, 2x, 4x.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from gradbench.tasks import TASKS
 
 REPO = Path(__file__).resolve().parent.parent
 WARMUP = 5
-STEPS = {"mnist_mlp": 200, "adding_rnn": 150, "cifar10_cnn": 40}
+STEPS = {"mnist_mlp": 150, "adding_rnn": 150, "cifar10_cnn": 30}   # per way and round
 # below each task's explosive level: every way must run all its steps (the RNN explodes even at x0.25)
 LR_MULT = {"mnist_mlp": 0.25, "adding_rnn": 0.05, "cifar10_cnn": 0.25}
 
@@ -163,26 +168,53 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
     splits = load_dataset(task.dataset, root, **task.data)
     spec_b, spec_c = spec_for(name, steps, True), spec_for(name, steps, False)
     float_x = prepare(task, splits, splits.train_x) if splits.train_x.dtype == torch.uint8 else splits.train_x
-    times = {k: [] for k in "abcd"}
-    for _ in range(rounds):   # alternate the ways, so drift hits all four alike
-        times["a"] += way_a(task, splits, spec_b, steps)
-        times["b"] += way_gradbench(spec_b, root)
-        times["c"] += way_gradbench(spec_c, root)
-        times["d"] += way_d(task, splits, spec_b, steps, float_x)
+    ways = {"a": lambda: way_a(task, splits, spec_b, steps), "b": lambda: way_gradbench(spec_b, root),
+            "c": lambda: way_gradbench(spec_c, root), "d": lambda: way_d(task, splits, spec_b, steps, float_x)}
+    times = {k: [] for k in ways}            # every step of every round
+    per_round = {k: [] for k in ways}        # each round's median step
+    for r in range(rounds):
+        # palindromic order (abcd, dcba, ...): a drift in the machine's speed hits every way alike
+        for k in ("abcd" if r % 2 == 0 else "dcba"):
+            steps_s = ways[k]()
+            times[k] += steps_s
+            per_round[k].append(statistics.median(steps_s))
     med = {k: statistics.median(v) for k, v in times.items()}
+    # ratios within a round (same minute of machine time), then their median over the rounds
+    paired = {f"{k}/a": [x / a for x, a in zip(per_round[k], per_round["a"])] for k in "bcd"}
+    monitor = [b / c - 1 for b, c in zip(per_round["b"], per_round["c"])]
     flops = step_flops(task, splits, spec_b)
     return {"task": name, "steps_per_way": steps * rounds, "median_ms": {k: v * 1e3 for k, v in med.items()},
-            "ratio": {f"{k}/a": med[k] / med["a"] for k in "bcd"},
-            "monitor_cost": med["b"] / med["c"] - 1, "step_gflop": flops / 1e9,
+            "ratio": {k: statistics.median(v) for k, v in paired.items()},
+            "ratio_range": {k: (min(v), max(v)) for k, v in paired.items()},
+            "monitor_cost": statistics.median(monitor), "step_gflop": flops / 1e9,
             "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"}}
 
 
-def time_suite(config: Path, root: Path) -> float:
+def time_suite(config: Path, root: Path, *flags: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "gradbench.cli", "run", str(config), "--data", str(root),
-                        "--results", f"{tmp}/r.jsonl"], check=True, capture_output=True)
+                        "--results", f"{tmp}/r.jsonl", *flags], check=True, capture_output=True)
         return time.perf_counter() - t
+
+
+def eval_speed(root: Path, sizes=(200, 1000)) -> dict:
+    """Seconds to evaluate the CIFAR-10 CNN on the 5000 validation images, by evaluation batch size."""
+    task = TASKS.get("cifar10_cnn")
+    splits = load_dataset(task.dataset, root)
+    torch.manual_seed(0)
+    model = build_model(task.model_family, splits.input_shape, task.num_outputs, task.model).eval()
+    model = model.to(memory_format=torch.channels_last)   # as BenchModule runs a CNN
+    out = {}
+    for bs in sizes:
+        def evaluate():
+            with torch.inference_mode():
+                for i in range(0, len(splits.val_x), bs):
+                    x = prepare(task, splits, splits.val_x[i:i + bs]).contiguous(memory_format=torch.channels_last)
+                    model(x).argmax(1)
+        evaluate()
+        out[bs] = min(_timed(evaluate) for _ in range(3))
+    return out
 
 
 def scaling(root: Path) -> list[dict]:
@@ -201,7 +233,7 @@ def scaling(root: Path) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn")
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     p.add_argument("--skip-suite", action="store_true", help="do not time the quick suite end to end")
     p.add_argument("--skip-scaling", action="store_true")
@@ -213,18 +245,27 @@ def main() -> None:
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
     print("| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
-          "| (b)/(a) | (c)/(a) | (d)/(a) | monitor cost | GFLOP/step | (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
+          "| (b)/(a) (range over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) | GFLOP/step "
+          "| (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.tasks.split(","):
         r = bench_task(name, root, args.rounds)
         report["tasks"].append(r)
         m, q = r["median_ms"], r["ratio"]
-        print(f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} | {q['b/a']:.2f} | {q['c/a']:.2f} "
-              f"| {q['d/a']:.2f} | {r['monitor_cost']:+.1%} | {r['step_gflop']:.3f} | {r['achieved_gflops']['a']:.1f} "
-              f"| {r['achieved_gflops']['b']:.1f} | {r['achieved_gflops']['b'] / report['peak_gflops']:.0%} |", flush=True)
+        lo, hi = r["ratio_range"]["b/a"]
+        gf = r["achieved_gflops"]
+        print(f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} "
+              f"| {q['b/a']:.2f} ({lo:.2f}-{hi:.2f}) | {q['c/a']:.2f} | {q['d/a']:.2f} | {r['monitor_cost']:+.1%} "
+              f"| {r['step_gflop']:.3f} | {gf['a']:.1f} | {gf['b']:.1f} | {gf['b'] / report['peak_gflops']:.0%} |",
+              flush=True)
     if not args.skip_suite:
-        report["quick_suite_s"] = time_suite(REPO / "configs/quick.yaml", root)
-        print(f"quick suite end to end: {report['quick_suite_s']:.0f} s")
+        report["eval_s"] = eval_speed(root)
+        print("CIFAR-10 validation (5000 images), by evaluation batch: "
+              + ", ".join(f"{bs}: {sec:.2f} s" for bs, sec in report["eval_s"].items()))
+        # exactly what scripts/quick.sh runs
+        report["quick_suite_s"] = time_suite(REPO / "configs/quick.yaml", root, "--workers", "auto")
+        print(f"quick suite end to end (gradbench run configs/quick.yaml --workers auto): "
+              f"{report['quick_suite_s']:.0f} s")
     if not args.skip_scaling:
         report["scaling"] = scaling(root)
         for s in report["scaling"]:

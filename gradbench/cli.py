@@ -87,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     run.add_argument("--leaderboard", help="where to write the leaderboard (default: beside the results)")
     where = run.add_argument_group("where runs execute (the same records whichever you pick)")
-    where.add_argument("--workers", type=int, default=1, metavar="N",
-                       help="N local worker processes; on CPU the cores are split between them")
+    where.add_argument("--workers", default="1", metavar="N|auto",
+                       help="N local worker processes (on CPU the cores are split between them); "
+                            "auto: one per core, or per `threads` cores when the suite sets threads")
     where.add_argument("--devices", metavar="0,1,...", help="one worker per listed GPU (CUDA_VISIBLE_DEVICES per worker)")
     where.add_argument("--runs-per-device", type=int, default=1, metavar="K", help="pack K small runs on each GPU")
     where.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes, or Ray tasks")

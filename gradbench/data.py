@@ -458,14 +458,18 @@ class _TrainBatches:
         aug_gen = torch.Generator().manual_seed(aug_seed)
         # Truncate to a multiple of world_size so every rank runs the same number of steps.
         perm = perm[: self.n * self.world_size][self.rank :: self.world_size]
-        perm = perm.to(dm.train_x.device)
-        bs = dm.batch_size
+        dev, bs = dm.train_x.device, dm.batch_size
+        perm = perm.to(dev)
+        if dm.augment:  # the epoch's crops and flips, drawn batch by batch as augment_batch would, moved once
+            draws = [draw_augment(bs, aug_gen) for _ in range(len(self))]
+            shifts = [torch.cat(parts).to(dev) for parts in zip(*draws)] if draws else None
+        # everything below stays on the training device: no host round trip per batch
         for i in range(len(self)):
             idx = perm[i * bs : (i + 1) * bs]
-            x = dm.train_x[idx]
+            x = dm.train_x.index_select(0, idx)
             if dm.augment:
-                x = augment_batch(x, aug_gen)
-            yield dm.transform(x), dm.train_y[idx]
+                x = apply_augment(x, *(t[i * bs : (i + 1) * bs] for t in shifts))
+            yield dm.transform(x), dm.train_y.index_select(0, idx)
 
 
 class _EvalBatches:
@@ -485,20 +489,30 @@ class _EvalBatches:
 
 def augment_batch(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crop (zero padding `pad`) and horizontal flip (p=0.5) of a [B,C,H,W] batch in one gather."""
-    b, c, h, w = x.shape
-    # Random numbers on the CPU generator, so the result does not depend on the device.
+    return apply_augment(x, *(t.to(x.device) for t in draw_augment(len(x), generator, pad)), pad=pad)
+
+
+def draw_augment(b: int, generator: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The random part of augment_batch for b images: row shifts, column shifts, flips ([b, 1] each).
+    Drawn on the CPU generator, so the result does not depend on the device."""
     dy = torch.randint(0, 2 * pad + 1, (b, 1), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (b, 1), generator=generator)
     flip = torch.rand(b, 1, generator=generator) < 0.5
-    rows = dy + torch.arange(h)
-    cols = dx + torch.where(flip, torch.arange(w - 1, -1, -1), torch.arange(w))
-    padded = F.pad(x, (pad, pad, pad, pad))  # zero pixels, as RandomCrop(padding=4) before ToTensor
+    return dy, dx, flip
+
+
+def apply_augment(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Crop and flip x by drawn shifts (all on x's device: no host work per batch)."""
+    b, c, h, w = x.shape
     dev = x.device
+    rows = dy + torch.arange(h, device=dev)
+    cols = dx + torch.where(flip, torch.arange(w - 1, -1, -1, device=dev), torch.arange(w, device=dev))
+    padded = F.pad(x, (pad, pad, pad, pad))  # zero pixels, as RandomCrop(padding=4) before ToTensor
     return padded[
         torch.arange(b, device=dev)[:, None, None, None],
         torch.arange(c, device=dev)[None, :, None, None],
-        rows.to(dev)[:, None, :, None],
-        cols.to(dev)[:, None, None, :],
+        rows[:, None, :, None],
+        cols[:, None, None, :],
     ]
 
 

@@ -111,7 +111,7 @@ class LocalPool:
         pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
                                       initargs=(queue, job.threads))
         try:
-            futures = {pool.submit(execute, s.to_dict(), job): s for s in specs}
+            futures = {pool.submit(execute, s.to_dict(), job): s for s in longest_first(specs)}
             for fut in cf.as_completed(futures):
                 yield futures[fut], fut.result()
         finally:
@@ -145,7 +145,7 @@ class RayExecutor:
             ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
         job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
         remote = ray.remote(num_cpus=job.threads, num_gpus=self.gpus_per_run)(execute)
-        pending = {remote.remote(s.to_dict(), job): s for s in specs}
+        pending = {remote.remote(s.to_dict(), job): s for s in longest_first(specs)}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -157,13 +157,36 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def make_executor(kind: str = "local", workers: int = 1, devices: str | None = None, runs_per_device: int = 1,
+def longest_first(specs: list[RunSpec]) -> list[RunSpec]:
+    """Runs in order of their estimated cost, longest first, so that parallel workers finish
+    together instead of waiting on one long run started last (LPT scheduling)."""
+    from .tasks import TASKS
+
+    return sorted(specs, key=lambda s: -s.max_steps * TASKS.get(s.task).cpu_ms_per_step)
+
+
+def resolve_workers(workers: int | str, threads: int | None) -> int:
+    """--workers N, or 'auto': one worker per `threads` cores (one per core when the suite
+    does not fix its threads): the best throughput for small CPU runs."""
+    if workers == "auto":
+        return max(1, (os.cpu_count() or 1) // (threads or 1))
+    try:
+        n = int(workers)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(workers).strip() != str(n):
+        raise UserError(f"--workers: {workers!r} is not a positive integer or auto")
+    return n
+
+
+def make_executor(kind: str = "local", workers: int | str = 1, devices: str | None = None, runs_per_device: int = 1,
                   address: str | None = None, threads: int | None = None):
     if kind == "ray":
         return RayExecutor(address, threads=threads, gpus_per_run=(1.0 / runs_per_device) if devices else 0.0)
     if kind != "local":
         raise UserError(f"--executor: {kind!r} is not one of local, ray")
     dev_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
+    workers = resolve_workers(workers, threads)
     if workers == 1 and not dev_list:
         return InProcess()   # threads come with each run's Job (the suite's `threads`)
     return LocalPool(workers, dev_list, runs_per_device, threads)

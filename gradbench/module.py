@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from .grad_hooks import build_grad_hooks
-from .optim import build_optimizer, lr_lambda
+from .optim import build_optimizer, is_constant, lr_lambda
 from .spec import RunSpec
 from .tasks import Task
 
@@ -26,6 +26,7 @@ class BenchModule(L.LightningModule):
         self.val_curve: list[tuple[int, float]] = []  # (optimizer step, validation metric)
         self.test_metric: float | None = None
         self._sums = None
+        self.has_penalty = bool(spec.loss_terms.get("l1") or spec.loss_terms.get("l2"))
 
     # --- the shared step ---------------------------------------------------------------
     def forward(self, x):
@@ -38,11 +39,9 @@ class BenchModule(L.LightningModule):
             return F.cross_entropy(out, y)
         return F.mse_loss(out, y)
 
-    def _penalty(self) -> torch.Tensor | float:
+    def _penalty(self) -> torch.Tensor:
         """Coupled L1/L2 terms over weight matrices and kernels (not biases or norm gains)."""
         l1, l2 = self.spec.loss_terms.get("l1", 0.0), self.spec.loss_terms.get("l2", 0.0)
-        if not (l1 or l2):
-            return 0.0
         weights = [p for p in self.model.parameters() if p.dim() > 1]
         total = 0.0
         if l2:
@@ -55,7 +54,8 @@ class BenchModule(L.LightningModule):
         x, y = batch
         loss = self._loss(self(x), y)
         self.last_loss = loss.detach()
-        return loss + self._penalty()
+        # no `loss + 0.0` when there is no penalty: one autograd node fewer per step
+        return loss + self._penalty() if self.has_penalty else loss
 
     # --- evaluation: sums on the device, one sync per evaluation -----------------------
     def _eval_step(self, batch):
@@ -92,6 +92,8 @@ class BenchModule(L.LightningModule):
     # --- optimization ------------------------------------------------------------------
     def configure_optimizers(self):
         opt = build_optimizer(self.model.parameters(), self.spec.optimizer, self.spec.lr_mult)
+        if is_constant(self.spec.schedule):  # a constant lr needs no scheduler stepping every step
+            return {"optimizer": opt}
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.spec.schedule, self.spec.max_steps))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 

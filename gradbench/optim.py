@@ -39,6 +39,11 @@ def build_optimizer(params, optimizer: dict, lr_mult: float) -> torch.optim.Opti
     return cls(params, lr=effective_lr(optimizer, lr_mult), foreach=True, **extra)
 
 
+def is_constant(schedule: dict) -> bool:
+    """No warmup and no decay: the lr stays at its base value (what lr_lambda gives as 1.0 throughout)."""
+    return int(schedule.get("warmup_steps", 0)) == 0 and schedule.get("decay", "none") == "none"
+
+
 def lr_lambda(schedule: dict, max_steps: int):
     """Multiplier of the base lr at optimizer step s: linear warmup, then constant or cosine decay."""
     warmup = int(schedule.get("warmup_steps", 0))

@@ -127,7 +127,8 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
         torch.manual_seed(spec.seed)  # same seed + same architecture -> same initial weights
         model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
         module = BenchModule(spec, task, model)
-        dm = TensorDataModule(splits, spec.batch_size, seed=spec.seed, augment=task.augment)
+        dm = TensorDataModule(splits, spec.batch_size, seed=spec.seed, augment=task.augment,
+                              eval_batch_size=task.eval_batch_size)
         # monitor: {enabled: false} drops the StabilityMonitor (and divergence detection): for speed runs only
         monitor = (StabilityMonitor(spec.max_steps, series_dir=run_dir, **spec.monitor)
                    if spec.monitor.get("enabled", True) else None)
@@ -231,20 +232,26 @@ def check_data(suite: Suite, items: list, data_root: Path) -> None:
 
 
 class Progress:
-    """One line per finished run: position, what ran, its outcome, and the suite's ETA
-    (the mean wall time of the task's finished runs times the runs left)."""
+    """One line per finished run: position, what ran, its outcome, and the suite's ETA.
+
+    The ETA prices each run left at max_steps x its task's cpu_ms_per_step (a rough guess,
+    tasks.py), scaled by the seconds per priced step that this suite's finished runs of the
+    same task really took (of any task, before one has finished): with longest-first
+    scheduling the first runs to finish are the long ones, so a plain mean would overshoot."""
 
     def __init__(self, todo: list, already: int, total: int, log, parallel: int = 1):
         self.left = [i for i in todo if not isinstance(i, Skipped)]
         self.count, self.total, self.log, self.parallel = already, total, log, max(1, parallel)
-        self.secs: dict[str, list[float]] = {}
+        self.spent: dict[str, list[float]] = {}   # task -> [wall seconds, priced ms] of finished runs
 
     def done(self, item, rec: dict) -> None:
         self.count += 1
         spec = item.spec if isinstance(item, Skipped) else item
         if not isinstance(item, Skipped):
             self.left.remove(item)
-            self.secs.setdefault(spec.task, []).append(rec["timings"]["wall_s"])
+            spent = self.spent.setdefault(spec.task, [0.0, 0.0])
+            spent[0] += rec["timings"].get("wall_s", 0.0)
+            spent[1] += rec["metrics"]["steps"] * TASKS.get(spec.task).cpu_ms_per_step
         m = rec["metrics"]
         outcome = rec["status"]
         if rec["status"] == "ok":
@@ -257,11 +264,12 @@ class Progress:
                  f"lr x{spec.lr_mult:g}: {outcome}{took}  | ETA {self._eta()}")
 
     def _eta(self) -> str:
-        every = [s for v in self.secs.values() for s in v]
-        if not every:
+        priced = {t: (wall / ms) for t, (wall, ms) in self.spent.items() if ms > 0}
+        if not self.left:
+            return "0m00s"
+        if not priced:
             return "?"
-        mean_all = sum(every) / len(every)
-        secs = sum((sum(self.secs[s.task]) / len(self.secs[s.task])) if s.task in self.secs else mean_all
-                   for s in self.left)
+        overall = sum(w for w, _ in self.spent.values()) / sum(ms for _, ms in self.spent.values())
+        secs = sum(s.max_steps * TASKS.get(s.task).cpu_ms_per_step * priced.get(s.task, overall) for s in self.left)
         secs /= self.parallel
         return f"{int(secs // 60)}m{int(secs % 60):02d}s"

@@ -56,9 +56,10 @@ class StabilityMonitor(L.Callback):
         self.diverged_at: int | None = None
         self.reason: str | None = None
         self.steps = 0                      # optimizer steps recorded
-        self._checked = 0
+        self._checked = 0                   # steps whose loss and norm were read by _check
+        self._layers_checked = 0            # layer rows whose parameter check was read by _check
         self._lrs: list[float] = []
-        self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor | None]] = []
+        self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
         self._hook = None
 
@@ -92,10 +93,8 @@ class StabilityMonitor(L.Callback):
         loss = pl_module.last_loss if pl_module.last_loss is not None else total.new_tensor(float("nan"))
         if trainer.world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        self.buf[step, LOSS] = loss.float()
-        self.buf[step, PRE] = total
-        if not self.clipping:
-            self.buf[step, POST] = total
+        # one write per step; with clipping, POST is overwritten after the step with the clipped norm
+        self.buf[step] = torch.stack((loss.float(), total.float(), total.float()))
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
         if step % self.cfg["layer_every"] == 0:
@@ -109,12 +108,13 @@ class StabilityMonitor(L.Callback):
         if self._snapshot is not None and self._snapshot[0] == step:
             _, before, norms = self._snapshot
             with torch.no_grad():
-                delta = torch._foreach_sub([p.detach() for p in self.params], before)
+                after = [p.detach() for p in self.params]
+                delta = torch._foreach_sub(after, before)
                 ratio = torch.stack(torch._foreach_norm(delta)) / torch.stack(torch._foreach_norm(before)).clamp_min(1e-12)
-            self._layer_rows.append((step, norms, ratio))
+                # read at the next divergence check, not here: no host sync inside the step
+                params_finite = torch.isfinite(torch.stack(torch._foreach_norm(after))).all()
+            self._layer_rows.append((step, norms, ratio, params_finite))
             self._snapshot = None
-            if not _all_finite(self.params):
-                self._diverge(step, "non-finite parameters")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.steps - self._checked >= self.sync_every:
@@ -130,6 +130,10 @@ class StabilityMonitor(L.Callback):
             return
         rows = self.buf[lo:hi, :2].cpu().numpy()
         self._checked = hi
+        for step, _, _, params_finite in self._layer_rows[self._layers_checked:]:
+            if not bool(params_finite):
+                self._diverge(step, "non-finite parameters")
+        self._layers_checked = len(self._layer_rows)
         if not hasattr(self, "_loss0"):
             self._loss0 = float(rows[0, LOSS])
         for i, (loss, pre) in enumerate(rows):
@@ -164,7 +168,7 @@ class StabilityMonitor(L.Callback):
         with open(self.series_dir / "layers.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["step", "param", "grad_norm", "update_ratio"])
-            for step, norms, ratio in self._layer_rows:
+            for step, norms, ratio, _ in self._layer_rows:
                 for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
                     w.writerow([step, name, f"{g:.6g}", f"{r:.6g}"])
         return str(self.series_dir)

@@ -145,3 +145,30 @@ def test_cli_run_end_to_end_writes_results_and_leaderboard(tiny_data, tmp_path):
     assert "[2/2]" in r.stdout and "ETA" in r.stdout
     assert len(results.load(tmp_path / "e2e.jsonl")) == 2
     assert (tmp_path / "e2e_leaderboard" / "README.md").exists()
+
+
+def test_eta_prices_the_runs_left_by_their_task_not_by_the_mean_run():
+    """Longest-first scheduling finishes the long CIFAR runs first; the ETA of the short MNIST
+    runs left must not be priced at CIFAR's wall time."""
+    from gradbench.executors import longest_first
+    from gradbench.runner import Progress
+
+    suite = parse_suite({"tasks": {"mnist_mlp": {"max_steps": 100}, "cifar10_cnn": {"max_steps": 100}},
+                         "strategies": ["baseline"], "seeds": 2, "stress": {"lr_mult": [1.0]}})
+    specs = longest_first(expand(suite))
+    assert [s.task for s in specs] == ["cifar10_cnn"] * 2 + ["mnist_mlp"] * 2
+    lines = []
+    progress = Progress(specs, 0, len(specs), lines.append)
+
+    def finish(spec, wall, steps=100):
+        progress.done(spec, {"status": "ok", "reason": None, "timings": {"wall_s": wall},
+                             "metrics": {"name": "accuracy", "test": 0.5, "steps": steps}})
+
+    finish(specs[0], 22.0)             # CIFAR: 100 steps priced 22 s, really 22 s
+    assert lines[-1].endswith("ETA 0m24s")   # 22 s (the CIFAR run left) + 2 x 100 x 10 ms (MNIST, as priced)
+    finish(specs[2], 2.0)              # MNIST really costs 2 s, twice its price: so does the one left
+    assert lines[-1].endswith("ETA 0m24s")   # 22 + 2
+    finish(specs[1], 22.0)
+    assert lines[-1].endswith("ETA 0m02s")
+    finish(specs[3], 2.0)
+    assert lines[-1].endswith("ETA 0m00s")

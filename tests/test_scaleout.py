@@ -56,6 +56,43 @@ def test_ray_reproduces_the_sequential_records(tiny_data, tmp_path):
     assert run_with(make_executor("ray"), tmp_path, tiny_data, "ray") == sequential
 
 
+def test_workers_auto_is_one_worker_per_core_or_per_threads_cores(monkeypatch):
+    from gradbench.executors import resolve_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert resolve_workers("auto", None) == 8          # one single-threaded run per core
+    assert resolve_workers("auto", 2) == 4             # the suite pins 2 threads a run
+    assert resolve_workers("auto", 16) == 1
+    assert resolve_workers("3", None) == 3 and resolve_workers(3, None) == 3
+    pool = make_executor(workers="auto", threads=2)
+    assert isinstance(pool, LocalPool) and pool.workers == 4 and pool.threads == 2
+    assert isinstance(make_executor(workers="auto", threads=8), InProcess)
+
+
+@pytest.mark.parametrize("value", ["two", "0", "-1", "1.5", ""])
+def test_bad_workers_is_one_line_naming_the_choices(tiny_data, tmp_path, capsys, value):
+    from gradbench.cli import main
+
+    cfg = tmp_path / "s.yaml"
+    cfg.write_text("tasks: {mnist_mlp: {max_steps: 2}}\nstrategies: [baseline]\n")
+    assert main(["run", str(cfg), "--data", str(tiny_data), "--results", str(tmp_path / "r.jsonl"),
+                 "--workers", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"gradbench: error: --workers: {value!r} is not a positive integer or auto"
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_parallel_runs_start_longest_first():
+    from gradbench.executors import longest_first
+
+    suite = parse_suite({"tasks": {"mnist_mlp": {"max_steps": 1000}, "adding_rnn": {"max_steps": 600},
+                                   "cifar10_cnn": {"max_steps": 200}}, "strategies": ["baseline"], "seeds": 2})
+    order = [(s.task, s.seed) for s in longest_first(expand(suite))]
+    # priced at max_steps x cpu_ms_per_step: CIFAR 200 x 220 > MLP 1000 x 10 > RNN 600 x 13; ties keep suite order
+    assert order == [("cifar10_cnn", 0), ("cifar10_cnn", 1), ("mnist_mlp", 0), ("mnist_mlp", 1),
+                     ("adding_rnn", 0), ("adding_rnn", 1)]
+
+
 def test_devices_pin_one_gpu_per_worker(monkeypatch):
     import queue
 
