@@ -1,6 +1,6 @@
 """What a gradbench run costs, against a plain PyTorch loop and the machine's limit.
 
-    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 6]
+    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 16]
                                  [--skip-suite] [--skip-scaling]
 
 Trains the same model on the same data in one process, four ways, alternating them round by
@@ -12,9 +12,9 @@ four alike:
   (d) a plain Lightning Trainer fed by DataLoader(TensorDataset), as a user would write it
 Per-step time is the time between the starts of consecutive training steps (the whole loop
 iteration: data, forward, backward, hooks, step), median over every step after warm-up.
-A ratio is taken within each round (each way's median step over (a)'s, minutes apart at
-most), then its median over the rounds is reported with the range: on a shared 2-core VM
-the speed of the machine itself moves by 10-30% between minutes.
+A ratio is taken within each round (each way's median step over (a)'s, seconds apart), then
+its median over the rounds is reported with its quartiles: on a shared 2-core VM the speed
+of the machine itself moves by 10-30% from one minute to the next.
 Achieved FLOP/s = training FLOPs of one step (torch's FlopCounterMode) / the median step
 time, against a 2048^3 fp32 matmul timed in the same process (the practical limit).
 Then: CIFAR-10 evaluation time by evaluation batch size, the quick suite end to end exactly as
@@ -48,7 +48,8 @@ from gradbench.tasks import TASKS
 
 REPO = Path(__file__).resolve().parent.parent
 WARMUP = 5
-STEPS = {"mnist_mlp": 150, "adding_rnn": 150, "cifar10_cnn": 30}   # per way and round
+# steps per way and round: short rounds, many of them, so the two ways of a pair run seconds apart
+STEPS = {"mnist_mlp": 60, "adding_rnn": 60, "cifar10_cnn": 15}
 # below each task's explosive level: every way must run all its steps (the RNN explodes even at x0.25)
 LR_MULT = {"mnist_mlp": 0.25, "adding_rnn": 0.05, "cifar10_cnn": 0.25}
 
@@ -156,6 +157,11 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / best
 
 
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4)
+    return q[0], q[2]
+
+
 def _timed(fn) -> float:
     t = time.perf_counter()
     fn()
@@ -185,7 +191,7 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
     flops = step_flops(task, splits, spec_b)
     return {"task": name, "steps_per_way": steps * rounds, "median_ms": {k: v * 1e3 for k, v in med.items()},
             "ratio": {k: statistics.median(v) for k, v in paired.items()},
-            "ratio_range": {k: (min(v), max(v)) for k, v in paired.items()},
+            "ratio_iqr": {k: _quartiles(v) for k, v in paired.items()},
             "monitor_cost": statistics.median(monitor), "step_gflop": flops / 1e9,
             "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"}}
 
@@ -233,7 +239,7 @@ def scaling(root: Path) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn")
-    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--rounds", type=int, default=16)
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     p.add_argument("--skip-suite", action="store_true", help="do not time the quick suite end to end")
     p.add_argument("--skip-scaling", action="store_true")
@@ -245,14 +251,14 @@ def main() -> None:
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
     print("| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
-          "| (b)/(a) (range over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) | GFLOP/step "
+          "| (b)/(a) (quartiles over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) | GFLOP/step "
           "| (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.tasks.split(","):
         r = bench_task(name, root, args.rounds)
         report["tasks"].append(r)
         m, q = r["median_ms"], r["ratio"]
-        lo, hi = r["ratio_range"]["b/a"]
+        lo, hi = r["ratio_iqr"]["b/a"]
         gf = r["achieved_gflops"]
         print(f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} "
               f"| {q['b/a']:.2f} ({lo:.2f}-{hi:.2f}) | {q['c/a']:.2f} | {q['d/a']:.2f} | {r['monitor_cost']:+.1%} "

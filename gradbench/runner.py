@@ -6,6 +6,7 @@ A diverged run and a failed run are results: they are recorded and the suite goe
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import os
 import platform
@@ -94,6 +95,16 @@ def error_record(spec: RunSpec, command: str | None, reason: str) -> dict:
     return _untrained_record(spec, command, "error", reason[:500])
 
 
+def freeze_long_lived_objects() -> None:
+    """Take what is alive between runs (torch, Lightning, the datasets: some 350k objects) out
+    of the garbage collector's reach. Otherwise each full collection walks all of them
+    (about 250 ms on the reference CPU, once or twice per 1000-step run); with them frozen,
+    GC pauses in a run drop to about 1 ms. The previous run's cycles are collected first;
+    frozen objects are still freed by reference counting."""
+    gc.collect()
+    gc.freeze()
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -120,6 +131,7 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
     task = TASKS.get(spec.task)
     record = _fresh_record(spec, command)
     t0 = time.perf_counter()
+    freeze_long_lived_objects()
     accelerator = spec.trainer.get("accelerator", "auto")
     try:
         splits = load_dataset(task.dataset, data_root, **spec.data)
