@@ -94,7 +94,8 @@ class LocalPool:
 
     def describe(self) -> str:
         where = f"GPUs {','.join(self.devices)} x {self.runs_per_device}" if self.devices else "CPU"
-        return f"{self.workers} local workers ({where}, {self.threads} threads each)"
+        threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+        return f"{self.workers} local workers ({where}, {threads} each)"
 
     def device_slots(self) -> list[str]:
         """The GPU each worker takes, in order: every device runs_per_device times."""
