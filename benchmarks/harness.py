@@ -17,8 +17,9 @@ its median over the rounds is reported with its quartiles: on a shared 2-core VM
 of the machine itself moves by 10-30% from one minute to the next.
 Achieved FLOP/s = training FLOPs of one step (torch's FlopCounterMode) / the median step
 time, against a 2048^3 fp32 matmul timed in the same process (the practical limit).
-Then: CIFAR-10 evaluation time by evaluation batch size, the quick suite end to end exactly as
-scripts/quick.sh runs it, and wall time per run as a suite grows 1x, 2x, 4x.
+Then: the loop's own cost (the same ways on an 8-unit MLP), CIFAR-10 evaluation time by
+evaluation batch size, the quick suite end to end exactly as scripts/quick.sh runs it, and
+wall time per run as a suite grows 1x, 2x, 4x.
 """
 
 from __future__ import annotations
@@ -196,6 +197,26 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
             "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"}}
 
 
+def framework_floor(root: Path, rounds: int = 6, steps: int = 300) -> dict:
+    """Per-step time of (a), (b) and (c) on an MLP of 8 units (batch 8), where the arithmetic
+    is next to nothing: what remains is the cost of the loop itself, model size aside."""
+    task = TASKS.get("mnist_mlp")
+    splits = load_dataset(task.dataset, root)
+    specs = {}
+    for monitor in (True, False):
+        raw = {"tasks": {"mnist_mlp": {"max_steps": steps, "eval_every": steps, "batch_size": 8,
+                                       "model": {"depth": 1, "width": 8}}},
+               "strategies": ["baseline"], "stress": {"lr_mult": [0.1]}, "monitor": {"enabled": monitor}}
+        specs[monitor] = expand(parse_suite(raw))[0]
+    ways = {"a": lambda: way_a(task, splits, specs[True], steps), "b": lambda: way_gradbench(specs[True], root),
+            "c": lambda: way_gradbench(specs[False], root)}
+    per_round = {k: [] for k in ways}
+    for r in range(rounds):
+        for k in ("abc" if r % 2 == 0 else "cba"):
+            per_round[k].append(statistics.median(ways[k]()))
+    return {k: statistics.median(v) * 1e3 for k, v in per_round.items()}
+
+
 def time_suite(config: Path, root: Path, *flags: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -264,6 +285,10 @@ def main() -> None:
               f"| {q['b/a']:.2f} ({lo:.2f}-{hi:.2f}) | {q['c/a']:.2f} | {q['d/a']:.2f} | {r['monitor_cost']:+.1%} "
               f"| {r['step_gflop']:.3f} | {gf['a']:.1f} | {gf['b']:.1f} | {gf['b'] / report['peak_gflops']:.0%} |",
               flush=True)
+    floor = report["floor_ms"] = framework_floor(root)
+    print(f"the loop itself (8-unit MLP, batch 8): (a) {floor['a']:.2f} ms, (b) {floor['b']:.2f} ms, "
+          f"(c) {floor['c']:.2f} ms a step: gradbench+Lightning add {floor['c'] - floor['a']:.2f} ms, "
+          f"the monitor {floor['b'] - floor['c']:.2f} ms")
     if not args.skip_suite:
         report["eval_s"] = eval_speed(root)
         print("CIFAR-10 validation (5000 images), by evaluation batch: "
