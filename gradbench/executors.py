@@ -182,12 +182,12 @@ def resolve_workers(workers: int | str, threads: int | None) -> int:
 
 def make_executor(kind: str = "local", workers: int | str = 1, devices: str | None = None, runs_per_device: int = 1,
                   address: str | None = None, threads: int | None = None):
-    if kind == "ray":
+    workers = resolve_workers(workers, threads)   # a bad value is an error whatever the executor
+    if kind == "ray":  # Ray sizes itself from the cluster's CPUs
         return RayExecutor(address, threads=threads, gpus_per_run=(1.0 / runs_per_device) if devices else 0.0)
     if kind != "local":
         raise UserError(f"--executor: {kind!r} is not one of local, ray")
     dev_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
-    workers = resolve_workers(workers, threads)
     if workers == 1 and not dev_list:
         return InProcess()   # threads come with each run's Job (the suite's `threads`)
     return LocalPool(workers, dev_list, runs_per_device, threads)
