@@ -67,10 +67,21 @@ def deltas(starts: list[float]) -> list[float]:
     return [b - a for a, b in zip(starts[WARMUP:], starts[WARMUP + 1:])]
 
 
-def spec_for(task: str, steps: int, monitor: bool):
-    raw = {"tasks": {task: {"max_steps": steps, "eval_every": steps}}, "strategies": ["baseline"],
-           "stress": {"lr_mult": [LR_MULT[task]]}, "monitor": {"enabled": monitor}}
+def spec_for(task: str, steps: int, monitor: bool, lr_mult: float | None = None, **task_overrides):
+    raw = {"tasks": {task: {"max_steps": steps, "eval_every": steps, **task_overrides}}, "strategies": ["baseline"],
+           "stress": {"lr_mult": [lr_mult or LR_MULT[task]]}, "monitor": {"enabled": monitor}}
     return expand(parse_suite(raw))[0]
+
+
+def alternate(ways: dict, rounds: int) -> dict[str, list[list[float]]]:
+    """Each way's step times, round by round, the ways run in palindromic order (abcd, dcba,
+    ...), so that a drift in the machine's speed hits every way alike."""
+    per_round = {k: [] for k in ways}
+    order = "".join(ways)
+    for r in range(rounds):
+        for k in (order if r % 2 == 0 else order[::-1]):
+            per_round[k].append(ways[k]())
+    return per_round
 
 
 def loss_fn(task):
@@ -177,15 +188,9 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
     float_x = prepare(task, splits, splits.train_x) if splits.train_x.dtype == torch.uint8 else splits.train_x
     ways = {"a": lambda: way_a(task, splits, spec_b, steps), "b": lambda: way_gradbench(spec_b, root),
             "c": lambda: way_gradbench(spec_c, root), "d": lambda: way_d(task, splits, spec_b, steps, float_x)}
-    times = {k: [] for k in ways}            # every step of every round
-    per_round = {k: [] for k in ways}        # each round's median step
-    for r in range(rounds):
-        # palindromic order (abcd, dcba, ...): a drift in the machine's speed hits every way alike
-        for k in ("abcd" if r % 2 == 0 else "dcba"):
-            steps_s = ways[k]()
-            times[k] += steps_s
-            per_round[k].append(statistics.median(steps_s))
-    med = {k: statistics.median(v) for k, v in times.items()}
+    rounds_s = alternate(ways, rounds)
+    med = {k: statistics.median([t for r in v for t in r]) for k, v in rounds_s.items()}   # over every step
+    per_round = {k: [statistics.median(r) for r in v] for k, v in rounds_s.items()}       # each round's median
     # ratios within a round (same minute of machine time), then their median over the rounds
     paired = {f"{k}/a": [x / a for x, a in zip(per_round[k], per_round["a"])] for k in "bcd"}
     monitor = [b / c - 1 for b, c in zip(per_round["b"], per_round["c"])]
@@ -202,19 +207,11 @@ def framework_floor(root: Path, rounds: int = 6, steps: int = 300) -> dict:
     is next to nothing: what remains is the cost of the loop itself, model size aside."""
     task = TASKS.get("mnist_mlp")
     splits = load_dataset(task.dataset, root)
-    specs = {}
-    for monitor in (True, False):
-        raw = {"tasks": {"mnist_mlp": {"max_steps": steps, "eval_every": steps, "batch_size": 8,
-                                       "model": {"depth": 1, "width": 8}}},
-               "strategies": ["baseline"], "stress": {"lr_mult": [0.1]}, "monitor": {"enabled": monitor}}
-        specs[monitor] = expand(parse_suite(raw))[0]
+    specs = {monitor: spec_for("mnist_mlp", steps, monitor, lr_mult=0.1, batch_size=8, model={"depth": 1, "width": 8})
+             for monitor in (True, False)}
     ways = {"a": lambda: way_a(task, splits, specs[True], steps), "b": lambda: way_gradbench(specs[True], root),
             "c": lambda: way_gradbench(specs[False], root)}
-    per_round = {k: [] for k in ways}
-    for r in range(rounds):
-        for k in ("abc" if r % 2 == 0 else "cba"):
-            per_round[k].append(statistics.median(ways[k]()))
-    return {k: statistics.median(v) * 1e3 for k, v in per_round.items()}
+    return {k: statistics.median(statistics.median(r) for r in v) * 1e3 for k, v in alternate(ways, rounds).items()}
 
 
 def time_suite(config: Path, root: Path, *flags: str) -> float:

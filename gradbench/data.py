@@ -462,7 +462,7 @@ class _TrainBatches:
         perm = perm.to(dev)
         if dm.augment:  # the epoch's crops and flips, drawn batch by batch as augment_batch would, moved once
             draws = [draw_augment(bs, aug_gen) for _ in range(len(self))]
-            shifts = [torch.cat(parts).to(dev) for parts in zip(*draws)] if draws else None
+            shifts = [torch.cat(parts).to(dev) for parts in zip(*draws)]
         # everything below stays on the training device: no host round trip per batch
         for i in range(len(self)):
             idx = perm[i * bs : (i + 1) * bs]

@@ -15,6 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from gradbench.config import expand, parse_suite
 from gradbench.runner import run_one
+from test_stability import InjectNaN
 
 SMALL = {"depth": 2, "width": 32}
 
@@ -97,19 +98,10 @@ class PoisonParameters(L.Callback):
                 next(pl_module.parameters()).view(-1)[0] = float("inf")
 
 
-class InjectNaNGrad(L.Callback):
-    def __init__(self, k: int):
-        self.k = k
-
-    def on_after_backward(self, trainer, pl_module):
-        if trainer.global_step == self.k:
-            next(pl_module.parameters()).grad.view(-1)[0] = float("nan")
-
-
 def test_a_deferred_check_still_names_the_step_that_diverged(tiny_data):
     """Checked every 4 steps, a NaN gradient at step 5 is found at the step-8 check and
     recorded as step 5; training stops there, not at the end of the budget."""
-    rec, _ = run(tiny_data, "baseline", {"sync_every": 4}, steps=30, callbacks=(InjectNaNGrad(5),))
+    rec, _ = run(tiny_data, "baseline", {"sync_every": 4}, steps=30, callbacks=(InjectNaN(5),))
     assert rec["status"] == "diverged"
     assert rec["stability"]["diverged_at_step"] == 5
     assert "non-finite gradient norm at step 5" in rec["reason"]

@@ -116,10 +116,9 @@ class AutoClip:
         self.threshold: torch.Tensor | None = None   # the last clip value (for tests and inspection)
 
     def __call__(self, module, optimizer) -> None:
-        grads = grads_of(optimizer)
+        grads, norm = _grads_and_norm(optimizer)
         if not grads:
             return
-        norm = global_norm(grads).float()
         if self.history is None or self.n == len(self.history):
             grown = torch.full((max(256, 2 * self.n),), float("nan"), device=norm.device)
             if self.history is not None:
@@ -129,6 +128,13 @@ class AutoClip:
         self.n += 1
         self.threshold = torch.nanquantile(self.history[: self.n], self.q)
         _clip_to(grads, norm, self.threshold)
+
+
+def _grads_and_norm(optimizer) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """The gradients the optimizer will step with and their global norm (float32, on the
+    device); no gradients: ([], None)."""
+    grads = grads_of(optimizer)
+    return grads, (global_norm(grads).float() if grads else None)
 
 
 def _clip_to(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: torch.Tensor) -> None:
@@ -170,10 +176,9 @@ class ZClip:
         self.threshold: torch.Tensor | None = None   # the last clip level (inf: no outlier)
 
     def __call__(self, module, optimizer) -> None:
-        grads = grads_of(optimizer)
+        grads, norm = _grads_and_norm(optimizer)
         if not grads:
             return
-        norm = global_norm(grads).float()
         finite = torch.isfinite(norm)
         if not self.stats.ready:
             self.stats.warm(norm, finite)
@@ -268,10 +273,9 @@ class SkipSpikes:
         self.skipped = 0
 
     def __call__(self, module, optimizer) -> None:
-        grads = grads_of(optimizer)
+        grads, norm = _grads_and_norm(optimizer)
         if not grads:
             return
-        norm = global_norm(grads).float()
         finite = torch.isfinite(norm)
         if not self.stats.ready:
             spike = ~finite
