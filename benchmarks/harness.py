@@ -17,7 +17,8 @@ its median over the rounds is reported with its quartiles: on a shared 2-core VM
 of the machine itself moves by 10-30% from one minute to the next.
 Achieved FLOP/s = training FLOPs of one step (torch's FlopCounterMode) / the median step
 time, against a 2048^3 fp32 matmul timed in the same process (the practical limit).
-Then: the loop's own cost (the same ways on an 8-unit MLP), CIFAR-10 evaluation time by
+First, the time a 1000-step MNIST run spends in garbage collection without and with
+gradbench's freeze. Then: the loop's own cost (the same ways on an 8-unit MLP), CIFAR-10 evaluation time by
 evaluation batch size, the quick suite end to end exactly as scripts/quick.sh runs it, and
 wall time per run as a suite grows 1x, 2x, 4x.
 """
@@ -25,6 +26,7 @@ wall time per run as a suite grows 1x, 2x, 4x.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -44,6 +46,7 @@ from gradbench.config import expand, parse_suite
 from gradbench.data import NORMALIZE, augment_batch, load_dataset, resolve_data_root
 from gradbench.models import build_model
 from gradbench.optim import build_optimizer
+from gradbench import runner
 from gradbench.runner import quiet_lightning, run_one
 from gradbench.tasks import TASKS
 
@@ -214,6 +217,41 @@ def framework_floor(root: Path, rounds: int = 6, steps: int = 300) -> dict:
     return {k: statistics.median(statistics.median(r) for r in v) * 1e3 for k, v in alternate(ways, rounds).items()}
 
 
+def gc_pauses(root: Path, steps: int = 1000) -> dict:
+    """Seconds spent in garbage collection during one MNIST run of `steps` steps (validation
+    every 100): as before the fix (nothing frozen, no collection at the start), and as run_one
+    runs now, in a process whose first run has already frozen the long-lived objects (that
+    first freeze is one full collection, once per process)."""
+    spent, started = [0.0], [0.0]
+
+    def clock(phase, info):
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - started[0]
+
+    spec = spec_for("mnist_mlp", steps, True).replace(eval_every=100)
+    out = {}
+    gc.callbacks.append(clock)
+    try:
+        for frozen in (False, True):
+            gc.unfreeze()   # whatever earlier runs froze goes back into the collector's reach
+            freeze = runner.freeze_long_lived_objects
+            if frozen:
+                freeze()    # what the process's first run does, outside the measured run
+            else:
+                runner.freeze_long_lived_objects = lambda: None   # the code before the fix
+            try:
+                spent[0] = 0.0
+                run_one(spec, root)
+                out["frozen" if frozen else "not_frozen"] = spent[0]
+            finally:
+                runner.freeze_long_lived_objects = freeze
+    finally:
+        gc.callbacks.remove(clock)
+    return out
+
+
 def time_suite(config: Path, root: Path, *flags: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -256,7 +294,7 @@ def scaling(root: Path) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn")
+    p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn", help="comma-separated; '' for none")
     p.add_argument("--rounds", type=int, default=16)
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     p.add_argument("--skip-suite", action="store_true", help="do not time the quick suite end to end")
@@ -268,11 +306,15 @@ def main() -> None:
     report = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
+    # first, while nothing in this process has been frozen: the "before" run needs a heap as it was
+    pauses = report["gc_s"] = gc_pauses(root)
+    print(f"garbage collection in one 1000-step MNIST run: {pauses['not_frozen'] * 1e3:.0f} ms without "
+          f"freezing the long-lived objects, {pauses['frozen'] * 1e3:.0f} ms with (what run_one does)")
     print("| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
           "| (b)/(a) (quartiles over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) | GFLOP/step "
           "| (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.tasks.split(","):
+    for name in [t for t in args.tasks.split(",") if t]:
         r = bench_task(name, root, args.rounds)
         report["tasks"].append(r)
         m, q = r["median_ms"], r["ratio"]

@@ -66,7 +66,7 @@ TASKS.add("cifar10_cnn", Task(
     higher_is_better=True, target=0.35, chance=0.1,
     optimizer={**SGD_MOMENTUM, "lr": 0.1}, batch_size=128, max_steps=300, eval_every=50,
     num_outputs=10, model={"depth": 9, "width": 16, "activation": "relu", "init": "kaiming"},
-    augment=True, eval_batch_size=200, cpu_ms_per_step=220))  # 1.5x faster evaluation than 1000 on 2 cores (benchmarks/README.md)
+    augment=True, eval_batch_size=200, cpu_ms_per_step=220))  # 1.6x faster evaluation than 1000 on 2 cores (benchmarks/README.md)
 
 TASKS.add("adding_rnn", Task(
     name="adding_rnn",
