@@ -1,7 +1,7 @@
 """What a gradbench run costs, against a plain PyTorch loop and the machine's limit.
 
     python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 16]
-                                 [--skip-suite] [--skip-scaling]
+                                 [--threads N] [--skip-suite] [--skip-scaling]
 
 Trains the same model on the same data in one process, four ways, alternating them round by
 round in palindromic order (abcd, dcba, ...) so that drift in the machine's speed hits all
@@ -14,7 +14,9 @@ Per-step time is the time between the starts of consecutive training steps (the 
 iteration: data, forward, backward, hooks, step), median over every step after warm-up.
 A ratio is taken within each round (each way's median step over (a)'s, seconds apart), then
 its median over the rounds is reported with its quartiles: on a shared 2-core VM the speed
-of the machine itself moves by 10-30% from one minute to the next.
+of the machine itself moves by 10-30% from one minute to the next. The monitor's cost is
+given twice: (b)/(c) over the rounds, and the time (b) spent inside the monitor's own hooks
+(the record's timings.monitor_s) as a share of (b)'s step, which needs no second run.
 Achieved FLOP/s = training FLOPs of one step (torch's FlopCounterMode) / the median step
 time, against a 2048^3 fp32 matmul timed in the same process (the practical limit).
 First, the time a 1000-step MNIST run spends in garbage collection without and with
@@ -124,10 +126,14 @@ def way_a(task, splits, spec, steps: int) -> list[float]:
     return deltas(starts)
 
 
-def way_gradbench(spec, root: Path) -> list[float]:
+def way_gradbench(spec, root: Path, monitor_ms: list[float] | None = None) -> list[float]:
+    """(b) or (c); with `monitor_ms`, also appends the ms a step spent in the monitor's own
+    hooks (the record's timings.monitor_s over its steps)."""
     timer = StepTimer()
     rec = run_one(spec, root, callbacks=(timer,))
     assert rec["status"] == "ok", rec["reason"]
+    if monitor_ms is not None:
+        monitor_ms.append(rec["timings"]["monitor_s"] / rec["metrics"]["steps"] * 1e3)
     return deltas(timer.starts)
 
 
@@ -189,7 +195,8 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
     splits = load_dataset(task.dataset, root, **task.data)
     spec_b, spec_c = spec_for(name, steps, True), spec_for(name, steps, False)
     float_x = prepare(task, splits, splits.train_x) if splits.train_x.dtype == torch.uint8 else splits.train_x
-    ways = {"a": lambda: way_a(task, splits, spec_b, steps), "b": lambda: way_gradbench(spec_b, root),
+    monitor_ms: list[float] = []
+    ways = {"a": lambda: way_a(task, splits, spec_b, steps), "b": lambda: way_gradbench(spec_b, root, monitor_ms),
             "c": lambda: way_gradbench(spec_c, root), "d": lambda: way_d(task, splits, spec_b, steps, float_x)}
     rounds_s = alternate(ways, rounds)
     med = {k: statistics.median([t for r in v for t in r]) for k, v in rounds_s.items()}   # over every step
@@ -201,7 +208,10 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
     return {"task": name, "steps_per_way": steps * rounds, "median_ms": {k: v * 1e3 for k, v in med.items()},
             "ratio": {k: statistics.median(v) for k, v in paired.items()},
             "ratio_iqr": {k: _quartiles(v) for k, v in paired.items()},
-            "monitor_cost": statistics.median(monitor), "step_gflop": flops / 1e9,
+            "monitor_cost": statistics.median(monitor),
+            # the monitor's hooks timed inside (b): no second run to compare, so no drift between runs
+            "monitor_share": statistics.median(m / r for m, r in zip(monitor_ms, per_round["b"])) / 1e3,
+            "step_gflop": flops / 1e9,
             "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"}}
 
 
@@ -296,12 +306,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn", help="comma-separated; '' for none")
     p.add_argument("--rounds", type=int, default=16)
+    p.add_argument("--threads", type=int, help="torch threads for every way (default: torch's, one per core); "
+                   "1 is how a suite runs with --workers auto")
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     p.add_argument("--skip-suite", action="store_true", help="do not time the quick suite end to end")
     p.add_argument("--skip-scaling", action="store_true")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
     quiet_lightning()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     root = resolve_data_root(args.data)
     report = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
@@ -311,9 +325,9 @@ def main() -> None:
     print(f"garbage collection in one 1000-step MNIST run: {pauses['not_frozen'] * 1e3:.0f} ms without "
           f"freezing the long-lived objects, {pauses['frozen'] * 1e3:.0f} ms with (what run_one does)")
     print("| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
-          "| (b)/(a) (quartiles over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) | GFLOP/step "
-          "| (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| (b)/(a) (quartiles over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) "
+          "| monitor's hooks, share of (b)'s step | GFLOP/step | (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in [t for t in args.tasks.split(",") if t]:
         r = bench_task(name, root, args.rounds)
         report["tasks"].append(r)
@@ -322,6 +336,7 @@ def main() -> None:
         gf = r["achieved_gflops"]
         print(f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} "
               f"| {q['b/a']:.2f} ({lo:.2f}-{hi:.2f}) | {q['c/a']:.2f} | {q['d/a']:.2f} | {r['monitor_cost']:+.1%} "
+              f"| {r['monitor_share']:.1%} "
               f"| {r['step_gflop']:.3f} | {gf['a']:.1f} | {gf['b']:.1f} | {gf['b'] / report['peak_gflops']:.0%} |",
               flush=True)
     floor = report["floor_ms"] = framework_floor(root)

@@ -39,6 +39,13 @@ class BenchModule(L.LightningModule):
         else:
             super().__setattr__(name, value)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        """TensorDataModule builds every batch on the training device already; Lightning's
+        default would still walk the batch with apply_to_collection each step."""
+        if all(t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     # --- the shared step ---------------------------------------------------------------
     def forward(self, x):
         if self.channels_last:

@@ -27,7 +27,7 @@ A record (schema 1) holds:
                   "grad_spikes", "diverged_at_step" (int|null), "max_loss_ratio",
                   "grad_norm_curve": [[step, max pre-clip norm in bucket], ...] (<= 200 points)}
                  (null for skipped runs; values are null where nothing finite was measured)
-    timings      {"wall_s", "train_s", "steps_per_s"}
+    timings      {"wall_s", "train_s", "steps_per_s", "monitor_s" (time in the StabilityMonitor's hooks)}
     env          {"gradbench", "torch", "lightning", "python", "device", "threads", "git_commit"}
     data         {"dataset": str, "fingerprint": "sha256:..."}
     series       path of the per-step CSV, relative to the results file's folder, or null

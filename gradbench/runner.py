@@ -125,6 +125,7 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
     from .data import TensorDataModule, load_dataset
     from .models import build_model
     from .module import BenchModule
+    from .profiler import NullProfiler
     from .stability import StabilityMonitor
 
     quiet_lightning()
@@ -151,7 +152,8 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
             val_check_interval=spec.eval_every * accum,  # counted in batches; eval_every is in optimizer steps
             logger=logger if logger is not None else False,
             enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, callbacks=[c for c in (monitor, *callbacks) if c], **trainer_kwargs)
+            num_sanity_val_steps=0, callbacks=[c for c in (monitor, *callbacks) if c], profiler=NullProfiler(),
+            **trainer_kwargs)
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
         t_fit = time.perf_counter()
         trainer.fit(module, datamodule=dm)
@@ -175,7 +177,8 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
             record["stability"] = monitor.summary()
             record["series"] = series_rel if monitor.write_series() else None
         record["timings"] = {"train_s": round(train_s, 3),
-                             "steps_per_s": round(steps / train_s, 2) if train_s > 0 else None}
+                             "steps_per_s": round(steps / train_s, 2) if train_s > 0 else None,
+                             "monitor_s": round(monitor.seconds, 3) if monitor else None}
     except Exception as e:  # a bug in a strategy, out of memory ...: a result, not a crash of the suite
         record["status"], record["reason"] = "error", f"{type(e).__name__}: {e}".strip()[:500]
         if run_dir is not None:

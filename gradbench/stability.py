@@ -22,7 +22,9 @@ end), or a loss above `loss_blowup` times the loss at step 0.
 from __future__ import annotations
 
 import csv
+import functools
 import math
+import time
 from pathlib import Path
 
 import lightning.pytorch as L
@@ -44,6 +46,19 @@ MONITOR_DEFAULTS = dict(
 )
 
 
+def _clocked(hook):
+    """Add the hook's wall time to self.seconds: what the monitor itself costs a run, which
+    every record keeps (timings.monitor_s)."""
+    @functools.wraps(hook)
+    def clocked(self, *args):
+        start = time.perf_counter()
+        try:
+            return hook(self, *args)
+        finally:
+            self.seconds += time.perf_counter() - start
+    return clocked
+
+
 class StabilityMonitor(L.Callback):
     def __init__(self, max_steps: int, series_dir: str | Path | None = None, **settings):
         unknown = set(settings) - set(MONITOR_DEFAULTS)
@@ -62,6 +77,7 @@ class StabilityMonitor(L.Callback):
         self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
         self._hook = None
+        self.seconds = 0.0                  # wall time spent in the monitor's hooks (_clocked)
 
     # --- set-up ------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module):
@@ -71,9 +87,10 @@ class StabilityMonitor(L.Callback):
         self.params = [p for p in pl_module.parameters() if p.requires_grad]
         self.clipping = trainer.gradient_clip_val is not None or bool(getattr(pl_module, "grad_hooks", ()))
         self.sync_every = self.cfg["sync_every"] or (1 if dev.type == "cpu" else 10)
-        self._trainer = trainer
+        self._world_size = trainer.world_size
         self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
 
+    @_clocked
     def on_train_end(self, trainer, pl_module):
         if self._hook is not None:
             self._hook.remove()
@@ -83,6 +100,7 @@ class StabilityMonitor(L.Callback):
             self._diverge(self.steps - 1, "non-finite parameters")
 
     # --- per step ----------------------------------------------------------------------
+    @_clocked
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         step = trainer.global_step
         if step >= self.max_steps:
@@ -91,15 +109,17 @@ class StabilityMonitor(L.Callback):
         norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(1, device=self.buf.device)
         total = torch.linalg.vector_norm(norms)
         loss = pl_module.last_loss if pl_module.last_loss is not None else total.new_tensor(float("nan"))
-        if trainer.world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
+        if self._world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        # one write per step; with clipping, POST is overwritten after the step with the clipped norm
-        self.buf[step] = torch.stack((loss.float(), total.float(), total.float()))
+        # one write per step, straight into the row; with clipping, POST is overwritten after
+        # the step with the clipped norm
+        torch.stack((loss.float(), total.float(), total.float()), out=self.buf[step])
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
         if step % self.cfg["layer_every"] == 0:
             self._snapshot = (step, [p.detach().clone() for p in self.params], norms.detach().clone())
 
+    @_clocked
     def _after_step(self, optimizer, args, kwargs):
         step = self._step
         if self.clipping:
@@ -116,6 +136,7 @@ class StabilityMonitor(L.Callback):
             self._layer_rows.append((step, norms, ratio, params_finite))
             self._snapshot = None
 
+    @_clocked
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self.steps - self._checked >= self.sync_every:
             self._check()
@@ -128,15 +149,15 @@ class StabilityMonitor(L.Callback):
         lo, hi = self._checked, self.steps
         if hi <= lo or self.diverged_at is not None:
             return
-        rows = self.buf[lo:hi, :2].cpu().numpy()
+        rows = self.buf[lo:hi].tolist()   # one read; Python floats loop faster than numpy scalars
         self._checked = hi
         for step, _, _, params_finite in self._layer_rows[self._layers_checked:]:
             if not bool(params_finite):
                 self._diverge(step, "non-finite parameters")
         self._layers_checked = len(self._layer_rows)
         if not hasattr(self, "_loss0"):
-            self._loss0 = float(rows[0, LOSS])
-        for i, (loss, pre) in enumerate(rows):
+            self._loss0 = rows[0][LOSS]
+        for i, (loss, pre, _) in enumerate(rows):
             if not math.isfinite(loss) or not math.isfinite(pre):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
                 return self._diverge(lo + i, f"non-finite {what}")

@@ -1,0 +1,22 @@
+"""The Trainer's profiler: one that costs nothing per hook.
+
+Lightning calls every hook (about 45 a step, callbacks included) inside
+`trainer.profiler.profile(name)`. Its default, PassThroughProfiler, records nothing, but it
+still enters and leaves a generator-based context manager on each call. On an 8-unit MLP,
+where a step is all loop, that was 0.16 ms of a 1.0 ms step (benchmarks/README.md). This
+profiler hands back one shared null context instead. It never touches tensors, so records
+are unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from lightning.pytorch.profilers import PassThroughProfiler
+
+
+class NullProfiler(PassThroughProfiler):
+    _NULL = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.AbstractContextManager:
+        return self._NULL
