@@ -2,10 +2,10 @@
 
 Lightning calls every hook (about 45 a step, callbacks included) inside
 `trainer.profiler.profile(name)`. Its default, PassThroughProfiler, records nothing, but it
-still enters and leaves a generator-based context manager on each call. On an 8-unit MLP,
-where a step is all loop, that was 0.16 ms of a 1.0 ms step (benchmarks/README.md). This
+still builds, enters and leaves a generator-based context manager on each call. This
 profiler hands back one shared null context instead. It never touches tensors, so records
-are unchanged.
+are unchanged. What it and BenchModule.transfer_batch_to_device save together is the
+harness's floor row (benchmarks/README.md).
 """
 
 from __future__ import annotations
