@@ -355,7 +355,18 @@ def test_ctrl_c_mid_run_stops_cleanly_says_how_to_resume_and_rerun_completes(tin
     assert all(r["status"] == "ok" and r["metrics"]["steps"] == 40 for r in recs)
 
 
-def test_lightning_turns_ctrl_c_into_sys_exit_and_the_guard_turns_it_back(tiny_data):
+@pytest.fixture
+def ctrl_c_as_at_a_terminal():
+    """Ctrl-C raises KeyboardInterrupt, whatever this process inherited: a shell starts a
+    background job with SIGINT ignored, and an ignored signal stays ignored by design
+    (results.interruptible), which would make the tests below pass or fail by how pytest
+    was started."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_lightning_turns_ctrl_c_into_sys_exit_and_the_guard_turns_it_back(tiny_data, ctrl_c_as_at_a_terminal):
     """Lightning 2.x catches KeyboardInterrupt in trainer.fit and calls sys.exit(1)
     (trainer/call.py); under results.interruptible() that becomes Interrupted."""
     import lightning.pytorch as L
@@ -402,7 +413,7 @@ def test_a_plain_system_exit_is_left_alone():
             raise SystemExit(3)
 
 
-def test_a_signal_while_a_record_is_written_waits_until_it_is_on_disk(tmp_path, monkeypatch):
+def test_a_signal_while_a_record_is_written_waits_until_it_is_on_disk(tmp_path, monkeypatch, ctrl_c_as_at_a_terminal):
     path = tmp_path / "r.jsonl"
     real_fsync = os.fsync
 
