@@ -161,9 +161,9 @@ class RayExecutor:
 def longest_first(specs: list[RunSpec]) -> list[RunSpec]:
     """Runs in order of their estimated cost, longest first, so that parallel workers finish
     together instead of waiting on one long run started last (LPT scheduling)."""
-    from .tasks import TASKS
+    from .tasks import priced_ms
 
-    return sorted(specs, key=lambda s: -s.max_steps * TASKS.get(s.task).cpu_ms_per_step)
+    return sorted(specs, key=lambda s: -priced_ms(s.task, s.max_steps))
 
 
 def resolve_workers(workers: int | str, threads: int | None) -> int:

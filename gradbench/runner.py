@@ -21,7 +21,7 @@ from typing import Callable
 from . import __version__, results
 from .config import Skipped, Suite, expand
 from .spec import RunSpec
-from .tasks import TASKS
+from .tasks import TASKS, priced_ms
 
 
 def quiet_lightning() -> None:
@@ -266,7 +266,7 @@ class Progress:
             self.left.remove(item)
             spent = self.spent.setdefault(spec.task, [0.0, 0.0])
             spent[0] += rec["timings"].get("wall_s", 0.0)
-            spent[1] += rec["metrics"]["steps"] * TASKS.get(spec.task).cpu_ms_per_step
+            spent[1] += priced_ms(spec.task, rec["metrics"]["steps"])
         m = rec["metrics"]
         outcome = rec["status"]
         if rec["status"] == "ok":
@@ -285,6 +285,6 @@ class Progress:
         if not priced:
             return "?"
         overall = sum(w for w, _ in self.spent.values()) / sum(ms for _, ms in self.spent.values())
-        secs = sum(s.max_steps * TASKS.get(s.task).cpu_ms_per_step * priced.get(s.task, overall) for s in self.left)
+        secs = sum(priced_ms(s.task, s.max_steps) * priced.get(s.task, overall) for s in self.left)
         secs /= self.parallel
         return f"{int(secs // 60)}m{int(secs % 60):02d}s"

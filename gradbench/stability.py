@@ -96,7 +96,7 @@ class StabilityMonitor(L.Callback):
             self._hook.remove()
             self._hook = None
         self._check(final=True)
-        if self.diverged_at is None and not _all_finite(self.params):
+        if self.diverged_at is None and not bool(_finite_flag(self.params)):
             self._diverge(self.steps - 1, "non-finite parameters")
 
     # --- per step ----------------------------------------------------------------------
@@ -132,7 +132,7 @@ class StabilityMonitor(L.Callback):
                 delta = torch._foreach_sub(after, before)
                 ratio = torch.stack(torch._foreach_norm(delta)) / torch.stack(torch._foreach_norm(before)).clamp_min(1e-12)
                 # read at the next divergence check, not here: no host sync inside the step
-                params_finite = torch.isfinite(torch.stack(torch._foreach_norm(after))).all()
+                params_finite = _finite_flag(after)
             self._layer_rows.append((step, norms, ratio, params_finite))
             self._snapshot = None
 
@@ -195,8 +195,9 @@ class StabilityMonitor(L.Callback):
         return str(self.series_dir)
 
 
-def _all_finite(params) -> bool:
-    return bool(torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in params]))).all())
+def _finite_flag(params) -> torch.Tensor:
+    """Whether every parameter is finite, as a bool tensor on their device (no host read)."""
+    return torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in params]))).all()
 
 
 def summarize(series: np.ndarray, clipping: bool, diverged_at: int | None, cfg: dict | None = None,

@@ -49,6 +49,12 @@ class Task:
 
 TASKS: Registry[Task] = Registry("task")
 
+
+def priced_ms(task: str, steps: int) -> float:
+    """A rough cost of `steps` training steps of `task` on one core: steps x its
+    cpu_ms_per_step. Orders parallel runs and prices the ETA; never part of a result."""
+    return steps * TASKS.get(task).cpu_ms_per_step
+
 SGD_MOMENTUM = {"name": "sgd", "momentum": 0.9}
 
 TASKS.add("mnist_mlp", Task(
