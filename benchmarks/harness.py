@@ -1,6 +1,6 @@
 """What a gradbench run costs, against a plain PyTorch loop and the machine's limit.
 
-    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 16]
+    python benchmarks/harness.py [--tasks mnist_mlp,adding_rnn,cifar10_cnn] [--rounds 32]
                                  [--threads N] [--skip-suite] [--skip-scaling]
 
 Trains the same model on the same data in one process, four ways, alternating them round by
@@ -331,7 +331,8 @@ def scaling(root: Path) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn", help="comma-separated; '' for none")
-    p.add_argument("--rounds", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=32, help="alternations of the four ways: the more rounds, "
+                   "the less a ratio's median over them moves from one run to the next")
     p.add_argument("--threads", type=int, help="torch threads for every way (default: torch's, one per core); "
                    "1 is how a suite runs with --workers auto")
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")

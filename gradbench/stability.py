@@ -9,9 +9,12 @@ accumulation, not when the AMP scaler skips an inf step), and p.grad still holds
 gradients that were stepped with. (A step *pre*-hook would fire too early: Lightning passes
 its closure, forward and backward included, into optimizer.step.)
 
-Cost: per step, one fused per-tensor norm (torch._foreach_norm) written into a preallocated
-buffer on the model's device, so the step has no host sync; the divergence check reads the
-buffer every `sync_every` steps (every step on CPU, where reading costs nothing).
+Cost: per step, one fused per-tensor norm (torch._foreach_norm); the step's loss and norms
+stay on the model's device as 0-dim tensors, so the step has no host sync, and the divergence
+check reads all those not yet read in one stacked copy every `sync_every` steps (every step
+on CPU, where reading costs nothing). No per-step write into a buffer: measured inside a
+step, a small tensor op costs 3-10x what it does in isolation (most likely: the backward pass has just
+pushed the interpreter's working set out of the caches), so the monitor does as few as it can.
 Per-layer gradient norms and update-to-weight ratios are taken every `layer_every` steps.
 
 Divergence (the run stops at once and is recorded as "diverged" at that step): a non-finite
@@ -74,6 +77,8 @@ class StabilityMonitor(L.Callback):
         self._checked = 0                   # steps whose loss and norm were read by _check
         self._layers_checked = 0            # layer rows whose parameter check was read by _check
         self._lrs: list[float] = []
+        self._pending: list[list[torch.Tensor]] = []   # [loss, pre, post] of steps not yet read
+        self._rows: list[tuple[float, float, float]] = []   # the same, read (float32 values)
         self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
         self._hook = None
@@ -82,13 +87,13 @@ class StabilityMonitor(L.Callback):
     # --- set-up ------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module):
         dev = pl_module.device
-        self.buf = torch.full((self.max_steps, 3), float("nan"), device=dev)
         self.param_names = [n for n, p in pl_module.named_parameters() if p.requires_grad]
         self.params = [p for p in pl_module.parameters() if p.requires_grad]
         self.clipping = trainer.gradient_clip_val is not None or bool(getattr(pl_module, "grad_hooks", ()))
         self.sync_every = self.cfg["sync_every"] or (1 if dev.type == "cpu" else 10)
         self._world_size = trainer.world_size
         self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
+        self._nan = torch.tensor(float("nan"), device=dev)
 
     @_clocked
     def on_train_end(self, trainer, pl_module):
@@ -106,14 +111,15 @@ class StabilityMonitor(L.Callback):
         if step >= self.max_steps:
             return
         grads = grads_of(optimizer)
-        norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(1, device=self.buf.device)
+        norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(1, device=self._nan.device)
         total = torch.linalg.vector_norm(norms)
-        loss = pl_module.last_loss if pl_module.last_loss is not None else total.new_tensor(float("nan"))
+        loss = pl_module.last_loss if pl_module.last_loss is not None else self._nan
         if self._world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        # one write per step, straight into the row; with clipping, POST is overwritten after
-        # the step with the clipped norm
-        torch.stack((loss.float(), total.float(), total.float()), out=self.buf[step])
+        while len(self._rows) + len(self._pending) < step:   # a step this hook did not see stays NaN
+            self._pending.append([self._nan] * 3)
+        # with clipping, POST is replaced after the step by the clipped norm
+        self._pending.append([loss, total, total])
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
         if step % self.cfg["layer_every"] == 0:
@@ -123,7 +129,8 @@ class StabilityMonitor(L.Callback):
     def _after_step(self, optimizer, args, kwargs):
         step = self._step
         if self.clipping:
-            self.buf[step, POST] = global_norm(grads_of(optimizer))
+            grads = grads_of(optimizer)   # none when skip_spikes dropped the step
+            self._pending[-1][POST] = global_norm(grads) if grads else self._nan.new_zeros(())
         self.steps = step + 1
         if self._snapshot is not None and self._snapshot[0] == step:
             _, before, norms = self._snapshot
@@ -144,12 +151,21 @@ class StabilityMonitor(L.Callback):
             trainer.should_stop = True
 
     # --- divergence --------------------------------------------------------------------
+    def _read_pending(self) -> None:
+        """Move the steps not yet read to self._rows: one stacked copy, one host sync. Each
+        value is rounded to float32 once, whatever its dtype, as the series keeps it."""
+        if self._pending:
+            values = torch.stack([v for row in self._pending for v in row]).float().tolist()
+            self._rows.extend(zip(values[0::3], values[1::3], values[2::3]))
+            self._pending.clear()
+
     def _check(self, final: bool = False):
         """Read the rows not yet checked (one host sync) and flag the first divergent step."""
+        self._read_pending()
         lo, hi = self._checked, self.steps
         if hi <= lo or self.diverged_at is not None:
             return
-        rows = self.buf[lo:hi].tolist()   # one read; Python floats loop faster than numpy scalars
+        rows = self._rows[lo:hi]
         self._checked = hi
         for step, _, _, params_finite in self._layer_rows[self._layers_checked:]:
             if not bool(params_finite):
@@ -170,7 +186,8 @@ class StabilityMonitor(L.Callback):
 
     # --- results -----------------------------------------------------------------------
     def series(self) -> np.ndarray:
-        return self.buf[: self.steps].cpu().numpy().astype(np.float64)
+        self._read_pending()
+        return np.array(self._rows[: self.steps], dtype=np.float64).reshape(-1, 3)
 
     def summary(self) -> dict:
         return summarize(self.series(), clipping=self.clipping, diverged_at=self.diverged_at, cfg=self.cfg)
