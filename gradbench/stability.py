@@ -13,7 +13,7 @@ Cost: per step, one fused per-tensor norm (torch._foreach_norm); the step's loss
 stay on the model's device as 0-dim tensors, so the step has no host sync, and the divergence
 check reads all those not yet read in one stacked copy every `sync_every` steps (every step
 on CPU, where reading costs nothing). No per-step write into a buffer: measured inside a
-step, a small tensor op costs 3-10x what it does in isolation (most likely: the backward pass has just
+step, a small tensor op costs several times what it does alone (most likely: the backward pass has just
 pushed the interpreter's working set out of the caches), so the monitor does as few as it can.
 Per-layer gradient norms and update-to-weight ratios are taken every `layer_every` steps.
 
