@@ -13,8 +13,9 @@ Cost: per step, one fused per-tensor norm (torch._foreach_norm); the step's loss
 stay on the model's device as 0-dim tensors, so the step has no host sync, and the divergence
 check reads all those not yet read in one stacked copy every `sync_every` steps (every step
 on CPU, where reading costs nothing). No per-step write into a buffer: measured inside a
-step, a small tensor op costs several times what it does alone (most likely: the backward pass has just
-pushed the interpreter's working set out of the caches), so the monitor does as few as it can.
+step, a small tensor op costs several times what it does alone (most likely: the backward
+pass has just pushed the interpreter's working set out of the caches), so the monitor does
+as few as it can.
 Per-layer gradient norms and update-to-weight ratios are taken every `layer_every` steps.
 
 Divergence (the run stops at once and is recorded as "diverged" at that step): a non-finite
@@ -34,7 +35,7 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 
-from .grad_hooks import global_norm, grads_of
+from .grad_hooks import grads_of
 
 LOSS, PRE, POST = 0, 1, 2
 MONITOR_DEFAULTS = dict(
@@ -110,9 +111,7 @@ class StabilityMonitor(L.Callback):
         step = trainer.global_step
         if step >= self.max_steps:
             return
-        grads = grads_of(optimizer)
-        norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(1, device=self._nan.device)
-        total = torch.linalg.vector_norm(norms)
+        norms, total = self._norms(optimizer)
         loss = pl_module.last_loss if pl_module.last_loss is not None else self._nan
         if self._world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
@@ -125,12 +124,18 @@ class StabilityMonitor(L.Callback):
         if step % self.cfg["layer_every"] == 0:
             self._snapshot = (step, [p.detach().clone() for p in self.params], norms.detach().clone())
 
+    def _norms(self, optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-tensor and global norms of the gradients the optimizer steps with, on the
+        model's device; none (a step skip_spikes dropped): a norm of zero, still on the device."""
+        grads = grads_of(optimizer)
+        norms = torch.stack(torch._foreach_norm(grads)) if grads else self._nan.new_zeros(1)
+        return norms, torch.linalg.vector_norm(norms)
+
     @_clocked
     def _after_step(self, optimizer, args, kwargs):
         step = self._step
         if self.clipping:
-            grads = grads_of(optimizer)   # none when skip_spikes dropped the step
-            self._pending[-1][POST] = global_norm(grads) if grads else self._nan.new_zeros(())
+            self._pending[-1][POST] = self._norms(optimizer)[1]
         self.steps = step + 1
         if self._snapshot is not None and self._snapshot[0] == step:
             _, before, norms = self._snapshot
