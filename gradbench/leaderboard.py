@@ -85,6 +85,9 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
             f"{name} {', '.join(_unique(e.get(name) for e in env)) or '?'}"
             for name in ("gradbench", "torch", "lightning", "python"))),
         ("Device", ", ".join(_unique(e.get("device") for e in env)) or "—"),
+        # CPU records reproduce bit for bit only on the same kind of CPU (see gradbench verify)
+        ("CPU", ", ".join(_unique(f"{e['cpu']} ({e.get('cpu_capability')})" for e in env if e.get("cpu")))
+         or "not recorded"),
         ("Threads", ", ".join(_unique(e.get("threads") for e in env)) or "—"),
         ("Seeds", ", ".join(str(s) for s in seeds) or "—"),
         ("Stress levels", ", ".join(_lr(x) for x in levels) or "—"),

@@ -28,7 +28,9 @@ A record (schema 1) holds:
                   "grad_norm_curve": [[step, max pre-clip norm in bucket], ...] (<= 200 points)}
                  (null for skipped runs; values are null where nothing finite was measured)
     timings      {"wall_s", "train_s", "steps_per_s", "monitor_s" (time in the StabilityMonitor's hooks)}
-    env          {"gradbench", "torch", "lightning", "python", "device", "threads", "git_commit"}
+    env          {"gradbench", "torch", "lightning", "python", "device", "cpu", "cpu_capability",
+                  "threads", "git_commit"}: cpu is the CPU's model name, cpu_capability the
+                  instruction set torch's kernels use (AVX2, AVX512, ...); both bear on the last bits
     data         {"dataset": str, "fingerprint": "sha256:..."}
     series       path of the per-step CSV, relative to the results file's folder, or null
     spec         the resolved run spec (everything that determines the run)

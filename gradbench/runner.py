@@ -46,7 +46,23 @@ def git_commit() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=None)
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform knows, else None."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment(accelerator: str = "cpu") -> dict:
+    """What a record's numbers depend on besides its spec. On CPU that includes the CPU: torch
+    dispatches its kernels by instruction set (cpu_capability: AVX2, AVX512, ...), and MKL and
+    oneDNN pick theirs by CPU model; either changes the order of a sum, so the last bits."""
     import lightning
     import torch
 
@@ -55,7 +71,8 @@ def environment(accelerator: str = "cpu") -> dict:
     else:
         device = f"cpu: {platform.machine()}, {os.cpu_count()} cores"
     return {"gradbench": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
-            "python": platform.python_version(), "device": device, "threads": torch.get_num_threads(),
+            "python": platform.python_version(), "device": device, "cpu": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "git_commit": git_commit()}
 
 

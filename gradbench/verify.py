@@ -8,8 +8,13 @@ numbers); that the stored spec still hashes to the record's run_id is checked to
 env and file paths are not compared. Skipped runs are skipped. --sample K re-runs K records
 drawn with --seed (the same file, K and seed always draw the same runs).
 
-On CPU, with the same torch build and thread count, a run is bit-for-bit deterministic, so
-any difference means the code, the data or the environment changed.
+On CPU, with the same torch build, thread count and kind of CPU, a run is bit-for-bit
+deterministic, so any difference means the code, the data or the environment changed. The
+kind of CPU counts: torch dispatches its kernels by instruction set (env.cpu_capability,
+e.g. AVX2 or AVX512) and MKL/oneDNN by CPU model (env.cpu), and each sums in its own order,
+so a record made on an AMD EPYC with AVX2 kernels differs in the last bits on an Intel Xeon
+with AVX-512 ones, and a chaotic run (one that explodes) then differs visibly. A difference
+found on another CPU is reported with the CPU named, as not reproducible there, not wrong.
 
 On GPU results may differ without anything being wrong: cuDNN picks convolution algorithms
 by benchmarking and some are non-deterministic; reductions built on atomic adds (scatter,
@@ -125,9 +130,10 @@ def format_outcome(o: Outcome, most: int = 3) -> str:
 
 
 def _env_changes(recorded: dict, now: dict) -> list[str]:
-    """What differs between the recording environment and this one (explains a difference)."""
-    keys = ("torch", "lightning", "device", "threads", "git_commit")
-    return [f"recorded with {k} {recorded.get(k)}, now {now.get(k)}" for k in keys
+    """What differs between the recording environment and this one (explains a difference).
+    Records written before gradbench kept the CPU (cpu, cpu_capability) say so."""
+    keys = ("torch", "lightning", "device", "cpu", "cpu_capability", "threads", "git_commit")
+    return [f"recorded with {k} {recorded.get(k, '(not recorded)')}, now {now.get(k)}" for k in keys
             if recorded.get(k) != now.get(k)]
 
 

@@ -625,6 +625,10 @@ def test_verify_reproduces_a_suite_and_names_a_tampered_field(tiny_data, tmp_pat
     tampered = json.loads(lines[1])
     real = tampered["metrics"]["test"]
     tampered["metrics"]["test"] = real + 0.01
+    # recorded on another kind of CPU, by a gradbench that did not yet keep the CPU's name
+    cap = tampered["env"]["cpu_capability"]
+    tampered["env"]["cpu_capability"] = "AVX2" if cap != "AVX2" else "AVX512"
+    del tampered["env"]["cpu"]
     path.write_text(lines[0] + "\n" + json.dumps(tampered) + "\n")
     assert cli.main(["verify", str(path), "--data", str(tiny_data)]) == 1
     out = capsys.readouterr().out
@@ -632,6 +636,8 @@ def test_verify_reproduces_a_suite_and_names_a_tampered_field(tiny_data, tmp_pat
     line = next(line for line in out.splitlines() if line.startswith("DIFFERS"))
     assert line.startswith(f"DIFFERS  {tampered['run_id']} mnist_mlp clip_norm seed 0")
     assert f"metrics.test: recorded {real + 0.01!r}, now {real!r}" in line
+    assert f"recorded with cpu (not recorded), now {recs[1]['env']['cpu']}" in line
+    assert f"recorded with cpu_capability {tampered['env']['cpu_capability']}, now {cap}" in line
     assert "verify: 1 of 2 runs reproduce their recorded results; 1 differ" in out
 
     # --sample draws the same runs for the same seed, and only those are re-run

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from conftest import real_data_or_skip
 from gradbench import results
@@ -35,6 +36,9 @@ def test_record_has_the_documented_fields(tiny_data, tmp_path):
     assert m["best_val"] == max(v for _, v in m["val_curve"])
     assert rec["data"]["fingerprint"].startswith("sha256:")
     assert rec["env"]["torch"] and rec["env"]["threads"] >= 1
+    # the kind of CPU bears on the last bits of a CPU run (gradbench verify names it)
+    assert rec["env"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()   # AVX2, AVX512, ...
+    assert "cpu" in rec["env"]
     assert rec["timings"]["steps_per_s"] > 0
     assert (tmp_path / rec["series"] / "steps.csv").exists()
     assert (tmp_path / rec["series"] / "layers.csv").exists()
