@@ -344,7 +344,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     root = resolve_data_root(args.data)
-    report = {"machine": f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+    # the CPU by name: figures from two machines are not comparable (this VM has been an AMD EPYC
+    # with AVX2 kernels and an Intel Xeon with AVX-512 ones, and the ratios moved with it)
+    report = {"machine": f"{runner.cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
+                         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
     # first, while nothing in this process has been frozen: the "before" run needs a heap as it was

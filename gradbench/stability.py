@@ -12,7 +12,8 @@ its closure, forward and backward included, into optimizer.step.)
 Cost: per step, one fused per-tensor norm (torch._foreach_norm); the step's loss and norms
 stay on the model's device as 0-dim tensors, so the step has no host sync, and the divergence
 check reads all those not yet read every `sync_every` steps: on a GPU every 10 steps, in one
-stacked copy; on CPU every step, value by value, since a CPU read is no sync. No per-step write into a buffer: measured inside a
+stacked copy; on CPU every step, value by value (two reads without clipping), since a CPU
+read is no sync. No per-step write into a buffer: measured inside a
 step, a small tensor op costs several times what it does alone (most likely: the backward
 pass has just pushed the interpreter's working set out of the caches), so the monitor does
 as few as it can.
@@ -159,16 +160,19 @@ class StabilityMonitor(L.Callback):
     def _read_pending(self) -> None:
         """Move the steps not yet read to self._rows. Each value is rounded to float32 once,
         whatever its dtype, as the series keeps it. On a GPU: one stacked copy, so one host
-        sync. On the CPU a read is no sync, and reading the (usually three) values one by one
-        costs less than stacking them: 23 us a step went to the stack inside a step."""
-        if self._pending:
-            flat = [v for row in self._pending for v in row]
-            if flat[0].device.type == "cpu":
-                values = [v.float().item() for v in flat]
-            else:
-                values = torch.stack(flat).float().tolist()
+        sync. On the CPU a read is no sync, and inside a step every tensor call is dear (a
+        stack, a .float(), an .item(): 3-7 us each there), so each value is read as it is,
+        the post-clip norm not at all when it is the pre-clip one (no clipping)."""
+        if not self._pending:
+            return
+        if self._pending[0][LOSS].device.type == "cpu":
+            for loss, pre, post in self._pending:
+                pre_value = _float32(pre)
+                self._rows.append((_float32(loss), pre_value, pre_value if post is pre else _float32(post)))
+        else:
+            values = torch.stack([v for row in self._pending for v in row]).float().tolist()
             self._rows.extend(zip(values[0::3], values[1::3], values[2::3]))
-            self._pending.clear()
+        self._pending.clear()
 
     def _check(self, final: bool = False):
         """Read the rows not yet checked (one host sync) and flag the first divergent step."""
@@ -221,6 +225,11 @@ class StabilityMonitor(L.Callback):
                 for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
                     w.writerow([step, name, f"{g:.6g}", f"{r:.6g}"])
         return str(self.series_dir)
+
+
+def _float32(value: torch.Tensor) -> float:
+    """A 0-dim tensor's value rounded to float32, read with one call when it is float32 already."""
+    return value.item() if value.dtype == torch.float32 else value.float().item()
 
 
 def _finite_flag(params) -> torch.Tensor:
