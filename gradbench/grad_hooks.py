@@ -40,7 +40,7 @@ def build_grad_hooks(specs) -> list:
 
 def grads_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     """The gradients the optimizer will step with (parameters without a gradient are skipped)."""
-    return [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    return [grad for group in optimizer.param_groups for p in group["params"] if (grad := p.grad) is not None]
 
 
 def global_norm(grads: list[torch.Tensor]) -> torch.Tensor:

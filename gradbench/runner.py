@@ -195,7 +195,7 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
             record["series"] = series_rel if monitor.write_series() else None
         record["timings"] = {"train_s": round(train_s, 3),
                              "steps_per_s": round(steps / train_s, 2) if train_s > 0 else None,
-                             "monitor_s": round(monitor.seconds, 3) if monitor else None}
+                             "monitor_s": round(monitor.seconds, 6) if monitor else None}
     except Exception as e:  # a bug in a strategy, out of memory ...: a result, not a crash of the suite
         record["status"], record["reason"] = "error", f"{type(e).__name__}: {e}".strip()[:500]
         if run_dir is not None:

@@ -78,6 +78,7 @@ class StabilityMonitor(L.Callback):
         self.steps = 0                      # optimizer steps recorded
         self._checked = 0                   # steps whose loss and norm were read by _check
         self._layers_checked = 0            # layer rows whose parameter check was read by _check
+        self._loss_limit: float | None = None   # loss_blowup x the step-0 loss, once _check has read it
         self._lrs: list[float] = []
         self._pending: list[list[torch.Tensor]] = []   # [loss, pre, post] of steps not yet read
         self._rows: list[tuple[float, float, float]] = []   # the same, read (float32 values)
@@ -94,6 +95,9 @@ class StabilityMonitor(L.Callback):
         self.clipping = trainer.gradient_clip_val is not None or bool(getattr(pl_module, "grad_hooks", ()))
         self.sync_every = self.cfg["sync_every"] or (1 if dev.type == "cpu" else 10)
         self._world_size = trainer.world_size
+        # read once: inside a step, the first tensor attribute touched costs 10-15 us (its code has
+        # been pushed out of the caches by backward), a .device as much as anything else
+        self._on_cpu = dev.type == "cpu"
         self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
         self._nan = torch.tensor(float("nan"), device=dev)
 
@@ -165,7 +169,7 @@ class StabilityMonitor(L.Callback):
         the post-clip norm not at all when it is the pre-clip one (no clipping)."""
         if not self._pending:
             return
-        if self._pending[0][LOSS].device.type == "cpu":
+        if self._on_cpu:
             for loss, pre, post in self._pending:
                 pre_value = _float32(pre)
                 self._rows.append((_float32(loss), pre_value, pre_value if post is pre else _float32(post)))
@@ -182,17 +186,19 @@ class StabilityMonitor(L.Callback):
             return
         rows = self._rows[lo:hi]
         self._checked = hi
-        for step, _, _, params_finite in self._layer_rows[self._layers_checked:]:
-            if not bool(params_finite):
-                self._diverge(step, "non-finite parameters")
-        self._layers_checked = len(self._layer_rows)
-        if not hasattr(self, "_loss0"):
-            self._loss0 = rows[0][LOSS]
+        if self._layers_checked < len(self._layer_rows):
+            for step, _, _, params_finite in self._layer_rows[self._layers_checked:]:
+                if not bool(params_finite):
+                    self._diverge(step, "non-finite parameters")
+            self._layers_checked = len(self._layer_rows)
+        if self._loss_limit is None:  # the blow-up limit, from the step-0 loss (none if that is not finite and > 0)
+            self._loss0 = loss0 = rows[0][LOSS]
+            self._loss_limit = self.cfg["loss_blowup"] * loss0 if math.isfinite(loss0) and loss0 > 0 else math.inf
         for i, (loss, pre, _) in enumerate(rows):
             if not math.isfinite(loss) or not math.isfinite(pre):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
                 return self._diverge(lo + i, f"non-finite {what}")
-            if math.isfinite(self._loss0) and self._loss0 > 0 and loss > self.cfg["loss_blowup"] * self._loss0:
+            if loss > self._loss_limit:
                 return self._diverge(lo + i, f"loss {loss:.3g} > {self.cfg['loss_blowup']:g} x initial {self._loss0:.3g}")
 
     def _diverge(self, step: int, reason: str):
