@@ -345,7 +345,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     root = resolve_data_root(args.data)
     # the CPU by name: figures from two machines are not comparable (this VM has been an AMD EPYC
-    # with AVX2 kernels and an Intel Xeon with AVX-512 ones, and the ratios moved with it)
+    # and an Intel Xeon, both with torch's AVX512 kernels, and the ratios moved with it)
     report = {"machine": f"{runner.cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
                          f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}

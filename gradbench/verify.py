@@ -12,8 +12,8 @@ On CPU, with the same torch build, thread count and kind of CPU, a run is bit-fo
 deterministic, so any difference means the code, the data or the environment changed. The
 kind of CPU counts: torch dispatches its kernels by instruction set (env.cpu_capability,
 e.g. AVX2 or AVX512) and MKL/oneDNN by CPU model (env.cpu), and each sums in its own order,
-so a record made on an AMD EPYC with AVX2 kernels differs in the last bits on an Intel Xeon
-with AVX-512 ones, and a chaotic run (one that explodes) then differs visibly. A difference
+so a record made on an AMD EPYC differs in the last bits on an Intel Xeon, even with torch's
+AVX512 kernels on both, and a chaotic run (one that explodes) then differs visibly. A difference
 found on another CPU is reported with the CPU named, as not reproducible there, not wrong.
 
 On GPU results may differ without anything being wrong: cuDNN picks convolution algorithms

@@ -1,0 +1,85 @@
+"""Paired A/B of the stability monitor: the one at a git revision against the working tree's.
+
+    python benchmarks/monitor_ab.py [--base HEAD] [--tasks mnist_mlp,adding_rnn] [--rounds 24]
+                                    [--steps 100] [--threads N]
+
+A change to the monitor saves microseconds in a step of milliseconds, less than the
+machine's speed moves between two harness runs. So both monitors run in one process, on the
+same spec, alternating run by run (ABBA, BAAB, ...): gradbench's own run path
+(runner.run_one), once with gradbench.stability as it is at --base (loaded from git) and
+once as it is in the working tree. Per task it prints each side's median step (the time
+between the starts of consecutive training steps, after 5 warm-up steps), the median over
+rounds of the paired difference B - A with its quartiles, and the time each run spent in
+the monitor's own hooks (timings.monitor_s) per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+import gradbench.stability
+from gradbench.data import resolve_data_root
+from gradbench.runner import quiet_lightning
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import LR_MULT, REPO, _quartiles, spec_for, way_gradbench  # noqa: E402
+
+
+def monitor_at(rev: str) -> type:
+    """StabilityMonitor as gradbench/stability.py is at `rev`, as a module of its own."""
+    source = subprocess.run(["git", "show", f"{rev}:gradbench/stability.py"], cwd=REPO, check=True,
+                            capture_output=True, text=True).stdout
+    module = types.ModuleType(f"gradbench.stability_at_{rev}")
+    module.__package__ = "gradbench"  # its relative imports resolve against the working tree's package
+    exec(compile(source, f"{rev}:gradbench/stability.py", "exec"), module.__dict__)
+    return module.StabilityMonitor
+
+
+def ab(task: str, root: Path, monitors: dict, rounds: int, steps: int) -> dict:
+    spec = spec_for(task, steps, True, lr_mult=LR_MULT[task])
+    step_s = {k: [] for k in monitors}
+    hooks_ms = {k: [] for k in monitors}
+    for r in range(rounds):
+        for side in ("AB" if r % 2 == 0 else "BA"):
+            gradbench.stability.StabilityMonitor = monitors[side]  # run_one imports it per run
+            step_s[side].append(statistics.median(way_gradbench(spec, root, hooks_ms[side])))
+    diff = [b - a for a, b in zip(step_s["A"], step_s["B"])]
+    return {"task": task, "step_ms": {k: statistics.median(v) * 1e3 for k, v in step_s.items()},
+            "diff_us": statistics.median(diff) * 1e6, "diff_iqr_us": tuple(q * 1e6 for q in _quartiles(diff)),
+            "hooks_us": {k: statistics.median(v) * 1e3 for k, v in hooks_ms.items()}}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--base", default="HEAD", help="git revision of side A (default HEAD); B is the working tree")
+    p.add_argument("--tasks", default="mnist_mlp,adding_rnn")
+    p.add_argument("--rounds", type=int, default=24)
+    p.add_argument("--steps", type=int, default=100, help="steps per run")
+    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
+    p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
+    args = p.parse_args()
+    quiet_lightning()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = resolve_data_root(args.data)
+    monitors = {"A": monitor_at(args.base), "B": gradbench.stability.StabilityMonitor}
+    print(f"A: the monitor at {args.base}; B: the working tree's; {torch.get_num_threads()} threads, "
+          f"{args.rounds} rounds of {args.steps} steps")
+    print("| task | A step ms | B step ms | B - A us a step (quartiles over rounds) | monitor's hooks A us | B us |")
+    print("|---|---|---|---|---|---|")
+    for task in [t for t in args.tasks.split(",") if t]:
+        r = ab(task, root, monitors, args.rounds, args.steps)
+        lo, hi = r["diff_iqr_us"]
+        print(f"| {task} | {r['step_ms']['A']:.3f} | {r['step_ms']['B']:.3f} | {r['diff_us']:+.1f} "
+              f"({lo:+.1f} to {hi:+.1f}) | {r['hooks_us']['A']:.1f} | {r['hooks_us']['B']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
