@@ -12,7 +12,7 @@ import pytest
 from gradbench.config import expand, parse_suite
 from gradbench.grad_hooks import GRAD_HOOKS, grad_hook
 from gradbench.runner import run_one
-from gradbench.stability import count_grad_spikes, count_loss_spikes, downsample_max, summarize
+from gradbench.stability import StabilityMonitor, count_grad_spikes, count_loss_spikes, downsample_max, summarize
 
 SMALL = {"depth": 2, "width": 32}
 
@@ -55,6 +55,24 @@ def test_huge_learning_rate_is_flagged_diverged(tiny_data):
     assert rec["status"] == "diverged"
     assert isinstance(rec["stability"]["diverged_at_step"], int)
     assert rec["stability"]["diverged_at_step"] < 30
+
+
+@pytest.mark.parametrize("losses, expected", [
+    ([2.0, 5.0, 19.0, 21.0, 30.0], (3, "loss 21 > 10 x initial 2 at step 3")),   # the first step over the limit
+    ([2.0, 5.0, 20.0], (None, None)),                                          # at the limit is not over it
+    ([0.0, 50.0, 1e30], (None, None)),                  # a step-0 loss of 0 sets no limit: only non-finite values stop
+    ([float("nan"), 1.0], (0, "non-finite loss at step 0")),
+])
+def test_divergence_check_against_the_step0_loss(losses, expected):
+    """The blow-up limit comes from the step-0 loss, whether the check reads a row at a time
+    (CPU) or several at once (a GPU, every sync_every steps)."""
+    for reads in (range(1, len(losses) + 1), [2, len(losses)]):
+        mon = StabilityMonitor(max_steps=len(losses))
+        for k in reads:
+            mon._rows = [(loss, 1.0, 1.0) for loss in losses[:k]]
+            mon.steps = k
+            mon._check()
+        assert (mon.diverged_at, mon.reason) == expected
 
 
 def test_clipped_run_reports_clipping_and_respects_the_threshold(tiny_data):
