@@ -103,7 +103,9 @@ def prepare(task, splits, x):
     return x
 
 
-def way_a(task, splits, spec, steps: int) -> list[float]:
+def way_a(task, splits, spec, steps: int, mark=None) -> list[float]:
+    """(a), the plain loop; `mark(name)`, if given, is called at the phase boundaries
+    step_timeline.py reports (start, before_backward, after_backward, after_step)."""
     torch.manual_seed(spec.seed)
     model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
     opt = build_optimizer(model.parameters(), spec.optimizer, spec.lr_mult)
@@ -120,10 +122,18 @@ def way_a(task, splits, spec, steps: int) -> list[float]:
         if task.augment:
             x = augment_batch(x, g)
         x = prepare(task, splits, x)
+        if mark:
+            mark("start")
         loss = loss_of(model(x), y)
         opt.zero_grad(set_to_none=True)
+        if mark:
+            mark("before_backward")
         loss.backward()
+        if mark:
+            mark("after_backward")
         opt.step()
+        if mark:
+            mark("after_step")
     return deltas(starts)
 
 
@@ -328,22 +338,32 @@ def scaling(root: Path) -> list[dict]:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn", help="comma-separated; '' for none")
-    p.add_argument("--rounds", type=int, default=32, help="alternations of the four ways: the more rounds, "
-                   "the less a ratio's median over them moves from one run to the next")
+def add_common_options(p: argparse.ArgumentParser, rounds: int) -> None:
+    """--rounds, --threads and --data, which every script here takes."""
+    p.add_argument("--rounds", type=int, default=rounds, help="alternations of the ways: the more rounds, "
+                   "the less a median over them moves from one run to the next")
     p.add_argument("--threads", type=int, help="torch threads for every way (default: torch's, one per core); "
                    "1 is how a suite runs with --workers auto")
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
+
+
+def apply_common_options(args) -> Path:
+    """Quiet Lightning, set the thread count; the data root."""
+    quiet_lightning()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return resolve_data_root(args.data)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", default="mnist_mlp,adding_rnn,cifar10_cnn", help="comma-separated; '' for none")
+    add_common_options(p, rounds=32)
     p.add_argument("--skip-suite", action="store_true", help="do not time the quick suite end to end")
     p.add_argument("--skip-scaling", action="store_true")
     p.add_argument("--json", help="also write the figures here")
     args = p.parse_args()
-    quiet_lightning()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    root = resolve_data_root(args.data)
+    root = apply_common_options(args)
     # the CPU by name: figures from two machines are not comparable (this VM has been an AMD EPYC
     # and an Intel Xeon, both with torch's AVX512 kernels, and the ratios moved with it)
     report = {"machine": f"{runner.cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "

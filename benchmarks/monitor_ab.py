@@ -25,11 +25,10 @@ from pathlib import Path
 import torch
 
 import gradbench.stability
-from gradbench.data import resolve_data_root
-from gradbench.runner import quiet_lightning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import LR_MULT, REPO, _quartiles, spec_for, way_gradbench  # noqa: E402
+from harness import (LR_MULT, REPO, _quartiles, add_common_options, apply_common_options,  # noqa: E402
+                     spec_for, way_gradbench)
 
 
 def monitor_at(rev: str) -> type:
@@ -60,15 +59,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base", default="HEAD", help="git revision of side A (default HEAD); B is the working tree")
     p.add_argument("--tasks", default="mnist_mlp,adding_rnn")
-    p.add_argument("--rounds", type=int, default=24)
     p.add_argument("--steps", type=int, default=100, help="steps per run")
-    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
-    p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
+    add_common_options(p, rounds=24)
     args = p.parse_args()
-    quiet_lightning()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    root = resolve_data_root(args.data)
+    root = apply_common_options(args)
     monitors = {"A": monitor_at(args.base), "B": gradbench.stability.StabilityMonitor}
     print(f"A: the monitor at {args.base}; B: the working tree's; {torch.get_num_threads()} threads, "
           f"{args.rounds} rounds of {args.steps} steps")

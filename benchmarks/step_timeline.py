@@ -32,17 +32,17 @@ from pathlib import Path
 import lightning.pytorch as L
 import torch
 
-from gradbench.data import load_dataset, resolve_data_root
-from gradbench.models import build_model
-from gradbench.optim import build_optimizer
-from gradbench.runner import quiet_lightning, run_one
+from gradbench.data import load_dataset
+from gradbench.runner import run_one
 from gradbench.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import LR_MULT, WARMUP, loss_fn, prepare, spec_for  # noqa: E402
+import harness  # noqa: E402
+from harness import LR_MULT, WARMUP, add_common_options, apply_common_options, spec_for  # noqa: E402
 
 MARKS = ("start", "before_backward", "after_backward", "before_step", "after_step", "end")
 PHASES = ("fetch", "forward", "backward", "to step", "step", "after")
+SAME_POINT = {"after_backward": "before_step", "after_step": "end"}   # in the plain loop, nothing lies between
 
 
 def phases(steps: list[dict]) -> dict[str, list[float]]:
@@ -85,29 +85,18 @@ class Timeline(L.Callback):
 
 
 def way_a(task, splits, spec, steps: int) -> list[dict]:
-    """The harness's plain loop (a), with the marks."""
-    torch.manual_seed(spec.seed)
-    model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
-    opt = build_optimizer(model.parameters(), spec.optimizer, spec.lr_mult)
-    g = torch.Generator().manual_seed(spec.seed)
-    n, bs = len(splits.train_y), spec.batch_size
-    perm, pos, marks, loss_of = torch.randperm(n, generator=g), 0, [], loss_fn(task)
-    for _ in range(steps):
-        if pos + bs > n:
-            perm, pos = torch.randperm(n, generator=g), 0
-        idx = perm[pos:pos + bs]
-        pos += bs
-        x = prepare(task, splits, splits.train_x[idx])
-        y = splits.train_y[idx]
-        m = {"start": time.perf_counter()}
-        loss = loss_of(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        m["before_backward"] = time.perf_counter()
-        loss.backward()
-        m["after_backward"] = m["before_step"] = time.perf_counter()
-        opt.step()
-        m["after_step"] = m["end"] = time.perf_counter()
-        marks.append(m)
+    """The harness's plain loop (a), with the marks (its phases "to step" and "after" are empty)."""
+    marks: list[dict] = []
+
+    def mark(name):
+        if name == "start":
+            marks.append({})
+        now = time.perf_counter()
+        marks[-1][name] = now
+        if name in SAME_POINT:
+            marks[-1][SAME_POINT[name]] = now
+
+    harness.way_a(task, splits, spec, steps, mark=mark)
     return marks
 
 
@@ -121,15 +110,10 @@ def way_gradbench(spec, root: Path) -> list[dict]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", default="mnist_mlp", choices=sorted(TASKS))
-    p.add_argument("--rounds", type=int, default=24)
     p.add_argument("--steps", type=int, default=100, help="steps per run")
-    p.add_argument("--threads", type=int, help="torch threads (default: one per core)")
-    p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
+    add_common_options(p, rounds=24)
     args = p.parse_args()
-    quiet_lightning()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    root = resolve_data_root(args.data)
+    root = apply_common_options(args)
     task = TASKS.get(args.task)
     splits = load_dataset(task.dataset, root, **task.data)
     specs = {"b": spec_for(args.task, args.steps, True, lr_mult=LR_MULT[args.task]),
