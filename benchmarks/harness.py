@@ -338,9 +338,17 @@ def scaling(root: Path) -> list[dict]:
     return out
 
 
+def _rounds(text: str) -> int:
+    n = int(text)
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"{n} is too few: figures come with their quartiles over rounds, "
+                                         "so at least 2")
+    return n
+
+
 def add_common_options(p: argparse.ArgumentParser, rounds: int) -> None:
     """--rounds, --threads and --data, which every script here takes."""
-    p.add_argument("--rounds", type=int, default=rounds, help="alternations of the ways: the more rounds, "
+    p.add_argument("--rounds", type=_rounds, default=rounds, help="alternations of the ways: the more rounds, "
                    "the less a median over them moves from one run to the next")
     p.add_argument("--threads", type=int, help="torch threads for every way (default: torch's, one per core); "
                    "1 is how a suite runs with --workers auto")

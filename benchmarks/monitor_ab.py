@@ -45,10 +45,13 @@ def ab(task: str, root: Path, monitors: dict, rounds: int, steps: int) -> dict:
     spec = spec_for(task, steps, True, lr_mult=LR_MULT[task])
     step_s = {k: [] for k in monitors}
     hooks_ms = {k: [] for k in monitors}
-    for r in range(rounds):
-        for side in ("AB" if r % 2 == 0 else "BA"):
-            gradbench.stability.StabilityMonitor = monitors[side]  # run_one imports it per run
-            step_s[side].append(statistics.median(way_gradbench(spec, root, hooks_ms[side])))
+    try:
+        for r in range(rounds):
+            for side in ("AB" if r % 2 == 0 else "BA"):
+                gradbench.stability.StabilityMonitor = monitors[side]  # run_one imports it per run
+                step_s[side].append(statistics.median(way_gradbench(spec, root, hooks_ms[side])))
+    finally:  # the working tree's monitor again, whichever side ran last
+        gradbench.stability.StabilityMonitor = monitors["B"]
     diff = [b - a for a, b in zip(step_s["A"], step_s["B"])]
     return {"task": task, "step_ms": {k: statistics.median(v) * 1e3 for k, v in step_s.items()},
             "diff_us": statistics.median(diff) * 1e6, "diff_iqr_us": tuple(q * 1e6 for q in _quartiles(diff)),

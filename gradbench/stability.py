@@ -93,11 +93,11 @@ class StabilityMonitor(L.Callback):
         self.param_names = [n for n, p in pl_module.named_parameters() if p.requires_grad]
         self.params = [p for p in pl_module.parameters() if p.requires_grad]
         self.clipping = trainer.gradient_clip_val is not None or bool(getattr(pl_module, "grad_hooks", ()))
-        self.sync_every = self.cfg["sync_every"] or (1 if dev.type == "cpu" else 10)
-        self._world_size = trainer.world_size
         # read once: inside a step, the first tensor attribute touched costs 10-15 us (its code has
         # been pushed out of the caches by backward), a .device as much as anything else
         self._on_cpu = dev.type == "cpu"
+        self.sync_every = self.cfg["sync_every"] or (1 if self._on_cpu else 10)
+        self._world_size = trainer.world_size
         self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
         self._nan = torch.tensor(float("nan"), device=dev)
 
