@@ -103,9 +103,11 @@ def prepare(task, splits, x):
     return x
 
 
-def way_a(task, splits, spec, steps: int, mark=None) -> list[float]:
+def way_a(task, splits, spec, steps: int, mark=None, between=None) -> list[float]:
     """(a), the plain loop; `mark(name)`, if given, is called at the phase boundaries
-    step_timeline.py reports (start, before_backward, after_backward, after_step)."""
+    step_timeline.py reports (start, before_backward, after_backward, after_step);
+    `between(optimizer)`, if given, between backward and the optimizer step, where the
+    monitor takes its gradient norm (norm_options.py)."""
     torch.manual_seed(spec.seed)
     model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
     opt = build_optimizer(model.parameters(), spec.optimizer, spec.lr_mult)
@@ -131,6 +133,8 @@ def way_a(task, splits, spec, steps: int, mark=None) -> list[float]:
         loss.backward()
         if mark:
             mark("after_backward")
+        if between:
+            between(opt)
         opt.step()
         if mark:
             mark("after_step")
