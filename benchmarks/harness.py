@@ -359,6 +359,12 @@ def add_common_options(p: argparse.ArgumentParser, rounds: int) -> None:
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
 
 
+def threads_text() -> str:
+    """torch's thread count, as the scripts print it."""
+    n = torch.get_num_threads()
+    return f"{n} thread{'' if n == 1 else 's'}"
+
+
 def apply_common_options(args) -> Path:
     """Quiet Lightning, set the thread count; the data root."""
     quiet_lightning()
@@ -379,7 +385,7 @@ def main() -> None:
     # the CPU by name: figures from two machines are not comparable (this VM has been an AMD EPYC
     # and an Intel Xeon, both with torch's AVX512 kernels, and the ratios moved with it)
     report = {"machine": f"{runner.cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
-                         f"{os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
+                         f"{os.cpu_count()} cores, torch {torch.__version__}, {threads_text()}",
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
     # first, while nothing in this process has been frozen: the "before" run needs a heap as it was

@@ -28,13 +28,11 @@ import sys
 import types
 from pathlib import Path
 
-import torch
-
 import gradbench.stability
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (LR_MULT, REPO, _quartiles, add_common_options, apply_common_options,  # noqa: E402
-                     spec_for, way_gradbench)
+                     spec_for, threads_text, way_gradbench)
 
 
 def monitor_at(rev: str) -> type:
@@ -81,9 +79,13 @@ def main() -> None:
     args = p.parse_args()
     root = apply_common_options(args)
     off = args.base == "off"
-    monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.stability.StabilityMonitor}
+    try:
+        monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.stability.StabilityMonitor}
+    except subprocess.CalledProcessError:
+        p.error(f"--base: {args.base!r} is not a git revision with gradbench/stability.py; give a commit, "
+                "a branch or a tag, or 'off' for no monitor")
     print(f"A: {'no monitor' if off else f'the monitor at {args.base}'}; B: the working tree's monitor; "
-          f"{torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps")
+          f"{threads_text()}, {args.rounds} rounds of {args.steps} steps")
     print("| task | A step ms | B step ms | B - A us a step (quartiles over rounds) | (B - A) / B | B / A "
           "| monitor's hooks A us | B us |")
     print("|---|---|---|---|---|---|---|---|")

@@ -31,7 +31,7 @@ from gradbench.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (LR_MULT, WARMUP, _quartiles, add_common_options, alternate, apply_common_options,  # noqa: E402
-                     spec_for, way_a)
+                     spec_for, threads_text, way_a)
 
 
 def _per_tensor_dot(grads: list[torch.Tensor]) -> torch.Tensor:
@@ -84,7 +84,7 @@ def main() -> None:
 
     per_round = alternate({k: run(k) for k in CANDIDATES}, args.rounds)
     monitor = torch.stack(values["f"])
-    print(f"{args.task}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps")
+    print(f"{args.task}, {threads_text()}, {args.rounds} rounds of {args.steps} steps")
     print("| norm | the norm itself us | step ms | step - none us (quartiles over rounds) | the monitor's bits |")
     print("|---|---|---|---|---|")
     for name, steps in per_round.items():

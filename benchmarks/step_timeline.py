@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as L
-import torch
 
 from gradbench.data import load_dataset
 from gradbench.runner import run_one
@@ -38,7 +37,7 @@ from gradbench.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import LR_MULT, WARMUP, add_common_options, apply_common_options, spec_for  # noqa: E402
+from harness import LR_MULT, WARMUP, add_common_options, apply_common_options, spec_for, threads_text  # noqa: E402
 
 MARKS = ("start", "before_backward", "after_backward", "before_step", "after_step", "end")
 PHASES = ("fetch", "forward", "backward", "to step", "step", "after")
@@ -126,7 +125,7 @@ def main() -> None:
             for phase, values in phases(ways[k]()).items():
                 per_round[k][phase].append(statistics.median(values))
     med = {k: {p: statistics.median(v) * 1e6 for p, v in ph.items()} for k, ph in per_round.items()}
-    print(f"{args.task}, {torch.get_num_threads()} threads, {args.rounds} rounds of {args.steps} steps; "
+    print(f"{args.task}, {threads_text()}, {args.rounds} rounds of {args.steps} steps; "
           "median us per phase")
     print("| phase | (a) plain | (c) no monitor | (b) gradbench | (c) - (a) | (b) - (c) |")
     print("|---|---|---|---|---|---|")
