@@ -359,6 +359,20 @@ def add_common_options(p: argparse.ArgumentParser, rounds: int) -> None:
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
 
 
+def add_task_options(p: argparse.ArgumentParser, rounds: int) -> None:
+    """--task and --steps, for the scripts that time one task's runs, and the common options."""
+    p.add_argument("--task", default="mnist_mlp", choices=sorted(TASKS))
+    p.add_argument("--steps", type=int, default=100, help="steps per run")
+    add_common_options(p, rounds=rounds)
+
+
+def apply_task_options(args):
+    """The common options applied; the data root, the task and its splits (loaded once)."""
+    root = apply_common_options(args)
+    task = TASKS.get(args.task)
+    return root, task, load_dataset(task.dataset, root, **task.data)
+
+
 def threads_text() -> str:
     """torch's thread count, as the scripts print it."""
     n = torch.get_num_threads()

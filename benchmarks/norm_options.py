@@ -25,12 +25,10 @@ from pathlib import Path
 
 import torch
 
-from gradbench.data import load_dataset
 from gradbench.grad_hooks import global_norm, grads_of
-from gradbench.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (LR_MULT, WARMUP, _quartiles, add_common_options, alternate, apply_common_options,  # noqa: E402
+from harness import (LR_MULT, WARMUP, _quartiles, add_task_options, alternate, apply_task_options,  # noqa: E402
                      spec_for, threads_text, way_a)
 
 
@@ -60,13 +58,9 @@ def priced(norm, in_place: list[float], values: list[torch.Tensor]):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="mnist_mlp", choices=sorted(TASKS))
-    p.add_argument("--steps", type=int, default=100, help="steps per run")
-    add_common_options(p, rounds=16)
+    add_task_options(p, rounds=16)
     args = p.parse_args()
-    root = apply_common_options(args)
-    task = TASKS.get(args.task)
-    splits = load_dataset(task.dataset, root, **task.data)
+    _, task, splits = apply_task_options(args)
     spec = spec_for(args.task, args.steps, True, lr_mult=LR_MULT[args.task])
     in_place = {k: [] for k in CANDIDATES}   # per run: the median time of the norm itself
     values: dict[str, list[torch.Tensor]] = {k: [] for k in CANDIDATES}   # the last run's norms

@@ -31,13 +31,11 @@ from pathlib import Path
 
 import lightning.pytorch as L
 
-from gradbench.data import load_dataset
 from gradbench.runner import run_one
-from gradbench.tasks import TASKS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import LR_MULT, WARMUP, add_common_options, apply_common_options, spec_for, threads_text  # noqa: E402
+from harness import LR_MULT, WARMUP, add_task_options, apply_task_options, spec_for, threads_text  # noqa: E402
 
 MARKS = ("start", "before_backward", "after_backward", "before_step", "after_step", "end")
 PHASES = ("fetch", "forward", "backward", "to step", "step", "after")
@@ -108,13 +106,9 @@ def way_gradbench(spec, root: Path) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="mnist_mlp", choices=sorted(TASKS))
-    p.add_argument("--steps", type=int, default=100, help="steps per run")
-    add_common_options(p, rounds=24)
+    add_task_options(p, rounds=24)
     args = p.parse_args()
-    root = apply_common_options(args)
-    task = TASKS.get(args.task)
-    splits = load_dataset(task.dataset, root, **task.data)
+    root, task, splits = apply_task_options(args)
     specs = {"b": spec_for(args.task, args.steps, True, lr_mult=LR_MULT[args.task]),
              "c": spec_for(args.task, args.steps, False, lr_mult=LR_MULT[args.task])}
     ways = {"a": lambda: way_a(task, splits, specs["b"], args.steps),
