@@ -79,11 +79,11 @@ def spec_for(task: str, steps: int, monitor: bool, lr_mult: float | None = None,
     return expand(parse_suite(raw))[0]
 
 
-def alternate(ways: dict, rounds: int) -> dict[str, list[list[float]]]:
-    """Each way's step times, round by round, the ways run in palindromic order (abcd, dcba,
+def alternate(ways: dict, rounds: int) -> dict[str, list]:
+    """What each way returned, round by round, the ways run in palindromic order (abcd, dcba,
     ...), so that a drift in the machine's speed hits every way alike."""
     per_round = {k: [] for k in ways}
-    order = "".join(ways)
+    order = list(ways)
     for r in range(rounds):
         for k in (order if r % 2 == 0 else order[::-1]):
             per_round[k].append(ways[k]())
@@ -359,6 +359,14 @@ def add_common_options(p: argparse.ArgumentParser, rounds: int) -> None:
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
 
 
+def apply_common_options(args) -> Path:
+    """Quiet Lightning, set the thread count; the data root."""
+    quiet_lightning()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return resolve_data_root(args.data)
+
+
 def add_task_options(p: argparse.ArgumentParser, rounds: int) -> None:
     """--task and --steps, for the scripts that time one task's runs, and the common options."""
     p.add_argument("--task", default="mnist_mlp", choices=sorted(TASKS))
@@ -377,14 +385,6 @@ def threads_text() -> str:
     """torch's thread count, as the scripts print it."""
     n = torch.get_num_threads()
     return f"{n} thread{'' if n == 1 else 's'}"
-
-
-def apply_common_options(args) -> Path:
-    """Quiet Lightning, set the thread count; the data root."""
-    quiet_lightning()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    return resolve_data_root(args.data)
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 import gradbench.stability
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (LR_MULT, REPO, _quartiles, add_common_options, apply_common_options,  # noqa: E402
+from harness import (LR_MULT, REPO, _quartiles, add_common_options, alternate, apply_common_options,  # noqa: E402
                      spec_for, threads_text, way_gradbench)
 
 
@@ -48,15 +48,19 @@ def monitor_at(rev: str) -> type:
 def ab(task: str, root: Path, monitors: dict, rounds: int, steps: int) -> dict:
     """monitors: side -> StabilityMonitor class, or None for a run without a monitor."""
     specs = {k: spec_for(task, steps, m is not None, lr_mult=LR_MULT[task]) for k, m in monitors.items()}
-    step_s = {k: [] for k in monitors}
     hooks_ms = {k: [] for k in monitors}
+
+    def run(side):
+        monitor = monitors[side]
+
+        def once():
+            if monitor is not None:
+                gradbench.stability.StabilityMonitor = monitor  # run_one imports it per run
+            return statistics.median(way_gradbench(specs[side], root, hooks_ms[side] if monitor else None))
+        return once
+
     try:
-        for r in range(rounds):
-            for side in ("AB" if r % 2 == 0 else "BA"):
-                if monitors[side] is not None:
-                    gradbench.stability.StabilityMonitor = monitors[side]  # run_one imports it per run
-                hooks = hooks_ms[side] if monitors[side] is not None else None
-                step_s[side].append(statistics.median(way_gradbench(specs[side], root, hooks)))
+        step_s = alternate({side: run(side) for side in monitors}, rounds)
     finally:  # the working tree's monitor again, whichever side ran last
         gradbench.stability.StabilityMonitor = monitors["B"]
     diff = [b - a for a, b in zip(step_s["A"], step_s["B"])]

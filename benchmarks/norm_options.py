@@ -37,12 +37,8 @@ def _per_tensor_dot(grads: list[torch.Tensor]) -> torch.Tensor:
     return torch.stack([torch.dot(flat, flat) for flat in (g.view(-1) for g in grads)]).sum().sqrt()
 
 
-# one letter each: the harness's alternate() orders the ways by their keys' letters
-CANDIDATES = {
-    "n": ("none", None),
-    "f": ("foreach (the monitor's)", global_norm),
-    "d": ("per-tensor dot", _per_tensor_dot),
-}
+MONITORS = "foreach (the monitor's)"
+CANDIDATES = {"none": None, MONITORS: global_norm, "per-tensor dot": _per_tensor_dot}
 
 
 def priced(norm, in_place: list[float], values: list[torch.Tensor]):
@@ -69,7 +65,7 @@ def main() -> None:
         def once():
             times: list[float] = []
             values[name] = []
-            norm = CANDIDATES[name][1]
+            norm = CANDIDATES[name]
             steps = way_a(task, splits, spec, args.steps, between=norm and priced(norm, times, values[name]))
             if times:
                 in_place[name].append(statistics.median(times[WARMUP:]))
@@ -77,19 +73,18 @@ def main() -> None:
         return once
 
     per_round = alternate({k: run(k) for k in CANDIDATES}, args.rounds)
-    monitor = torch.stack(values["f"])
+    monitor = torch.stack(values[MONITORS])
     print(f"{args.task}, {threads_text()}, {args.rounds} rounds of {args.steps} steps")
     print("| norm | the norm itself us | step ms | step - none us (quartiles over rounds) | the monitor's bits |")
     print("|---|---|---|---|---|")
     for name, steps in per_round.items():
-        label, norm = CANDIDATES[name]
-        if norm is None:
-            print(f"| {label} | - | {statistics.median(steps) * 1e3:.3f} | - | - |")
+        if CANDIDATES[name] is None:
+            print(f"| {name} | - | {statistics.median(steps) * 1e3:.3f} | - | - |")
             continue
-        diff = [(s - n) * 1e6 for s, n in zip(steps, per_round["n"])]
+        diff = [(s - n) * 1e6 for s, n in zip(steps, per_round["none"])]
         lo, hi = _quartiles(diff)
         same = int((torch.stack(values[name]) == monitor).sum())
-        print(f"| {label} | {statistics.median(in_place[name]) * 1e6:.0f} | {statistics.median(steps) * 1e3:.3f} "
+        print(f"| {name} | {statistics.median(in_place[name]) * 1e6:.0f} | {statistics.median(steps) * 1e3:.3f} "
               f"| {statistics.median(diff):+.0f} ({lo:+.0f} to {hi:+.0f}) | {same} of {len(monitor)} steps |", flush=True)
 
 

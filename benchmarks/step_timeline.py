@@ -35,7 +35,8 @@ from gradbench.runner import run_one
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import LR_MULT, WARMUP, add_task_options, apply_task_options, spec_for, threads_text  # noqa: E402
+from harness import (LR_MULT, WARMUP, add_task_options, alternate, apply_task_options, spec_for,  # noqa: E402
+                     threads_text)
 
 MARKS = ("start", "before_backward", "after_backward", "before_step", "after_step", "end")
 PHASES = ("fetch", "forward", "backward", "to step", "step", "after")
@@ -113,12 +114,10 @@ def main() -> None:
              "c": spec_for(args.task, args.steps, False, lr_mult=LR_MULT[args.task])}
     ways = {"a": lambda: way_a(task, splits, specs["b"], args.steps),
             "b": lambda: way_gradbench(specs["b"], root), "c": lambda: way_gradbench(specs["c"], root)}
-    per_round = {k: {p: [] for p in PHASES} for k in ways}   # each run's median of each phase
-    for r in range(args.rounds):
-        for k in ("abc" if r % 2 == 0 else "cba"):
-            for phase, values in phases(ways[k]()).items():
-                per_round[k][phase].append(statistics.median(values))
-    med = {k: {p: statistics.median(v) * 1e6 for p, v in ph.items()} for k, ph in per_round.items()}
+    per_run = {k: [phases(marks) for marks in runs] for k, runs in alternate(ways, args.rounds).items()}
+    # each phase's median within a run, then over the runs
+    med = {k: {p: statistics.median(statistics.median(run[p]) for run in runs) * 1e6 for p in PHASES}
+           for k, runs in per_run.items()}
     print(f"{args.task}, {threads_text()}, {args.rounds} rounds of {args.steps} steps; "
           "median us per phase")
     print("| phase | (a) plain | (c) no monitor | (b) gradbench | (c) - (a) | (b) - (c) |")
