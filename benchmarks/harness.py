@@ -7,7 +7,7 @@ Trains the same model on the same data in one process, four ways, alternating th
 round in palindromic order (abcd, dcba, ...) so that drift in the machine's speed hits all
 four alike:
   (a) a plain PyTorch loop written here: tensors in memory, index slicing, no framework
-  (b) gradbench's own run path (runner.run_one), StabilityMonitor on
+  (b) gradbench's own run path (training.run.run_one), StabilityMonitor on
   (c) the same with the monitor off (suite `monitor: {enabled: false}`)
   (d) a plain Lightning Trainer fed by DataLoader(TensorDataset), as a user would write it
 Per-step time is the time between the starts of consecutive training steps (the whole loop
@@ -45,13 +45,19 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from gradbench.config import expand, parse_suite
-from gradbench.data import NORMALIZE, augment_batch, load_dataset, resolve_data_root
-from gradbench.models import build_model
-from gradbench.optim import build_optimizer
-from gradbench import runner
-from gradbench.runner import quiet_lightning, run_one
-from gradbench.tasks import TASKS
+from gradbench.training import run as runner
+from gradbench.catalogue.tasks import TASKS
+from gradbench.suite import expand, parse_suite
+from gradbench.training.data import (
+    NORMALIZE,
+    augment_batch,
+    load_dataset,
+    resolve_data_root,
+)
+from gradbench.training.models import build_model
+from gradbench.training.optim import build_optimizer
+from gradbench.training.provenance import cpu_model
+from gradbench.training.run import quiet_lightning, run_one
 
 REPO = Path(__file__).resolve().parent.parent
 WARMUP = 5
@@ -237,8 +243,8 @@ def lightning_defaults():
     transfer (apply_to_collection over batches that are already on the device)."""
     from lightning.pytorch.profilers import PassThroughProfiler
 
-    from gradbench import profiler
-    from gradbench.module import BenchModule
+    from gradbench.training import lightning_compat as profiler
+    from gradbench.training.module import BenchModule
 
     saved = profiler.NullProfiler, BenchModule.transfer_batch_to_device
     profiler.NullProfiler, BenchModule.transfer_batch_to_device = PassThroughProfiler, L.LightningModule.transfer_batch_to_device
@@ -398,7 +404,7 @@ def main() -> None:
     root = apply_common_options(args)
     # the CPU by name: figures from two machines are not comparable (this VM has been an AMD EPYC
     # and an Intel Xeon, both with torch's AVX512 kernels, and the ratios moved with it)
-    report = {"machine": f"{runner.cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
+    report = {"machine": f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
                          f"{os.cpu_count()} cores, torch {torch.__version__}, {threads_text()}",
               "peak_gflops": matmul_peak() / 1e9, "tasks": []}
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")

@@ -6,7 +6,7 @@
 A change to the monitor saves microseconds in a step of milliseconds, less than the
 machine's speed moves between two harness runs. So both monitors run in one process, on the
 same spec, alternating run by run (ABBA, BAAB, ...): gradbench's own run path
-(runner.run_one), once with gradbench.stability as it is at --base (loaded from git) and
+(runner.run_one), once with the StabilityMonitor as it is at --base (loaded from git) and
 once as it is in the working tree. Per task it prints each side's median step (the time
 between the starts of consecutive training steps, after 5 warm-up steps), the median over
 rounds of the paired difference B - A with its quartiles, and the time each run spent in
@@ -28,20 +28,40 @@ import sys
 import types
 from pathlib import Path
 
-import gradbench.stability
+import gradbench.catalogue.grad_hooks
+import gradbench.training.monitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (LR_MULT, REPO, _quartiles, add_common_options, alternate, apply_common_options,  # noqa: E402
-                     spec_for, threads_text, way_gradbench)
+from harness import (  # noqa: E402
+    LR_MULT,
+    REPO,
+    _quartiles,
+    add_common_options,
+    alternate,
+    apply_common_options,
+    spec_for,
+    threads_text,
+    way_gradbench,
+)
+
+
+# where the monitor lives, newest layout first: (file, the package its relative imports resolve in)
+MONITOR_PATHS = (("gradbench/training/monitor.py", "gradbench.training"), ("gradbench/stability.py", "gradbench"))
 
 
 def monitor_at(rev: str) -> type:
-    """StabilityMonitor as gradbench/stability.py is at `rev`, as a module of its own."""
-    source = subprocess.run(["git", "show", f"{rev}:gradbench/stability.py"], cwd=REPO, check=True,
-                            capture_output=True, text=True).stdout
-    module = types.ModuleType(f"gradbench.stability_at_{rev}")
-    module.__package__ = "gradbench"  # its relative imports resolve against the working tree's package
-    exec(compile(source, f"{rev}:gradbench/stability.py", "exec"), module.__dict__)
+    """StabilityMonitor as it is at `rev`, as a module of its own; its relative imports
+    resolve against the working tree's package (the flat layout's grad_hooks included)."""
+    for path, package in MONITOR_PATHS:
+        shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO, capture_output=True, text=True)
+        if shown.returncode == 0:
+            break
+    else:
+        raise SystemExit(f"monitor_ab: no monitor at {rev} (looked for {', '.join(p for p, _ in MONITOR_PATHS)})")
+    sys.modules.setdefault("gradbench.grad_hooks", gradbench.catalogue.grad_hooks)  # the flat layout's name
+    module = types.ModuleType(f"{package}.monitor_at_{rev}")
+    module.__package__ = package
+    exec(compile(shown.stdout, f"{rev}:{path}", "exec"), module.__dict__)
     return module.StabilityMonitor
 
 
@@ -55,14 +75,14 @@ def ab(task: str, root: Path, monitors: dict, rounds: int, steps: int) -> dict:
 
         def once():
             if monitor is not None:
-                gradbench.stability.StabilityMonitor = monitor  # run_one imports it per run
+                gradbench.training.monitor.StabilityMonitor = monitor  # run_one imports it per run
             return statistics.median(way_gradbench(specs[side], root, hooks_ms[side] if monitor else None))
         return once
 
     try:
         step_s = alternate({side: run(side) for side in monitors}, rounds)
     finally:  # the working tree's monitor again, whichever side ran last
-        gradbench.stability.StabilityMonitor = monitors["B"]
+        gradbench.training.monitor.StabilityMonitor = monitors["B"]
     diff = [b - a for a, b in zip(step_s["A"], step_s["B"])]
     share = [(b - a) / b for a, b in zip(step_s["A"], step_s["B"])]
     ratio = [b / a for a, b in zip(step_s["A"], step_s["B"])]
@@ -84,7 +104,7 @@ def main() -> None:
     root = apply_common_options(args)
     off = args.base == "off"
     try:
-        monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.stability.StabilityMonitor}
+        monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.training.monitor.StabilityMonitor}
     except subprocess.CalledProcessError:
         p.error(f"--base: {args.base!r} is not a git revision with gradbench/stability.py; give a commit, "
                 "a branch or a tag, or 'off' for no monitor")

@@ -25,11 +25,20 @@ from pathlib import Path
 
 import torch
 
-from gradbench.grad_hooks import global_norm, grads_of
+from gradbench.catalogue.grad_hooks import global_norm, grads_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import (LR_MULT, WARMUP, _quartiles, add_task_options, alternate, apply_task_options,  # noqa: E402
-                     spec_for, threads_text, way_a)
+from harness import (  # noqa: E402
+    LR_MULT,
+    WARMUP,
+    _quartiles,
+    add_task_options,
+    alternate,
+    apply_task_options,
+    spec_for,
+    threads_text,
+    way_a,
+)
 
 
 def _per_tensor_dot(grads: list[torch.Tensor]) -> torch.Tensor:

@@ -31,12 +31,19 @@ from pathlib import Path
 
 import lightning.pytorch as L
 
-from gradbench.runner import run_one
+from gradbench.training.run import run_one
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import harness  # noqa: E402
-from harness import (LR_MULT, WARMUP, add_task_options, alternate, apply_task_options, spec_for,  # noqa: E402
-                     threads_text)
+from harness import (  # noqa: E402
+    LR_MULT,
+    WARMUP,
+    add_task_options,
+    alternate,
+    apply_task_options,
+    spec_for,
+    threads_text,
+)
 
 MARKS = ("start", "before_backward", "after_backward", "before_step", "after_step", "end")
 PHASES = ("fetch", "forward", "backward", "to step", "step", "after")

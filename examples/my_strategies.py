@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from gradbench.grad_hooks import grad_hook
-from gradbench.spec import RunSpec
-from gradbench.strategies import strategy
+from gradbench.catalogue.grad_hooks import grad_hook
+from gradbench.catalogue.strategies import strategy
+from gradbench.core.spec import RunSpec
 
 
 @strategy(family="clipping", slot="per-tensor clipping")

@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .errors import UserError
+from .core.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--command", help="the command to name as reproducing these results")
     lb.set_defaults(fn=cmd_leaderboard)
 
-    from . import verify
+    from .execution import verify
     vf = sub.add_parser("verify", help="re-run recorded runs and check they reproduce their results exactly",
                         description=verify.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     vf.add_argument("results", help="results file (JSON lines) whose runs to re-run")
@@ -132,11 +132,11 @@ def _command_line(argv: list[str] | None = None) -> str:
 
 
 def cmd_run(args) -> int:
-    from .config import load_suite
-    from .data import resolve_data_root
-    from .plugins import load_entry_points
-    from .executors import make_executor
-    from .runner import default_results_path, run_suite, runs_dir
+    from .catalogue.plugins import load_entry_points
+    from .execution.executors import make_executor
+    from .execution.suite_runner import default_results_path, run_suite, runs_dir
+    from .suite import load_suite
+    from .training.data import resolve_data_root
 
     load_entry_points()
     suite = load_suite(args.config)
@@ -146,14 +146,15 @@ def cmd_run(args) -> int:
                              runs_per_device=args.runs_per_device, address=args.address, threads=suite.threads)
     wandb = None
     if args.wandb or suite.wandb is not None:
-        from . import tracking
+        from .execution import tracking
         wandb = tracking.resolve(suite.wandb, default_dir=results_path.parent)
     records = run_suite(suite, results_path, resolve_data_root(args.data),
                         command=_command_line(getattr(args, "argv", None)), executor=executor, wandb=wandb)
     out = Path(args.leaderboard) if args.leaderboard else results_path.parent / f"{suite.name}_leaderboard"
     page = _write_leaderboard(records, out, weights=suite.scoring.get("weights"))
     if wandb:
-        from . import scoring, tracking
+        from .analysis import scoring
+        from .execution import tracking
         tracking.log_summary(wandb, suite.name, scoring.score(records, suite.scoring.get("weights")))
         print(tracking.sync_hint(wandb))
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "diverged", "error", "skipped")}
@@ -170,9 +171,9 @@ def cmd_run(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from . import plugins
-    from .data import resolve_data_root
-    from .verify import verify
+    from .catalogue import plugins
+    from .execution.verify import verify
+    from .training.data import resolve_data_root
 
     if args.sample is not None and args.sample < 1:
         raise UserError(f"--sample: must be a positive integer (how many runs to re-run), got {args.sample}")
@@ -186,13 +187,13 @@ def cmd_verify(args) -> int:
 
 
 def _write_leaderboard(records, out: Path, weights=None, command=None) -> Path:
-    from . import leaderboard
-    return leaderboard.write(records, out, weights=weights, command=command)
+    from .analysis import page
+    return page.write(records, out, weights=weights, command=command)
 
 
 def cmd_leaderboard(args) -> int:
-    from . import results
-    records = results.latest_by_run(results.load(args.results))
+    from .store import jsonl
+    records = jsonl.latest_by_run(jsonl.load(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
     page = _write_leaderboard(records, Path(args.out), command=args.command)
@@ -205,9 +206,9 @@ FAMILY_ORDER = ("baseline", "clipping", "normalization", "activation", "architec
 
 
 def cmd_list(args) -> int:
-    from .plugins import load_entry_points
-    from .strategies import STRATEGIES
-    from .tasks import TASKS
+    from .catalogue.plugins import load_entry_points
+    from .catalogue.strategies import STRATEGIES
+    from .catalogue.tasks import TASKS
 
     load_entry_points()
     tasks = TASKS.list(args.pattern)
@@ -235,7 +236,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from .data import DATASETS, describe, download, resolve_data_root
+    from .training.data import DATASETS, describe, download, resolve_data_root
 
     root = resolve_data_root(args.data)
     if args.action == "download":

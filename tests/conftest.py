@@ -5,7 +5,6 @@ from __future__ import annotations
 import pathlib
 
 import pytest
-
 from fakes import make_mnist
 
 REPO = pathlib.Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from gradbench import data
+from gradbench.training import data
 
 
 def write_idx(path: pathlib.Path, arr: np.ndarray, gz: bool) -> pathlib.Path:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gradbench.config import Skipped, expand, load_suite, parse_suite
-from gradbench.errors import UserError
+from gradbench.core.errors import UserError
+from gradbench.suite import Skipped, expand, load_suite, parse_suite
 
 GOOD = {"tasks": ["mnist_mlp"], "strategies": ["baseline"]}
 

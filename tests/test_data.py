@@ -11,11 +11,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-
-from gradbench import data
-from gradbench.data import Splits, TensorDataModule
-from gradbench.errors import UserError
 from fakes import make_cifar, make_mnist, write_idx  # noqa: F401  (the real formats, written small)
+
+from gradbench.core.errors import UserError
+from gradbench.training import data
+from gradbench.training.data import Splits, TensorDataModule
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from gradbench import leaderboard, scoring
-from gradbench.errors import UserError
+from gradbench.analysis import page as leaderboard
+from gradbench.analysis import scoring
+from gradbench.core.errors import UserError
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
 

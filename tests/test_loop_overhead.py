@@ -7,12 +7,12 @@ from __future__ import annotations
 import lightning.pytorch as L
 import torch
 
-from gradbench.config import expand, parse_suite
-from gradbench.models import build_model
-from gradbench.module import BenchModule
-from gradbench.profiler import NullProfiler
-from gradbench.runner import run_one
-from gradbench.tasks import TASKS
+from gradbench.catalogue.tasks import TASKS
+from gradbench.suite import expand, parse_suite
+from gradbench.training.lightning_compat import NullProfiler
+from gradbench.training.models import build_model
+from gradbench.training.module import BenchModule
+from gradbench.training.run import run_one
 
 
 def spec(monitor: bool = True):

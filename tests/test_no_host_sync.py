@@ -11,11 +11,11 @@ from __future__ import annotations
 import lightning.pytorch as L
 import pytest
 import torch
+from test_stability import InjectNaN
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from gradbench.config import expand, parse_suite
-from gradbench.runner import run_one
-from test_stability import InjectNaN
+from gradbench.suite import expand, parse_suite
+from gradbench.training.run import run_one
 
 SMALL = {"depth": 2, "width": 32}
 

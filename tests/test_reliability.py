@@ -17,12 +17,16 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
-from gradbench import cli, results
-from gradbench.config import expand, load_suite, parse_suite
-from gradbench.errors import UserError
-from gradbench.runner import run_one, run_suite
+
+from gradbench import cli
+from gradbench.core.errors import UserError
+from gradbench.execution import interrupts
+from gradbench.execution.suite_runner import run_suite
+from gradbench.store import jsonl as results
+from gradbench.store import lock
+from gradbench.suite import expand, load_suite, parse_suite
+from gradbench.training.run import run_one
 
 SMALL = {"max_steps": 40, "eval_every": 20, "batch_size": 32, "model": {"depth": 2, "width": 32}}
 # one torch thread: with other test sessions on the same 2 cores, two spinning OpenMP threads
@@ -209,30 +213,30 @@ def test_torn_line_warning_is_one_cli_line(tiny_data, tmp_path, capsys):
 # --- one writer ---------------------------------------------------------------------------
 def test_second_writer_is_refused_and_told_who_holds_the_lock(tmp_path):
     path = tmp_path / "r.jsonl"
-    with results.exclusive(path):
-        note = json.loads(results.lock_path(path).read_text())
+    with lock.exclusive(path):
+        note = json.loads(lock.lock_path(path).read_text())
         assert note["pid"] == os.getpid() and note["host"] == socket.gethostname()
         with pytest.raises(UserError) as e:
-            with results.exclusive(path):
+            with lock.exclusive(path):
                 pass
     msg = str(e.value)
     assert msg.startswith(f"{path} is in use by gradbench run (pid {os.getpid()} on {socket.gethostname()} since ")
     assert msg.endswith("; wait for it or use another --results")
-    with results.exclusive(path):      # released: free again
+    with lock.exclusive(path):      # released: free again
         pass
 
 
 def test_stale_lock_file_from_a_dead_process_does_not_block(tmp_path):
     path = tmp_path / "r.jsonl"
-    results.lock_path(path).write_text(json.dumps({"pid": 999999, "host": "gone", "since": "then"}))
-    with results.exclusive(path):
-        assert json.loads(results.lock_path(path).read_text())["pid"] == os.getpid()
+    lock.lock_path(path).write_text(json.dumps({"pid": 999999, "host": "gone", "since": "then"}))
+    with lock.exclusive(path):
+        assert json.loads(lock.lock_path(path).read_text())["pid"] == os.getpid()
 
 
 def test_run_suite_refuses_a_locked_results_file_before_training(tiny_data, tmp_path):
     import fcntl
     path = tmp_path / "r.jsonl"
-    fd = os.open(results.lock_path(path), os.O_RDWR | os.O_CREAT)
+    fd = os.open(lock.lock_path(path), os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.write(fd, json.dumps({"pid": 4242, "host": "otherhost", "what": "gradbench run",
@@ -247,8 +251,8 @@ def test_run_suite_refuses_a_locked_results_file_before_training(tiny_data, tmp_
 
 SLOW_PLUGIN = '''
 import pathlib, time
-from gradbench.grad_hooks import grad_hook
-from gradbench.strategies import strategy
+from gradbench.catalogue.grad_hooks import grad_hook
+from gradbench.catalogue.strategies import strategy
 
 MARK = pathlib.Path(__file__).with_name("in_fit")
 
@@ -286,7 +290,7 @@ def test_kill_9_then_rerun_completes_every_run_exactly_once(tiny_data, tmp_path)
     assert a.returncode == -signal.SIGKILL
     kept = n_lines(path)
     assert 1 <= kept < total
-    assert json.loads(results.lock_path(path).read_text())["pid"] == a.pid   # its lock file stays behind
+    assert json.loads(lock.lock_path(path).read_text())["pid"] == a.pid   # its lock file stays behind
     with open(path, "ab") as fh:                      # as if the kill had cut a line mid-write
         fh.write(b'{"run_id": "0123456789ab", "status": "o')
     c = run_cli(*args, cwd=tmp_path)                  # the stale lock file does not block
@@ -309,7 +313,7 @@ def test_cli_second_writer_exits_2_naming_the_holder(tiny_data, tmp_path, capsys
     process's own flock, with the note a running gradbench writes)."""
     (tmp_path / "s.yaml").write_text(SUITE_YAML + "strategies: [baseline]\n")
     path = tmp_path / "r.jsonl"
-    with results.exclusive(path):
+    with lock.exclusive(path):
         rc = cli.main(["run", str(tmp_path / "s.yaml"), "--data", str(tiny_data), "--results", str(path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
@@ -359,7 +363,7 @@ def test_ctrl_c_mid_run_stops_cleanly_says_how_to_resume_and_rerun_completes(tin
 def ctrl_c_as_at_a_terminal():
     """Ctrl-C raises KeyboardInterrupt, whatever this process inherited: a shell starts a
     background job with SIGINT ignored, and an ignored signal stays ignored by design
-    (results.interruptible), which would make the tests below pass or fail by how pytest
+    (interrupts.interruptible), which would make the tests below pass or fail by how pytest
     was started."""
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
@@ -368,7 +372,7 @@ def ctrl_c_as_at_a_terminal():
 
 def test_lightning_turns_ctrl_c_into_sys_exit_and_the_guard_turns_it_back(tiny_data, ctrl_c_as_at_a_terminal):
     """Lightning 2.x catches KeyboardInterrupt in trainer.fit and calls sys.exit(1)
-    (trainer/call.py); under results.interruptible() that becomes Interrupted."""
+    (trainer/call.py); under interrupts.interruptible() that becomes Interrupted."""
     import lightning.pytorch as L
 
     class CtrlC(L.Callback):
@@ -380,8 +384,8 @@ def test_lightning_turns_ctrl_c_into_sys_exit_and_the_guard_turns_it_back(tiny_d
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(SystemExit):                   # what Lightning does on its own
         run_one(spec, tiny_data, callbacks=(CtrlC(),))
-    with pytest.raises(results.Interrupted) as e:
-        with results.interruptible():
+    with pytest.raises(interrupts.Interrupted) as e:
+        with interrupts.interruptible():
             run_one(spec, tiny_data, callbacks=(CtrlC(),))
     assert e.value.signum == signal.SIGINT
     assert signal.getsignal(signal.SIGINT) is before
@@ -391,14 +395,14 @@ def test_sigterm_is_an_interrupt_too(capsys):
     """Lightning's loops turn SIGTERM into SIGTERMException, a SystemExit with code 0: a
     suite stopped by a scheduler would look successful. Here it is an interrupt, exit 143."""
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(results.Interrupted) as e:
-        with results.interruptible():
+    with pytest.raises(interrupts.Interrupted) as e:
+        with interrupts.interruptible():
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)
     assert e.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before
-    with pytest.raises(results.Interrupted) as e:
-        with results.interruptible():
+    with pytest.raises(interrupts.Interrupted) as e:
+        with interrupts.interruptible():
             try:
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(5)
@@ -409,7 +413,7 @@ def test_sigterm_is_an_interrupt_too(capsys):
 
 def test_a_plain_system_exit_is_left_alone():
     with pytest.raises(SystemExit):
-        with results.interruptible():
+        with interrupts.interruptible():
             raise SystemExit(3)
 
 
@@ -422,20 +426,20 @@ def test_a_signal_while_a_record_is_written_waits_until_it_is_on_disk(tmp_path, 
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)
-    with pytest.raises(results.Interrupted):
-        with results.interruptible():
+    with pytest.raises(interrupts.Interrupted):
+        with interrupts.interruptible() as guard, guard.deferred():
             results.append(path, {"run_id": "a", "pad": "x" * 1000})
     monkeypatch.undo()
     assert [r["run_id"] for r in results.load(path)] == ["a"]
 
 
 def test_cli_interrupt_message_names_the_resume_command(tmp_path, monkeypatch, capsys):
-    import gradbench.runner
+    import gradbench.execution.suite_runner
 
     def interrupted(*a, **kw):
-        raise results.Interrupted(signal.SIGINT)
+        raise interrupts.Interrupted(signal.SIGINT)
 
-    monkeypatch.setattr(gradbench.runner, "run_suite", interrupted)
+    monkeypatch.setattr(gradbench.execution.suite_runner, "run_suite", interrupted)
     (tmp_path / "s.yaml").write_text(SUITE_YAML + "strategies: [baseline]\n")
     argv = ["run", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "my results.jsonl")]
     assert cli.main(argv) == 130
@@ -446,8 +450,8 @@ def test_cli_interrupt_message_names_the_resume_command(tmp_path, monkeypatch, c
 
 # --- a run that raises ----------------------------------------------------------------------
 RAISING_PLUGIN = '''
-from gradbench.grad_hooks import grad_hook
-from gradbench.strategies import strategy
+from gradbench.catalogue.grad_hooks import grad_hook
+from gradbench.catalogue.strategies import strategy
 
 @grad_hook("explode")
 def _explode():
@@ -602,7 +606,7 @@ def test_plugin_that_raises_on_import_names_file_and_error(tmp_path):
 
 
 def test_truncated_data_file_is_named(tiny_data, tmp_path):
-    from gradbench.data import load_dataset
+    from gradbench.training.data import load_dataset
     cut = truncated_mnist(tmp_path, tiny_data)
     with pytest.raises(UserError) as e:
         load_dataset("mnist", cut.parents[2])
@@ -647,7 +651,7 @@ def test_verify_reproduces_a_suite_and_names_a_tampered_field(tiny_data, tmp_pat
 
 
 def test_verify_selection_and_comparison_units():
-    from gradbench import verify
+    from gradbench.execution import verify
     recs = [{"run_id": str(i), "status": "skipped" if i == 2 else "ok"} for i in range(10)]
     assert [r["run_id"] for r in verify.select(recs)] == [str(i) for i in range(10) if i != 2]
     a, b = verify.select(recs, 3, seed=1), verify.select(recs, 3, seed=1)

@@ -9,11 +9,13 @@ import sys
 
 import pytest
 import torch
-
 from conftest import real_data_or_skip
-from gradbench import results
-from gradbench.config import expand, parse_suite
-from gradbench.runner import run_one, run_suite
+
+from gradbench.core.errors import UserError
+from gradbench.execution.suite_runner import run_suite
+from gradbench.store import jsonl as results
+from gradbench.suite import expand, parse_suite
+from gradbench.training.run import run_one
 
 SMALL_MNIST = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"depth": 2, "width": 32}}
 
@@ -70,7 +72,7 @@ def test_torn_last_line_is_ignored_and_its_run_runs_again(tiny_data, tmp_path):
 def test_not_json_lines_is_a_clear_error(tmp_path):
     p = tmp_path / "r.jsonl"
     p.write_text("hello\n{}\n")
-    with pytest.raises(results.UserError, match=r"r.jsonl:1: not a JSON-lines results file"):
+    with pytest.raises(UserError, match=r"r.jsonl:1: not a JSON-lines results file"):
         results.load(p)
 
 
@@ -154,8 +156,8 @@ def test_cli_run_end_to_end_writes_results_and_leaderboard(tiny_data, tmp_path):
 def test_eta_prices_the_runs_left_by_their_task_not_by_the_mean_run():
     """Longest-first scheduling finishes the long CIFAR runs first; the ETA of the short MNIST
     runs left must not be priced at CIFAR's wall time."""
-    from gradbench.executors import longest_first
-    from gradbench.runner import Progress
+    from gradbench.execution.executors import longest_first
+    from gradbench.execution.suite_runner import Progress
 
     suite = parse_suite({"tasks": {"mnist_mlp": {"max_steps": 100}, "cifar10_cnn": {"max_steps": 100}},
                          "strategies": ["baseline"], "seeds": 2, "stress": {"lr_mult": [1.0]}})

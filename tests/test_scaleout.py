@@ -12,10 +12,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from gradbench import results
-from gradbench.config import expand, parse_suite
-from gradbench.executors import InProcess, Job, LocalPool, execute, make_executor
-from gradbench.runner import run_suite
+from gradbench.execution.executors import (
+    InProcess,
+    Job,
+    LocalPool,
+    execute,
+    make_executor,
+)
+from gradbench.execution.suite_runner import run_suite
+from gradbench.store import jsonl as results
+from gradbench.suite import expand, parse_suite
 
 TINY = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"depth": 2, "width": 16}}
 
@@ -57,7 +63,7 @@ def test_ray_reproduces_the_sequential_records(tiny_data, tmp_path):
 
 
 def test_workers_auto_is_one_worker_per_core_or_per_threads_cores(monkeypatch):
-    from gradbench.executors import resolve_workers
+    from gradbench.execution.executors import resolve_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert resolve_workers("auto", None) == 8          # one single-threaded run per core
@@ -83,7 +89,7 @@ def test_bad_workers_is_one_line_naming_the_choices(tiny_data, tmp_path, capsys,
 
 
 def test_parallel_runs_start_longest_first():
-    from gradbench.executors import longest_first
+    from gradbench.execution.executors import longest_first
 
     suite = parse_suite({"tasks": {"mnist_mlp": {"max_steps": 1000}, "adding_rnn": {"max_steps": 600},
                                    "cifar10_cnn": {"max_steps": 200}}, "strategies": ["baseline"], "seeds": 2})
@@ -96,7 +102,7 @@ def test_parallel_runs_start_longest_first():
 def test_devices_pin_one_gpu_per_worker(monkeypatch):
     import queue
 
-    from gradbench.executors import _init_worker
+    from gradbench.execution.executors import _init_worker
 
     pool = LocalPool(devices=["3", "5"], runs_per_device=2)
     assert pool.workers == 4 and "GPUs 3,5 x 2" in pool.describe()
@@ -169,7 +175,7 @@ def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeyp
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
-    from gradbench import tracking
+    from gradbench.execution import tracking
 
     settings = tracking.resolve({"project": "gb-test"}, tmp_path)
     assert settings["mode"] == "offline"

@@ -9,11 +9,16 @@ import sys
 
 import numpy as np
 import pytest
-
-from gradbench.errors import UserError
-from gradbench.scoring import DEFAULT_WEIGHTS, bootstrap_mean_ci, resolve_weights, score
-
 from fakes import TASKS, make_record, suite_records  # noqa: F401  (hand-built run records)
+
+from gradbench.analysis.scoring import (
+    DEFAULT_WEIGHTS,
+    bootstrap_mean_ci,
+    resolve_weights,
+    score,
+)
+from gradbench.core.errors import UserError
+
 
 def row(scores, task, strategy):
     pt = scores.per_task
@@ -251,7 +256,7 @@ def test_last_record_of_a_run_wins():
 
 
 def test_scoring_and_leaderboard_import_neither_torch_nor_lightning():
-    code = ("import sys, gradbench.scoring, gradbench.leaderboard; "
+    code = ("import sys, gradbench.analysis.scoring, gradbench.analysis.page; "
             "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, "
             "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning'))")
     subprocess.run([sys.executable, "-c", code], check=True)

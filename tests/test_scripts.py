@@ -6,7 +6,6 @@ import os
 import subprocess
 
 import yaml
-
 from conftest import REPO
 from fakes import make_cifar, make_mnist
 

@@ -9,10 +9,16 @@ import lightning.pytorch as L
 import numpy as np
 import pytest
 
-from gradbench.config import expand, parse_suite
-from gradbench.grad_hooks import GRAD_HOOKS, grad_hook
-from gradbench.runner import run_one
-from gradbench.stability import StabilityMonitor, count_grad_spikes, count_loss_spikes, downsample_max, summarize
+from gradbench.catalogue.grad_hooks import GRAD_HOOKS, grad_hook
+from gradbench.suite import expand, parse_suite
+from gradbench.training.monitor import (
+    StabilityMonitor,
+    count_grad_spikes,
+    count_loss_spikes,
+    downsample_max,
+    summarize,
+)
+from gradbench.training.run import run_one
 
 SMALL = {"depth": 2, "width": 32}
 

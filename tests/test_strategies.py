@@ -15,20 +15,27 @@ import lightning.pytorch as L
 import numpy as np
 import pytest
 import torch
+from fakes import make_cifar, make_mnist
 from torch import nn
 
-from fakes import make_cifar, make_mnist
-from gradbench.config import Skipped, expand, load_suite, parse_suite
-from gradbench.data import load_dataset
-from gradbench.errors import UserError
-from gradbench.models import ACTIVATIONS, Block, WSConv2d, build_model, standardize
-from gradbench.module import BenchModule
-from gradbench.optim import lr_lambda
-from gradbench.runner import run_one, run_suite
-from gradbench.strategies import STRATEGIES
-from gradbench.strategies.clipping import AutoClip, SkipSpikes, ZClip
-from gradbench.strategies.regularization import DecoupledWeightDecay
-from gradbench.tasks import TASKS
+from gradbench.catalogue.strategies import STRATEGIES
+from gradbench.catalogue.strategies.clipping import AutoClip, SkipSpikes, ZClip
+from gradbench.catalogue.strategies.regularization import DecoupledWeightDecay
+from gradbench.catalogue.tasks import TASKS
+from gradbench.core.errors import UserError
+from gradbench.execution.suite_runner import run_suite
+from gradbench.suite import Skipped, expand, load_suite, parse_suite
+from gradbench.training.data import load_dataset
+from gradbench.training.models import (
+    ACTIVATIONS,
+    Block,
+    WSConv2d,
+    build_model,
+    standardize,
+)
+from gradbench.training.module import BenchModule
+from gradbench.training.optim import lr_lambda
+from gradbench.training.run import run_one
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 LR_MULT = 0.1          # small enough that no arm diverges in a few steps on the tiny data

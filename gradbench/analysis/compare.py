@@ -1,0 +1,109 @@
+"""The comparison behind `gradbench verify`: which recorded runs to re-run, and where a fresh
+record differs from the recorded one, exactly (execution/verify.py does the re-running)."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+from ..core.errors import UserError
+from ..store.jsonl import normalized
+
+METRIC_FIELDS = ("test", "best_val", "final_val", "steps_to_target", "val_curve", "steps")
+_MISSING = object()
+
+
+@dataclass
+class Outcome:
+    record: dict
+    diffs: list = field(default_factory=list)   # [(field, recorded, now)]
+    notes: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diffs
+
+
+def select(records: list[dict], sample: int | None = None, seed: int = 0) -> list[dict]:
+    """The records to re-run, in file order: all that are not skipped, or `sample` of them
+    drawn with random.Random(seed) (deterministic)."""
+    runs = [r for r in records if r.get("status") != "skipped"]
+    if sample is not None and sample < 1:
+        raise UserError(f"--sample: must be a positive integer, got {sample}")
+    if sample is None or sample >= len(runs):
+        return runs
+    chosen = sorted(random.Random(seed).sample(range(len(runs)), sample))
+    return [runs[i] for i in chosen]
+
+
+def compare(recorded: dict, now: dict) -> list[tuple[str, object, object]]:
+    """The fields where `now` (a fresh record) differs from `recorded`, exactly: leaf paths
+    like 'metrics.val_curve[1][1]' with both values. `now` is compared as it would read back
+    from the results file (non-finite floats as null, tuples as lists)."""
+    now = normalized(now)
+    recorded = json.loads(json.dumps(recorded))
+    out: list[tuple[str, object, object]] = []
+    if recorded.get("status") != now.get("status"):
+        out.append(("status", recorded.get("status"), now.get("status")))
+    rm, nm = recorded.get("metrics") or {}, now.get("metrics") or {}
+    for k in METRIC_FIELDS:
+        _diff(f"metrics.{k}", rm.get(k, _MISSING), nm.get(k, _MISSING), out)
+    _diff("stability", recorded.get("stability", _MISSING), now.get("stability", _MISSING), out)
+    _diff("data.fingerprint", (recorded.get("data") or {}).get("fingerprint", _MISSING),
+          (now.get("data") or {}).get("fingerprint", _MISSING), out)
+    return out
+
+
+def _diff(path: str, a, b, out: list) -> None:
+    if a is _MISSING and b is _MISSING:
+        return
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in list(a) + [k for k in b if k not in a]:
+            _diff(f"{path}.{k}", a.get(k, _MISSING), b.get(k, _MISSING), out)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            _diff(f"{path}[{i}]", x, y, out)
+    elif a is _MISSING or b is _MISSING or a != b or type(a) is not type(b) and not _same_number(a, b):
+        out.append((path, a, b))
+
+
+def _same_number(a, b) -> bool:
+    return (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
+            and not isinstance(b, bool) and a == b)
+
+
+def _show(v, width: int = 60) -> str:
+    if v is _MISSING:
+        return "(missing)"
+    if isinstance(v, list):
+        text = json.dumps(v)
+        if len(text) > width:
+            text = f"{text[:width - 12]}... ({len(v)} items)"
+        return text
+    text = repr(v) if isinstance(v, (float, str)) else json.dumps(v)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def describe(rec: dict) -> str:
+    label = (rec.get("strategy") or {}).get("label", "?")
+    lr = (rec.get("stress") or {}).get("lr_mult")
+    return (f"{rec.get('run_id')} {rec.get('task')} {label} seed {rec.get('seed')}"
+            + (f" lr x{lr:g}" if isinstance(lr, (int, float)) else ""))
+
+
+def format_outcome(o: Outcome, most: int = 3) -> str:
+    if o.ok:
+        return f"ok       {describe(o.record)}"
+    parts = [f"{f}: recorded {_show(a)}, now {_show(b)}" for f, a, b in o.diffs[:most]]
+    more = f" (+{len(o.diffs) - most} more)" if len(o.diffs) > most else ""
+    notes = f" [{'; '.join(o.notes)}]" if o.notes else ""
+    return f"DIFFERS  {describe(o.record)}: " + "; ".join(parts) + more + notes
+
+
+def env_changes(recorded: dict, now: dict) -> list[str]:
+    """What differs between the recording environment and this one (explains a difference).
+    Records written before gradbench kept the CPU (cpu, cpu_capability) say so."""
+    keys = ("torch", "lightning", "device", "cpu", "cpu_capability", "threads", "git_commit")
+    return [f"recorded with {k} {recorded.get(k, '(not recorded)')}, now {now.get(k)}" for k in keys
+            if recorded.get(k) != now.get(k)]

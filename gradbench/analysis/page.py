@@ -1,0 +1,312 @@
+"""The leaderboard page: out_dir/README.md (GitHub renders it as the folder's page), with the
+PNG plots of plots.py next to it. No torch, no lightning.
+
+The page depends only on the records: the date is the latest run's finished_at (not "now"),
+floats have fixed formats and rows a fixed order, so the same records give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ..store.jsonl import latest_by_run
+from . import scoring
+from .plots import lr_label, write_plots
+from .scoring import BASELINE, Scores
+
+README = "README.md"
+
+
+def write(records: list[dict], out_dir, *, weights: dict | None = None,
+          command: str | None = None, plots: bool = True) -> Path:
+    """Score `records` and write out_dir/README.md (and, with plots, its PNGs); returns the
+    README's path. `command` is the command that reproduces the results; by default the
+    most common record["command"]."""
+    records = latest_by_run(records)
+    scores = scoring.score(records, weights)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = write_plots(records, scores, out_dir) if plots else {}
+    path = out_dir / README
+    path.write_text(render(records, scores, command=command, images=images),
+                    encoding="utf-8", newline="\n")
+    return path
+
+
+def render(records: list[dict], scores: Scores, *, command: str | None = None,
+           images: dict[str, str] | None = None) -> str:
+    """The page as a string. `images` maps a plot's key ("val_curves:<task>",
+    "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked."""
+    records = latest_by_run(records)
+    images = images or {}
+    suites = _unique(r.get("suite") for r in records)
+    title = ", ".join(suites) if suites else "(no runs)"
+    out = [f"# gradbench leaderboard: {title}", ""]
+    out += _provenance(records, scores, command)
+    if scores.per_task.empty:
+        out += ["No scored runs in these results.", ""]
+    else:
+        out += _overall_section(scores)
+        for task, rows in scores.per_task.groupby("task", sort=True):
+            out += _task_section(task, rows, records, images)
+        if "stability_vs_accuracy" in images:
+            out += ["## Stability vs accuracy", "",
+                    "One point per task and strategy: the share of runs that did not diverge "
+                    "against accuracy normalised between chance (0) and the task's best "
+                    "strategy (1).", "",
+                    f"![stability vs accuracy]({images['stability_vs_accuracy']})", ""]
+    out += _how_section(scores.weights)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------- provenance
+
+
+def _provenance(records: list[dict], scores: Scores, command: str | None) -> list[str]:
+    env = [r.get("env") or {} for r in records]
+    status = Counter(r.get("status") for r in records)
+    by_status = ", ".join(f"{status[s]} {s}" for s in ("ok", "diverged", "error", "skipped")
+                          if status[s])
+    seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
+    levels = sorted({float((r.get("stress") or {}).get("lr_mult", 1.0)) for r in records})
+    rows = [
+        ("Suite", _codes(_unique(r.get("suite") for r in records))),
+        ("Reproduce with", _code(command or _most_common(r.get("command") for r in records))),
+        ("Date (latest run finished)", _latest(r.get("timings") or {} for r in records)),
+        ("Git commit", _codes(_unique(e.get("git_commit") for e in env))),
+        ("Versions", "; ".join(
+            f"{name} {', '.join(_unique(e.get(name) for e in env)) or '?'}"
+            for name in ("gradbench", "torch", "lightning", "python"))),
+        ("Device", ", ".join(_unique(e.get("device") for e in env)) or "—"),
+        # CPU records reproduce bit for bit only on the same kind of CPU (see gradbench verify)
+        ("CPU", ", ".join(_unique(f"{e['cpu']} ({e.get('cpu_capability')})" for e in env if e.get("cpu")))
+         or "not recorded"),
+        ("Threads", ", ".join(_unique(e.get("threads") for e in env)) or "—"),
+        ("Seeds", ", ".join(str(s) for s in seeds) or "—"),
+        ("Stress levels", ", ".join(lr_label(x) for x in levels) or "—"),
+        ("Runs", f"{len(records)} ({by_status})" if records else "0"),
+        ("Scoring weights", ", ".join(f"{k} {v:.3f}" for k, v in scores.weights.items())),
+    ]
+    out = ["## Provenance", ""] + _table(["", ""], rows) + [""]
+    # skipped runs (and runs that failed before loading data) have no fingerprint: not a second one
+    data = sorted({(r["data"].get("dataset"), r["data"]["fingerprint"])
+                   for r in records if (r.get("data") or {}).get("fingerprint")}, key=lambda p: (str(p[0]), str(p[1])))
+    if data:
+        out += ["Data:", ""]
+        out += _table(["dataset", "fingerprint"], [(_esc(d), _code(f)) for d, f in data]) + [""]
+        if len({d for d, _ in data}) < len(data):
+            out += ["**Warning:** a dataset has more than one fingerprint: runs did not all "
+                    "see the same data.", ""]
+    return out
+
+
+def _latest(timings) -> str:
+    """The latest finished_at, as written in the record (so the page never shows "now")."""
+    best, text = None, None
+    for t in timings:
+        raw = t.get("finished_at")
+        if not raw:
+            continue
+        try:
+            when = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)  # the schema writes UTC
+        if best is None or when > best:
+            best, text = when, str(raw)
+    return text or "unknown"
+
+
+def _unique(values) -> list[str]:
+    return sorted({str(v) for v in values if v is not None})
+
+
+def _most_common(values) -> str | None:
+    counts = Counter(v for v in values if v)
+    if not counts:
+        return None
+    # Most frequent; equal counts go to the alphabetically first, so the choice is stable.
+    return min(counts, key=lambda c: (-counts[c], c))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _overall_section(scores: Scores) -> list[str]:
+    pt = scores.per_task
+    n_tasks = pt["task"].nunique()
+    rows = []
+    for _, r in scores.overall.iterrows():
+        mine = pt[pt["strategy"] == r["strategy"]]
+        na = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"])
+        err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
+        rows.append((
+            _int(r["rank"]), _code(r["strategy"]), _f(r["mean_rank"], 2),
+            f"{r['tasks_ranked']}/{n_tasks}", _f(r["mean_composite"], 3),
+            _f(r["mean_stability"], 3),
+            na or "—", err or "—", str(r["runs"]), str(r["diverged"]), str(r["errors"]),
+        ))
+    head = ["rank", "strategy", "mean rank", "tasks ranked", "mean composite",
+            "mean stability", "n/a on", "error on", "runs", "diverged", "errors"]
+    return (["## Overall ranking", "",
+             "Mean of the within-task ranks over the tasks where the strategy was ranked "
+             "(n/a tasks do not count against it); equal mean ranks share a rank.", ""]
+            + _table(head, rows) + [""])
+
+
+def _task_section(task: str, rows: pd.DataFrame, records: list[dict],
+                  images: dict[str, str]) -> list[str]:
+    scored = rows[rows["status"] == "scored"]
+    meta = (scored if len(scored) else rows).iloc[0]
+    direction = "higher is better" if meta["higher_is_better"] else "lower is better"
+    has_base = bool(((rows["strategy"] == BASELINE) & (rows["status"] == "scored")).any())
+    out = [f"## Task `{task}`", "",
+           f"Metric: {meta['metric'] or '?'} ({direction}); target {_m(meta['target'])}, "
+           f"chance {_m(meta['chance'])}.", ""]
+    table = []
+    for _, r in rows.iterrows():
+        if r["status"] != "scored":
+            what = "n/a" if r["status"] == "n/a" else "error"
+            why = f"{what}: {_esc(r['reason'])}" if r["reason"] else what
+            table.append(("—", _code(r["strategy"]), why, "—", "—", "—", "—", "—",
+                          str(r["runs"]), str(r["diverged"]), str(r["errors"])))
+            continue
+        table.append((
+            _int(r["rank"]), _code(r["strategy"]), _f(r["composite"], 3),
+            f"{r['scored'] - r['diverged']}/{r['scored']}",
+            f"{r['stable_levels']}/{r['levels']} lr",
+            _speed(r),
+            f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
+            f"@ {lr_label(r['chosen_lr_mult'])}",
+            _win(r, has_base),
+            str(r["runs"]), str(r["diverged"]), str(r["errors"]),
+        ))
+    head = ["rank", "strategy", "composite", "stability", "stable region", "speed",
+            f"{meta['metric'] or 'metric'} [95% CI] @ chosen lr", "vs baseline", "runs",
+            "diverged", "errors"]
+    out += _table(head, table) + [""]
+    out += _error_list(task, records)
+    for key, alt in ((f"val_curves:{task}", f"validation curves on {task}"),
+                     (f"grad_norm:{task}", f"gradient norms on {task}")):
+        if key in images:
+            out += [f"![{alt}]({images[key]})", ""]
+    return out
+
+
+def _speed(r) -> str:
+    steps = r["steps_to_target"]
+    if math.isinf(steps):
+        return f"{r['speed']:.2f} (never)"
+    return f"{r['speed']:.2f} ({_steps(steps)} steps)"
+
+
+def _win(r, has_base: bool) -> str:
+    if not has_base:
+        return "n/a"
+    if r["strategy"] == BASELINE:
+        return "—"
+    if pd.isna(r["win_rate"]):
+        return "n/a (no shared seed)"
+    return f"{r['win_rate']:.2f} (n={r['paired_seeds']})"
+
+
+def _error_list(task: str, records: list[dict]) -> list[str]:
+    """The messages of error runs: they are bugs to fix, so the page names them."""
+    errs = sorted(
+        ((r.get("strategy") or {}).get("label") or "?",
+         float((r.get("stress") or {}).get("lr_mult", 1.0)), r.get("seed"),
+         " ".join(str(r.get("reason") or "no reason recorded").split())[:200])
+        for r in records if r.get("task") == task and r.get("status") == "error")
+    if not errs:
+        return []
+    return (["Errors (excluded from the scores):", ""]
+            + [f"- `{s}` {lr_label(lr)} seed {seed}: {_esc(msg)}" for s, lr, seed, msg in errs]
+            + [""])
+
+
+def _how_section(weights: dict[str, float]) -> list[str]:
+    w = ", ".join(f"{k} {v:.3f}" for k, v in weights.items())
+    return [
+        "## How scores are computed", "",
+        "Per task and strategy, across seeds and stress levels (learning-rate multipliers "
+        "`lr×m`). Runs that are skipped (the strategy does not apply) or errored (a bug, not "
+        "instability) are left out of every score; errors are counted in the *errors* column "
+        "and listed under the table. A strategy whose runs on a task are all skipped is n/a "
+        "there and is not ranked on it.", "",
+        "- **Stability**: runs that did not diverge / runs, over all seeds and stress levels. "
+        "Tie-break: the spike rate (loss + gradient spikes per 1000 steps; fewer is more "
+        "stable): rows with an equal rank are listed by stability, then spike rate, then "
+        "name; it does not change any score, so equal composites stay tied.",
+        "- **Stable region**: the stress levels at which no seed diverged / the levels run.",
+        "- **Chosen stress level**: the level whose mean best validation metric over seeds is "
+        "best, a diverged seed counting at chance; ties go to the smaller `lr×`. Test metrics "
+        "are never used to choose.",
+        "- **Speed**: at the chosen level, the median over seeds of the steps to reach the "
+        "task's target; a seed that never reaches it, or diverged, counts as infinity "
+        "(AlgoPerf). Score = fastest median on the task / this median: 1 for the fastest, 0 "
+        "for never.",
+        "- **Accuracy**: at the chosen level, the mean test metric over seeds; a diverged seed "
+        "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
+        "strategy). 95% interval: percentile bootstrap, 2000 resamples, numpy "
+        "`default_rng(0)`. For the composite it is normalised between chance (0) and the "
+        "best strategy on the task (1), in the metric's direction (for mse lower is better).",
+        "- **vs baseline**: the probability that the strategy beats `baseline` on the same "
+        "seed, each at its own chosen level, on the test metric (ties count 1/2; n = shared "
+        "seeds); n/a without a baseline.",
+        f"- **Composite**: weighted mean of stability, speed and normalised accuracy "
+        f"(weights {w}; set `scoring: {{weights: ...}}` in the suite config). Rank within a "
+        "task: by composite (rounded to 9 decimals), equal composites share the best rank.",
+        "- **Overall rank**: the mean of the within-task ranks over the tasks where the "
+        "strategy was ranked, chosen over the area under a performance profile because the "
+        "composites are already normalised per task and a suite has few tasks, where a "
+        "profile is a coarse step function whose area depends on an arbitrary cut-off; a mean "
+        "rank is easy to check by hand. Mean composite breaks display ties.",
+        "",
+    ]
+
+
+# ------------------------------------------------------------------------ formatting
+
+
+def _table(head: list[str], rows: list[tuple]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def _esc(text) -> str:
+    """Safe inside a markdown table cell: one line, no bare pipes."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _code(text) -> str:
+    return f"`{_esc(text)}`" if text else "—"
+
+
+def _codes(values: list[str]) -> str:
+    return ", ".join(_code(v) for v in values) or "—"
+
+
+def _f(x, digits: int) -> str:
+    return "—" if x is None or pd.isna(x) else f"{x:.{digits}f}"
+
+
+def _int(x) -> str:
+    return "—" if x is None or pd.isna(x) else str(int(x))
+
+
+def _m(x) -> str:
+    """A metric value: 4 decimals, or 3 significant digits in scientific form when tiny
+    (an mse of 2e-5 must not read as 0.0000)."""
+    if x is None or pd.isna(x):
+        return "—"
+    return f"{x:.3e}" if 0 < abs(x) < 0.01 else f"{x:.4f}"
+
+
+def _steps(x: float) -> str:
+    return f"{x:.0f}" if float(x).is_integer() else f"{x:.1f}"

@@ -1,0 +1,354 @@
+"""Scores and ranks from run records (see results.py for the schema). pandas + numpy only:
+no torch, no lightning, so a leaderboard can be rebuilt on any machine from a results file.
+
+Everything is computed per (task, strategy) across seeds and stress levels (lr_mult):
+
+* Runs. "skipped" runs (the strategy does not apply) and "error" runs (a bug, not
+  instability) are left out of every score; errors are counted in an ``errors`` column. A
+  (task, strategy) whose runs are all skipped is "n/a" there; one with nothing but errors
+  (and skips) is "error". Neither is ranked on that task, nor penalised for it.
+* Stability: the share of scored runs (ok + diverged) that did not diverge, over all seeds
+  and stress levels. Tie-break: the spike rate, (loss_spikes + grad_spikes) per 1000
+  optimizer steps over the scored runs; fewer is more stable. It orders rows with an equal
+  composite and picks the most/least stable strategy to plot; it never changes a score, so
+  equal composites stay exact ties.
+* Stable region: the stress levels at which no seed diverged, out of the levels run.
+* Chosen stress level: per (task, strategy), the lr_mult whose mean best_val over seeds is
+  best, a diverged seed counting at chance; ties go to the smaller lr_mult (the gentler
+  setting). Test metrics are never looked at to choose.
+* Speed: at the chosen level, the median over seeds of steps_to_target, where a seed that
+  never reaches the target, or diverged, counts as infinity (AlgoPerf). The score is the
+  best median on the task divided by this one: 1 for the fastest, 0 for never.
+* Accuracy: at the chosen level, the mean test metric over seeds, a diverged seed counting
+  at chance (never dropped), with a 95% percentile bootstrap interval (2000 resamples,
+  numpy default_rng(0) per row, so intervals do not depend on row order). Normalised to
+  [0, 1] between chance (0) and the best strategy on the task (1), in the metric's
+  direction (for mse lower is better).
+* Paired comparison: P(strategy beats "baseline" on the same seed), each at its own chosen
+  level, on the test metric (diverged = chance); a tie counts 1/2. n/a without a baseline.
+* Composite: weighted mean of stability share, speed ratio and normalised accuracy
+  (DEFAULT_WEIGHTS, overridable; weights are normalised to sum to 1 so the composite stays
+  in [0, 1]). Rank within a task: by composite, rounded to 9 decimals so float noise does
+  not split ties, "min" method (equal composites share the best rank).
+* Overall rank: the mean of a strategy's within-task ranks over the tasks where it was
+  ranked, then "min"-ranked. Why mean rank rather than the area under a performance
+  profile: composites are already normalised per task, a suite has a handful of tasks (the
+  profile would be a coarse step function whose area hinges on an arbitrary tau_max), and a
+  mean rank over applicable tasks is easy to check by hand. The mean composite is shown
+  next to it as context and orders rows with an equal mean rank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import UserError
+from ..store.jsonl import latest_by_run
+
+DEFAULT_WEIGHTS = {"stability": 0.4, "speed": 0.2, "accuracy": 0.4}
+BASELINE = "baseline"
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+RANK_DECIMALS = 9  # composites equal to this many decimals are ties
+SCORED = ("ok", "diverged")
+
+PER_TASK_COLUMNS = [
+    "task", "strategy", "status", "reason", "metric", "higher_is_better", "target", "chance",
+    "runs", "scored", "diverged", "errors", "skipped",
+    "stability", "spike_rate", "stable_levels", "levels", "chosen_lr_mult",
+    "steps_to_target", "speed", "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_norm",
+    "win_rate", "paired_seeds", "composite", "rank",
+]
+OVERALL_COLUMNS = [
+    "strategy", "rank", "mean_rank", "tasks_ranked", "tasks_na", "tasks_error",
+    "mean_composite", "mean_stability", "runs", "diverged", "errors",
+]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """per_task: one row per (task, strategy) that has records; status is "scored", "n/a"
+    or "error" (the last two have no scores and no rank). overall: one row per strategy."""
+
+    per_task: pd.DataFrame
+    overall: pd.DataFrame
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_weights(weights: Mapping | None = None) -> dict[str, float]:
+    """DEFAULT_WEIGHTS updated with `weights` (the suite's `scoring: {weights: ...}`),
+    normalised to sum to 1. Unknown keys, negative or non-numeric values, or all-zero
+    weights are a UserError."""
+    merged = dict(DEFAULT_WEIGHTS)
+    if weights is not None:
+        if not isinstance(weights, Mapping):
+            raise UserError(f"scoring.weights must be a mapping of {_valid_keys()} to numbers, "
+                            f"got {type(weights).__name__}")
+        for key, value in weights.items():
+            if key not in DEFAULT_WEIGHTS:
+                raise UserError(f"unknown scoring weight {key!r}; valid keys: {_valid_keys()}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value) or value < 0:
+                raise UserError(f"scoring.weights.{key} must be a finite number >= 0, "
+                                f"got {value!r}")
+            merged[key] = float(value)
+    total = sum(merged.values())
+    if total <= 0:
+        raise UserError(f"scoring.weights must not all be 0 (keys: {_valid_keys()})")
+    return {k: v / total for k, v in merged.items()}
+
+
+def _valid_keys() -> str:
+    return ", ".join(DEFAULT_WEIGHTS)
+
+
+def score(records: list[dict], weights: Mapping | None = None) -> Scores:
+    """Score the records (the last record of each run_id counts; see module docstring)."""
+    w = resolve_weights(weights)
+    runs = runs_frame(records)
+    rows, per_seed = [], {}
+    for (task, strategy), group in runs.groupby(["task", "strategy"], sort=True):
+        row, seeds = _score_pair(task, strategy, group, _task_meta(runs, task))
+        rows.append(row)
+        per_seed[(task, strategy)] = seeds
+    per_task = pd.DataFrame(rows, columns=PER_TASK_COLUMNS)
+    if not per_task.empty:
+        per_task = pd.concat(
+            [_score_task(g, per_seed, w) for _, g in per_task.groupby("task", sort=True)],
+            ignore_index=True)
+    per_task = _sort_per_task(per_task)
+    return Scores(per_task=per_task, overall=_overall(per_task), weights=w)
+
+
+# ---------------------------------------------------------------------------- flat runs
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run (last record per run_id), sorted deterministically."""
+    rows = []
+    for r in latest_by_run(records):
+        m = r.get("metrics") or {}
+        st = r.get("stability") or {}
+        rows.append({
+            "run_id": r.get("run_id"),
+            "task": r.get("task"),
+            "strategy": (r.get("strategy") or {}).get("label"),
+            "seed": r.get("seed"),
+            "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
+            "status": r.get("status"),
+            "reason": r.get("reason"),
+            "metric": m.get("name"),
+            "higher_is_better": m.get("higher_is_better"),
+            "target": m.get("target"),
+            "chance": m.get("chance"),
+            "test": m.get("test"),
+            "best_val": m.get("best_val"),
+            "steps_to_target": m.get("steps_to_target"),
+            "steps": m.get("steps"),
+            "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
+        })
+    df = pd.DataFrame(rows, columns=[
+        "run_id", "task", "strategy", "seed", "lr_mult", "status", "reason", "metric",
+        "higher_is_better", "target", "chance", "test", "best_val", "steps_to_target",
+        "steps", "spikes"])
+    return df.sort_values(["task", "strategy", "lr_mult", "seed", "run_id"],
+                          kind="mergesort", ignore_index=True)
+
+
+def _task_meta(runs: pd.DataFrame, task: str) -> dict:
+    """The task's metric (name, direction, target, chance), the same in every record of the
+    task; a disagreement in name or direction would make scores meaningless, so it stops."""
+    known = runs[(runs["task"] == task) & runs["metric"].notna()]
+    if known.empty:
+        return {"metric": None, "higher_is_better": True, "target": None, "chance": None}
+    pairs = set(zip(known["metric"], known["higher_is_better"]))
+    if len(pairs) > 1:
+        raise UserError(f"task {task!r}: records disagree on the metric "
+                        f"({', '.join(sorted(f'{n} higher_is_better={h}' for n, h in pairs))})")
+    first = known.iloc[0]
+    return {"metric": first["metric"], "higher_is_better": bool(first["higher_is_better"]),
+            "target": _num(first["target"]), "chance": _num(first["chance"])}
+
+
+def _num(x) -> float:
+    return float("nan") if x is None or pd.isna(x) else float(x)
+
+
+# ------------------------------------------------------------------- one (task, strategy)
+
+
+def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[dict, dict]:
+    """Scores that depend on this pair's runs only, plus its per-seed test values (for the
+    paired comparison). Scores relative to other strategies are filled in by _score_task."""
+    counts = Counter(g["status"])
+    scored = g[g["status"].isin(SCORED)]
+    row = {c: None for c in PER_TASK_COLUMNS}
+    row.update(task=task, strategy=strategy, **meta,
+               runs=len(g), scored=len(scored), diverged=counts["diverged"],
+               errors=counts["error"], skipped=counts["skipped"])
+    if scored.empty:
+        row["status"] = "error" if counts["error"] else "n/a"
+        bad = g[g["status"] == ("error" if counts["error"] else "skipped")]
+        row["reason"] = "; ".join(sorted({str(x) for x in bad["reason"] if x is not None})) or None
+        return row, {}
+
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    chance = meta["chance"]
+    diverged = scored["status"] == "diverged"
+    # A diverged seed's model is unusable: it counts at chance for validation and test, and
+    # as never reaching the target, so surviving seeds never flatter the strategy. An ok run
+    # with no finite metric recorded is treated the same way (it measured nothing better).
+    best_val = scored["best_val"].where(~diverged & scored["best_val"].notna(), chance)
+    test = scored["test"].where(~diverged & scored["test"].notna(), chance).astype(float)
+    to_target = scored["steps_to_target"].where(~diverged & scored["steps_to_target"].notna(),
+                                                math.inf).astype(float)
+
+    level_means = best_val.astype(float).groupby(scored["lr_mult"]).mean()
+    # Best mean in the metric's direction; the ascending index makes ties go to the smaller
+    # lr_mult. Rounded so float noise in equal means does not break that rule.
+    chosen = max(level_means.index, key=lambda lr: (round(sign * level_means[lr], 12), -lr))
+    at = (scored["lr_mult"] == chosen).to_numpy()
+    seed_test = test[at].groupby(scored["seed"][at]).mean()  # one value per seed
+    acc, lo, hi = bootstrap_mean_ci(seed_test.to_numpy())
+
+    div_by_level = diverged.groupby(scored["lr_mult"]).any()
+    steps = scored["steps"].fillna(0).astype(float).sum()
+    row.update(
+        status="scored",
+        stability=float((~diverged).mean()),
+        spike_rate=float(scored["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
+        stable_levels=int((~div_by_level).sum()),
+        levels=int(len(div_by_level)),
+        chosen_lr_mult=float(chosen),
+        steps_to_target=float(np.median(to_target[at].groupby(scored["seed"][at]).mean())),
+        accuracy=acc, accuracy_lo=lo, accuracy_hi=hi,
+    )
+    return row, seed_test.to_dict()
+
+
+def bootstrap_mean_ci(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
+                      seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
+                      ) -> tuple[float, float, float]:
+    """(mean, low, high): a percentile bootstrap interval of the mean. A fresh RNG per call
+    makes each interval depend only on its own values."""
+    values = np.asarray(values, dtype=float)
+    mean = float(values.mean())
+    if len(values) < 2 or np.ptp(values) == 0:
+        return mean, mean, mean  # nothing to resample; also avoids float round-off bounds
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(means, [tail, 100 - tail])
+    return mean, float(lo), float(hi)
+
+
+# ------------------------------------------------------------------------ one task
+
+
+def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
+    """Scores relative to the other strategies on the task: speed ratio, normalised
+    accuracy, paired win-rate vs baseline, composite and rank."""
+    rows = rows.copy()
+    ok = rows["status"] == "scored"
+    if not ok.any():
+        return rows
+    first = rows[ok].iloc[0]
+    sign = 1.0 if first["higher_is_better"] else -1.0
+    chance = first["chance"]
+
+    steps = rows.loc[ok, "steps_to_target"].astype(float)
+    fastest = steps.min()
+    rows.loc[ok, "speed"] = [_speed_ratio(fastest, s) for s in steps]
+
+    acc = rows.loc[ok, "accuracy"].astype(float)
+    best = acc.max() if sign > 0 else acc.min()
+    span = sign * (best - chance)
+    # Nobody beat chance -> nothing to normalise by: every strategy scores 0.
+    norm = (sign * (acc - chance) / span).clip(0, 1) if span > 0 else acc * 0.0
+    rows.loc[ok, "accuracy_norm"] = norm
+
+    task = first["task"]
+    base = per_seed.get((task, BASELINE), {})
+    for i in rows.index[ok]:
+        if rows.at[i, "strategy"] != BASELINE and base:
+            rate, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign)
+            rows.at[i, "win_rate"], rows.at[i, "paired_seeds"] = rate, n
+
+    comp = (w["stability"] * rows.loc[ok, "stability"].astype(float)
+            + w["speed"] * rows.loc[ok, "speed"].astype(float)
+            + w["accuracy"] * rows.loc[ok, "accuracy_norm"].astype(float))
+    rows.loc[ok, "composite"] = comp
+    rows.loc[ok, "rank"] = comp.round(RANK_DECIMALS).rank(method="min", ascending=False)
+    return rows
+
+
+def _speed_ratio(fastest: float, steps: float) -> float:
+    if math.isinf(steps):
+        return 0.0  # never reached (also covers "nobody reached it": all score 0)
+    return 1.0 if steps == fastest else fastest / steps
+
+
+def _win_rate(mine: dict, base: dict, sign: float) -> tuple[float, int]:
+    """P(mine beats baseline on the same seed); a tie counts 1/2. NaN when no seed is shared."""
+    seeds = sorted(set(mine) & set(base))
+    if not seeds:
+        return math.nan, 0
+    wins = [1.0 if sign * (mine[s] - base[s]) > 0 else 0.5 if mine[s] == base[s] else 0.0
+            for s in seeds]
+    return float(np.mean(wins)), len(seeds)
+
+
+def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
+    """Task, then ranked rows by rank (equal ranks: more stable, fewer spikes, then name),
+    then "error" rows, then "n/a" rows."""
+    df = df.copy()
+    df["_group"] = df["status"].map({"scored": 0, "error": 1, "n/a": 2})
+    df["_stab"] = -df["stability"].astype(float)
+    df["_spikes"] = df["spike_rate"].astype(float)
+    df = df.sort_values(["task", "_group", "rank", "_stab", "_spikes", "strategy"],
+                        kind="mergesort", na_position="last", ignore_index=True)
+    df = df.drop(columns=["_group", "_stab", "_spikes"])
+    for col in ("rank", "runs", "scored", "diverged", "errors", "skipped", "stable_levels",
+                "levels", "paired_seeds"):
+        df[col] = df[col].astype("Int64")
+    for col in ("target", "chance", "stability", "spike_rate", "chosen_lr_mult",
+                "steps_to_target", "speed", "accuracy", "accuracy_lo", "accuracy_hi",
+                "accuracy_norm", "win_rate", "composite"):
+        df[col] = df[col].astype(float)
+    return df
+
+
+# ------------------------------------------------------------------------- overall
+
+
+def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for strategy, g in per_task.groupby("strategy", sort=True):
+        ranked = g[g["status"] == "scored"]
+        rows.append({
+            "strategy": strategy,
+            "mean_rank": float(ranked["rank"].astype(float).mean()) if len(ranked) else math.nan,
+            "tasks_ranked": len(ranked),
+            "tasks_na": int((g["status"] == "n/a").sum()),
+            "tasks_error": int((g["status"] == "error").sum()),
+            "mean_composite": float(ranked["composite"].mean()) if len(ranked) else math.nan,
+            "mean_stability": float(ranked["stability"].mean()) if len(ranked) else math.nan,
+            "runs": int(g["runs"].sum()),
+            "diverged": int(g["diverged"].sum()),
+            "errors": int(g["errors"].sum()),
+        })
+    df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c != "rank"])
+    df["rank"] = df["mean_rank"].round(RANK_DECIMALS).rank(method="min").astype("Int64")
+    df["_comp"] = -df["mean_composite"]
+    df = df.sort_values(["rank", "_comp", "strategy"], kind="mergesort", na_position="last",
+                        ignore_index=True).drop(columns="_comp")
+    for col in ("tasks_ranked", "tasks_na", "tasks_error", "runs", "diverged", "errors"):
+        df[col] = df[col].astype("Int64")
+    return df[OVERALL_COLUMNS]

@@ -1,0 +1,50 @@
+"""Gradient transforms that act between backward and the optimizer step.
+
+A hook is registered by name; the spec names hooks with parameters (spec.grad_hooks), and
+BenchModule.configure_gradient_clipping calls them in order after Lightning's own clipping,
+so they see unscaled gradients (AMP) once per optimizer step (gradient accumulation).
+A hook is a callable object `hook(module, optimizer)`, built fresh per run, so it may keep
+state (a history of norms, an EMA).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..core.registry import Registry
+
+
+class _Named:
+    def __init__(self, name: str, factory: Callable):
+        self.name, self.factory = name, factory
+
+
+GRAD_HOOKS: Registry[_Named] = Registry("gradient hook")
+
+
+def grad_hook(name: str):
+    """Register a hook factory: `factory(**params) -> callable(module, optimizer)`."""
+
+    def register(factory):
+        GRAD_HOOKS.add(name, _Named(name, factory))
+        return factory
+
+    return register
+
+
+def build_grad_hooks(specs) -> list:
+    return [GRAD_HOOKS.get(name).factory(**params) for name, params in specs]
+
+
+def grads_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The gradients the optimizer will step with (parameters without a gradient are skipped)."""
+    return [grad for group in optimizer.param_groups for p in group["params"] if (grad := p.grad) is not None]
+
+
+def global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """L2 norm over all gradients with one fused per-tensor reduction and no host sync."""
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))

@@ -1,0 +1,82 @@
+"""The knobs of each model family, typed: their defaults, their valid values, and what they do.
+
+The one place the knobs are declared. training/models.py builds a model from a checked set
+of knobs; the suite checks a task's `model:` overrides against the same classes at load, and
+expansion checks what the strategies made of them, so a typo (`depht`) or a bad value
+(`activation: swishy`) is an error before anything trains. No torch here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, ValidationError
+
+from ..core.errors import UserError
+from ..core.settings import Strict
+from ..core.validation import one_line
+
+Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmoid", "softplus"]
+Norm = Literal["none", "batch", "layer", "group"]
+Init = Literal["default", "kaiming", "xavier", "orthogonal"]
+BranchScale = Literal["none", "zero"]
+
+
+class FeedForwardKnobs(Strict):
+    """An MLP or a plain CNN: a stack of layer -> norm -> activation -> dropout blocks."""
+
+    depth: int = Field(ge=1, description="hidden layers (mlp) or 3x3 convolutions (cnn)")
+    width: int = Field(ge=1, description="units per hidden layer (mlp) or base channels (cnn)")
+    activation: Activation = Field("relu", description="the nonlinearity of every hidden block")
+    norm: Norm = Field("none", description="normalization after each layer (layer: over all features of an example)")
+    residual: bool = Field(False, description="identity skips around every equal-shape hidden block")
+    branch_scale: BranchScale = Field("none", description="zero: a learnable scalar per residual branch, at 0 (ReZero/SkipInit)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability after each block")
+    init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
+    weight_std: bool = Field(False, description="Scaled Weight Standardization of the hidden layers")
+
+
+class MLPKnobs(FeedForwardKnobs):
+    depth: int = Field(8, ge=1, description="hidden layers")
+    width: int = Field(256, ge=1, description="units per hidden layer")
+
+
+class CNNKnobs(FeedForwardKnobs):
+    depth: int = Field(9, ge=1, description="3x3 convolutions, in three stages of width, 2x and 4x channels")
+    width: int = Field(16, ge=1, description="channels of the first stage")
+    init: Init = Field("kaiming", description="weight initialization; default keeps PyTorch's")
+
+
+class RNNKnobs(Strict):
+    """A one-layer recurrent net with a linear head on the last hidden state."""
+
+    cell: Literal["rnn", "lstm", "gru"] = Field("rnn", description="vanilla tanh/ReLU cell, LSTM or GRU")
+    hidden: int = Field(128, ge=1, description="hidden units")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="the vanilla cell's nonlinearity (gated cells have their own)")
+    recurrent_gain: float = Field(1.5, ge=0, description="the vanilla cell's recurrent matrix starts orthogonal x this gain (0: no re-draw)")
+    init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
+    depth: int = Field(1, ge=1, description="stacked recurrent layers")
+    width: Optional[int] = Field(None, ge=1, description="hidden units, when set (what `narrower` scales); else `hidden`")
+    norm: Literal["none"] = Field("none", description="the rnn family has no normalization knob")
+    residual: Literal[False] = Field(False, description="the rnn family has no residual knob")
+    branch_scale: Literal["none"] = Field("none", description="the rnn family has no residual branches")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout between stacked layers (depth > 1)")
+
+
+KNOBS: dict[str, type[Strict]] = {"mlp": MLPKnobs, "cnn": CNNKnobs, "rnn": RNNKnobs}
+
+
+def checked_knobs(family: str, knobs: dict, where: str = "model") -> dict:
+    """Every knob of the family with the given values over its defaults; a UserError naming
+    the knob (`model.depht: unknown knob ...`) for a wrong name, type or value."""
+    if family not in KNOBS:
+        raise UserError(f"{where}: unknown model family {family!r}; valid: {', '.join(KNOBS)}")
+    try:
+        return KNOBS[family](**knobs).model_dump()
+    except ValidationError as e:
+        raise UserError(one_line(e, where, KNOBS[family])) from None
+
+
+def default_knob(family: str, key: str):
+    """A knob's default for the family (what a model built without it uses)."""
+    return KNOBS[family].model_fields[key].default

@@ -1,0 +1,64 @@
+"""Architecture: skip connections, gated recurrent cells, and smaller models.
+
+shallower/narrower scale the task's depth/width by a factor (at least 1 layer/unit), so
+they shrink whatever size a suite's task override sets.
+"""
+
+from ...core.errors import UserError
+from ...core.spec import RunSpec
+from ..model_knobs import default_knob
+from ..tasks import TASKS
+from .base import ANY, strategy
+
+FF = ("mlp", "cnn")
+
+
+@strategy(family="architecture", applies_to=FF, slot="residual")
+def residual(spec: RunSpec) -> RunSpec:
+    """Identity skip connections around every equal-shape hidden block (He et al., 2016, ResNet)."""
+    return spec.with_model(residual=True)
+
+
+def _gated(spec: RunSpec, cell: str) -> RunSpec:
+    if spec.model.get("activation", "tanh") != "tanh":
+        raise UserError(f"{cell}: a gated cell has fixed tanh/sigmoid nonlinearities; it cannot take "
+                        f"activation {spec.model['activation']!r} (drop the activation strategy)")
+    return spec.with_model(cell=cell)
+
+
+@strategy(family="architecture", applies_to=("rnn",), slot="cell")
+def lstm(spec: RunSpec) -> RunSpec:
+    """LSTM cell: gated additive memory (Hochreiter & Schmidhuber, 1997)."""
+    return _gated(spec, "lstm")
+
+
+@strategy(family="architecture", applies_to=("rnn",), slot="cell")
+def gru(spec: RunSpec) -> RunSpec:
+    """GRU cell: gated recurrent unit (Cho et al., 2014)."""
+    return _gated(spec, "gru")
+
+
+def _knob(spec: RunSpec, key: str):
+    """The model knob as the run will build it: the spec's value, else the builder's default."""
+    family = TASKS.get(spec.task).model_family
+    return spec.model.get(key, default_knob(family, key))
+
+
+def _factor(name: str, factor: float) -> float:
+    if not 0 < factor <= 1:
+        raise UserError(f"{name}.factor: must be in (0, 1], got {factor:g}")
+    return factor
+
+
+@strategy(family="architecture", applies_to=FF, slot="depth")
+def shallower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
+    """Fewer layers: depth x factor, at least 1 (a shorter backward path; Bengio et al., 1994)."""
+    return spec.with_model(depth=max(1, int(_knob(spec, "depth") * _factor("shallower", factor))))
+
+
+@strategy(family="architecture", applies_to=ANY, slot="width")
+def narrower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
+    """Fewer units: width (cnn: base channels; rnn: hidden size) x factor, at least 1 (a smaller model, fewer large weights)."""
+    f = _factor("narrower", factor)
+    key = "hidden" if TASKS.get(spec.task).model_family == "rnn" and not spec.model.get("width") else "width"
+    return spec.with_model(**{key: max(1, int(_knob(spec, key) * f))})

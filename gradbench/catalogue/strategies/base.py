@@ -1,0 +1,151 @@
+"""The @strategy decorator and the machinery that applies composed strategies to a spec.
+
+A strategy is a function `fn(spec, **params) -> spec`. The decorator records its family,
+where it applies (model families), what it owns (a "slot": two strategies that set the
+same slot, e.g. two activations, cannot compose) and its typed keyword parameters, which
+the suite config may set (`clip_norm: {max_norm: 0.5}`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from ...core.errors import UserError, did_you_mean
+from ...core.registry import Registry
+from ...core.spec import RunSpec
+
+MODEL_FAMILIES = ("mlp", "cnn", "rnn")
+ANY = MODEL_FAMILIES
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    family: str
+    fn: Callable[..., RunSpec]
+    applies_to: tuple[str, ...]          # model families it makes sense for
+    slot: str | None                     # what it owns; two strategies with one slot conflict
+    defaults: dict                       # parameter name -> default value
+    types: dict                          # parameter name -> type
+
+    @property
+    def description(self) -> str:
+        return (inspect.getdoc(self.fn) or "").split("\n")[0]
+
+    def applies(self, model_family: str) -> bool:
+        return model_family in self.applies_to
+
+    def check_params(self, params: dict, where: str) -> dict:
+        """Defaults filled in; a wrong name or type is a UserError naming the field."""
+        if not isinstance(params, dict):
+            raise UserError(f"{where}: parameters must be a mapping, got {type(params).__name__}")
+        out = dict(self.defaults)
+        for key, value in params.items():
+            if key not in self.defaults:
+                valid = ", ".join(self.defaults) or "none"
+                raise UserError(f"{where}: unknown parameter {key!r}{did_you_mean(key, self.defaults)}"
+                                f"; {self.name} takes: {valid}")
+            out[key] = coerce(value, self.types[key], f"{where}.{key}")
+        return out
+
+
+STRATEGIES: Registry[Strategy] = Registry("strategy")
+
+
+def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = None):
+    """Register `fn(spec, **params)` as a strategy. Every parameter needs a default and a type."""
+
+    def register(fn):
+        sig = inspect.signature(fn)
+        hints = typing.get_type_hints(fn)
+        names = list(sig.parameters)[1:]
+        for n in names:
+            if sig.parameters[n].default is inspect.Parameter.empty or n not in hints:
+                raise TypeError(f"strategy {fn.__name__}: parameter {n!r} needs a type and a default")
+        bad = set(applies_to) - set(MODEL_FAMILIES)
+        if bad:
+            raise TypeError(f"strategy {fn.__name__}: unknown model families {sorted(bad)}")
+        if not inspect.getdoc(fn):
+            raise TypeError(f"strategy {fn.__name__}: needs a one-line docstring naming its source")
+        STRATEGIES.add(fn.__name__, Strategy(
+            name=fn.__name__, family=family, fn=fn, applies_to=tuple(applies_to), slot=slot,
+            defaults={n: sig.parameters[n].default for n in names},
+            types={n: hints[n] for n in names}))
+        return fn
+
+    return register
+
+
+def coerce(value: Any, typ: Any, where: str) -> Any:
+    """Check a config value against a parameter's type (int is accepted for float)."""
+    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if typ in (int, str, bool) and isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
+        return value
+    if typing.get_origin(typ) is typing.Literal:
+        if value in typing.get_args(typ):
+            return value
+        raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, typing.get_args(typ)))}")
+    raise UserError(f"{where}: expected {getattr(typ, '__name__', typ)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One strategy column of the leaderboard: a composition of strategies with parameters."""
+    label: str
+    names: tuple[str, ...]
+    params: dict            # name -> checked params (defaults filled in)
+
+
+def make_arm(label: str, params: dict | None, where: str) -> Arm:
+    """Parse 'a+b' with params: {a_param: v} for a single strategy, {a: {...}, b: {...}} for a composition."""
+    names = tuple(n.strip() for n in label.split("+"))
+    if any(not n for n in names):
+        raise UserError(f"{where}: empty strategy name in {label!r}")
+    if len(set(names)) != len(names):
+        raise UserError(f"{where}: {label!r} names a strategy twice")
+    strategies = [STRATEGIES.get(n) if n in STRATEGIES else _unknown(n, where) for n in names]
+    params = params or {}
+    if len(names) == 1:
+        per_name = {names[0]: params}
+    else:
+        if not isinstance(params, dict):
+            raise UserError(f"{where}: parameters must be a mapping")
+        for key in params:
+            if key not in names:
+                raise UserError(f"{where}: {key!r} is not part of {label!r}; give parameters per strategy, "
+                                f"e.g. {{{names[0]}: {{...}}}}")
+        per_name = {n: params.get(n) or {} for n in names}
+    slots: dict[str, str] = {}
+    for s in strategies:
+        if s.slot and s.slot in slots:
+            raise UserError(f"{where}: {slots[s.slot]!r} and {s.name!r} cannot compose: both set the {s.slot}")
+        if s.slot:
+            slots[s.slot] = s.name
+    checked = {s.name: s.check_params(per_name[s.name], f"{where}.{s.name}" if len(names) > 1 else where)
+               for s in strategies}
+    return Arm(label=label, names=names, params=checked)
+
+
+def _unknown(name: str, where: str):
+    raise UserError(f"{where}: unknown strategy {name!r}{did_you_mean(name, STRATEGIES.list())}; "
+                    "run 'gradbench list' for the catalogue")
+
+
+def not_applicable(arm: Arm, model_family: str) -> str | None:
+    """The reason the arm does not apply to a model family, or None when it does."""
+    for n in arm.names:
+        s = STRATEGIES.get(n)
+        if not s.applies(model_family):
+            return f"{n} applies to {'/'.join(s.applies_to)} models, not {model_family}"
+    return None
+
+
+def apply_arm(arm: Arm, spec: RunSpec) -> RunSpec:
+    """Apply the arm's strategies in order; the result still carries the base lr and its multiplier."""
+    for n in arm.names:
+        spec = STRATEGIES.get(n).fn(spec, **arm.params[n])
+    return spec.replace(strategy=arm.label, strategy_params=arm.params)

@@ -1,0 +1,36 @@
+"""Normalization layers after every hidden linear/conv layer (model knob `norm`), and
+Scaled Weight Standardization of the conv kernels (model knob `weight_std`).
+
+batchnorm, layernorm and groupnorm share the slot "normalization" (a layer has one norm).
+weight_std standardizes the weights, not the activations: it has its own slot, so it
+composes with a norm (Qiao et al. pair it with GroupNorm: `groupnorm+weight_std`).
+"""
+
+from ...core.spec import RunSpec
+from .base import strategy
+
+FF = ("mlp", "cnn")
+
+
+@strategy(family="normalization", applies_to=FF, slot="normalization")
+def batchnorm(spec: RunSpec) -> RunSpec:
+    """Batch normalization after each hidden layer (Ioffe & Szegedy, 2015)."""
+    return spec.with_model(norm="batch")
+
+
+@strategy(family="normalization", applies_to=FF, slot="normalization")
+def layernorm(spec: RunSpec) -> RunSpec:
+    """Layer normalization over all features of an example (Ba et al., 2016); conv: GroupNorm(1, C)."""
+    return spec.with_model(norm="layer")
+
+
+@strategy(family="normalization", applies_to=FF, slot="normalization")
+def groupnorm(spec: RunSpec) -> RunSpec:
+    """Group normalization with min(8, C) groups (Wu & He, 2018)."""
+    return spec.with_model(norm="group")
+
+
+@strategy(family="normalization", applies_to=("cnn",), slot="weight standardization")
+def weight_std(spec: RunSpec) -> RunSpec:
+    """Scaled Weight Standardization of conv kernels with a learnable gain (Qiao et al., 2019; Brock et al., 2021a, NF-Nets)."""
+    return spec.with_model(weight_std=True)

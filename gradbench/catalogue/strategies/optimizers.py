@@ -1,0 +1,69 @@
+"""Optimizers (slot "optimizer": a run has one). Each replaces the task's optimizer and sets a
+learning rate that suits it; the stress multiplier lr_mult applies on top as for every arm.
+
+The lr is set relative to the task: an lr scale applied by another strategy (lower_lr, a
+plugin) is carried over, so "lower_lr+adam" and "adam+lower_lr" both give Adam at 1e-4.
+lr 0 (the SGD family's default) keeps the task's lr (every task trains with SGD).
+"""
+
+from __future__ import annotations
+
+from ...core.spec import RunSpec
+from ..tasks import TASKS
+from .base import strategy
+
+
+def _use(spec: RunSpec, name: str, lr: float, **kw) -> RunSpec:
+    current = float(spec.optimizer["lr"])
+    if lr:
+        scale = current / float(TASKS.get(spec.task).optimizer["lr"])   # 1 unless something scaled it
+        current = lr * scale
+    return spec.replace(optimizer={"name": name, "lr": current, **kw})
+
+
+@strategy(family="optimizers", slot="optimizer")
+def sgd(spec: RunSpec, lr: float = 0.0) -> RunSpec:
+    """Plain SGD without momentum (Robbins & Monro, 1951); lr 0 keeps the task's."""
+    return _use(spec, "sgd", lr)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def sgd_momentum(spec: RunSpec, lr: float = 0.0, momentum: float = 0.9) -> RunSpec:
+    """SGD with heavy-ball momentum (Polyak, 1964); lr 0 keeps the task's."""
+    return _use(spec, "sgd", lr, momentum=momentum)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def nesterov(spec: RunSpec, lr: float = 0.0, momentum: float = 0.9) -> RunSpec:
+    """SGD with Nesterov momentum (Nesterov, 1983; Sutskever et al., 2013); lr 0 keeps the task's."""
+    return _use(spec, "sgd", lr, momentum=momentum, nesterov=True)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def adam(spec: RunSpec, lr: float = 1e-3) -> RunSpec:
+    """Adam, betas (0.9, 0.999) (Kingma & Ba, 2015)."""
+    return _use(spec, "adam", lr)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def adamw(spec: RunSpec, lr: float = 1e-3, weight_decay: float = 1e-2) -> RunSpec:
+    """AdamW, Adam with decoupled weight decay (Loshchilov & Hutter, 2019); it decays biases too, as torch's AdamW."""
+    return _use(spec, "adamw", lr, weight_decay=weight_decay)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def adagrad(spec: RunSpec, lr: float = 1e-2) -> RunSpec:
+    """Adagrad, per-parameter lr from the sum of squared gradients (Duchi et al., 2011)."""
+    return _use(spec, "adagrad", lr)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def adadelta(spec: RunSpec, lr: float = 1.0) -> RunSpec:
+    """Adadelta, rho 0.9 (Zeiler, 2012)."""
+    return _use(spec, "adadelta", lr)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def rmsprop(spec: RunSpec, lr: float = 1e-3, alpha: float = 0.99) -> RunSpec:
+    """RMSprop, gradient divided by an EMA of its square (Tieleman & Hinton, 2012)."""
+    return _use(spec, "rmsprop", lr, alpha=alpha)

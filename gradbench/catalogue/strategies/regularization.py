@@ -1,0 +1,68 @@
+"""Regularization: weight penalties and dropout.
+
+Which parameters are "weights": tensors with more than one dimension (weight matrices, conv
+kernels, recurrent matrices). Biases, normalization gains/shifts, WS gains and ReZero branch
+scales (all 1-D or scalars) are never penalized or decayed.
+
+l2 and weight_decay share the slot "weight decay" (both shrink the weights; stacked they
+would decay twice). l1 composes with either (elastic net).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...core.errors import UserError
+from ...core.spec import RunSpec
+from ..grad_hooks import grad_hook
+from .base import strategy
+
+
+@strategy(family="regularization", slot="weight decay")
+def l2(spec: RunSpec, coeff: float = 5e-4) -> RunSpec:
+    """Coupled L2 penalty: loss + coeff/2 * sum |W|^2 over weights, so the gradient gains coeff*W (Krogh & Hertz, 1992)."""
+    return spec.with_loss_terms(l2=coeff)
+
+
+@strategy(family="regularization", slot="weight decay")
+def weight_decay(spec: RunSpec, wd: float = 5e-4) -> RunSpec:
+    """Decoupled weight decay, W <- W (1 - lr wd) before the step, gradient untouched (Loshchilov & Hutter, 2019)."""
+    return spec.add_grad_hook("decoupled_weight_decay", wd=wd)
+
+
+class DecoupledWeightDecay:
+    """Right before the optimizer step, multiply every weight (dim > 1) that has a gradient by
+    (1 - lr * wd), lr the param group's current (scheduled, stressed) learning rate. The
+    gradient is not changed, so Adam's moments never see the decay (AdamW's rule, for any
+    optimizer). With plain SGD it equals coupled L2 of the same coefficient; with momentum or
+    Adam it does not. A parameter without a gradient (e.g. a step dropped by skip_spikes that
+    ran before this hook) is not decayed."""
+
+    def __init__(self, wd: float):
+        self.wd = wd
+
+    def __call__(self, module, optimizer) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                weights = [p for p in group["params"] if p.grad is not None and p.dim() > 1]
+                if weights and self.wd:
+                    torch._foreach_mul_(weights, 1.0 - float(group["lr"]) * self.wd)
+
+
+@grad_hook("decoupled_weight_decay")
+def _decoupled_weight_decay(wd: float = 5e-4) -> DecoupledWeightDecay:
+    return DecoupledWeightDecay(wd)
+
+
+@strategy(family="regularization")
+def l1(spec: RunSpec, coeff: float = 1e-5) -> RunSpec:
+    """L1 penalty: loss + coeff * sum |W| over weights (Tibshirani, 1996; Ng, 2004)."""
+    return spec.with_loss_terms(l1=coeff)
+
+
+@strategy(family="regularization", applies_to=("mlp", "cnn"), slot="dropout")
+def dropout(spec: RunSpec, p: float = 0.1) -> RunSpec:
+    """Dropout with probability p after every hidden activation, active in training only (Srivastava et al., 2014)."""
+    if not 0 <= p < 1:
+        raise UserError(f"dropout.p: must be in [0, 1), got {p:g}")
+    return spec.with_model(dropout=p)

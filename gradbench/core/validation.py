@@ -1,0 +1,83 @@
+"""A pydantic ValidationError as gradbench's one-line message: the field's path, what is
+wrong, the valid choices, and 'did you mean' where it helps."""
+
+from __future__ import annotations
+
+import re
+import typing
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import did_you_mean
+
+_EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
+             "float_type": "a number", "bool_type": "true or false", "string_type": "a string",
+             "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+             "list_type": "a list", "literal_error": None, "none_required": "nothing"}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+# the parts pydantic adds to an error's location for a member of a Union (not field names)
+_UNION_TAG = re.compile(r"^(int|str|float|bool|none|[a-z-]+\[.*\])$")
+
+
+def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:
+    """The most specific error of `e` on one line, its path under `where` (e.g. 'tasks.mnist_mlp.model').
+    Where a value failed every member of a Union, the message names what each would take."""
+    errors = [(_loc(err), err) for err in e.errors()]
+    loc, err = max(errors, key=lambda pair: len(pair[0]))      # the deepest: inside the member that fits
+    same = [x for lc, x in errors if lc == loc]
+    path = ".".join([p for p in (where, *loc) if p])
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if len(same) > 1 and all(x["type"] in _EXPECTED for x in same):
+        wanted = list(dict.fromkeys(_EXPECTED[x["type"]] or _literal(x) for x in same))
+        return f"{path}: expected {' or '.join(wanted)}, got {value!r}"
+    if kind == "extra_forbidden":
+        parent = ".".join([p for p in (where, *loc[:-1]) if p])
+        valid = _fields(model, loc[:-1])
+        hint = did_you_mean(loc[-1], valid) if valid else ""
+        return (f"{parent + ': ' if parent else ''}unknown key {loc[-1]!r}{hint}"
+                + (f"; valid: {', '.join(valid)}" if valid else ""))
+    if kind == "literal_error":
+        return f"{path}: {value!r} is not one of {ctx.get('expected', '')}"
+    if kind == "missing":
+        return f"{path}: required"
+    if kind in _EXPECTED:
+        return f"{path}: expected {_EXPECTED[kind]}, got {value!r}"
+    if kind in _BOUNDS:
+        bound = next(iter(ctx.values()), "")
+        if kind == "greater_than" and bound == 0:
+            return f"{path}: must be positive, got {value!r}"
+        return f"{path}: must be {_BOUNDS[kind]} {bound}, got {value!r}"
+    if kind in ("too_short", "too_long"):
+        return f"{path}: must not be empty" if kind == "too_short" and not value else f"{path}: {err['msg']}"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{path}: {msg}"
+
+
+def _loc(err: dict) -> tuple[str, ...]:
+    return tuple(str(p) for p in err["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
+
+
+def _literal(err: dict) -> str:
+    return "one of " + str((err.get("ctx") or {}).get("expected", ""))
+
+
+def _fields(model: type[BaseModel] | None, loc: tuple[str, ...]) -> list[str]:
+    """The field names of the (nested) model at `loc`, for 'valid:' lists."""
+    for part in loc:
+        if model is None:
+            return []
+        field = model.model_fields.get(part)
+        if field is None:   # a mapping's key (a task name): the model found is its values'
+            continue
+        model = _model_of(field.annotation)
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_of(annotation):
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -1,0 +1,191 @@
+"""Where runs execute: in this process, in a pool of local worker processes (CPU cores or one
+per GPU), or as Ray tasks on a cluster. Every executor yields (spec, record) as runs finish;
+the caller is the single writer of the results file, so no line is ever torn or duplicated
+by concurrency, whatever the number of workers.
+
+Records do not depend on the executor: a run's result is a function of its spec and its
+thread count (CPU runs are bit-reproducible for a fixed seed and fixed torch threads), and
+every executor gives each run the same `threads` when the suite fixes it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..catalogue.tasks import priced_ms
+from ..core.errors import UserError
+from ..core.spec import RunSpec
+from ..training.run import run_one
+from .ddp import run_distributed, world_size
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a worker needs besides the spec (plain data: it travels to other processes)."""
+    data_root: str
+    runs_dir: str | None          # per-run artifacts go to runs_dir/<run_id>
+    results_dir: str              # series paths in records are relative to it
+    command: str | None = None
+    threads: int | None = None    # torch threads per run
+    wandb: dict | None = None     # tracking settings (see tracking.py), or None
+
+
+def execute(spec_dict: dict, job: Job) -> dict:
+    """Run one spec in this process (the entry point of every executor's workers)."""
+    import torch
+
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    spec = RunSpec.from_dict(spec_dict)
+    run_dir = Path(job.runs_dir) / spec.run_id if job.runs_dir else None
+    series_rel = os.path.relpath(run_dir, job.results_dir) if run_dir else None
+    if world_size(spec) > 1:  # one run on several devices: torchrun starts its ranks
+        return run_distributed(spec, Path(job.data_root), run_dir, job.command, series_rel, job.threads)
+    tracker = None
+    if job.wandb:
+        from .tracking import RunTracker
+        tracker = RunTracker(job.wandb, spec)
+    record = run_one(spec, Path(job.data_root), run_dir, job.command, series_rel=series_rel,
+                     logger=tracker.logger if tracker else None)
+    if tracker:
+        tracker.finish(record, run_dir)
+    return record
+
+
+class InProcess:
+    """Runs one after another in this process: datasets load once and are shared."""
+
+    def describe(self) -> str:
+        return "in-process"
+
+    def map(self, specs: list[RunSpec], job: Job) -> Iterator[tuple[RunSpec, dict]]:
+        for spec in specs:
+            yield spec, execute(spec.to_dict(), job)
+
+
+def _init_worker(devices, threads: int) -> None:
+    """Pin this worker to one GPU (before CUDA initializes) and to its share of the cores."""
+    if devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices.get()
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+class LocalPool:
+    """N worker processes on this machine. On CPU the cores are split between workers; with
+    `devices`, one worker per GPU (CUDA_VISIBLE_DEVICES set per worker), times
+    `runs_per_device` to pack several small runs on one GPU. Each worker keeps its datasets
+    loaded between runs."""
+
+    def __init__(self, workers: int = 1, devices: list[str] | None = None, runs_per_device: int = 1,
+                 threads: int | None = None):
+        if devices:
+            workers = len(devices) * runs_per_device
+        if workers < 1 or runs_per_device < 1:
+            raise UserError("--workers and --runs-per-device must be at least 1")
+        self.workers, self.devices, self.runs_per_device = workers, devices, runs_per_device
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+
+    def describe(self) -> str:
+        where = f"GPUs {','.join(self.devices)} x {self.runs_per_device}" if self.devices else "CPU"
+        threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+        return f"{self.workers} local workers ({where}, {threads} each)"
+
+    def device_slots(self) -> list[str]:
+        """The GPU each worker takes, in order: every device runs_per_device times."""
+        return [dev for dev in (self.devices or []) for _ in range(self.runs_per_device)]
+
+    def map(self, specs: list[RunSpec], job: Job) -> Iterator[tuple[RunSpec, dict]]:
+        ctx = mp.get_context("spawn")  # a clean interpreter: no inherited torch threads or CUDA state
+        queue = None
+        if self.devices:
+            queue = ctx.Manager().Queue()
+            for dev in self.device_slots():
+                queue.put(dev)
+        job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
+        pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
+                                      initargs=(queue, job.threads))
+        try:
+            futures = {pool.submit(execute, s.to_dict(), job): s for s in longest_first(specs)}
+            for fut in cf.as_completed(futures):
+                yield futures[fut], fut.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Each run a Ray task with its CPU (and GPU) resources; the driver writes the results.
+    Without an address it starts a local Ray; with one (`ray://host:10001` or `auto`) it joins
+    that cluster, whose nodes must see the same data root (and runs dir, for the series)."""
+
+    def __init__(self, address: str | None = None, threads: int | None = None, gpus_per_run: float = 0.0):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise UserError("--executor ray needs Ray: pip install -c constraints.txt 'gradbench[ray]'") from None
+        self.address, self.gpus_per_run = address, gpus_per_run
+        self.threads = threads or 1
+        self.local_data = address is None   # a cluster's nodes read their own data root
+        self.workers = os.cpu_count() // self.threads if address is None else 1
+
+    def describe(self) -> str:
+        return f"Ray ({self.address or 'local'}, {self.threads} CPU per run)"
+
+    def map(self, specs: list[RunSpec], job: Job) -> Iterator[tuple[RunSpec, dict]]:
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            kwargs = {"address": self.address} if self.address else {"num_cpus": os.cpu_count()}
+            ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
+        job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
+        remote = ray.remote(num_cpus=job.threads, num_gpus=self.gpus_per_run)(execute)
+        pending = {remote.remote(s.to_dict(), job): s for s in longest_first(specs)}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                yield pending.pop(done[0]), ray.get(done[0])
+        finally:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if started_here:
+                ray.shutdown()
+
+
+def longest_first(specs: list[RunSpec]) -> list[RunSpec]:
+    """Runs in order of their estimated cost, longest first, so that parallel workers finish
+    together instead of waiting on one long run started last (LPT scheduling)."""
+    return sorted(specs, key=lambda s: -priced_ms(s.task, s.max_steps))
+
+
+def resolve_workers(workers: int | str, threads: int | None) -> int:
+    """--workers N, or 'auto': one worker per `threads` cores (one per core when the suite
+    does not fix its threads): the best throughput for small CPU runs."""
+    if workers == "auto":
+        return max(1, (os.cpu_count() or 1) // (threads or 1))
+    try:
+        n = int(workers)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1 or str(workers).strip() != str(n):
+        raise UserError(f"--workers: {workers!r} is not a positive integer or auto")
+    return n
+
+
+def make_executor(kind: str = "local", workers: int | str = 1, devices: str | None = None, runs_per_device: int = 1,
+                  address: str | None = None, threads: int | None = None):
+    workers = resolve_workers(workers, threads)   # a bad value is an error whatever the executor
+    if kind == "ray":  # Ray sizes itself from the cluster's CPUs
+        return RayExecutor(address, threads=threads, gpus_per_run=(1.0 / runs_per_device) if devices else 0.0)
+    if kind != "local":
+        raise UserError(f"--executor: {kind!r} is not one of local, ray")
+    dev_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
+    if workers == 1 and not dev_list:
+        return InProcess()   # threads come with each run's Job (the suite's `threads`)
+    return LocalPool(workers, dev_list, runs_per_device, threads)

@@ -1,0 +1,124 @@
+"""Weights & Biases tracking through Lightning's WandbLogger: one W&B run per gradbench run,
+and one summary run holding the leaderboard tables.
+
+Settings (suite `wandb:` section, or `--wandb`): project (default $WANDB_PROJECT, else
+"gradbench"), entity (default $WANDB_ENTITY), mode ("online", "offline" or "auto": online
+only when an API key is configured), dir (where run folders go; default beside the results).
+With no login it runs offline and the CLI says where the runs are and how to sync them.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.spec import RunSpec
+
+KEYS = ("project", "entity", "mode", "dir", "tags")
+
+
+def resolve(settings: dict | None, default_dir: Path) -> dict:
+    """Fill the defaults and decide online/offline once, in the driver."""
+    settings = dict(settings or {})
+    for key in settings:
+        if key not in KEYS:
+            raise UserError(f"wandb: unknown key {key!r}; valid: {', '.join(KEYS)}")
+    mode = settings.get("mode") or os.environ.get("WANDB_MODE") or "auto"
+    if mode not in ("online", "offline", "auto", "dryrun", "disabled"):
+        raise UserError(f"wandb.mode: {mode!r} is not one of online, offline, auto")
+    if mode == "auto":
+        mode = "online" if _logged_in() else "offline"
+    return {"project": settings.get("project") or os.environ.get("WANDB_PROJECT") or "gradbench",
+            "entity": settings.get("entity") or os.environ.get("WANDB_ENTITY"),
+            "mode": "offline" if mode == "dryrun" else mode,
+            "dir": str(Path(settings.get("dir") or default_dir).resolve()),
+            "tags": list(settings.get("tags") or [])}
+
+
+def _logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        import wandb
+
+        return bool(wandb.Api().api_key)
+    except Exception:  # no key, no network: offline
+        return False
+
+
+class RunTracker:
+    """The WandbLogger of one run: config = the resolved spec; after the run, the stability
+    series (from the run's steps.csv), the validation curve and the final metrics."""
+
+    def __init__(self, settings: dict, spec: RunSpec):
+        from lightning.pytorch.loggers import WandbLogger
+
+        Path(settings["dir"]).mkdir(parents=True, exist_ok=True)
+        self.logger = WandbLogger(
+            name=spec.run_id, id=f"{spec.run_id}", project=settings["project"], entity=settings["entity"],
+            save_dir=settings["dir"], offline=settings["mode"] == "offline", group=spec.suite or None,
+            tags=[spec.task, spec.strategy, f"seed{spec.seed}", *settings["tags"]], config=spec.to_dict(),
+            mode=settings["mode"], job_type="run", reinit="finish_previous", settings=_quiet())
+
+    def finish(self, record: dict, run_dir: Path | None) -> str | None:
+        """Log what the run produced and close the W&B run; returns its local folder."""
+        import wandb
+
+        exp = self.logger.experiment
+        if run_dir is not None and (run_dir / "steps.csv").exists():
+            with open(run_dir / "steps.csv") as fh:
+                for row in csv.DictReader(fh):
+                    step = int(row.pop("step"))
+                    exp.log({f"stability/{k}": _f(v) for k, v in row.items()} | {"trainer/global_step": step})
+        for step, value in record["metrics"]["val_curve"]:
+            exp.log({f"val/{record['metrics']['name']}": value, "trainer/global_step": step})
+        exp.summary.update({"status": record["status"], "reason": record["reason"],
+                            **{f"final/{k}": v for k, v in record["metrics"].items() if not isinstance(v, list)},
+                            **{f"stability/{k}": v for k, v in (record["stability"] or {}).items()
+                               if not isinstance(v, list)}})
+        folder = getattr(exp, "dir", None)
+        self.logger.finalize("success" if record["status"] != "error" else "failed")
+        wandb.finish(exit_code=1 if record["status"] == "error" else 0)
+        return str(Path(folder).parent) if folder else None
+
+
+def log_summary(settings: dict, suite: str, scores) -> None:
+    """A summary run holding the leaderboard tables as W&B Tables."""
+    import wandb
+
+    run = wandb.init(project=settings["project"], entity=settings["entity"], dir=settings["dir"],
+                     mode=settings["mode"], group=suite, name=f"{suite}-leaderboard", job_type="leaderboard",
+                     reinit="finish_previous", settings=_quiet())
+    run.log({"leaderboard/per_task": wandb.Table(dataframe=_tabular(scores.per_task)),
+             "leaderboard/overall": wandb.Table(dataframe=_tabular(scores.overall))})
+    run.finish()
+
+
+def sync_hint(settings: dict) -> str:
+    if settings["mode"] != "offline":
+        return f"W&B: runs logged to project {settings['project']}"
+    return (f"W&B (offline, not logged in): runs are in {settings['dir']}/wandb; "
+            f"upload them with: wandb sync {settings['dir']}/wandb/offline-run-*")
+
+
+def _quiet():
+    import wandb
+
+    return wandb.Settings(silent=True, console="off", disable_git=True, x_disable_stats=True)
+
+
+def _tabular(df):
+    """W&B Tables take plain columns: stringify anything that is not a number or a string."""
+    df = df.reset_index(drop=False) if df.index.name else df.copy()
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].map(lambda v: v if isinstance(v, (str, int, float)) or v is None else str(v))
+    return df
+
+
+def _f(v: str) -> float | None:
+    x = float(v)
+    return x if math.isfinite(x) else None

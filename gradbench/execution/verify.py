@@ -1,0 +1,108 @@
+"""gradbench verify: re-run recorded runs and check that they reproduce their results exactly.
+
+Each chosen record is re-run from the spec it stores (RunSpec.from_dict(record["spec"]),
+then training.run.run_one) with torch's CPU thread count set to the record's env.threads, and
+compared with no tolerance: status, the metrics (test, best_val, final_val, steps_to_target,
+val_curve, steps), the stability block, and the data fingerprint (other data explain other
+numbers); that the stored spec still hashes to the record's run_id is checked too. Timings,
+env and file paths are not compared. Skipped runs are skipped. --sample K re-runs K records
+drawn with --seed (the same file, K and seed always draw the same runs).
+
+On CPU, with the same torch build, thread count and kind of CPU, a run is bit-for-bit
+deterministic, so any difference means the code, the data or the environment changed. The
+kind of CPU counts: torch dispatches its kernels by instruction set (env.cpu_capability,
+e.g. AVX2 or AVX512) and MKL/oneDNN by CPU model (env.cpu), and each sums in its own order,
+so a record made on an AMD EPYC differs in the last bits on an Intel Xeon, even with torch's
+AVX512 kernels on both, and a chaotic run (one that explodes) then differs visibly. A difference
+found on another CPU is reported with the CPU named, as not reproducible there, not wrong.
+
+On GPU results may differ without anything being wrong: cuDNN picks convolution algorithms
+by benchmarking and some are non-deterministic; reductions built on atomic adds (scatter,
+index_add, some backward kernels) sum in a varying order; TF32 matmuls and convolutions round
+differently from float32; and another GPU model, driver, CUDA or cuDNN version runs other
+kernels. The comparison stays exact, so verify a GPU record on the same kind of device and
+software stack with deterministic settings (trainer: {deterministic: true} in the suite,
+CUBLAS_WORKSPACE_CONFIG=:4096:8), and read a difference there as "not bit-reproducible"
+rather than "wrong". A GPU record re-run on a machine without a GPU runs on the CPU and will
+differ.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from ..analysis.compare import Outcome, compare, env_changes, format_outcome, select
+from ..core.errors import UserError
+from ..store import jsonl
+from . import interrupts
+
+
+def _spec(rec: dict, path):
+    from ..core.spec import RunSpec
+
+    try:
+        return RunSpec.from_dict(rec["spec"])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UserError(f"{path}: run {rec.get('run_id')}: its stored spec cannot be read "
+                        f"({type(e).__name__}: {e}); was it written by another gradbench version?") from None
+
+
+def verify(path, data_root: Path, sample: int | None = None, seed: int = 0,
+           log: Callable[[str], None] = print) -> list[Outcome]:
+    """Re-run the chosen records of the results file `path`; log one line per run and return
+    the outcomes. UserError for an unreadable file, a record without a usable spec, or data
+    that is missing (checked before anything runs)."""
+    import torch
+
+    from ..catalogue.grad_hooks import GRAD_HOOKS
+    from ..catalogue.tasks import TASKS
+    from ..training.data import load_dataset
+    from ..training.run import run_one
+
+    records = jsonl.latest_by_run(jsonl.load(path))
+    if not records:
+        raise UserError(f"{path}: no run records")
+    chosen = select(records, sample, seed)
+    specs = [_spec(r, path) for r in chosen]
+    for rec, spec in zip(chosen, specs):
+        if spec.task not in TASKS:
+            raise UserError(f"{path}: run {rec.get('run_id')}: unknown task {spec.task!r}; "
+                            f"valid: {', '.join(TASKS.list())}")
+        for name, _ in spec.grad_hooks:
+            if name not in GRAD_HOOKS:
+                raise UserError(f"{path}: run {rec.get('run_id')} uses the gradient hook {name!r}, which nothing "
+                                "loaded registers; pass the plugin that defines it with --plugins FILE_OR_MODULE")
+    # fail fast on missing or changed data, before anything trains
+    for key in dict.fromkeys((TASKS.get(s.task).dataset, json.dumps(s.data, sort_keys=True)) for s in specs):
+        load_dataset(key[0], data_root, **json.loads(key[1]))
+    skipped = len(records) - len([r for r in records if r.get("status") != "skipped"])
+    log(f"verify {path}: re-running {len(chosen)} of {len(records)} runs"
+        + (f" ({skipped} skipped runs are not re-run)" if skipped else ""))
+    threads = torch.get_num_threads()
+    outcomes = []
+    try:
+        with interrupts.interruptible() as guard:
+            for rec, spec in zip(chosen, specs):
+                env = rec.get("env") or {}
+                if isinstance(env.get("threads"), int) and env["threads"] > 0:
+                    torch.set_num_threads(env["threads"])
+                now = run_one(spec, Path(data_root))
+                guard.check()
+                o = Outcome(rec, compare(rec, now))
+                if spec.run_id != rec.get("run_id"):
+                    o.diffs.insert(0, ("run_id", rec.get("run_id"), spec.run_id))
+                if now.get("reason") and now.get("status") != rec.get("status"):
+                    o.notes.append(f"now: {' '.join(str(now['reason']).split())[:200]}")
+                if o.diffs:
+                    o.notes += env_changes(env, now.get("env") or {})
+                log(format_outcome(o))
+                outcomes.append(o)
+    finally:
+        torch.set_num_threads(threads)
+    gpu = [o for o in outcomes if "cuda" in str((o.record.get("env") or {}).get("device", "")).lower()]
+    if gpu:
+        log(f"note: {len(gpu)} of these runs were recorded on a GPU, where exact reproduction needs the same "
+            "device and software with deterministic settings (see gradbench verify --help)")
+    return outcomes

@@ -1,0 +1,244 @@
+"""The results file: one JSON object per finished run, appended, fsynced, resumable.
+
+This file is the only boundary between training and scoring: store/ imports neither torch
+nor lightning, so a leaderboard can be rebuilt anywhere from a committed results file.
+
+A record (schema 1) holds:
+
+    schema       1
+    run_id       12 hex chars, a hash of the resolved spec (see spec.run_id)
+    suite        suite name
+    task         task name, e.g. "mnist_mlp"
+    strategy     {"label": "clip_norm+batchnorm", "names": ["clip_norm", "batchnorm"],
+                  "params": {"clip_norm": {"max_norm": 1.0}, "batchnorm": {}}}
+    seed         int; seed i gives every strategy the same data order (and init, where
+                 the architecture is the same)
+    stress       {"lr_mult": 1.0}: the stress level (a learning-rate multiplier)
+    status       "ok" | "diverged" | "error" | "skipped"
+    reason       null, or why it diverged / errored / was skipped
+    metrics      {"name": "accuracy"|"mse", "higher_is_better": bool, "target": float,
+                  "chance": float (what a model that learned nothing scores),
+                  "test": float|null (once, at the end; null if diverged/error/skipped),
+                  "best_val": float|null, "final_val": float|null,
+                  "steps_to_target": int|null (first validation step that met target),
+                  "val_curve": [[step, value], ...], "steps": int (optimizer steps taken)}
+    stability    {"grad_norm_p50", "grad_norm_p90", "grad_norm_p99", "grad_norm_max" (pre-clip),
+                  "post_clip_max", "clip_fraction", "nonfinite_steps", "loss_spikes",
+                  "grad_spikes", "diverged_at_step" (int|null), "max_loss_ratio",
+                  "grad_norm_curve": [[step, max pre-clip norm in bucket], ...] (<= 200 points)}
+                 (null for skipped runs; values are null where nothing finite was measured)
+    timings      {"wall_s", "train_s", "steps_per_s", "monitor_s" (time in the StabilityMonitor's hooks)}
+    env          {"gradbench", "torch", "lightning", "python", "device", "cpu", "cpu_capability",
+                  "threads", "git_commit"}: cpu is the CPU's model name, cpu_capability the
+                  instruction set torch's kernels use (AVX2, AVX512, ...); both bear on the last bits
+    data         {"dataset": str, "fingerprint": "sha256:..."}
+    series       path of the per-step CSV, relative to the results file's folder, or null
+    spec         the resolved run spec (everything that determines the run)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ..core.errors import UserError
+
+SCHEMA = 1
+STATUSES = ("ok", "diverged", "error", "skipped")
+
+
+def append(path: str | os.PathLike, record: dict) -> None:
+    """Append one record as one line, flushed and fsynced before returning, so a finished
+    run survives a crash or kill -9 of the suite that follows it.
+
+    If the write fails (no space left, read-only file system, I/O error), the file is cut back
+    to its size before the write, so no partial line survives and nothing already in it is
+    changed, and a UserError names the file and the cause. Non-finite floats are written as
+    null (JSON has no NaN; a diverged run's curve may hold one). The suite runner holds back
+    a Ctrl-C that arrives while the line is written until it is on disk
+    (execution/interrupts.py)."""
+    path = Path(path)
+    line = (encode(record) + "\n").encode("utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _drop_torn_tail(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise UserError(f"cannot write results to {path}: {e.strerror or e}") from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except BaseException as e:
+            undone = _truncate(fd, size)
+            if not isinstance(e, OSError):
+                raise
+            raise UserError(f"cannot write results to {path}: {e.strerror or e}"
+                            + ("" if undone else f" (and cutting it back to {size} bytes failed too: "
+                               "remove its incomplete last line by hand)")
+                            + "; the runs already in it are intact: free space or fix the "
+                              "file's permissions, then run the same command again to resume") from None
+    finally:
+        os.close(fd)
+
+
+def encode(record: dict) -> str:
+    """The record as its one JSON line (no newline): keys sorted, non-finite floats as null."""
+    return json.dumps(_jsonable(record), sort_keys=True, allow_nan=False, default=_default)
+
+
+def normalized(record: dict) -> dict:
+    """The record as it reads back from the file (what append + iter_records give)."""
+    return json.loads(encode(record))
+
+
+def _truncate(fd: int, size: int) -> bool:
+    """Cut the file back to `size` bytes (undo a partial write); True when that worked."""
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        return True
+    except OSError:
+        return False
+
+
+def _jsonable(x):
+    """Non-finite floats -> None (JSON has no NaN/inf), recursively; everything else as is."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _default(x):
+    """numpy / torch scalars and paths, which a strategy or monitor may leave in a record."""
+    if hasattr(x, "item"):
+        try:
+            return _jsonable(x.item())
+        except (TypeError, ValueError):
+            pass
+    if hasattr(x, "tolist"):
+        return _jsonable(x.tolist())
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    return str(x)  # never lose a finished run over an odd value in its record
+
+
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a partial last line (a run killed mid-write) so the next record starts a clean line;
+    the run it belonged to was not finished and runs again. A last line without a newline that
+    does not look like a cut-off record is left alone: a UserError, not a truncation."""
+    try:
+        with open(path, "rb+") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            tail = min(size, 1 << 20)
+            fh.seek(size - tail)
+            chunk = fh.read(tail)
+            cut = chunk.rfind(b"\n")
+            if cut < 0 and tail < size:
+                raise UserError(f"{path}: its last line is over 1 MiB without a newline; "
+                                "not a JSON-lines results file written by gradbench")
+            if not _looks_torn(chunk[cut + 1:]):
+                lineno = _count_lines(path)
+                raise UserError(f"{path}:{lineno}: not a JSON-lines results file (the last line is not a "
+                                "run record); pass a results file written by gradbench, or a new path")
+            keep = size - tail + cut + 1
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except FileNotFoundError:
+        return
+
+
+def _looks_torn(fragment: bytes) -> bool:
+    """A record cut off while written: the start of a JSON object, or the zero bytes a file
+    system may leave past the last fsync after a power cut."""
+    frag = fragment.strip()
+    return not frag or frag.startswith(b"{") or not frag.strip(b"\x00")
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return fh.read().count(b"\n") + 1
+
+
+class ResultsWarning(UserWarning):
+    """Something about the results file worth knowing (the CLI prints it as one
+    'gradbench: warning:' line)."""
+
+
+class TornLineWarning(ResultsWarning):
+    """A torn last line was ignored; its run runs again."""
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[dict]:
+    """Yield the records of a JSON-lines results file.
+
+    A torn last line (a run killed mid-write: no newline, the start of a JSON object) is
+    reported as a TornLineWarning and skipped, so its run runs again; any other line that is
+    not a JSON object with a run_id is a UserError naming the file and line.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"results file {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"results file {path} is a directory; pass a .jsonl file")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise UserError(f"cannot read results file {path}: {e.strerror or e}") from None
+    lines = data.split(b"\n")
+    torn_ok = not data.endswith(b"\n")       # only an unterminated last line can be torn
+    last = len(lines) - 1
+    while last >= 0 and not lines[last].strip():
+        last -= 1
+    for i, raw in enumerate(lines[: last + 1]):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw)
+            if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str):
+                raise ValueError("not a run record: a JSON object with a run_id")
+        except (ValueError, UnicodeDecodeError) as e:
+            if i == last and torn_ok and _looks_torn(raw):
+                warnings.warn(f"{path}:{i + 1}: ignoring a torn last line (a run cut off while "
+                              "writing); its run will run again", TornLineWarning, stacklevel=2)
+                continue
+            why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise UserError(f"{path}:{i + 1}: not a JSON-lines results file ({why}); pass a results "
+                            "file written by gradbench, or a new path") from None
+        yield rec
+
+
+def load(path: str | os.PathLike) -> list[dict]:
+    return list(iter_records(path))
+
+
+def finished_ids(path: str | os.PathLike) -> set[str]:
+    """run_ids already recorded (any status): a rerun of the suite skips them."""
+    path = Path(path)
+    return {r["run_id"] for r in iter_records(path)} if path.exists() else set()
+
+
+def latest_by_run(records: Iterable[dict]) -> list[dict]:
+    """One record per run_id (the last one written), in first-seen order."""
+    by_id: dict[str, dict] = {}
+    for r in records:
+        by_id[r["run_id"]] = r
+    return list(by_id.values())

@@ -1,0 +1,2 @@
+"""One run: a spec -> data, model, LightningModule and StabilityMonitor in a real Lightning
+Trainer -> its record."""

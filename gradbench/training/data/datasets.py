@@ -1,0 +1,65 @@
+"""Datasets by name: where the data root is, and each dataset loaded once per process."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import pathlib
+import threading
+from typing import Callable
+
+from ...core.errors import UserError, unknown
+from .adding import make_adding
+from .files import _cifar_paths, _mnist_paths, load_cifar10, load_mnist
+from .splits import Splits
+
+DATASETS = ("mnist", "cifar10", "adding")
+
+
+def resolve_data_root(cli_value: str | None) -> pathlib.Path:
+    """--data DIR, else $GRADBENCH_DATA, else ./data, as an absolute path (need not exist)."""
+    value = cli_value or os.environ.get("GRADBENCH_DATA") or "data"
+    return pathlib.Path(value).expanduser().resolve()
+
+
+
+_LOADERS: dict[str, Callable[..., Splits]] = {"mnist": load_mnist, "cifar10": load_cifar10}
+_MEMO: dict[tuple, tuple[tuple, Splits]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _stamp(paths) -> tuple:
+    out = []
+    for p in paths:
+        st = p.stat()
+        out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
+    """The named dataset, memoized per process on (name, root, params, files read) so a suite loads once.
+
+    The returned Splits is shared between callers: treat its tensors as read-only.
+    """
+    if name not in DATASETS:
+        raise unknown("dataset", name, DATASETS)
+    fn = make_adding if name == "adding" else _LOADERS[name]
+    accepted = [p for p in inspect.signature(fn).parameters if p != "root"]
+    extra = sorted(set(params) - set(accepted))
+    if extra:
+        raise UserError(f"dataset {name!r} does not take {', '.join(extra)}; valid parameters: "
+                        f"{', '.join(accepted)}")
+    if name == "adding":
+        root_key, paths = None, []  # generated: the data root plays no part
+    else:
+        root_key = pathlib.Path(root).resolve()
+        paths = list(_mnist_paths(root_key).values()) if name == "mnist" else _cifar_paths(root_key)
+    key = (name, root_key, repr(sorted(params.items())))
+    with _MEMO_LOCK:  # concurrent runs of a suite wait for one load instead of each loading
+        stamp = _stamp(paths)
+        hit = _MEMO.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        splits = fn(**params) if name == "adding" else fn(root_key, **params)
+        _MEMO[key] = (stamp, splits)  # replaces a stale entry: changed files are reloaded
+        return splits
