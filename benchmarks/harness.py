@@ -45,9 +45,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from gradbench.training import run as runner
 from gradbench.catalogue.tasks import TASKS
 from gradbench.suite import expand, parse_suite
+from gradbench.training import run as runner
 from gradbench.training.data import (
     NORMALIZE,
     augment_batch,
@@ -76,12 +76,16 @@ class StepTimer(L.Callback):
 
 
 def deltas(starts: list[float]) -> list[float]:
-    return [b - a for a, b in zip(starts[WARMUP:], starts[WARMUP + 1:])]
+    return [b - a for a, b in zip(starts[WARMUP:], starts[WARMUP + 1 :])]
 
 
 def spec_for(task: str, steps: int, monitor: bool, lr_mult: float | None = None, **task_overrides):
-    raw = {"tasks": {task: {"max_steps": steps, "eval_every": steps, **task_overrides}}, "strategies": ["baseline"],
-           "stress": {"lr_mult": [lr_mult or LR_MULT[task]]}, "monitor": {"enabled": monitor}}
+    raw = {
+        "tasks": {task: {"max_steps": steps, "eval_every": steps, **task_overrides}},
+        "strategies": ["baseline"],
+        "stress": {"lr_mult": [lr_mult or LR_MULT[task]]},
+        "monitor": {"enabled": monitor},
+    }
     return expand(parse_suite(raw))[0]
 
 
@@ -91,7 +95,7 @@ def alternate(ways: dict, rounds: int) -> dict[str, list]:
     per_round = {k: [] for k in ways}
     order = list(ways)
     for r in range(rounds):
-        for k in (order if r % 2 == 0 else order[::-1]):
+        for k in order if r % 2 == 0 else order[::-1]:
             per_round[k].append(ways[k]())
     return per_round
 
@@ -124,7 +128,7 @@ def way_a(task, splits, spec, steps: int, mark=None, between=None) -> list[float
         starts.append(time.perf_counter())
         if pos + bs > n:
             perm, pos = torch.randperm(n, generator=g), 0
-        idx = perm[pos:pos + bs]
+        idx = perm[pos : pos + bs]
         pos += bs
         x, y = splits.train_x[idx], splits.train_y[idx]
         if task.augment:
@@ -174,11 +178,20 @@ class PlainModule(L.LightningModule):
 def way_d(task, splits, spec, steps: int, float_x: torch.Tensor) -> list[float]:
     torch.manual_seed(spec.seed)
     model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
-    loader = DataLoader(TensorDataset(float_x, splits.train_y), batch_size=spec.batch_size, shuffle=True,
-                        drop_last=True)
+    loader = DataLoader(
+        TensorDataset(float_x, splits.train_y), batch_size=spec.batch_size, shuffle=True, drop_last=True
+    )
     timer = StepTimer()
-    trainer = L.Trainer(max_steps=steps + 1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu", devices=1, callbacks=[timer])
+    trainer = L.Trainer(
+        max_steps=steps + 1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        callbacks=[timer],
+    )
     trainer.fit(PlainModule(model, task, spec), loader)
     return deltas(timer.starts)
 
@@ -196,7 +209,7 @@ def matmul_peak(n: int = 2048, reps: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(reps))
-    return 2 * n ** 3 / best
+    return 2 * n**3 / best
 
 
 def _quartiles(values: list[float]) -> tuple[float, float]:
@@ -217,23 +230,31 @@ def bench_task(name: str, root: Path, rounds: int) -> dict:
     spec_b, spec_c = spec_for(name, steps, True), spec_for(name, steps, False)
     float_x = prepare(task, splits, splits.train_x) if splits.train_x.dtype == torch.uint8 else splits.train_x
     monitor_ms: list[float] = []
-    ways = {"a": lambda: way_a(task, splits, spec_b, steps), "b": lambda: way_gradbench(spec_b, root, monitor_ms),
-            "c": lambda: way_gradbench(spec_c, root), "d": lambda: way_d(task, splits, spec_b, steps, float_x)}
+    ways = {
+        "a": lambda: way_a(task, splits, spec_b, steps),
+        "b": lambda: way_gradbench(spec_b, root, monitor_ms),
+        "c": lambda: way_gradbench(spec_c, root),
+        "d": lambda: way_d(task, splits, spec_b, steps, float_x),
+    }
     rounds_s = alternate(ways, rounds)
-    med = {k: statistics.median([t for r in v for t in r]) for k, v in rounds_s.items()}   # over every step
-    per_round = {k: [statistics.median(r) for r in v] for k, v in rounds_s.items()}       # each round's median
+    med = {k: statistics.median([t for r in v for t in r]) for k, v in rounds_s.items()}  # over every step
+    per_round = {k: [statistics.median(r) for r in v] for k, v in rounds_s.items()}  # each round's median
     # ratios within a round (same minute of machine time), then their median over the rounds
     paired = {f"{k}/a": [x / a for x, a in zip(per_round[k], per_round["a"])] for k in "bcd"}
     monitor = [b / c - 1 for b, c in zip(per_round["b"], per_round["c"])]
     flops = step_flops(task, splits, spec_b)
-    return {"task": name, "steps_per_way": steps * rounds, "median_ms": {k: v * 1e3 for k, v in med.items()},
-            "ratio": {k: statistics.median(v) for k, v in paired.items()},
-            "ratio_iqr": {k: _quartiles(v) for k, v in paired.items()},
-            "monitor_cost": statistics.median(monitor),
-            # the monitor's hooks timed inside (b): no second run to compare, so no drift between runs
-            "monitor_share": statistics.median(m / r for m, r in zip(monitor_ms, per_round["b"])) / 1e3,
-            "step_gflop": flops / 1e9,
-            "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"}}
+    return {
+        "task": name,
+        "steps_per_way": steps * rounds,
+        "median_ms": {k: v * 1e3 for k, v in med.items()},
+        "ratio": {k: statistics.median(v) for k, v in paired.items()},
+        "ratio_iqr": {k: _quartiles(v) for k, v in paired.items()},
+        "monitor_cost": statistics.median(monitor),
+        # the monitor's hooks timed inside (b): no second run to compare, so no drift between runs
+        "monitor_share": statistics.median(m / r for m, r in zip(monitor_ms, per_round["b"])) / 1e3,
+        "step_gflop": flops / 1e9,
+        "achieved_gflops": {k: flops / med[k] / 1e9 for k in "ab"},
+    }
 
 
 @contextlib.contextmanager
@@ -247,7 +268,10 @@ def lightning_defaults():
     from gradbench.training.module import BenchModule
 
     saved = profiler.NullProfiler, BenchModule.transfer_batch_to_device
-    profiler.NullProfiler, BenchModule.transfer_batch_to_device = PassThroughProfiler, L.LightningModule.transfer_batch_to_device
+    profiler.NullProfiler, BenchModule.transfer_batch_to_device = (
+        PassThroughProfiler,
+        L.LightningModule.transfer_batch_to_device,
+    )
     try:
         yield
     finally:
@@ -261,15 +285,21 @@ def framework_floor(root: Path, rounds: int = 6, steps: int = 300) -> dict:
     replaced them."""
     task = TASKS.get("mnist_mlp")
     splits = load_dataset(task.dataset, root)
-    specs = {monitor: spec_for("mnist_mlp", steps, monitor, lr_mult=0.1, batch_size=8, model={"depth": 1, "width": 8})
-             for monitor in (True, False)}
+    specs = {
+        monitor: spec_for("mnist_mlp", steps, monitor, lr_mult=0.1, batch_size=8, model={"depth": 1, "width": 8})
+        for monitor in (True, False)
+    }
 
     def with_lightning_defaults():
         with lightning_defaults():
             return way_gradbench(specs[False], root)
 
-    ways = {"a": lambda: way_a(task, splits, specs[True], steps), "b": lambda: way_gradbench(specs[True], root),
-            "c": lambda: way_gradbench(specs[False], root), "l": with_lightning_defaults}
+    ways = {
+        "a": lambda: way_a(task, splits, specs[True], steps),
+        "b": lambda: way_gradbench(specs[True], root),
+        "c": lambda: way_gradbench(specs[False], root),
+        "l": with_lightning_defaults,
+    }
     return {k: statistics.median(statistics.median(r) for r in v) * 1e3 for k, v in alternate(ways, rounds).items()}
 
 
@@ -291,12 +321,12 @@ def gc_pauses(root: Path, steps: int = 1000) -> dict:
     gc.callbacks.append(clock)
     try:
         for frozen in (False, True):
-            gc.unfreeze()   # whatever earlier runs froze goes back into the collector's reach
+            gc.unfreeze()  # whatever earlier runs froze goes back into the collector's reach
             freeze = runner.freeze_long_lived_objects
             if frozen:
-                freeze()    # what the process's first run does, outside the measured run
+                freeze()  # what the process's first run does, outside the measured run
             else:
-                runner.freeze_long_lived_objects = lambda: None   # the code before the fix
+                runner.freeze_long_lived_objects = lambda: None  # the code before the fix
             try:
                 spent[0] = 0.0
                 run_one(spec, root)
@@ -311,8 +341,22 @@ def gc_pauses(root: Path, steps: int = 1000) -> dict:
 def time_suite(config: Path, root: Path, *flags: str) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gradbench.cli", "run", str(config), "--data", str(root),
-                        "--results", f"{tmp}/r.jsonl", *flags], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gradbench.cli",
+                "run",
+                str(config),
+                "--data",
+                str(root),
+                "--results",
+                f"{tmp}/r.jsonl",
+                *flags,
+            ],
+            check=True,
+            capture_output=True,
+        )
         return time.perf_counter() - t
 
 
@@ -322,14 +366,16 @@ def eval_speed(root: Path, sizes=(200, 1000)) -> dict:
     splits = load_dataset(task.dataset, root)
     torch.manual_seed(0)
     model = build_model(task.model_family, splits.input_shape, task.num_outputs, task.model).eval()
-    model = model.to(memory_format=torch.channels_last)   # as BenchModule runs a CNN
+    model = model.to(memory_format=torch.channels_last)  # as BenchModule runs a CNN
     out = {}
     for bs in sizes:
-        def evaluate():
+
+        def evaluate(bs=bs):
             with torch.inference_mode():
                 for i in range(0, len(splits.val_x), bs):
-                    x = prepare(task, splits, splits.val_x[i:i + bs]).contiguous(memory_format=torch.channels_last)
+                    x = prepare(task, splits, splits.val_x[i : i + bs]).contiguous(memory_format=torch.channels_last)
                     model(x).argmax(1)
+
         evaluate()
         out[bs] = min(_timed(evaluate) for _ in range(3))
     return out
@@ -341,8 +387,10 @@ def scaling(root: Path) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for mult in (1, 2, 4):
             cfg = Path(tmp) / f"s{mult}.yaml"
-            cfg.write_text(f"name: s{mult}\nseeds: {mult}\nstress: {{lr_mult: [{LR_MULT['mnist_mlp']}]}}\n"
-                           "tasks: {mnist_mlp: {max_steps: 100, eval_every: 100}}\nstrategies: [baseline, clip_norm]\n")
+            cfg.write_text(
+                f"name: s{mult}\nseeds: {mult}\nstress: {{lr_mult: [{LR_MULT['mnist_mlp']}]}}\n"
+                "tasks: {mnist_mlp: {max_steps: 100, eval_every: 100}}\nstrategies: [baseline, clip_norm]\n"
+            )
             wall = time_suite(cfg, root)
             out.append({"runs": 2 * mult, "wall_s": wall, "per_run_s": wall / (2 * mult)})
     return out
@@ -351,17 +399,25 @@ def scaling(root: Path) -> list[dict]:
 def _rounds(text: str) -> int:
     n = int(text)
     if n < 2:
-        raise argparse.ArgumentTypeError(f"{n} is too few: figures come with their quartiles over rounds, "
-                                         "so at least 2")
+        raise argparse.ArgumentTypeError(
+            f"{n} is too few: figures come with their quartiles over rounds, so at least 2"
+        )
     return n
 
 
 def add_common_options(p: argparse.ArgumentParser, rounds: int) -> None:
     """--rounds, --threads and --data, which every script here takes."""
-    p.add_argument("--rounds", type=_rounds, default=rounds, help="alternations of the ways: the more rounds, "
-                   "the less a median over them moves from one run to the next")
-    p.add_argument("--threads", type=int, help="torch threads for every way (default: torch's, one per core); "
-                   "1 is how a suite runs with --workers auto")
+    p.add_argument(
+        "--rounds",
+        type=_rounds,
+        default=rounds,
+        help="alternations of the ways: the more rounds, the less a median over them moves from one run to the next",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads for every way (default: torch's, one per core); 1 is how a suite runs with --workers auto",
+    )
     p.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
 
 
@@ -404,17 +460,24 @@ def main() -> None:
     root = apply_common_options(args)
     # the CPU by name: figures from two machines are not comparable (this VM has been an AMD EPYC
     # and an Intel Xeon, both with torch's AVX512 kernels, and the ratios moved with it)
-    report = {"machine": f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
-                         f"{os.cpu_count()} cores, torch {torch.__version__}, {threads_text()}",
-              "peak_gflops": matmul_peak() / 1e9, "tasks": []}
+    report = {
+        "machine": f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()} kernels), "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, {threads_text()}",
+        "peak_gflops": matmul_peak() / 1e9,
+        "tasks": [],
+    }
     print(f"machine: {report['machine']}; 2048^3 fp32 matmul: {report['peak_gflops']:.0f} GFLOP/s")
     # first, while nothing in this process has been frozen: the "before" run needs a heap as it was
     pauses = report["gc_s"] = gc_pauses(root)
-    print(f"garbage collection in one 1000-step MNIST run: {pauses['not_frozen'] * 1e3:.0f} ms without "
-          f"freezing the long-lived objects, {pauses['frozen'] * 1e3:.0f} ms with (what run_one does)")
-    print("| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
-          "| (b)/(a) (quartiles over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) "
-          "| monitor's hooks, share of (b)'s step | GFLOP/step | (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |")
+    print(
+        f"garbage collection in one 1000-step MNIST run: {pauses['not_frozen'] * 1e3:.0f} ms without "
+        f"freezing the long-lived objects, {pauses['frozen'] * 1e3:.0f} ms with (what run_one does)"
+    )
+    print(
+        "| task | (a) plain ms | (b) gradbench ms | (c) no monitor ms | (d) Lightning+DataLoader ms "
+        "| (b)/(a) (quartiles over rounds) | (c)/(a) | (d)/(a) | monitor cost (b)/(c) "
+        "| monitor's hooks, share of (b)'s step | GFLOP/step | (a) GFLOP/s | (b) GFLOP/s | (b) % of matmul |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in [t for t in args.tasks.split(",") if t]:
         r = bench_task(name, root, args.rounds)
@@ -422,24 +485,31 @@ def main() -> None:
         m, q = r["median_ms"], r["ratio"]
         lo, hi = r["ratio_iqr"]["b/a"]
         gf = r["achieved_gflops"]
-        print(f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} "
-              f"| {q['b/a']:.2f} ({lo:.2f}-{hi:.2f}) | {q['c/a']:.2f} | {q['d/a']:.2f} | {r['monitor_cost']:+.1%} "
-              f"| {r['monitor_share']:.1%} "
-              f"| {r['step_gflop']:.3f} | {gf['a']:.1f} | {gf['b']:.1f} | {gf['b'] / report['peak_gflops']:.0%} |",
-              flush=True)
+        print(
+            f"| {name} | {m['a']:.2f} | {m['b']:.2f} | {m['c']:.2f} | {m['d']:.2f} "
+            f"| {q['b/a']:.2f} ({lo:.2f}-{hi:.2f}) | {q['c/a']:.2f} | {q['d/a']:.2f} | {r['monitor_cost']:+.1%} "
+            f"| {r['monitor_share']:.1%} "
+            f"| {r['step_gflop']:.3f} | {gf['a']:.1f} | {gf['b']:.1f} | {gf['b'] / report['peak_gflops']:.0%} |",
+            flush=True,
+        )
     floor = report["floor_ms"] = framework_floor(root)
-    print(f"the loop itself (8-unit MLP, batch 8): (a) {floor['a']:.2f} ms, (b) {floor['b']:.2f} ms, "
-          f"(c) {floor['c']:.2f} ms a step: gradbench+Lightning add {floor['c'] - floor['a']:.2f} ms, "
-          f"the monitor {floor['b'] - floor['c']:.2f} ms; with Lightning's default profiler and batch transfer "
-          f"(c) would take {floor['l']:.2f} ms")
+    print(
+        f"the loop itself (8-unit MLP, batch 8): (a) {floor['a']:.2f} ms, (b) {floor['b']:.2f} ms, "
+        f"(c) {floor['c']:.2f} ms a step: gradbench+Lightning add {floor['c'] - floor['a']:.2f} ms, "
+        f"the monitor {floor['b'] - floor['c']:.2f} ms; with Lightning's default profiler and batch transfer "
+        f"(c) would take {floor['l']:.2f} ms"
+    )
     if not args.skip_suite:
         report["eval_s"] = eval_speed(root)
-        print("CIFAR-10 validation (5000 images), by evaluation batch: "
-              + ", ".join(f"{bs}: {sec:.2f} s" for bs, sec in report["eval_s"].items()))
+        print(
+            "CIFAR-10 validation (5000 images), by evaluation batch: "
+            + ", ".join(f"{bs}: {sec:.2f} s" for bs, sec in report["eval_s"].items())
+        )
         # exactly what scripts/quick.sh runs
         report["quick_suite_s"] = time_suite(REPO / "configs/quick.yaml", root, "--workers", "auto")
-        print(f"quick suite end to end (gradbench run configs/quick.yaml --workers auto): "
-              f"{report['quick_suite_s']:.0f} s")
+        print(
+            f"quick suite end to end (gradbench run configs/quick.yaml --workers auto): {report['quick_suite_s']:.0f} s"
+        )
     if not args.skip_scaling:
         report["scaling"] = scaling(root)
         for s in report["scaling"]:

@@ -44,7 +44,6 @@ from harness import (  # noqa: E402
     way_gradbench,
 )
 
-
 # where the monitor lives, newest layout first: (file, the package its relative imports resolve in)
 MONITOR_PATHS = (("gradbench/training/monitor.py", "gradbench.training"), ("gradbench/stability.py", "gradbench"))
 
@@ -52,7 +51,7 @@ MONITOR_PATHS = (("gradbench/training/monitor.py", "gradbench.training"), ("grad
 def monitor_at(rev: str) -> type:
     """StabilityMonitor as it is at `rev`, as a module of its own; its relative imports
     resolve against the working tree's package (the flat layout's grad_hooks included)."""
-    for path, package in MONITOR_PATHS:
+    for path, package in MONITOR_PATHS:  # noqa: B007 (the one found is used after the loop)
         shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO, capture_output=True, text=True)
         if shown.returncode == 0:
             break
@@ -77,6 +76,7 @@ def ab(task: str, root: Path, monitors: dict, rounds: int, steps: int) -> dict:
             if monitor is not None:
                 gradbench.training.monitor.StabilityMonitor = monitor  # run_one imports it per run
             return statistics.median(way_gradbench(specs[side], root, hooks_ms[side] if monitor else None))
+
         return once
 
     try:
@@ -86,17 +86,26 @@ def ab(task: str, root: Path, monitors: dict, rounds: int, steps: int) -> dict:
     diff = [b - a for a, b in zip(step_s["A"], step_s["B"])]
     share = [(b - a) / b for a, b in zip(step_s["A"], step_s["B"])]
     ratio = [b / a for a, b in zip(step_s["A"], step_s["B"])]
-    return {"task": task, "step_ms": {k: statistics.median(v) * 1e3 for k, v in step_s.items()},
-            "diff_us": statistics.median(diff) * 1e6, "diff_iqr_us": tuple(q * 1e6 for q in _quartiles(diff)),
-            "share": statistics.median(share), "share_iqr": _quartiles(share),
-            "ratio": statistics.median(ratio), "ratio_iqr": _quartiles(ratio),
-            "hooks_us": {k: statistics.median(v) * 1e3 if v else None for k, v in hooks_ms.items()}}
+    return {
+        "task": task,
+        "step_ms": {k: statistics.median(v) * 1e3 for k, v in step_s.items()},
+        "diff_us": statistics.median(diff) * 1e6,
+        "diff_iqr_us": tuple(q * 1e6 for q in _quartiles(diff)),
+        "share": statistics.median(share),
+        "share_iqr": _quartiles(share),
+        "ratio": statistics.median(ratio),
+        "ratio_iqr": _quartiles(ratio),
+        "hooks_us": {k: statistics.median(v) * 1e3 if v else None for k, v in hooks_ms.items()},
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--base", default="HEAD", help="git revision of side A (default HEAD), or 'off': no monitor; "
-                   "B is the working tree's")
+    p.add_argument(
+        "--base",
+        default="HEAD",
+        help="git revision of side A (default HEAD), or 'off': no monitor; B is the working tree's",
+    )
     p.add_argument("--tasks", default="mnist_mlp,adding_rnn")
     p.add_argument("--steps", type=int, default=100, help="steps per run")
     add_common_options(p, rounds=24)
@@ -106,21 +115,29 @@ def main() -> None:
     try:
         monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.training.monitor.StabilityMonitor}
     except subprocess.CalledProcessError:
-        p.error(f"--base: {args.base!r} is not a git revision with gradbench/stability.py; give a commit, "
-                "a branch or a tag, or 'off' for no monitor")
-    print(f"A: {'no monitor' if off else f'the monitor at {args.base}'}; B: the working tree's monitor; "
-          f"{threads_text()}, {args.rounds} rounds of {args.steps} steps")
-    print("| task | A step ms | B step ms | B - A us a step (quartiles over rounds) | (B - A) / B | B / A "
-          "| monitor's hooks A us | B us |")
+        p.error(
+            f"--base: {args.base!r} is not a git revision with gradbench/stability.py; give a commit, "
+            "a branch or a tag, or 'off' for no monitor"
+        )
+    print(
+        f"A: {'no monitor' if off else f'the monitor at {args.base}'}; B: the working tree's monitor; "
+        f"{threads_text()}, {args.rounds} rounds of {args.steps} steps"
+    )
+    print(
+        "| task | A step ms | B step ms | B - A us a step (quartiles over rounds) | (B - A) / B | B / A "
+        "| monitor's hooks A us | B us |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for task in [t for t in args.tasks.split(",") if t]:
         r = ab(task, root, monitors, args.rounds, args.steps)
         lo, hi = r["diff_iqr_us"]
         hooks = ["-" if v is None else f"{v:.1f}" for v in r["hooks_us"].values()]
-        print(f"| {task} | {r['step_ms']['A']:.3f} | {r['step_ms']['B']:.3f} | {r['diff_us']:+.1f} "
-              f"({lo:+.1f} to {hi:+.1f}) | {r['share']:.1%} ({r['share_iqr'][0]:.1%} to {r['share_iqr'][1]:.1%}) "
-              f"| {r['ratio']:.3f} ({r['ratio_iqr'][0]:.3f}-{r['ratio_iqr'][1]:.3f}) | {hooks[0]} | {hooks[1]} |",
-              flush=True)
+        print(
+            f"| {task} | {r['step_ms']['A']:.3f} | {r['step_ms']['B']:.3f} | {r['diff_us']:+.1f} "
+            f"({lo:+.1f} to {hi:+.1f}) | {r['share']:.1%} ({r['share_iqr'][0]:.1%} to {r['share_iqr'][1]:.1%}) "
+            f"| {r['ratio']:.3f} ({r['ratio_iqr'][0]:.3f}-{r['ratio_iqr'][1]:.3f}) | {hooks[0]} | {hooks[1]} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -53,11 +53,13 @@ CANDIDATES = {"none": None, MONITORS: global_norm, "per-tensor dot": _per_tensor
 def priced(norm, in_place: list[float], values: list[torch.Tensor]):
     """The loop's `between`: the norm of the gradients the optimizer is about to step with,
     its own time appended to `in_place`, its value to `values` (read after the run)."""
+
     def between(optimizer):
         start = time.perf_counter()
         value = norm(grads_of(optimizer))
         in_place.append(time.perf_counter() - start)
         values.append(value)
+
     return between
 
 
@@ -67,8 +69,8 @@ def main() -> None:
     args = p.parse_args()
     _, task, splits = apply_task_options(args)
     spec = spec_for(args.task, args.steps, True, lr_mult=LR_MULT[args.task])
-    in_place = {k: [] for k in CANDIDATES}   # per run: the median time of the norm itself
-    values: dict[str, list[torch.Tensor]] = {k: [] for k in CANDIDATES}   # the last run's norms
+    in_place = {k: [] for k in CANDIDATES}  # per run: the median time of the norm itself
+    values: dict[str, list[torch.Tensor]] = {k: [] for k in CANDIDATES}  # the last run's norms
 
     def run(name):
         def once():
@@ -79,6 +81,7 @@ def main() -> None:
             if times:
                 in_place[name].append(statistics.median(times[WARMUP:]))
             return statistics.median(steps)
+
         return once
 
     per_round = alternate({k: run(k) for k in CANDIDATES}, args.rounds)
@@ -93,8 +96,11 @@ def main() -> None:
         diff = [(s - n) * 1e6 for s, n in zip(steps, per_round["none"])]
         lo, hi = _quartiles(diff)
         same = int((torch.stack(values[name]) == monitor).sum())
-        print(f"| {name} | {statistics.median(in_place[name]) * 1e6:.0f} | {statistics.median(steps) * 1e3:.3f} "
-              f"| {statistics.median(diff):+.0f} ({lo:+.0f} to {hi:+.0f}) | {same} of {len(monitor)} steps |", flush=True)
+        print(
+            f"| {name} | {statistics.median(in_place[name]) * 1e6:.0f} | {statistics.median(steps) * 1e3:.3f} "
+            f"| {statistics.median(diff):+.0f} ({lo:+.0f} to {hi:+.0f}) | {same} of {len(monitor)} steps |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

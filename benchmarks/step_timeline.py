@@ -47,13 +47,13 @@ from harness import (  # noqa: E402
 
 MARKS = ("start", "before_backward", "after_backward", "before_step", "after_step", "end")
 PHASES = ("fetch", "forward", "backward", "to step", "step", "after")
-SAME_POINT = {"after_backward": "before_step", "after_step": "end"}   # in the plain loop, nothing lies between
+SAME_POINT = {"after_backward": "before_step", "after_step": "end"}  # in the plain loop, nothing lies between
 
 
 def phases(steps: list[dict]) -> dict[str, list[float]]:
     """Each phase's duration in every step after the warm-up (fetch: from the previous step's end)."""
     out = {p: [] for p in PHASES}
-    for prev, cur in zip(steps[WARMUP:], steps[WARMUP + 1:]):
+    for prev, cur in zip(steps[WARMUP:], steps[WARMUP + 1 :]):
         out["fetch"].append(cur["start"] - prev["end"])
         for phase, (a, b) in zip(PHASES[1:], zip(MARKS, MARKS[1:])):
             out[phase].append(cur[b] - cur[a])
@@ -117,16 +117,22 @@ def main() -> None:
     add_task_options(p, rounds=24)
     args = p.parse_args()
     root, task, splits = apply_task_options(args)
-    specs = {"b": spec_for(args.task, args.steps, True, lr_mult=LR_MULT[args.task]),
-             "c": spec_for(args.task, args.steps, False, lr_mult=LR_MULT[args.task])}
-    ways = {"a": lambda: way_a(task, splits, specs["b"], args.steps),
-            "b": lambda: way_gradbench(specs["b"], root), "c": lambda: way_gradbench(specs["c"], root)}
+    specs = {
+        "b": spec_for(args.task, args.steps, True, lr_mult=LR_MULT[args.task]),
+        "c": spec_for(args.task, args.steps, False, lr_mult=LR_MULT[args.task]),
+    }
+    ways = {
+        "a": lambda: way_a(task, splits, specs["b"], args.steps),
+        "b": lambda: way_gradbench(specs["b"], root),
+        "c": lambda: way_gradbench(specs["c"], root),
+    }
     per_run = {k: [phases(marks) for marks in runs] for k, runs in alternate(ways, args.rounds).items()}
     # each phase's median within a run, then over the runs
-    med = {k: {p: statistics.median(statistics.median(run[p]) for run in runs) * 1e6 for p in PHASES}
-           for k, runs in per_run.items()}
-    print(f"{args.task}, {threads_text()}, {args.rounds} rounds of {args.steps} steps; "
-          "median us per phase")
+    med = {
+        k: {p: statistics.median(statistics.median(run[p]) for run in runs) * 1e6 for p in PHASES}
+        for k, runs in per_run.items()
+    }
+    print(f"{args.task}, {threads_text()}, {args.rounds} rounds of {args.steps} steps; median us per phase")
     print("| phase | (a) plain | (c) no monitor | (b) gradbench | (c) - (a) | (b) - (c) |")
     print("|---|---|---|---|---|---|")
     for phase in (*PHASES, "sum"):

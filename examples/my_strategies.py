@@ -28,7 +28,7 @@ def make_clip_per_tensor(max_norm: float = 0.1):
         grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
         if not grads:
             return
-        norms = torch._foreach_norm(grads)                       # one fused reduction, no host sync
+        norms = torch._foreach_norm(grads)  # one fused reduction, no host sync
         coefs = [(max_norm / (n + 1e-6)).clamp(max=1.0) for n in norms]
         torch._foreach_mul_(grads, coefs)
 

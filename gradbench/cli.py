@@ -1,4 +1,4 @@
-"""gradbench run | list | data | leaderboard | verify.
+"""gradbench run | list | schema | data | leaderboard | verify.
 
 Bad input is one line on stderr and exit code 2; Ctrl-C stops after the last finished run
 (which is already on disk) and prints the command that resumes (exit 130; 143 for SIGTERM);
@@ -58,6 +58,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 def _interrupted(args, e: KeyboardInterrupt) -> int:
     """Ctrl-C (or SIGTERM): what is saved and how to go on; exit code 128 + the signal."""
     import signal
+
     signum = getattr(e, "signum", signal.SIGINT)
     try:
         name = signal.Signals(signum).name
@@ -65,13 +66,22 @@ def _interrupted(args, e: KeyboardInterrupt) -> int:
         name = f"signal {signum}"
     results_path = getattr(args, "results_path", None)
     if results_path is not None:
-        print(f"\ngradbench: interrupted ({name}); every finished run is saved in {results_path} and will "
-              f"not run again; the run that was cut short will.", file=sys.stderr)
-        print(f"gradbench: to resume, run the same command again (in {Path.cwd()}):\n  "
-              f"{_command_line(getattr(args, 'argv', None))}", file=sys.stderr)
+        print(
+            f"\ngradbench: interrupted ({name}); every finished run is saved in {results_path} and will "
+            f"not run again; the run that was cut short will.",
+            file=sys.stderr,
+        )
+        print(
+            f"gradbench: to resume, run the same command again (in {Path.cwd()}):\n  "
+            f"{_command_line(getattr(args, 'argv', None))}",
+            file=sys.stderr,
+        )
     elif getattr(args, "fn", None) is cmd_run:
-        print(f"\ngradbench: interrupted ({name}) before any run started. To start again, run:\n  "
-              f"{_command_line(getattr(args, 'argv', None))}", file=sys.stderr)
+        print(
+            f"\ngradbench: interrupted ({name}) before any run started. To start again, run:\n  "
+            f"{_command_line(getattr(args, 'argv', None))}",
+            file=sys.stderr,
+        )
     else:
         print(f"\ngradbench: interrupted ({name})", file=sys.stderr)
     return 128 + int(signum)
@@ -87,16 +97,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     run.add_argument("--leaderboard", help="where to write the leaderboard (default: beside the results)")
     where = run.add_argument_group("where runs execute (the same records whichever you pick)")
-    where.add_argument("--workers", default="1", metavar="N|auto",
-                       help="N local worker processes (on CPU the cores are split between them); "
-                            "auto: one per core, or per `threads` cores when the suite sets threads")
-    where.add_argument("--devices", metavar="0,1,...", help="one worker per listed GPU (CUDA_VISIBLE_DEVICES per worker)")
+    where.add_argument(
+        "--workers",
+        default="1",
+        metavar="N|auto",
+        help="N local worker processes (on CPU the cores are split between them); "
+        "auto: one per core, or per `threads` cores when the suite sets threads",
+    )
+    where.add_argument(
+        "--devices", metavar="0,1,...", help="one worker per listed GPU (CUDA_VISIBLE_DEVICES per worker)"
+    )
     where.add_argument("--runs-per-device", type=int, default=1, metavar="K", help="pack K small runs on each GPU")
     where.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes, or Ray tasks")
     where.add_argument("--address", help="with --executor ray: an existing cluster (e.g. ray://head:10001 or auto)")
-    run.add_argument("--wandb", action="store_true",
-                     help="log every run to Weights & Biases (offline unless logged in; or a 'wandb:' suite section)")
+    run.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log every run to Weights & Biases (offline unless logged in; or a 'wandb:' suite section)",
+    )
     run.set_defaults(fn=cmd_run)
+
+    sch = sub.add_parser("schema", help="print the suite file's JSON Schema (for editors that check YAML)")
+    sch.set_defaults(fn=cmd_schema)
 
     ls = sub.add_parser("list", help="tasks and strategies, with one-line descriptions")
     ls.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. 'clip*'")
@@ -114,14 +136,23 @@ def _parser() -> argparse.ArgumentParser:
     lb.set_defaults(fn=cmd_leaderboard)
 
     from .execution import verify
-    vf = sub.add_parser("verify", help="re-run recorded runs and check they reproduce their results exactly",
-                        description=verify.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    vf = sub.add_parser(
+        "verify",
+        help="re-run recorded runs and check they reproduce their results exactly",
+        description=verify.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     vf.add_argument("results", help="results file (JSON lines) whose runs to re-run")
     vf.add_argument("--sample", type=int, metavar="K", help="re-run K runs drawn with --seed (default: all)")
     vf.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the --sample draw (default 0)")
     vf.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
-    vf.add_argument("--plugins", action="append", metavar="FILE_OR_MODULE",
-                    help="plugin file or module that registers the strategies/hooks the runs use (repeatable)")
+    vf.add_argument(
+        "--plugins",
+        action="append",
+        metavar="FILE_OR_MODULE",
+        help="plugin file or module that registers the strategies/hooks the runs use (repeatable)",
+    )
     vf.set_defaults(fn=cmd_verify)
     return p
 
@@ -142,31 +173,52 @@ def cmd_run(args) -> int:
     suite = load_suite(args.config)
     results_path = Path(args.results) if args.results else default_results_path(suite)
     args.results_path = results_path  # from here on, an interrupt says how to resume
-    executor = make_executor(args.executor, workers=args.workers, devices=args.devices,
-                             runs_per_device=args.runs_per_device, address=args.address, threads=suite.threads)
+    executor = make_executor(
+        args.executor,
+        workers=args.workers,
+        devices=args.devices,
+        runs_per_device=args.runs_per_device,
+        address=args.address,
+        threads=suite.threads,
+    )
     wandb = None
     if args.wandb or suite.wandb is not None:
         from .execution import tracking
+
         wandb = tracking.resolve(suite.wandb, default_dir=results_path.parent)
-    records = run_suite(suite, results_path, resolve_data_root(args.data),
-                        command=_command_line(getattr(args, "argv", None)), executor=executor, wandb=wandb)
+    records = run_suite(
+        suite,
+        results_path,
+        resolve_data_root(args.data),
+        command=_command_line(getattr(args, "argv", None)),
+        executor=executor,
+        wandb=wandb,
+    )
     out = Path(args.leaderboard) if args.leaderboard else results_path.parent / f"{suite.name}_leaderboard"
     page = _write_leaderboard(records, out, weights=suite.scoring.get("weights"))
     if wandb:
         from .analysis import scoring
         from .execution import tracking
+
         tracking.log_summary(wandb, suite.name, scoring.score(records, suite.scoring.get("weights")))
         print(tracking.sync_hint(wandb))
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "diverged", "error", "skipped")}
-    print(f"done: {len(records)} runs ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}); "
-          f"results {results_path}; leaderboard {page}")
+    print(
+        f"done: {len(records)} runs ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}); "
+        f"results {results_path}; leaderboard {page}"
+    )
     errors = [r for r in records if r["status"] == "error"]
     if errors:
-        print(f"gradbench: {len(errors)} of {len(records)} runs failed with an error (recorded as 'error', "
-              f"the suite went on; tracebacks in {runs_dir(results_path)}/<run_id>/error.txt):", file=sys.stderr)
+        print(
+            f"gradbench: {len(errors)} of {len(records)} runs failed with an error (recorded as 'error', "
+            f"the suite went on; tracebacks in {runs_dir(results_path)}/<run_id>/error.txt):",
+            file=sys.stderr,
+        )
     for r in errors:
-        print(f"  error: {r['task']} {r['strategy']['label']} seed {r['seed']} [{r['run_id']}]: "
-              f"{_one_line(r['reason'])}", file=sys.stderr)
+        print(
+            f"  error: {r['task']} {r['strategy']['label']} seed {r['seed']} [{r['run_id']}]: {_one_line(r['reason'])}",
+            file=sys.stderr,
+        )
     return 1 if errors else 0
 
 
@@ -181,18 +233,22 @@ def cmd_verify(args) -> int:
     plugins.load(args.plugins or [])
     outcomes = verify(args.results, resolve_data_root(args.data), sample=args.sample, seed=args.seed)
     bad = [o for o in outcomes if not o.ok]
-    print(f"verify: {len(outcomes) - len(bad)} of {len(outcomes)} runs reproduce their recorded results"
-          + (f"; {len(bad)} differ" if bad else ""))
+    print(
+        f"verify: {len(outcomes) - len(bad)} of {len(outcomes)} runs reproduce their recorded results"
+        + (f"; {len(bad)} differ" if bad else "")
+    )
     return 1 if bad else 0
 
 
 def _write_leaderboard(records, out: Path, weights=None, command=None) -> Path:
     from .analysis import page
+
     return page.write(records, out, weights=weights, command=command)
 
 
 def cmd_leaderboard(args) -> int:
     from .store import jsonl
+
     records = jsonl.latest_by_run(jsonl.load(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
@@ -201,8 +257,26 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
-FAMILY_ORDER = ("baseline", "clipping", "normalization", "activation", "architecture", "initialization",
-                "optimizers", "schedules", "regularization")   # then any a plugin adds
+def cmd_schema(args) -> int:
+    import json
+
+    from .suite.config import schema
+
+    print(json.dumps(schema(), indent=2))
+    return 0
+
+
+FAMILY_ORDER = (
+    "baseline",
+    "clipping",
+    "normalization",
+    "activation",
+    "architecture",
+    "initialization",
+    "optimizers",
+    "schedules",
+    "regularization",
+)  # then any a plugin adds
 
 
 def cmd_list(args) -> int:
@@ -247,8 +321,10 @@ def cmd_data(args) -> int:
         print(f"  {name:<8} {status:<10} {where}")
     print("  adding   generated  (synthetic, from the seed; nothing to download)")
     if any(status != "ok" for _, status, _ in rows):
-        print("missing data: 'gradbench data download' (needs the 'vision' extra and internet), "
-              "or lay it out in torchvision's layout and pass --data DIR / set GRADBENCH_DATA")
+        print(
+            "missing data: 'gradbench data download' (needs the 'vision' extra and internet), "
+            "or lay it out in torchvision's layout and pass --data DIR / set GRADBENCH_DATA"
+        )
         return 1
     return 0
 

@@ -62,10 +62,25 @@ TASKS = {  # metric name, higher_is_better, target, chance
 }
 
 
-def make_record(task="mnist_mlp", strategy="baseline", seed=0, lr=1.0, status="ok", *,
-                test=0.95, best_val=None, steps_to_target=100, steps=1000, spikes=0,
-                reason=None, grad_scale=1.0, suite="quick", finished_at="2025-01-01T00:00:00Z",
-                command="gradbench run configs/quick.yaml", run_id=None) -> dict:
+def make_record(
+    task="mnist_mlp",
+    strategy="baseline",
+    seed=0,
+    lr=1.0,
+    status="ok",
+    *,
+    test=0.95,
+    best_val=None,
+    steps_to_target=100,
+    steps=1000,
+    spikes=0,
+    reason=None,
+    grad_scale=1.0,
+    suite="quick",
+    finished_at="2025-01-01T00:00:00Z",
+    command="gradbench run configs/quick.yaml",
+    run_id=None,
+) -> dict:
     """One schema-1 record as results.py describes it. best_val defaults to `test`; a
     diverged run keeps its best_val (so tests see it is replaced by chance) but has no
     test metric; skipped and error runs have null metrics and stability."""
@@ -78,8 +93,11 @@ def make_record(task="mnist_mlp", strategy="baseline", seed=0, lr=1.0, status="o
         test = None
     key = f"{task}/{strategy}/{seed}/{lr}"
     # Validation improves linearly from chance to best_val (either metric direction).
-    curve = None if best_val is None else [
-        [s, chance + (best_val - chance) * s / steps] for s in range(0, steps + 1, steps // 4)]
+    curve = (
+        None
+        if best_val is None
+        else [[s, chance + (best_val - chance) * s / steps] for s in range(0, steps + 1, steps // 4)]
+    )
     return {
         "schema": 1,
         "run_id": run_id or hashlib.sha256(key.encode()).hexdigest()[:12],
@@ -89,26 +107,49 @@ def make_record(task="mnist_mlp", strategy="baseline", seed=0, lr=1.0, status="o
         "seed": seed,
         "stress": {"lr_mult": lr},
         "status": status,
-        "reason": reason or {"diverged": "loss became non-finite",
-                             "skipped": "does not apply"}.get(status),
-        "metrics": {"name": name, "higher_is_better": hib, "target": target, "chance": chance,
-                    "test": test, "best_val": best_val,
-                    "final_val": None if status == "diverged" else best_val,
-                    "steps_to_target": steps_to_target, "val_curve": curve or [],
-                    "steps": steps},
-        "stability": None if status in ("skipped", "error") else {
-            "grad_norm_p50": 1.0, "grad_norm_p90": 2.0, "grad_norm_p99": 3.0,
-            "grad_norm_max": 10.0 * lr, "post_clip_max": 1.0, "clip_fraction": 0.1,
-            "nonfinite_steps": 1 if status == "diverged" else 0, "loss_spikes": spikes,
-            "grad_spikes": 0, "diverged_at_step": steps if status == "diverged" else None,
+        "reason": reason or {"diverged": "loss became non-finite", "skipped": "does not apply"}.get(status),
+        "metrics": {
+            "name": name,
+            "higher_is_better": hib,
+            "target": target,
+            "chance": chance,
+            "test": test,
+            "best_val": best_val,
+            "final_val": None if status == "diverged" else best_val,
+            "steps_to_target": steps_to_target,
+            "val_curve": curve or [],
+            "steps": steps,
+        },
+        "stability": None
+        if status in ("skipped", "error")
+        else {
+            "grad_norm_p50": 1.0,
+            "grad_norm_p90": 2.0,
+            "grad_norm_p99": 3.0,
+            "grad_norm_max": 10.0 * lr,
+            "post_clip_max": 1.0,
+            "clip_fraction": 0.1,
+            "nonfinite_steps": 1 if status == "diverged" else 0,
+            "loss_spikes": spikes,
+            "grad_spikes": 0,
+            "diverged_at_step": steps if status == "diverged" else None,
             "max_loss_ratio": 2.0,
-            "grad_norm_curve": [[s, grad_scale * (1.0 + seed) * lr * (1 + s / 100)]
-                                for s in range(0, steps + 1, max(steps // 8, 1))]},
-        "timings": {"wall_s": 10.0, "train_s": 9.0, "steps_per_s": 100.0,
-                    "finished_at": finished_at},
-        "env": {"gradbench": "0.1.0", "torch": "2.13.0", "lightning": "2.5.0",
-                "python": "3.11.7", "device": "cpu", "cpu": "Example CPU", "cpu_capability": "AVX2",
-                "threads": 4, "git_commit": "abc1234"},
+            "grad_norm_curve": [
+                [s, grad_scale * (1.0 + seed) * lr * (1 + s / 100)] for s in range(0, steps + 1, max(steps // 8, 1))
+            ],
+        },
+        "timings": {"wall_s": 10.0, "train_s": 9.0, "steps_per_s": 100.0, "finished_at": finished_at},
+        "env": {
+            "gradbench": "0.1.0",
+            "torch": "2.13.0",
+            "lightning": "2.5.0",
+            "python": "3.11.7",
+            "device": "cpu",
+            "cpu": "Example CPU",
+            "cpu_capability": "AVX2",
+            "threads": 4,
+            "git_commit": "abc1234",
+        },
         "data": {"dataset": task.split("_")[0], "fingerprint": f"sha256:{task[:4]}0000"},
         "series": None,
         "spec": {},
@@ -128,43 +169,115 @@ def suite_records() -> list[dict]:
             at = f"2025-03-{day:02d}T12:00:00Z"
             # mnist_mlp: accuracy
             base_div = lr == 10.0 and seed < 2
-            recs.append(make_record("mnist_mlp", "baseline", seed, lr,
-                                    "diverged" if base_div else "ok",
-                                    test=0.93 + 0.01 * seed, best_val=0.94 + 0.01 * seed,
-                                    steps_to_target=None if base_div else 300 + 10 * seed,
-                                    spikes=4 if lr == 10.0 else 1, grad_scale=20.0,
-                                    finished_at=at))
-            recs.append(make_record("mnist_mlp", "clip_norm", seed, lr,
-                                    test=0.95 + 0.01 * seed - (0.01 if lr == 10.0 else 0),
-                                    best_val=0.95 + 0.01 * seed,
-                                    steps_to_target=200 + 20 * seed, spikes=1, finished_at=at))
-            recs.append(make_record("mnist_mlp", "clip_norm+batchnorm", seed, lr,
-                                    test=0.96 + 0.005 * seed, best_val=0.95 + 0.01 * seed,
-                                    steps_to_target=250, spikes=0, grad_scale=0.2,
-                                    finished_at=at))
+            recs.append(
+                make_record(
+                    "mnist_mlp",
+                    "baseline",
+                    seed,
+                    lr,
+                    "diverged" if base_div else "ok",
+                    test=0.93 + 0.01 * seed,
+                    best_val=0.94 + 0.01 * seed,
+                    steps_to_target=None if base_div else 300 + 10 * seed,
+                    spikes=4 if lr == 10.0 else 1,
+                    grad_scale=20.0,
+                    finished_at=at,
+                )
+            )
+            recs.append(
+                make_record(
+                    "mnist_mlp",
+                    "clip_norm",
+                    seed,
+                    lr,
+                    test=0.95 + 0.01 * seed - (0.01 if lr == 10.0 else 0),
+                    best_val=0.95 + 0.01 * seed,
+                    steps_to_target=200 + 20 * seed,
+                    spikes=1,
+                    finished_at=at,
+                )
+            )
+            recs.append(
+                make_record(
+                    "mnist_mlp",
+                    "clip_norm+batchnorm",
+                    seed,
+                    lr,
+                    test=0.96 + 0.005 * seed,
+                    best_val=0.95 + 0.01 * seed,
+                    steps_to_target=250,
+                    spikes=0,
+                    grad_scale=0.2,
+                    finished_at=at,
+                )
+            )
             err = seed == 1 and lr == 10.0
-            recs.append(make_record("mnist_mlp", "clip_value", seed, lr,
-                                    "error" if err else "ok",
-                                    reason="RuntimeError: shape mismatch | in step"
-                                    if err else None,
-                                    test=0.9, best_val=0.9, steps_to_target=None, spikes=2,
-                                    finished_at=at))
+            recs.append(
+                make_record(
+                    "mnist_mlp",
+                    "clip_value",
+                    seed,
+                    lr,
+                    "error" if err else "ok",
+                    reason="RuntimeError: shape mismatch | in step" if err else None,
+                    test=0.9,
+                    best_val=0.9,
+                    steps_to_target=None,
+                    spikes=2,
+                    finished_at=at,
+                )
+            )
             # sine_rnn: mse (lower is better)
             base_div = lr == 10.0 and seed == 0
-            recs.append(make_record("sine_rnn", "baseline", seed, lr,
-                                    "diverged" if base_div else "ok",
-                                    test=0.04 + 0.002 * seed, best_val=0.04 + 0.002 * seed,
-                                    steps_to_target=None if base_div else 500,
-                                    spikes=3, finished_at=at))
-            recs.append(make_record("sine_rnn", "clip_norm", seed, lr,
-                                    test=0.03 - 0.005 * (lr == 10.0),
-                                    best_val=0.03 - 0.005 * (lr == 10.0),
-                                    steps_to_target=400 - 100 * (lr == 10.0), spikes=1,
-                                    finished_at=at))
-            recs.append(make_record("sine_rnn", "clip_norm+batchnorm", seed, lr, "skipped",
-                                    reason="batchnorm does not apply to recurrent models",
-                                    finished_at=at))
-            recs.append(make_record("sine_rnn", "clip_value", seed, lr,
-                                    test=0.06, best_val=0.06, steps_to_target=None,
-                                    spikes=2, finished_at=at))
+            recs.append(
+                make_record(
+                    "sine_rnn",
+                    "baseline",
+                    seed,
+                    lr,
+                    "diverged" if base_div else "ok",
+                    test=0.04 + 0.002 * seed,
+                    best_val=0.04 + 0.002 * seed,
+                    steps_to_target=None if base_div else 500,
+                    spikes=3,
+                    finished_at=at,
+                )
+            )
+            recs.append(
+                make_record(
+                    "sine_rnn",
+                    "clip_norm",
+                    seed,
+                    lr,
+                    test=0.03 - 0.005 * (lr == 10.0),
+                    best_val=0.03 - 0.005 * (lr == 10.0),
+                    steps_to_target=400 - 100 * (lr == 10.0),
+                    spikes=1,
+                    finished_at=at,
+                )
+            )
+            recs.append(
+                make_record(
+                    "sine_rnn",
+                    "clip_norm+batchnorm",
+                    seed,
+                    lr,
+                    "skipped",
+                    reason="batchnorm does not apply to recurrent models",
+                    finished_at=at,
+                )
+            )
+            recs.append(
+                make_record(
+                    "sine_rnn",
+                    "clip_value",
+                    seed,
+                    lr,
+                    test=0.06,
+                    best_val=0.06,
+                    steps_to_target=None,
+                    spikes=2,
+                    finished_at=at,
+                )
+            )
     return recs

@@ -15,33 +15,100 @@ def suite(**changes):
     return parse_suite({**GOOD, **changes})
 
 
-@pytest.mark.parametrize("raw, message", [
+# (suite, what the one-line error says): every value of a suite, checked at load
+BAD = [
     ({**GOOD, "tasks": ["mnist_mpl"]}, "unknown task 'mnist_mpl' (did you mean 'mnist_mlp'?)"),
+    ({**GOOD, "tasks": ["mnist_mlp", "mnist_mlp"]}, "tasks: listed twice: mnist_mlp"),
+    ({**GOOD, "tasks": "mnist_mlp"}, "tasks: expected a list or a mapping, got 'mnist_mlp'"),
+    ({**GOOD, "tasks": {}}, "tasks: expected a non-empty list or mapping"),
+    ({"strategies": ["baseline"]}, "tasks: required"),
     ({**GOOD, "strategies": ["clip_nrom"]}, "unknown strategy 'clip_nrom' (did you mean 'clip_norm'"),
+    ({**GOOD, "strategies": ["baseline", "baseline"]}, "duplicate strategy 'baseline'"),
+    ({**GOOD, "strategies": []}, "strategies: expected a non-empty list"),
+    ({**GOOD, "strategies": [5]}, "strategies[0]: expected a string or a mapping, got 5"),
+    (
+        {**GOOD, "strategies": [{"clip_norm": {"max_nrom": 1}}]},
+        "unknown parameter 'max_nrom' (did you mean 'max_norm'?)",
+    ),
+    (
+        {**GOOD, "strategies": [{"clip_norm": {"max_norm": "big"}}]},
+        "strategies.clip_norm.max_norm: expected float, got 'big'",
+    ),
+    ({**GOOD, "strategies": ["clip_norm+clip_value"]}, "cannot compose"),
     ({**GOOD, "sedes": [0]}, "unknown key 'sedes' (did you mean 'seeds'"),
     ({**GOOD, "seeds": []}, "seeds: must not be empty"),
     ({**GOOD, "seeds": [0, 0]}, "seeds: duplicate"),
-    ({**GOOD, "seeds": "three"}, "seeds: expected a list"),
-    ({**GOOD, "max_steps": 0}, "max_steps: must be a positive integer"),
-    ({**GOOD, "max_steps": -5}, "max_steps: must be a positive integer"),
-    ({**GOOD, "max_steps": 1.5}, "max_steps: expected a positive integer"),
+    ({**GOOD, "seeds": "three"}, "seeds: expected an integer or a list, got 'three'"),
+    ({**GOOD, "max_steps": 0}, "max_steps: must be a positive integer, got 0"),
+    ({**GOOD, "max_steps": -5}, "max_steps: must be a positive integer, got -5"),
+    ({**GOOD, "max_steps": 1.5}, "max_steps: expected a positive integer, got 1.5"),
     ({**GOOD, "eval_every": 0}, "eval_every: must be a positive integer"),
+    ({**GOOD, "threads": 0}, "threads: must be a positive integer"),
+    ({**GOOD, "name": 3}, "name: expected a string, got 3"),
     ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult: every value must be a positive number"),
     ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult: every value must be a positive number"),
+    ({**GOOD, "stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
     ({**GOOD, "stress": {"lr": [1]}}, "stress: unknown key 'lr'"),
-    ({**GOOD, "strategies": ["baseline", "baseline"]}, "duplicate strategy 'baseline'"),
-    ({**GOOD, "strategies": []}, "strategies: expected a non-empty list"),
-    ({**GOOD, "strategies": [{"clip_norm": {"max_nrom": 1}}]}, "unknown parameter 'max_nrom' (did you mean 'max_norm'?)"),
-    ({**GOOD, "strategies": [{"clip_norm": {"max_norm": "big"}}]}, "strategies.clip_norm.max_norm: expected float, got 'big'"),
-    ({**GOOD, "strategies": ["clip_norm+clip_value"]}, "cannot compose"),
-    ({**GOOD, "tasks": {"mnist_mlp": {"max_step": 5}}}, "tasks.mnist_mlp: unknown key 'max_step'"),
-    ({**GOOD, "tasks": {"mnist_mlp": {"batch_size": "64"}}}, "tasks.mnist_mlp.batch_size: expected a positive integer"),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"max_step": 5}}},
+        "tasks.mnist_mlp: unknown key 'max_step' (did you mean 'max_steps'?)",
+    ),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"batch_size": "64"}}},
+        "tasks.mnist_mlp.batch_size: expected a positive integer, got '64'",
+    ),
+    ({**GOOD, "tasks": {"mnist_mlp": {"lr_mult": []}}}, "tasks.mnist_mlp.lr_mult: must not be empty"),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"model": {"depht": 4}}}},
+        "tasks.mnist_mlp.model: unknown key 'depht' (did you mean 'depth'",
+    ),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"model": {"activation": "swishy"}}}},
+        "tasks.mnist_mlp.model.activation: 'swishy' is not one of 'relu'",
+    ),
+    ({**GOOD, "tasks": {"mnist_mlp": {"model": {"depth": 0}}}}, "tasks.mnist_mlp.model.depth: must be >= 1, got 0"),
+    ({**GOOD, "tasks": {"mnist_mlp": {"model": {"dropout": 1.5}}}}, "tasks.mnist_mlp.model.dropout: must be < 1"),
+    (
+        {**GOOD, "tasks": {"adding_rnn": {"model": {"norm": "batch"}}}},
+        "tasks.adding_rnn.model.norm: 'batch' is not one of 'none'",
+    ),
+    (
+        {**GOOD, "tasks": {"adding_rnn": {"data": {"seqlen": 10}}}},
+        "tasks.adding_rnn.data: unknown key 'seqlen' (did you mean 'seq_len'",
+    ),
+    ({**GOOD, "tasks": {"adding_rnn": {"data": {"seq_len": 1}}}}, "tasks.adding_rnn.data.seq_len: must be >= 2, got 1"),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"data": {"val_size": "big"}}}},
+        "tasks.mnist_mlp.data.val_size: expected a positive integer",
+    ),
     ({**GOOD, "trainer": {"precison": "bf16-mixed"}}, "trainer: unknown key 'precison' (did you mean 'precision'?)"),
-    ({**GOOD, "monitor": {"loss_blowup": "x"}}, "monitor.loss_blowup: expected a number"),
-    ({"strategies": ["baseline"]}, "tasks: required"),
+    ({**GOOD, "trainer": {"precision": "banana"}}, "trainer.precision: 'banana' is not one of '64-true'"),
+    (
+        {**GOOD, "trainer": {"devices": "two"}},
+        "trainer.devices: expected an integer or a list or one of 'auto', got 'two'",
+    ),
+    (
+        {**GOOD, "trainer": {"accumulate_grad_batches": 0}},
+        "trainer.accumulate_grad_batches: must be a positive integer",
+    ),
+    ({**GOOD, "trainer": {"strategy": "dpp"}}, "trainer.strategy: 'dpp' is not one of"),
+    ({**GOOD, "monitor": {"loss_blowup": "x"}}, "monitor.loss_blowup: expected a number, got 'x'"),
+    ({**GOOD, "monitor": {"enabled": 1}}, "monitor.enabled: expected true or false, got 1"),
+    ({**GOOD, "monitor": {"layer_evry": 5}}, "monitor: unknown key 'layer_evry' (did you mean 'layer_every'"),
+    ({**GOOD, "scoring": {"weight": {}}}, "scoring: unknown key 'weight' (did you mean 'weights'?)"),
+    ({**GOOD, "scoring": {"weights": {"speed": -1}}}, "scoring.weights.speed: must be >= 0"),
+    (
+        {**GOOD, "scoring": {"weights": {"stability": 0, "speed": 0, "accuracy": 0}}},
+        "scoring.weights: the weights must not all be 0",
+    ),
+    ({**GOOD, "wandb": {"mode": "sometimes"}}, "wandb.mode: 'sometimes' is not one of 'online', 'offline' or 'auto'"),
+    ({**GOOD, "plugins": "x.py"}, "plugins: expected a list, got 'x.py'"),
     ({**GOOD, "plugins": ["no_such_file.py"]}, "plugins: file 'no_such_file.py' not found"),
     ({**GOOD, "plugins": ["no_such_module_xyz"]}, "plugins: plugin module 'no_such_module_xyz' not found"),
-])
+]
+
+
+@pytest.mark.parametrize("raw, message", BAD)
 def test_bad_input_is_one_clear_error(raw, message):
     with pytest.raises(UserError) as e:
         parse_suite(raw)
@@ -64,8 +131,9 @@ def test_plugin_that_raises_on_import_is_reported(tmp_path):
 
 
 def test_expansion_order_counts_and_pairing():
-    s = suite(tasks=["mnist_mlp", "adding_rnn"], strategies=["baseline", "clip_norm"], seeds=2,
-              stress={"lr_mult": [0.5, 1.0]})
+    s = suite(
+        tasks=["mnist_mlp", "adding_rnn"], strategies=["baseline", "clip_norm"], seeds=2, stress={"lr_mult": [0.5, 1.0]}
+    )
     runs = expand(s)
     assert len(runs) == 2 * 2 * 2 * 2
     first = runs[:2]
@@ -78,14 +146,13 @@ def test_expansion_order_counts_and_pairing():
 def test_run_id_is_a_stable_hash_of_the_resolved_spec():
     a = expand(suite(strategies=["baseline", {"clip_norm": {"max_norm": 0.5}}]))
     b = expand(suite(strategies=[{"clip_norm": {"max_norm": 0.5}}], name="other"))
-    assert a[1].run_id == b[0].run_id                         # the suite's name is not part of it
-    assert a[1].strategy == "clip_norm(max_norm=0.5)"          # a non-default setting is its own arm
+    assert a[1].run_id == b[0].run_id  # the suite's name is not part of it
+    assert a[1].strategy == "clip_norm(max_norm=0.5)"  # a non-default setting is its own arm
     assert a[1].run_id != expand(suite(strategies=["clip_norm"]))[0].run_id
 
 
 def test_task_overrides_and_global_budget():
-    s = suite(tasks={"mnist_mlp": {"max_steps": 50, "lr_mult": [2.0]}, "adding_rnn": None},
-              max_steps=30, eval_every=10)
+    s = suite(tasks={"mnist_mlp": {"max_steps": 50, "lr_mult": [2.0]}, "adding_rnn": None}, max_steps=30, eval_every=10)
     by_task = {r.task: r for r in expand(s)}
     assert by_task["mnist_mlp"].max_steps == 50 and by_task["mnist_mlp"].lr_mult == 2.0
     assert by_task["adding_rnn"].max_steps == 30 and by_task["adding_rnn"].eval_every == 10
@@ -97,7 +164,93 @@ def test_seed_count_means_range():
 
 def test_shipped_configs_are_valid():
     from conftest import REPO
+
     for path in sorted((REPO / "configs").glob("*.yaml")):
         s = load_suite(path)
         assert expand(s), path
         assert not any(isinstance(r, Skipped) and "unknown" in r.reason for r in expand(s))
+
+
+def test_the_battery_through_the_cli_is_exit_2_one_line_and_nothing_written(tmp_path, capsys):
+    """Every bad suite of BAD through `gradbench run`: exit 2, one line on stderr, no results
+    file and no lock file written, before anything trains."""
+    import yaml
+
+    from gradbench.cli import main
+
+    assert len(BAD) >= 25
+    for i, (raw, message) in enumerate(BAD):
+        path = tmp_path / f"bad{i}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        results = tmp_path / f"r{i}.jsonl"
+        assert main(["run", str(path), "--results", str(results), "--data", str(tmp_path)]) == 2, message
+        err = capsys.readouterr().err
+        assert err.startswith("gradbench: error: ") and err.count("\n") == 1, err
+        assert message in err, (message, err)
+        assert not results.exists() and not results.with_name(results.name + ".lock").exists()
+
+
+def test_a_suite_file_that_is_not_utf8_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: caf\xe9\ntasks: [mnist_mlp]\nstrategies: [baseline]\n".encode("latin-1"))
+    out = subprocess.run([sys.executable, "-m", "gradbench.cli", "run", str(path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "not UTF-8" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_schema_is_the_suite_files_json_schema(capsys):
+    import json
+
+    from gradbench.cli import main
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert {"tasks", "strategies", "seeds", "trainer", "monitor"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+    described = [k for k, v in schema["properties"].items() if not v.get("description")]
+    assert not described, f"fields without a description: {described}"
+
+
+def test_a_plugin_strategy_that_sets_a_bad_knob_is_caught_at_expansion(tmp_path):
+    (tmp_path / "bad_knob.py").write_text(
+        "from gradbench.catalogue.strategies import strategy\n"
+        "@strategy(family='architecture')\n"
+        "def deeper(spec):\n"
+        '    """Typo in a knob (test plugin)."""\n'
+        "    return spec.with_model(depht=12)\n"
+    )
+    s = parse_suite({**GOOD, "strategies": ["deeper"], "plugins": ["bad_knob.py"]}, base_dir=tmp_path)
+    with pytest.raises(UserError, match=r"deeper.*model: unknown key 'depht'"):
+        expand(s)
+
+
+def test_committed_run_ids_still_hash_from_their_specs():
+    """run_ids are stable: every committed record's stored spec hashes to its run_id."""
+    from conftest import REPO
+
+    from gradbench.core.spec import RunSpec
+    from gradbench.store import jsonl
+
+    records = jsonl.load(REPO / "leaderboard" / "results.jsonl")
+    assert records and all(RunSpec.from_dict(r["spec"]).run_id == r["run_id"] for r in records)
+
+
+def test_a_new_optional_field_at_its_default_keeps_the_run_id():
+    import dataclasses
+
+    from gradbench.core.spec import RunSpec
+
+    Grown = dataclasses.make_dataclass(
+        "Grown",
+        [("qk_norm", bool, dataclasses.field(default=False)), ("extra", dict, dataclasses.field(default_factory=dict))],
+        bases=(RunSpec,),
+        frozen=True,
+    )
+    spec = expand(suite(strategies=["clip_norm"]))[0]
+    grown = Grown(**dataclasses.asdict(spec))
+    assert grown.run_id == spec.run_id
+    assert dataclasses.replace(grown, qk_norm=True).run_id != spec.run_id
+    assert dataclasses.replace(grown, extra={"a": 1}).run_id != spec.run_id

@@ -32,10 +32,18 @@ def tiny_splits(n_train=40, n_val=7, n_test=5, image=True) -> Splits:
             return torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8)
         return torch.rand(n, *shape, generator=g)
 
-    return Splits(x(n_train), torch.arange(n_train), x(n_val), torch.arange(n_val), x(n_test),
-                  torch.arange(n_test), fingerprint="sha256:test",
-                  name="cifar10" if image else "adding", num_classes=10 if image else None,
-                  input_shape=shape)
+    return Splits(
+        x(n_train),
+        torch.arange(n_train),
+        x(n_val),
+        torch.arange(n_val),
+        x(n_test),
+        torch.arange(n_test),
+        fingerprint="sha256:test",
+        name="cifar10" if image else "adding",
+        num_classes=10 if image else None,
+        input_shape=shape,
+    )
 
 
 def epoch_labels(dm: TensorDataModule, epochs: int = 2) -> list[list[int]]:
@@ -337,8 +345,13 @@ def test_augmentation_is_a_batched_crop_and_flip():
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     matches = []
     for i in range(16):  # each output is one crop of the padded image, maybe mirrored
-        found = [(dy, dx, f) for dy in range(5) for dx in range(5) for f in (False, True)
-                 if torch.equal(out[i], (lambda c: c.flip(-1) if f else c)(padded[i, :, dy:dy + 8, dx:dx + 8]))]
+        found = [
+            (dy, dx, f)
+            for dy in range(5)
+            for dx in range(5)
+            for f in (False, True)
+            if torch.equal(out[i], (lambda c: c.flip(-1) if f else c)(padded[i, :, dy : dy + 8, dx : dx + 8]))
+        ]
         assert len(found) == 1, i
         matches += found
     assert any(f for _, _, f in matches) and not all(f for _, _, f in matches)  # flips happen, p < 1
@@ -382,8 +395,14 @@ def test_lightning_trainer_sees_the_same_batches():
     splits = tiny_splits()
     dm = TensorDataModule(splits, batch_size=8, seed=11, augment=True, eval_batch_size=16)
     probe = Probe()
-    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(probe, datamodule=dm)
     assert probe.seen == epoch_labels(TensorDataModule(splits, 8, seed=11), epochs=2)
 
@@ -395,7 +414,9 @@ def test_lightning_trainer_sees_the_same_batches():
 def test_real_mnist_sizes_and_first_labels():
     raw = REPO / "data" / "MNIST" / "raw"
     if not raw.is_dir():
-        pytest.skip(f"no real MNIST under {raw} (lay it out with /work/shared/data/prepare or 'gradbench data download')")
+        pytest.skip(
+            f"no real MNIST under {raw} (lay it out with /work/shared/data/prepare or 'gradbench data download')"
+        )
     labels = next(p for p in (raw / "train-labels-idx1-ubyte", raw / "train-labels-idx1-ubyte.gz") if p.is_file())
     assert data.read_idx(labels)[:5].tolist() == [5, 0, 4, 1, 9]
     s = data.load_mnist(REPO / "data")

@@ -10,15 +10,13 @@ import os
 from pathlib import Path
 
 import pytest
+from fakes import make_record, suite_records  # hand-built run records (tests/fakes.py)
 
 from gradbench.analysis import page as leaderboard
 from gradbench.analysis import scoring
 from gradbench.core.errors import UserError
 
 GOLDEN = Path(__file__).parent / "golden" / "leaderboard.md"
-
-
-from fakes import make_record, suite_records  # hand-built run records (tests/fakes.py)
 
 
 def test_golden_page(tmp_path):
@@ -28,7 +26,8 @@ def test_golden_page(tmp_path):
         GOLDEN.write_text(page, encoding="utf-8", newline="\n")
     assert page == GOLDEN.read_text(encoding="utf-8"), (
         "leaderboard page changed; if intended, rerun with GRADBENCH_UPDATE_GOLDEN=1 "
-        "and review the diff of tests/golden/leaderboard.md")
+        "and review the diff of tests/golden/leaderboard.md"
+    )
 
 
 def test_rescoring_gives_the_same_bytes(tmp_path):
@@ -48,8 +47,7 @@ def test_page_contents(tmp_path):
     assert "`sha256:mnis0000`" in page and "torch 2.13.0" in page
     # One table per task, n/a with its reason, errors counted and listed, the how section.
     assert "## Task `mnist_mlp`" in page and "## Task `sine_rnn`" in page
-    assert ("| — | `clip_norm+batchnorm` | n/a: batchnorm does not apply to recurrent "
-            "models |") in page
+    assert ("| — | `clip_norm+batchnorm` | n/a: batchnorm does not apply to recurrent models |") in page
     assert "RuntimeError: shape mismatch \\| in step" in page  # pipe escaped in markdown
     assert "## How scores are computed" in page
     assert "![" not in page  # plots=False links no images
@@ -77,14 +75,13 @@ def test_no_baseline_shows_na_and_only_errors_show_error(tmp_path):
     recs.append(make_record(strategy="broken", status="error", reason="ValueError: boom"))
     page = leaderboard.write(recs, tmp_path, plots=False).read_text()
     task_table = page.split("## Task `mnist_mlp`")[1]
-    line = next(l for l in task_table.splitlines() if l.startswith("| 1 | `clip_norm`"))
+    line = next(row for row in task_table.splitlines() if row.startswith("| 1 | `clip_norm`"))
     assert "| n/a |" in line
     assert "| — | `broken` | error: ValueError: boom |" in page
 
 
 def test_weights_flow_through_and_bad_keys_fail(tmp_path):
-    page = leaderboard.write(suite_records(), tmp_path, plots=False,
-                             weights={"speed": 0.0}).read_text()
+    page = leaderboard.write(suite_records(), tmp_path, plots=False, weights={"speed": 0.0}).read_text()
     assert "stability 0.500, speed 0.000, accuracy 0.500" in page
     with pytest.raises(UserError, match="valid keys"):
         leaderboard.write(suite_records(), tmp_path, plots=False, weights={"sped": 1})
@@ -94,8 +91,13 @@ def test_plots_are_written_linked_and_deterministic(tmp_path):
     recs = suite_records()
     readme = leaderboard.write(recs, tmp_path / "a")
     page = readme.read_text()
-    names = ["val_curves_mnist_mlp.png", "val_curves_sine_rnn.png", "grad_norm_mnist_mlp.png",
-             "grad_norm_sine_rnn.png", "stability_vs_accuracy.png"]
+    names = [
+        "val_curves_mnist_mlp.png",
+        "val_curves_sine_rnn.png",
+        "grad_norm_mnist_mlp.png",
+        "grad_norm_sine_rnn.png",
+        "stability_vs_accuracy.png",
+    ]
     for name in names:
         f = tmp_path / "a" / name
         assert f.stat().st_size > 1000, name

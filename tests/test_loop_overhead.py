@@ -16,8 +16,14 @@ from gradbench.training.run import run_one
 
 
 def spec(monitor: bool = True):
-    raw = {"tasks": {"mnist_mlp": {"max_steps": 12, "eval_every": 12, "batch_size": 32, "model": {"depth": 2, "width": 16}}},
-           "strategies": ["baseline"], "stress": {"lr_mult": [0.1]}, "monitor": {"enabled": monitor}}
+    raw = {
+        "tasks": {
+            "mnist_mlp": {"max_steps": 12, "eval_every": 12, "batch_size": 32, "model": {"depth": 2, "width": 16}}
+        },
+        "strategies": ["baseline"],
+        "stress": {"lr_mult": [0.1]},
+        "monitor": {"enabled": monitor},
+    }
     return expand(parse_suite(raw))[0]
 
 
@@ -38,7 +44,7 @@ def test_the_null_profiler_hands_back_one_shared_null_context():
     first, second = prof.profile("[LightningModule]BenchModule.training_step"), prof.profile("other")
     assert first is second
     with first:
-        with second:   # hooks nest (a callback hook inside the optimizer step): the context is reentrant
+        with second:  # hooks nest (a callback hook inside the optimizer step): the context is reentrant
             pass
 
 

@@ -49,8 +49,12 @@ class CountReadsPerStep(L.Callback):
 
 
 def run(tiny_data, strategy: str, monitor: dict, steps: int = 12, callbacks=()):
-    raw = {"tasks": {"mnist_mlp": {"max_steps": steps, "eval_every": steps, "batch_size": 32, "model": SMALL}},
-           "strategies": [strategy], "stress": {"lr_mult": [0.05]}, "monitor": monitor}
+    raw = {
+        "tasks": {"mnist_mlp": {"max_steps": steps, "eval_every": steps, "batch_size": 32, "model": SMALL}},
+        "strategies": [strategy],
+        "stress": {"lr_mult": [0.05]},
+        "monitor": monitor,
+    }
     probe = CountReadsPerStep()
     rec = run_one(expand(parse_suite(raw))[0], tiny_data, callbacks=(probe, *callbacks))
     return rec, probe.per_step
@@ -62,8 +66,23 @@ NO_CHECK = {"sync_every": 1000, "layer_every": 5}
 
 # SGD+momentum (every task's optimizer) and what acts around it. Not Adam & co.: torch keeps
 # their step count as a host tensor on purpose and reads it each step, which costs no device sync.
-@pytest.mark.parametrize("strategy", ["baseline", "clip_norm", "clip_value", "agc", "autoclip", "zclip",
-                                      "warmup", "cosine", "l2", "weight_decay", "batchnorm", "dropout"])
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        "baseline",
+        "clip_norm",
+        "clip_value",
+        "agc",
+        "autoclip",
+        "zclip",
+        "warmup",
+        "cosine",
+        "l2",
+        "weight_decay",
+        "batchnorm",
+        "dropout",
+    ],
+)
 def test_a_training_step_reads_nothing_back_from_the_device(tiny_data, strategy):
     rec, reads = run(tiny_data, strategy, NO_CHECK)
     assert rec["status"] == "ok", rec["reason"]
@@ -112,8 +131,7 @@ def test_non_finite_parameters_are_found_by_the_deferred_check(tiny_data):
     """The parameter check runs with the per-layer statistics (every layer_every steps) and
     is read at the next divergence check: poisoned after step 5's update, the weights are
     seen at the step-6 snapshot and recorded as diverged at step 6."""
-    rec, _ = run(tiny_data, "baseline", {"sync_every": 4, "layer_every": 3}, steps=30,
-                 callbacks=(PoisonParameters(5),))
+    rec, _ = run(tiny_data, "baseline", {"sync_every": 4, "layer_every": 3}, steps=30, callbacks=(PoisonParameters(5),))
     assert rec["status"] == "diverged"
     assert rec["stability"]["diverged_at_step"] == 6
     assert rec["reason"].startswith("non-finite")

@@ -31,21 +31,24 @@ from gradbench.training.run import run_one
 SMALL = {"max_steps": 40, "eval_every": 20, "batch_size": 32, "model": {"depth": 2, "width": 32}}
 # one torch thread: with other test sessions on the same 2 cores, two spinning OpenMP threads
 # per process make a 40-step run take seconds instead of a tenth of one
-SUITE_YAML = ("name: rel\nthreads: 1\ntasks:\n  mnist_mlp: {max_steps: 40, eval_every: 20, batch_size: 32, "
-              "model: {depth: 2, width: 32}}\n")
-ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-       "OMP_NUM_THREADS": "1"}
+SUITE_YAML = (
+    "name: rel\nthreads: 1\ntasks:\n  mnist_mlp: {max_steps: 40, eval_every: 20, batch_size: 32, "
+    "model: {depth: 2, width: 32}}\n"
+)
+ENV = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}
 
 
 def small_suite(strategies=("baseline", "clip_norm"), **extra):
-    return parse_suite({"name": "rel", "threads": 1, "tasks": {"mnist_mlp": dict(SMALL)},
-                        "strategies": list(strategies), **extra})
+    return parse_suite(
+        {"name": "rel", "threads": 1, "tasks": {"mnist_mlp": dict(SMALL)}, "strategies": list(strategies), **extra}
+    )
 
 
 @pytest.fixture(autouse=True)
 def one_thread():
     """run_suite sets the suite's thread count process-wide: give the next test file its own back."""
     import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -61,8 +64,9 @@ def run_cli(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
 
 
 def start_cli(*args, cwd=None, **kw) -> subprocess.Popen:
-    return subprocess.Popen(cli_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=cwd, env=ENV, **kw)
+    return subprocess.Popen(
+        cli_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=ENV, **kw
+    )
 
 
 def wait_for(cond, proc=None, timeout=90.0, what="condition"):
@@ -103,7 +107,7 @@ def test_append_flushes_and_fsyncs_each_record_before_returning(tmp_path, monkey
     real_fsync = os.fsync
 
     def spy(fd):
-        synced.append(os.fstat(fd).st_size)   # what is on disk when fsync is asked
+        synced.append(os.fstat(fd).st_size)  # what is on disk when fsync is asked
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
@@ -128,7 +132,7 @@ def test_disk_full_is_a_clear_error_and_leaves_the_file_as_it_was(tmp_path, monk
 
     def full(fd, data):
         calls.append(len(data))
-        if len(calls) == 1:            # half the line gets out, then the disk is full
+        if len(calls) == 1:  # half the line gets out, then the disk is full
             return real_write(fd, bytes(data[: len(data) // 2]))
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -137,7 +141,7 @@ def test_disk_full_is_a_clear_error_and_leaves_the_file_as_it_was(tmp_path, monk
         results.append(path, {"run_id": "b", "x": 2, "pad": "y" * 500})
     assert str(path) in str(e.value) and "No space left on device" in str(e.value)
     assert "\n" not in str(e.value)
-    assert path.read_bytes() == before            # the partial line was cut back off
+    assert path.read_bytes() == before  # the partial line was cut back off
     monkeypatch.undo()
     results.append(path, {"run_id": "b", "x": 2})  # and the next write is clean
     assert [r["run_id"] for r in results.load(path)] == ["a", "b"]
@@ -163,7 +167,7 @@ def test_read_only_results_is_a_clear_error(tmp_path, monkeypatch):
 def test_cli_disk_full_exits_2_with_one_line_and_keeps_finished_runs(tiny_data, tmp_path, monkeypatch, capsys):
     (tmp_path / "s.yaml").write_text(SUITE_YAML + "strategies: [baseline, clip_norm]\n")
     path = tmp_path / "r.jsonl"
-    run_suite(small_suite(["baseline"]), path, tiny_data, log=lambda s: None)   # the suite's first run
+    run_suite(small_suite(["baseline"]), path, tiny_data, log=lambda s: None)  # the suite's first run
     before = path.read_bytes()
     assert n_lines(path) == 1
 
@@ -189,7 +193,7 @@ def test_complete_last_line_that_is_not_json_is_an_error_not_a_torn_line(tmp_pat
 
 def test_a_file_that_is_not_results_is_never_truncated(tmp_path):
     p = tmp_path / "notes.txt"
-    p.write_text("my precious notes")          # one line, no newline, not a record
+    p.write_text("my precious notes")  # one line, no newline, not a record
     with pytest.raises(UserError, match=r"notes.txt:1: not a JSON-lines results file"):
         results.load(p)
     with pytest.raises(UserError, match=r"notes.txt:1: not a JSON-lines results file"):
@@ -222,7 +226,7 @@ def test_second_writer_is_refused_and_told_who_holds_the_lock(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"{path} is in use by gradbench run (pid {os.getpid()} on {socket.gethostname()} since ")
     assert msg.endswith("; wait for it or use another --results")
-    with lock.exclusive(path):      # released: free again
+    with lock.exclusive(path):  # released: free again
         pass
 
 
@@ -235,14 +239,22 @@ def test_stale_lock_file_from_a_dead_process_does_not_block(tmp_path):
 
 def test_run_suite_refuses_a_locked_results_file_before_training(tiny_data, tmp_path):
     import fcntl
+
     path = tmp_path / "r.jsonl"
     fd = os.open(lock.lock_path(path), os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(fd, json.dumps({"pid": 4242, "host": "otherhost", "what": "gradbench run",
-                                 "since": "2025-01-01T00:00:00Z"}).encode())
-        with pytest.raises(UserError, match=r"is in use by gradbench run \(pid 4242 on otherhost since "
-                                            r"2025-01-01T00:00:00Z\); wait for it or use another --results"):
+        os.write(
+            fd,
+            json.dumps(
+                {"pid": 4242, "host": "otherhost", "what": "gradbench run", "since": "2025-01-01T00:00:00Z"}
+            ).encode(),
+        )
+        with pytest.raises(
+            UserError,
+            match=r"is in use by gradbench run \(pid 4242 on otherhost since "
+            r"2025-01-01T00:00:00Z\); wait for it or use another --results",
+        ):
             run_suite(small_suite(), path, tiny_data, log=lambda s: None)
     finally:
         os.close(fd)
@@ -272,9 +284,10 @@ def slow(spec, pause: float = 0.01):
 
 # --- kill -9, a torn line, the rerun, and a verify in a fresh process --------------------
 def test_kill_9_then_rerun_completes_every_run_exactly_once(tiny_data, tmp_path):
-    (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)   # ~0.4 s a run: still running when killed
-    (tmp_path / "s.yaml").write_text(SUITE_YAML + "plugins: [slow_plugin.py]\nstrategies: [slow, slow+clip_value]\n"
-                                     "seeds: 2\n")
+    (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)  # ~0.4 s a run: still running when killed
+    (tmp_path / "s.yaml").write_text(
+        SUITE_YAML + "plugins: [slow_plugin.py]\nstrategies: [slow, slow+clip_value]\nseeds: 2\n"
+    )
     path = tmp_path / "r.jsonl"
     args = ("run", tmp_path / "s.yaml", "--data", tiny_data, "--results", path)
     total = len(expand(load_suite(tmp_path / "s.yaml")))
@@ -290,10 +303,10 @@ def test_kill_9_then_rerun_completes_every_run_exactly_once(tiny_data, tmp_path)
     assert a.returncode == -signal.SIGKILL
     kept = n_lines(path)
     assert 1 <= kept < total
-    assert json.loads(lock.lock_path(path).read_text())["pid"] == a.pid   # its lock file stays behind
-    with open(path, "ab") as fh:                      # as if the kill had cut a line mid-write
+    assert json.loads(lock.lock_path(path).read_text())["pid"] == a.pid  # its lock file stays behind
+    with open(path, "ab") as fh:  # as if the kill had cut a line mid-write
         fh.write(b'{"run_id": "0123456789ab", "status": "o')
-    c = run_cli(*args, cwd=tmp_path)                  # the stale lock file does not block
+    c = run_cli(*args, cwd=tmp_path)  # the stale lock file does not block
     assert c.returncode == 0, c.stderr
     assert f"({kept} already in {path}, {total - kept} to run)" in c.stdout
     warn = [line for line in c.stderr.splitlines() if "torn last line" in line]
@@ -302,8 +315,9 @@ def test_kill_9_then_rerun_completes_every_run_exactly_once(tiny_data, tmp_path)
     assert len(recs) == total and len({r["run_id"] for r in recs}) == total
     assert all(r["status"] == "ok" for r in recs)
     # runs recorded by two processes re-run in a third, bit for bit
-    v = run_cli("verify", path, "--data", tiny_data, "--sample", "2", "--seed", "1",
-                "--plugins", "slow_plugin.py", cwd=tmp_path)         # the plugin registers the hook the runs use
+    v = run_cli(
+        "verify", path, "--data", tiny_data, "--sample", "2", "--seed", "1", "--plugins", "slow_plugin.py", cwd=tmp_path
+    )  # the plugin registers the hook the runs use
     assert v.returncode == 0, v.stdout + v.stderr
     assert v.stdout.count("\nok       ") == 2 and "verify: 2 of 2 runs reproduce" in v.stdout
 
@@ -317,8 +331,9 @@ def test_cli_second_writer_exits_2_naming_the_holder(tiny_data, tmp_path, capsys
         rc = cli.main(["run", str(tmp_path / "s.yaml"), "--data", str(tiny_data), "--results", str(path)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert err.startswith(f"gradbench: error: {path} is in use by gradbench run (pid {os.getpid()} on "
-                          f"{socket.gethostname()} since ")
+    assert err.startswith(
+        f"gradbench: error: {path} is in use by gradbench run (pid {os.getpid()} on {socket.gethostname()} since "
+    )
     assert err.rstrip().endswith("; wait for it or use another --results")
     assert not path.exists()
 
@@ -328,15 +343,16 @@ def test_cli_second_writer_exits_2_naming_the_holder(tiny_data, tmp_path, capsys
 
 def test_ctrl_c_mid_run_stops_cleanly_says_how_to_resume_and_rerun_completes(tiny_data, tmp_path):
     (tmp_path / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    (tmp_path / "s.yaml").write_text(SUITE_YAML + "plugins: [slow_plugin.py]\nstrategies: [slow, slow+clip_norm]\n"
-                                     "seeds: 2\n")
+    (tmp_path / "s.yaml").write_text(
+        SUITE_YAML + "plugins: [slow_plugin.py]\nstrategies: [slow, slow+clip_norm]\nseeds: 2\n"
+    )
     path, mark = tmp_path / "r.jsonl", tmp_path / "in_fit"
     args = ("run", tmp_path / "s.yaml", "--data", tiny_data, "--results", path)
     a = start_cli(*args, cwd=tmp_path, preexec_fn=no_sigint_ignored)
     try:
         wait_for(lambda: n_lines(path) >= 1, a, what="the first record")
         mark.unlink()
-        wait_for(mark.exists, a, what="the second run's training steps")   # inside trainer.fit now
+        wait_for(mark.exists, a, what="the second run's training steps")  # inside trainer.fit now
         a.send_signal(signal.SIGINT)
         out, err = a.communicate(timeout=60)
     finally:
@@ -349,7 +365,7 @@ def test_ctrl_c_mid_run_stops_cleanly_says_how_to_resume_and_rerun_completes(tin
     assert f"gradbench run {tmp_path / 's.yaml'} --data {tiny_data} --results {path}" in err
     recs = results.load(path)
     kept = len(recs)
-    assert 1 <= kept < 4 and n_lines(path) == kept   # whole lines only; the interrupted run is not in
+    assert 1 <= kept < 4 and n_lines(path) == kept  # whole lines only; the interrupted run is not in
     assert all(r["status"] == "ok" and r["metrics"]["steps"] == 40 for r in recs)
     c = run_cli(*args, cwd=tmp_path)
     assert c.returncode == 0, c.stderr
@@ -382,7 +398,7 @@ def test_lightning_turns_ctrl_c_into_sys_exit_and_the_guard_turns_it_back(tiny_d
 
     spec = expand(small_suite(["baseline"]))[0]
     before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(SystemExit):                   # what Lightning does on its own
+    with pytest.raises(SystemExit):  # what Lightning does on its own
         run_one(spec, tiny_data, callbacks=(CtrlC(),))
     with pytest.raises(interrupts.Interrupted) as e:
         with interrupts.interruptible():
@@ -407,7 +423,7 @@ def test_sigterm_is_an_interrupt_too(capsys):
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(5)
             except KeyboardInterrupt:
-                raise SystemExit(0) from None     # what Lightning does with it inside fit
+                raise SystemExit(0) from None  # what Lightning does with it inside fit
     assert e.value.signum == signal.SIGTERM
 
 
@@ -478,8 +494,10 @@ def test_a_run_that_raises_is_recorded_as_error_and_the_suite_goes_on(tiny_data,
     assert [by[s]["status"] for s in ("baseline", "exploding", "clip_norm")] == ["ok", "error", "ok"]
     assert by["exploding"]["reason"] == "RuntimeError: gradient hook exploded on purpose"
     assert "1 of 3 runs failed with an error" in r.stderr
-    assert (f"  error: mnist_mlp exploding seed 0 [{by['exploding']['run_id']}]: "
-            "RuntimeError: gradient hook exploded on purpose") in r.stderr
+    assert (
+        f"  error: mnist_mlp exploding seed 0 [{by['exploding']['run_id']}]: "
+        "RuntimeError: gradient hook exploded on purpose"
+    ) in r.stderr
     assert (tmp_path / "r_runs" / by["exploding"]["run_id"] / "error.txt").exists()
     assert "done: 3 runs (2 ok, 1 error)" in r.stdout
 
@@ -487,6 +505,7 @@ def test_a_run_that_raises_is_recorded_as_error_and_the_suite_goes_on(tiny_data,
 # --- bad input ------------------------------------------------------------------------------
 def truncated_mnist(tmp_path: Path, tiny_data: Path) -> Path:
     import shutil
+
     root = tmp_path / "data_cut"
     shutil.copytree(tiny_data, root)
     f = root / "MNIST" / "raw" / "train-images-idx3-ubyte.gz"
@@ -500,44 +519,75 @@ def test_cli_bad_input_exits_2_with_one_clear_line(tiny_data, tmp_path):
     cases go through cli.main in-process below)."""
     cut = truncated_mnist(tmp_path, tiny_data)
     cases = {
-        "truncated_data": (SUITE_YAML + "strategies: [baseline]\n", {"data": cut.parents[2]},
-                           [str(cut)]),
-        "results_not_jsonl": (SUITE_YAML + "strategies: [baseline]\n", {"results": "bad"},
-                              [f"{tmp_path / 'bad.jsonl'}:2: not a JSON-lines results file"]),
+        "truncated_data": (SUITE_YAML + "strategies: [baseline]\n", {"data": cut.parents[2]}, [str(cut)]),
+        "results_not_jsonl": (
+            SUITE_YAML + "strategies: [baseline]\n",
+            {"results": "bad"},
+            [f"{tmp_path / 'bad.jsonl'}:2: not a JSON-lines results file"],
+        ),
     }
     (tmp_path / "bad.jsonl").write_text('{"run_id": "x"}\nthis is not json\n{"run_id": "y"}\n')
     procs = {}
     for name, (yaml_text, opts, _) in cases.items():
         (tmp_path / f"{name}.yaml").write_text(yaml_text)
         results_file = tmp_path / ("bad.jsonl" if opts.get("results") else f"{name}.jsonl")
-        procs[name] = start_cli("run", tmp_path / f"{name}.yaml", "--data", opts.get("data", tiny_data),
-                                "--results", results_file, cwd=tmp_path)
+        procs[name] = start_cli(
+            "run",
+            tmp_path / f"{name}.yaml",
+            "--data",
+            opts.get("data", tiny_data),
+            "--results",
+            results_file,
+            cwd=tmp_path,
+        )
     procs["leaderboard"] = start_cli("leaderboard", tmp_path / "bad.jsonl", "--out", tmp_path / "lb", cwd=tmp_path)
     expected = {name: want for name, (_, _, want) in cases.items()}
     expected["leaderboard"] = [f"{tmp_path / 'bad.jsonl'}:2: not a JSON-lines results file"]
     for name, p in procs.items():
         out, err = p.communicate(timeout=120)
         one_line_error(subprocess.CompletedProcess(p.args, p.returncode, out, err), *expected[name])
-    assert (tmp_path / "bad.jsonl").read_text().count("\n") == 3      # untouched
+    assert (tmp_path / "bad.jsonl").read_text().count("\n") == 3  # untouched
     assert not (tmp_path / "lb").exists()
 
 
-@pytest.mark.parametrize("yaml_text, expected", [
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nmax_steps: ten\n", "max_steps: expected a positive integer, got 'ten'"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\neval_every: -5\n", "eval_every: must be a positive integer, got -5"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: []\n", "seeds: must not be empty"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline, clip_norm, baseline]\n", "duplicate strategy 'baseline'"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nsedes: 3\n", "unknown key 'sedes' (did you mean 'seeds'"),
-    ("tasks: [mnist_mlp]\nstrategies: [clip_nrom]\n", "unknown strategy 'clip_nrom' (did you mean 'clip_norm'"),
-    ("tasks: [mnist_mpl]\nstrategies: [baseline]\n", "unknown task 'mnist_mpl' (did you mean 'mnist_mlp'?); valid: "),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline\n", "malformed YAML"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nplugins: [missing_plugin.py]\n", "plugins: file 'missing_plugin.py' not found"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nplugins: [broken.py]\n",
-     "plugins: plugin file '{tmp}/broken.py' failed to import: ModuleNotFoundError: No module named 'nothing_here_xyz'"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nstress: {lr_mult: [0]}\n",
-     "stress.lr_mult: every value must be a positive number, got 0"),
-    ("tasks: {mnist_mlp: {max_steps: -3}}\nstrategies: [baseline]\n", "tasks.mnist_mlp.max_steps: must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "yaml_text, expected",
+    [
+        (
+            "tasks: [mnist_mlp]\nstrategies: [baseline]\nmax_steps: ten\n",
+            "max_steps: expected a positive integer, got 'ten'",
+        ),
+        (
+            "tasks: [mnist_mlp]\nstrategies: [baseline]\neval_every: -5\n",
+            "eval_every: must be a positive integer, got -5",
+        ),
+        ("tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: []\n", "seeds: must not be empty"),
+        ("tasks: [mnist_mlp]\nstrategies: [baseline, clip_norm, baseline]\n", "duplicate strategy 'baseline'"),
+        ("tasks: [mnist_mlp]\nstrategies: [baseline]\nsedes: 3\n", "unknown key 'sedes' (did you mean 'seeds'"),
+        ("tasks: [mnist_mlp]\nstrategies: [clip_nrom]\n", "unknown strategy 'clip_nrom' (did you mean 'clip_norm'"),
+        (
+            "tasks: [mnist_mpl]\nstrategies: [baseline]\n",
+            "unknown task 'mnist_mpl' (did you mean 'mnist_mlp'?); valid: ",
+        ),
+        ("tasks: [mnist_mlp]\nstrategies: [baseline\n", "malformed YAML"),
+        (
+            "tasks: [mnist_mlp]\nstrategies: [baseline]\nplugins: [missing_plugin.py]\n",
+            "plugins: file 'missing_plugin.py' not found",
+        ),
+        (
+            "tasks: [mnist_mlp]\nstrategies: [baseline]\nplugins: [broken.py]\n",
+            "plugins: plugin file '{tmp}/broken.py' failed to import: ModuleNotFoundError: No module named 'nothing_here_xyz'",
+        ),
+        (
+            "tasks: [mnist_mlp]\nstrategies: [baseline]\nstress: {lr_mult: [0]}\n",
+            "stress.lr_mult: every value must be a positive number, got 0",
+        ),
+        (
+            "tasks: {mnist_mlp: {max_steps: -3}}\nstrategies: [baseline]\n",
+            "tasks.mnist_mlp.max_steps: must be a positive integer",
+        ),
+    ],
+)
 def test_cli_bad_config_in_process(tmp_path, capsys, yaml_text, expected):
     (tmp_path / "s.yaml").write_text(yaml_text)
     (tmp_path / "broken.py").write_text("import nothing_here_xyz\n")
@@ -551,8 +601,9 @@ def test_cli_bad_config_in_process(tmp_path, capsys, yaml_text, expected):
 
 def test_cli_missing_data_directory(tmp_path, capsys):
     (tmp_path / "s.yaml").write_text("tasks: [mnist_mlp]\nstrategies: [baseline]\n")
-    rc = cli.main(["run", str(tmp_path / "s.yaml"), "--data", str(tmp_path / "nowhere"),
-                   "--results", str(tmp_path / "r.jsonl")])
+    rc = cli.main(
+        ["run", str(tmp_path / "s.yaml"), "--data", str(tmp_path / "nowhere"), "--results", str(tmp_path / "r.jsonl")]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and str(tmp_path / "nowhere") in err
 
@@ -564,33 +615,41 @@ def test_malformed_yaml_names_the_line_in_the_cli(tmp_path, capsys):
     assert f"{tmp_path / 's.yaml'}:" in err and "malformed YAML" in err and err.count("\n") == 1
 
 
-@pytest.mark.parametrize("raw, message", [
-    # wrong types and ranges not covered in test_config.py
-    ({"seeds": [0, "one"]}, "seeds: unexpected entry 'one'"),
-    ({"seeds": -2}, "seeds: a count must be positive, got -2"),
-    ({"seeds": True}, "seeds: expected a list"),
-    ({"max_steps": "40"}, "max_steps: expected a positive integer, got '40'"),
-    ({"eval_every": -1}, "eval_every: must be a positive integer, got -1"),
-    ({"eval_every": 2.5}, "eval_every: expected a positive integer"),
-    ({"threads": 0}, "threads: must be a positive integer"),
-    ({"name": 7}, "name: expected a string"),
-    ({"stress": {"lr_mult": []}}, "stress.lr_mult: must not be empty"),
-    ({"stress": {"lr_mult": "high"}}, "stress.lr_mult: expected a list"),
-    ({"stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
-    ({"tasks": {"mnist_mlp": {"lr_mult": [-0.5]}}}, "tasks.mnist_mlp.lr_mult: every value must be a positive number"),
-    ({"tasks": {"mnist_mlp": {"max_steps": 0}}}, "tasks.mnist_mlp.max_steps: must be a positive integer, got 0"),
-    ({"tasks": {"mnist_mlp": {"eval_every": -10}}}, "tasks.mnist_mlp.eval_every: must be a positive integer"),
-    ({"tasks": {"mnist_mlp": {"model": [2]}}}, "tasks.mnist_mlp.model: expected a mapping"),
-    ({"tasks": {"mnist_mpl": {}}}, "unknown task 'mnist_mpl' (did you mean 'mnist_mlp'?)"),
-    ({"tasks": ["mnist_mlp", "mnist_mlp"]}, "tasks: listed twice: mnist_mlp"),
-    ({"tasks": "mnist_mlp"}, "tasks: expected a non-empty list or mapping"),
-    ({"strategies": [{"clip_norm": {"max_norm": 0.5}}, {"clip_norm": {"max_norm": 0.5}}]},
-     "duplicate strategy 'clip_norm(max_norm=0.5)'"),
-    ({"strategies": "baseline"}, "strategies: expected a non-empty list"),
-    ({"strategies": [3]}, "strategies[0]: expected 'name' or {name: {param: value}}"),
-    ({"monitor": {"loss_blowup": -1}}, "monitor.loss_blowup: must be >= 0"),
-    ({"plugins": "x.py"}, "plugins: expected a list"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        # wrong types and ranges not covered in test_config.py
+        ({"seeds": [0, "one"]}, "seeds[1]: expected an integer, got 'one'"),
+        ({"seeds": -2}, "seeds: a count must be positive, got -2"),
+        ({"seeds": True}, "seeds: expected an integer or a list, got True"),
+        ({"max_steps": "40"}, "max_steps: expected a positive integer, got '40'"),
+        ({"eval_every": -1}, "eval_every: must be a positive integer, got -1"),
+        ({"eval_every": 2.5}, "eval_every: expected a positive integer"),
+        ({"threads": 0}, "threads: must be a positive integer"),
+        ({"name": 7}, "name: expected a string"),
+        ({"stress": {"lr_mult": []}}, "stress.lr_mult: must not be empty"),
+        ({"stress": {"lr_mult": "high"}}, "stress.lr_mult: expected a list"),
+        ({"stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
+        (
+            {"tasks": {"mnist_mlp": {"lr_mult": [-0.5]}}},
+            "tasks.mnist_mlp.lr_mult: every value must be a positive number",
+        ),
+        ({"tasks": {"mnist_mlp": {"max_steps": 0}}}, "tasks.mnist_mlp.max_steps: must be a positive integer, got 0"),
+        ({"tasks": {"mnist_mlp": {"eval_every": -10}}}, "tasks.mnist_mlp.eval_every: must be a positive integer"),
+        ({"tasks": {"mnist_mlp": {"model": [2]}}}, "tasks.mnist_mlp.model: expected a mapping"),
+        ({"tasks": {"mnist_mpl": {}}}, "unknown task 'mnist_mpl' (did you mean 'mnist_mlp'?)"),
+        ({"tasks": ["mnist_mlp", "mnist_mlp"]}, "tasks: listed twice: mnist_mlp"),
+        ({"tasks": "mnist_mlp"}, "tasks: expected a list or a mapping"),
+        (
+            {"strategies": [{"clip_norm": {"max_norm": 0.5}}, {"clip_norm": {"max_norm": 0.5}}]},
+            "duplicate strategy 'clip_norm(max_norm=0.5)'",
+        ),
+        ({"strategies": "baseline"}, "strategies: expected a list"),
+        ({"strategies": [3]}, "strategies[0]: expected a string or a mapping, got 3"),
+        ({"monitor": {"loss_blowup": -1}}, "monitor.loss_blowup: must be >= 0"),
+        ({"plugins": "x.py"}, "plugins: expected a list"),
+    ],
+)
 def test_more_bad_input_at_parse_level(raw, message):
     with pytest.raises(UserError) as e:
         parse_suite({"tasks": ["mnist_mlp"], "strategies": ["baseline"], **raw})
@@ -601,12 +660,14 @@ def test_more_bad_input_at_parse_level(raw, message):
 def test_plugin_that_raises_on_import_names_file_and_error(tmp_path):
     (tmp_path / "bad_plugin.py").write_text("x = 1 / 0\n")
     with pytest.raises(UserError, match=r"plugin file '.*bad_plugin.py' raised on import: ZeroDivisionError"):
-        parse_suite({"tasks": ["mnist_mlp"], "strategies": ["baseline"], "plugins": ["bad_plugin.py"]},
-                    base_dir=tmp_path)
+        parse_suite(
+            {"tasks": ["mnist_mlp"], "strategies": ["baseline"], "plugins": ["bad_plugin.py"]}, base_dir=tmp_path
+        )
 
 
 def test_truncated_data_file_is_named(tiny_data, tmp_path):
     from gradbench.training.data import load_dataset
+
     cut = truncated_mnist(tmp_path, tiny_data)
     with pytest.raises(UserError) as e:
         load_dataset("mnist", cut.parents[2])
@@ -652,13 +713,18 @@ def test_verify_reproduces_a_suite_and_names_a_tampered_field(tiny_data, tmp_pat
 
 def test_verify_selection_and_comparison_units():
     from gradbench.execution import verify
+
     recs = [{"run_id": str(i), "status": "skipped" if i == 2 else "ok"} for i in range(10)]
     assert [r["run_id"] for r in verify.select(recs)] == [str(i) for i in range(10) if i != 2]
     a, b = verify.select(recs, 3, seed=1), verify.select(recs, 3, seed=1)
     assert a == b and len(a) == 3 and all(r["status"] == "ok" for r in a)
-    assert [r["run_id"] for r in a] == sorted((r["run_id"] for r in a), key=int)   # file order
-    base = {"status": "ok", "metrics": {"test": 0.5, "val_curve": [[10, 0.25], [20, 0.5]], "steps": 20},
-            "stability": {"grad_norm_max": 3.0, "grad_norm_curve": [[0, 1.0]]}, "data": {"fingerprint": "f"}}
+    assert [r["run_id"] for r in a] == sorted((r["run_id"] for r in a), key=int)  # file order
+    base = {
+        "status": "ok",
+        "metrics": {"test": 0.5, "val_curve": [[10, 0.25], [20, 0.5]], "steps": 20},
+        "stability": {"grad_norm_max": 3.0, "grad_norm_curve": [[0, 1.0]]},
+        "data": {"fingerprint": "f"},
+    }
     assert verify.compare(base, json.loads(json.dumps(base))) == []
     now = json.loads(json.dumps(base))
     now["metrics"]["val_curve"][1][1] = 0.75

@@ -21,16 +21,40 @@ SMALL_MNIST = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"d
 
 
 def small_suite(**extra):
-    return parse_suite({"name": "t", "tasks": {"mnist_mlp": SMALL_MNIST},
-                        "strategies": ["baseline", "clip_norm"], "stress": {"lr_mult": [0.1]}, **extra})
+    return parse_suite(
+        {
+            "name": "t",
+            "tasks": {"mnist_mlp": SMALL_MNIST},
+            "strategies": ["baseline", "clip_norm"],
+            "stress": {"lr_mult": [0.1]},
+            **extra,
+        }
+    )
 
 
 def test_record_has_the_documented_fields(tiny_data, tmp_path):
     recs = run_suite(small_suite(), tmp_path / "r.jsonl", tiny_data, command="gradbench run t.yaml", log=lambda s: None)
     assert len(recs) == 2
     rec = recs[0]
-    for key in ("run_id", "suite", "task", "strategy", "seed", "stress", "status", "reason", "metrics",
-                "stability", "timings", "env", "data", "series", "spec", "command"):
+    for key in (
+        "numerics",
+        "run_id",
+        "suite",
+        "task",
+        "strategy",
+        "seed",
+        "stress",
+        "status",
+        "reason",
+        "metrics",
+        "stability",
+        "timings",
+        "env",
+        "data",
+        "series",
+        "spec",
+        "command",
+    ):
         assert key in rec
     m = rec["metrics"]
     assert rec["status"] == "ok" and 0 <= m["test"] <= 1
@@ -39,7 +63,7 @@ def test_record_has_the_documented_fields(tiny_data, tmp_path):
     assert rec["data"]["fingerprint"].startswith("sha256:")
     assert rec["env"]["torch"] and rec["env"]["threads"] >= 1
     # the kind of CPU bears on the last bits of a CPU run (gradbench verify names it)
-    assert rec["env"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()   # AVX2, AVX512, ...
+    assert rec["env"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # AVX2, AVX512, ...
     assert "cpu" in rec["env"]
     assert rec["timings"]["steps_per_s"] > 0
     assert (tmp_path / rec["series"] / "steps.csv").exists()
@@ -57,15 +81,39 @@ def test_resume_skips_finished_runs(tiny_data, tmp_path):
     assert "2 already in" in lines[0] and "0 to run" in lines[0]
 
 
+def test_resume_reruns_records_of_another_numerics_version_and_pages_never_mix_them(tiny_data, tmp_path, monkeypatch):
+    from gradbench.analysis import page
+    from gradbench.core import numerics
+
+    path = tmp_path / "r.jsonl"
+    first = run_suite(small_suite(), path, tiny_data, log=lambda s: None)
+    assert {r["numerics"] for r in first} == {numerics.NUMERICS}
+    # a later training-code state bumps the version: every record of the older one runs again
+    monkeypatch.setattr(numerics, "NUMERICS", numerics.NUMERICS + 1)
+    monkeypatch.setattr(results, "NUMERICS", numerics.NUMERICS)
+    import gradbench.training.run as run_module
+
+    monkeypatch.setattr(run_module, "NUMERICS", numerics.NUMERICS)
+    lines = []
+    again = run_suite(small_suite(), path, tiny_data, log=lines.append)
+    assert "2 to run, 2 of them again: recorded under another numerics version" in lines[0]
+    assert {r["numerics"] for r in again} == {numerics.NUMERICS} and len(results.load(path)) == 4
+    # the latest record of each run wins, so the suite's own page has one version; a mix does not score
+    page.write(again, tmp_path / "page", plots=False)
+    assert "| Numerics version | 2 |" in (tmp_path / "page" / "README.md").read_text()
+    with pytest.raises(UserError, match="2 numerics versions"):
+        page.write([first[0], again[1]], tmp_path / "mixed", plots=False)
+
+
 def test_torn_last_line_is_ignored_and_its_run_runs_again(tiny_data, tmp_path):
     path = tmp_path / "r.jsonl"
     run_suite(small_suite(), path, tiny_data, log=lambda s: None)
     good, second = path.read_text().splitlines()
-    path.write_text(good + "\n" + second[: len(second) // 2])       # killed mid-write
+    path.write_text(good + "\n" + second[: len(second) // 2])  # killed mid-write
     with pytest.warns(UserWarning, match="torn last line"):
         recs = run_suite(small_suite(), path, tiny_data, log=lambda s: None)
     assert len(recs) == 2
-    ids = [r["run_id"] for r in results.load(path)]        # the fragment is gone: a clean file
+    ids = [r["run_id"] for r in results.load(path)]  # the fragment is gone: a clean file
     assert sorted(ids) == sorted({json.loads(good)["run_id"], json.loads(second)["run_id"]})
 
 
@@ -98,9 +146,14 @@ def test_paired_seed_gives_every_strategy_the_same_start(tiny_data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task, parts", [
-    ("mnist_mlp", ("MNIST", "raw")), ("cifar10_cnn", ("cifar-10-batches-py",)), ("adding_rnn", ()),
-])
+@pytest.mark.parametrize(
+    "task, parts",
+    [
+        ("mnist_mlp", ("MNIST", "raw")),
+        ("cifar10_cnn", ("cifar-10-batches-py",)),
+        ("adding_rnn", ()),
+    ],
+)
 def test_one_short_real_run_per_task(task, parts):
     root = real_data_or_skip(*parts) if parts else real_data_or_skip()
     suite = parse_suite({"tasks": {task: {"max_steps": 10, "eval_every": 5}}, "strategies": ["clip_norm"]})
@@ -111,15 +164,19 @@ def test_one_short_real_run_per_task(task, parts):
 
 
 def cli(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "gradbench.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gradbench.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
-@pytest.mark.parametrize("content, expected", [
-    ("tasks: [mnist_mlp]\nstrategies: [baseline\n", "malformed YAML"),
-    ("tasks: [mnist_mlp]\nstrategies: [clip_nrom]\n", "did you mean 'clip_norm'"),
-    ("tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: []\n", "seeds: must not be empty"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("tasks: [mnist_mlp]\nstrategies: [baseline\n", "malformed YAML"),
+        ("tasks: [mnist_mlp]\nstrategies: [clip_nrom]\n", "did you mean 'clip_norm'"),
+        ("tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: []\n", "seeds: must not be empty"),
+    ],
+)
 def test_cli_bad_config_exits_2_with_one_line(tmp_path, content, expected):
     (tmp_path / "s.yaml").write_text(content)
     r = cli("run", str(tmp_path / "s.yaml"), "--data", str(tmp_path))
@@ -130,7 +187,9 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path, content, expected):
 
 def test_cli_missing_data_says_where_it_looked(tmp_path):
     (tmp_path / "s.yaml").write_text("tasks: [mnist_mlp]\nstrategies: [baseline]\n")
-    r = cli("run", str(tmp_path / "s.yaml"), "--data", str(tmp_path / "nowhere"), "--results", str(tmp_path / "r.jsonl"))
+    r = cli(
+        "run", str(tmp_path / "s.yaml"), "--data", str(tmp_path / "nowhere"), "--results", str(tmp_path / "r.jsonl")
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert str(tmp_path / "nowhere") in r.stderr
 
@@ -145,7 +204,8 @@ def test_cli_list_shows_tasks_and_strategies_by_family():
 def test_cli_run_end_to_end_writes_results_and_leaderboard(tiny_data, tmp_path):
     (tmp_path / "s.yaml").write_text(
         "name: e2e\ntasks:\n  mnist_mlp: {max_steps: 10, eval_every: 5, batch_size: 32, model: {depth: 2, width: 16}}\n"
-        "strategies: [baseline, clip_value]\n")
+        "strategies: [baseline, clip_value]\n"
+    )
     r = cli("run", str(tmp_path / "s.yaml"), "--data", str(tiny_data), "--results", str(tmp_path / "e2e.jsonl"))
     assert r.returncode == 0, r.stderr
     assert "[2/2]" in r.stdout and "ETA" in r.stdout
@@ -159,21 +219,34 @@ def test_eta_prices_the_runs_left_by_their_task_not_by_the_mean_run():
     from gradbench.execution.executors import longest_first
     from gradbench.execution.suite_runner import Progress
 
-    suite = parse_suite({"tasks": {"mnist_mlp": {"max_steps": 100}, "cifar10_cnn": {"max_steps": 100}},
-                         "strategies": ["baseline"], "seeds": 2, "stress": {"lr_mult": [1.0]}})
+    suite = parse_suite(
+        {
+            "tasks": {"mnist_mlp": {"max_steps": 100}, "cifar10_cnn": {"max_steps": 100}},
+            "strategies": ["baseline"],
+            "seeds": 2,
+            "stress": {"lr_mult": [1.0]},
+        }
+    )
     specs = longest_first(expand(suite))
     assert [s.task for s in specs] == ["cifar10_cnn"] * 2 + ["mnist_mlp"] * 2
     lines = []
     progress = Progress(specs, 0, len(specs), lines.append)
 
     def finish(spec, wall, steps=100):
-        progress.done(spec, {"status": "ok", "reason": None, "timings": {"wall_s": wall},
-                             "metrics": {"name": "accuracy", "test": 0.5, "steps": steps}})
+        progress.done(
+            spec,
+            {
+                "status": "ok",
+                "reason": None,
+                "timings": {"wall_s": wall},
+                "metrics": {"name": "accuracy", "test": 0.5, "steps": steps},
+            },
+        )
 
-    finish(specs[0], 22.0)             # CIFAR: 100 steps priced 22 s, really 22 s
-    assert lines[-1].endswith("ETA 0m24s")   # 22 s (the CIFAR run left) + 2 x 100 x 10 ms (MNIST, as priced)
-    finish(specs[2], 2.0)              # MNIST really costs 2 s, twice its price: so does the one left
-    assert lines[-1].endswith("ETA 0m24s")   # 22 + 2
+    finish(specs[0], 22.0)  # CIFAR: 100 steps priced 22 s, really 22 s
+    assert lines[-1].endswith("ETA 0m24s")  # 22 s (the CIFAR run left) + 2 x 100 x 10 ms (MNIST, as priced)
+    finish(specs[2], 2.0)  # MNIST really costs 2 s, twice its price: so does the one left
+    assert lines[-1].endswith("ETA 0m24s")  # 22 + 2
     finish(specs[1], 22.0)
     assert lines[-1].endswith("ETA 0m02s")
     finish(specs[3], 2.0)

@@ -27,8 +27,16 @@ TINY = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"depth": 
 
 
 def tiny_suite(**extra):
-    return parse_suite({"name": "scale", "tasks": {"mnist_mlp": TINY}, "strategies": ["baseline", "clip_norm"],
-                        "seeds": 2, "threads": 1, **extra})
+    return parse_suite(
+        {
+            "name": "scale",
+            "tasks": {"mnist_mlp": TINY},
+            "strategies": ["baseline", "clip_norm"],
+            "seeds": 2,
+            "threads": 1,
+            **extra,
+        }
+    )
 
 
 def comparable(recs: list[dict]) -> dict:
@@ -45,9 +53,9 @@ def run_with(executor, tmp: Path, data: Path, name: str) -> dict:
     path = tmp / name / "scale.jsonl"
     run_suite(tiny_suite(), path, data, executor=executor, log=lambda s: None)
     recs = results.load(path)
-    assert len(recs) == 4 and len({r["run_id"] for r in recs}) == 4     # one writer: no torn or duplicated lines
+    assert len(recs) == 4 and len({r["run_id"] for r in recs}) == 4  # one writer: no torn or duplicated lines
     for r in recs:
-        r["series"] = r["series"] and Path(r["series"]).name           # the run folder's name, wherever it is
+        r["series"] = r["series"] and Path(r["series"]).name  # the run folder's name, wherever it is
     return comparable(recs)
 
 
@@ -66,8 +74,8 @@ def test_workers_auto_is_one_worker_per_core_or_per_threads_cores(monkeypatch):
     from gradbench.execution.executors import resolve_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    assert resolve_workers("auto", None) == 8          # one single-threaded run per core
-    assert resolve_workers("auto", 2) == 4             # the suite pins 2 threads a run
+    assert resolve_workers("auto", None) == 8  # one single-threaded run per core
+    assert resolve_workers("auto", 2) == 4  # the suite pins 2 threads a run
     assert resolve_workers("auto", 16) == 1
     assert resolve_workers("3", None) == 3 and resolve_workers(3, None) == 3
     pool = make_executor(workers="auto", threads=2)
@@ -81,8 +89,10 @@ def test_bad_workers_is_one_line_naming_the_choices(tiny_data, tmp_path, capsys,
 
     cfg = tmp_path / "s.yaml"
     cfg.write_text("tasks: {mnist_mlp: {max_steps: 2}}\nstrategies: [baseline]\n")
-    assert main(["run", str(cfg), "--data", str(tiny_data), "--results", str(tmp_path / "r.jsonl"),
-                 "--workers", value]) == 2
+    assert (
+        main(["run", str(cfg), "--data", str(tiny_data), "--results", str(tmp_path / "r.jsonl"), "--workers", value])
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err == f"gradbench: error: --workers: {value!r} is not a positive integer or auto"
     assert not (tmp_path / "r.jsonl").exists()
@@ -91,12 +101,27 @@ def test_bad_workers_is_one_line_naming_the_choices(tiny_data, tmp_path, capsys,
 def test_parallel_runs_start_longest_first():
     from gradbench.execution.executors import longest_first
 
-    suite = parse_suite({"tasks": {"mnist_mlp": {"max_steps": 1000}, "adding_rnn": {"max_steps": 600},
-                                   "cifar10_cnn": {"max_steps": 200}}, "strategies": ["baseline"], "seeds": 2})
+    suite = parse_suite(
+        {
+            "tasks": {
+                "mnist_mlp": {"max_steps": 1000},
+                "adding_rnn": {"max_steps": 600},
+                "cifar10_cnn": {"max_steps": 200},
+            },
+            "strategies": ["baseline"],
+            "seeds": 2,
+        }
+    )
     order = [(s.task, s.seed) for s in longest_first(expand(suite))]
     # priced at max_steps x cpu_ms_per_step: CIFAR 200 x 220 > MLP 1000 x 10 > RNN 600 x 13; ties keep suite order
-    assert order == [("cifar10_cnn", 0), ("cifar10_cnn", 1), ("mnist_mlp", 0), ("mnist_mlp", 1),
-                     ("adding_rnn", 0), ("adding_rnn", 1)]
+    assert order == [
+        ("cifar10_cnn", 0),
+        ("cifar10_cnn", 1),
+        ("mnist_mlp", 0),
+        ("mnist_mlp", 1),
+        ("adding_rnn", 0),
+        ("adding_rnn", 1),
+    ]
 
 
 def test_devices_pin_one_gpu_per_worker(monkeypatch):
@@ -112,7 +137,7 @@ def test_devices_pin_one_gpu_per_worker(monkeypatch):
         slots.put(dev)
     seen, threads = [], torch.get_num_threads()
     try:
-        for _ in range(4):   # what each worker's initializer does when it starts
+        for _ in range(4):  # what each worker's initializer does when it starts
             monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
             _init_worker(slots, 1)
             seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
@@ -122,12 +147,20 @@ def test_devices_pin_one_gpu_per_worker(monkeypatch):
 
 
 def test_ddp_on_two_cpu_processes_agrees_across_ranks(tiny_data, tmp_path):
-    suite = parse_suite({"name": "ddp", "tasks": {"mnist_mlp": TINY}, "strategies": ["clip_norm"],
-                         "trainer": {"strategy": "ddp", "devices": 2, "accelerator": "cpu"}})
+    suite = parse_suite(
+        {
+            "name": "ddp",
+            "tasks": {"mnist_mlp": TINY},
+            "strategies": ["clip_norm"],
+            "trainer": {"strategy": "ddp", "devices": 2, "accelerator": "cpu"},
+        }
+    )
     spec = expand(suite)[0]
-    rec = execute(spec.to_dict(), Job(data_root=str(tiny_data), runs_dir=str(tmp_path / "runs"),
-                                      results_dir=str(tmp_path), threads=1))
-    assert rec["status"] == "ok", rec["reason"]      # "error" if the two ranks' stability blocks differed
+    rec = execute(
+        spec.to_dict(),
+        Job(data_root=str(tiny_data), runs_dir=str(tmp_path / "runs"), results_dir=str(tmp_path), threads=1),
+    )
+    assert rec["status"] == "ok", rec["reason"]  # "error" if the two ranks' stability blocks differed
     assert rec["ranks"] == 2
     assert rec["stability"]["clip_fraction"] is not None and rec["metrics"]["test"] is not None
 
@@ -145,13 +178,13 @@ def read_wandb_records(path: Path) -> list:
         if room < 7:
             pos += room
             continue
-        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
-        chunk = data[pos + 7: pos + 7 + length]
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:
             continue
         pending += chunk
-        if kind in (1, 4):   # FULL or LAST
+        if kind in (1, 4):  # FULL or LAST
             rec = pb.Record()
             rec.ParseFromString(pending)
             out.append(rec)

@@ -35,8 +35,7 @@ def overall(scores, strategy):
 
 
 def test_diverged_seeds_lower_stability_and_accuracy():
-    recs = [make_record(strategy=s, seed=i, test=0.95)
-            for s in ("steady", "shaky") for i in range(3)]
+    recs = [make_record(strategy=s, seed=i, test=0.95) for s in ("steady", "shaky") for i in range(3)]
     recs[-1] = make_record(strategy="shaky", seed=2, status="diverged", best_val=0.99)
     sc = score(recs)
     steady, shaky = row(sc, "mnist_mlp", "steady"), row(sc, "mnist_mlp", "shaky")
@@ -72,8 +71,10 @@ def test_chosen_level_counts_diverged_at_chance_and_ignores_test():
 
 
 def test_chosen_level_tie_goes_to_smaller_lr():
-    recs = [make_record(strategy="s", seed=0, lr=lr, best_val=0.95, test=t)
-            for lr, t in ((10.0, 0.97), (3.0, 0.95), (30.0, 0.99))]
+    recs = [
+        make_record(strategy="s", seed=0, lr=lr, best_val=0.95, test=t)
+        for lr, t in ((10.0, 0.97), (3.0, 0.95), (30.0, 0.99))
+    ]
     assert row(score(recs), "mnist_mlp", "s")["chosen_lr_mult"] == 3.0
 
 
@@ -92,9 +93,11 @@ def test_target_never_reached_gives_speed_zero():
 
 def test_speed_is_median_over_seeds_with_diverged_as_infinity():
     recs = [make_record(strategy="a", seed=i, steps_to_target=100) for i in range(3)]
-    recs += [make_record(strategy="b", seed=0, steps_to_target=50),
-             make_record(strategy="b", seed=1, status="diverged", steps_to_target=10),
-             make_record(strategy="b", seed=2, steps_to_target=None)]
+    recs += [
+        make_record(strategy="b", seed=0, steps_to_target=50),
+        make_record(strategy="b", seed=1, status="diverged", steps_to_target=10),
+        make_record(strategy="b", seed=2, steps_to_target=None),
+    ]
     sc = score(recs)
     assert math.isinf(row(sc, "mnist_mlp", "b")["steps_to_target"])  # median of 50, inf, inf
     assert row(sc, "mnist_mlp", "b")["speed"] == 0.0
@@ -151,8 +154,7 @@ def test_errors_are_excluded_from_scores_but_counted():
 
 
 def test_only_errors_shows_error_and_is_not_ranked():
-    recs = [make_record(strategy="ok"),
-            make_record(strategy="bug", status="error", reason="ValueError: bad shape")]
+    recs = [make_record(strategy="ok"), make_record(strategy="bug", status="error", reason="ValueError: bad shape")]
     sc = score(recs)
     bug = row(sc, "mnist_mlp", "bug")
     assert bug["status"] == "error" and bug["errors"] == 1 and pd_isna(bug["rank"])
@@ -162,8 +164,10 @@ def test_only_errors_shows_error_and_is_not_ranked():
 
 
 def test_weights_override_and_validation():
-    recs = [make_record(strategy="fast_bad", test=0.5, steps_to_target=50),
-            make_record(strategy="slow_good", test=0.95, steps_to_target=500)]
+    recs = [
+        make_record(strategy="fast_bad", test=0.5, steps_to_target=50),
+        make_record(strategy="slow_good", test=0.95, steps_to_target=500),
+    ]
     default = score(recs)
     assert row(default, "mnist_mlp", "slow_good")["rank"] == 1
     speedy = score(recs, {"speed": 1.0, "stability": 0, "accuracy": 0})
@@ -176,8 +180,14 @@ def test_weights_override_and_validation():
     with pytest.raises(UserError, match="stability, speed, accuracy") as e:
         score(recs, {"acuracy": 1.0})
     assert "acuracy" in str(e.value)
-    for bad in ({"speed": -1}, {"speed": "fast"}, {"speed": True}, {"speed": float("nan")},
-                {"stability": 0, "speed": 0, "accuracy": 0}, [("speed", 1)]):
+    for bad in (
+        {"speed": -1},
+        {"speed": "fast"},
+        {"speed": True},
+        {"speed": float("nan")},
+        {"stability": 0, "speed": 0, "accuracy": 0},
+        [("speed", 1)],
+    ):
         with pytest.raises(UserError):
             resolve_weights(bad)
 
@@ -215,8 +225,7 @@ def test_paired_win_rate_against_baseline():
 
 
 def test_paired_win_rate_respects_lower_is_better():
-    recs = [make_record("sine_rnn", "baseline", test=0.05),
-            make_record("sine_rnn", "s", test=0.03)]
+    recs = [make_record("sine_rnn", "baseline", test=0.05), make_record("sine_rnn", "s", test=0.03)]
     assert row(score(recs), "sine_rnn", "s")["win_rate"] == 1.0
 
 
@@ -256,12 +265,15 @@ def test_last_record_of_a_run_wins():
 
 
 def test_scoring_and_leaderboard_import_neither_torch_nor_lightning():
-    code = ("import sys, gradbench.analysis.scoring, gradbench.analysis.page; "
-            "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, "
-            "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning'))")
+    code = (
+        "import sys, gradbench.analysis.scoring, gradbench.analysis.page; "
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning'))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def pd_isna(x) -> bool:
     import pandas as pd
+
     return bool(pd.isna(x))

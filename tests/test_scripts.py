@@ -13,10 +13,15 @@ from fakes import make_cifar, make_mnist
 def test_workflows_call_the_repository_scripts():
     tests = yaml.safe_load((REPO / ".github/workflows/tests.yml").read_text())
     lb = yaml.safe_load((REPO / ".github/workflows/leaderboard.yml").read_text())
-    assert [s.get("run") for s in tests["jobs"]["tests"]["steps"] if "run" in s] == ["./scripts/test.sh"]
+    assert [s.get("run") for s in tests["jobs"]["tests"]["steps"] if "run" in s] == [
+        "./scripts/lint.sh",
+        "./scripts/test.sh",
+    ]
     runs = [s["run"] for s in lb["jobs"]["leaderboard"]["steps"] if "run" in s]
     assert len(runs) == 1 and runs[0].startswith("./scripts/leaderboard.sh --commit")
-    assert "./scripts/test.sh" in (REPO / ".ci/run").read_text()
+    assert (
+        "./scripts/lint.sh" in (REPO / ".ci/run").read_text() and "./scripts/test.sh" in (REPO / ".ci/run").read_text()
+    )
     assert "./scripts/test.sh" in (REPO / "README.md").read_text()
 
 
@@ -25,17 +30,24 @@ def test_leaderboard_script_runs_a_suite_writes_the_page_and_commits(tmp_path):
     make_mnist(data, gz=False, n_train=300, n_test=60)
     make_cifar(data, bytes_keys=True)
     suite = tmp_path / "tiny.yaml"
-    suite.write_text("name: tiny\ntasks:\n  mnist_mlp: {max_steps: 10, eval_every: 5, batch_size: 32, "
-                     "model: {depth: 2, width: 16}}\nstrategies: [baseline, clip_norm]\n")
+    suite.write_text(
+        "name: tiny\ntasks:\n  mnist_mlp: {max_steps: 10, eval_every: 5, batch_size: 32, "
+        "model: {depth: 2, width: 16}}\nstrategies: [baseline, clip_norm]\n"
+    )
     repo = tmp_path / "site"
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
     out = repo / "leaderboard"
     env = {**os.environ, "GRADBENCH_DATA": str(data), "GITHUB_ACTIONS": "false"}
-    r = subprocess.run([str(REPO / "scripts/leaderboard.sh"), "--commit", str(suite), str(out)],
-                       capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(
+        [str(REPO / "scripts/leaderboard.sh"), "--commit", str(suite), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     page = (out / "README.md").read_text()
-    assert f"--results {out}/results.jsonl" in page          # the page names the command that made it
+    assert f"--results {out}/results.jsonl" in page  # the page names the command that made it
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
     log = subprocess.run(["git", "-C", str(repo), "log", "--oneline"], capture_output=True, text=True).stdout
     assert "leaderboard: tiny.yaml" in log

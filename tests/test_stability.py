@@ -24,9 +24,11 @@ SMALL = {"depth": 2, "width": 32}
 
 
 def spec_for(strategies=("baseline",), lr_mult=1.0, steps=30, trainer=None, **task_over):
-    raw = {"tasks": {"mnist_mlp": {"max_steps": steps, "eval_every": 10, "batch_size": 32,
-                                   "model": SMALL, **task_over}},
-           "strategies": list(strategies), "stress": {"lr_mult": [lr_mult]}}
+    raw = {
+        "tasks": {"mnist_mlp": {"max_steps": steps, "eval_every": 10, "batch_size": 32, "model": SMALL, **task_over}},
+        "strategies": list(strategies),
+        "stress": {"lr_mult": [lr_mult]},
+    }
     if trainer:
         raw["trainer"] = trainer
     return expand(parse_suite(raw))
@@ -63,12 +65,15 @@ def test_huge_learning_rate_is_flagged_diverged(tiny_data):
     assert rec["stability"]["diverged_at_step"] < 30
 
 
-@pytest.mark.parametrize("losses, expected", [
-    ([2.0, 5.0, 19.0, 21.0, 30.0], (3, "loss 21 > 10 x initial 2 at step 3")),   # the first step over the limit
-    ([2.0, 5.0, 20.0], (None, None)),                                          # at the limit is not over it
-    ([0.0, 50.0, 1e30], (None, None)),                  # a step-0 loss of 0 sets no limit: only non-finite values stop
-    ([float("nan"), 1.0], (0, "non-finite loss at step 0")),
-])
+@pytest.mark.parametrize(
+    "losses, expected",
+    [
+        ([2.0, 5.0, 19.0, 21.0, 30.0], (3, "loss 21 > 10 x initial 2 at step 3")),  # the first step over the limit
+        ([2.0, 5.0, 20.0], (None, None)),  # at the limit is not over it
+        ([0.0, 50.0, 1e30], (None, None)),  # a step-0 loss of 0 sets no limit: only non-finite values stop
+        ([float("nan"), 1.0], (0, "non-finite loss at step 0")),
+    ],
+)
 def test_divergence_check_against_the_step0_loss(losses, expected):
     """The blow-up limit comes from the step-0 loss, whether the check reads a row at a time
     (CPU) or several at once (a GPU, every sync_every steps)."""
@@ -100,13 +105,14 @@ def test_bf16_mixed_precision_sees_and_clips_unscaled_gradients(tiny_data):
     assert rec["status"] == "ok", rec["reason"]
     st = rec["stability"]
     assert st["clip_fraction"] > 0 and st["post_clip_max"] <= 0.05 * (1 + 1e-5)
-    assert 0.05 < st["grad_norm_p50"] < 1e4   # real (unscaled) gradient magnitudes
+    assert 0.05 < st["grad_norm_p50"] < 1e4  # real (unscaled) gradient magnitudes
 
 
 @grad_hook("raise_in_test")
 def _raising(**params):
     def hook(module, optimizer):
         raise RuntimeError("strategy bug")
+
     return hook
 
 
@@ -123,13 +129,14 @@ def test_summary_matches_a_hand_computation():
     pre = np.array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], float)
     post = np.minimum(pre, 5.0)
     loss = np.array([2.0, 1.9, 1.8, 1.7, 5.0, 1.6, 1.5, 1.4, 1.3, 1.2])
-    st = summarize(np.stack([loss, pre, post], 1), clipping=True, diverged_at=None,
-                   cfg={"spike_factor": 2.0, "spike_window": 4})
+    st = summarize(
+        np.stack([loss, pre, post], 1), clipping=True, diverged_at=None, cfg={"spike_factor": 2.0, "spike_window": 4}
+    )
     assert st["grad_norm_p50"] == pytest.approx(5.5)
     assert st["grad_norm_p90"] == pytest.approx(9.1)
     assert st["grad_norm_p99"] == pytest.approx(9.91)
     assert st["grad_norm_max"] == 10.0 and st["post_clip_max"] == 5.0
-    assert st["clip_fraction"] == pytest.approx(0.5)   # steps with norm 6..10
+    assert st["clip_fraction"] == pytest.approx(0.5)  # steps with norm 6..10
     assert st["nonfinite_steps"] == 0
     assert st["max_loss_ratio"] == pytest.approx(2.5)  # 5.0 / 2.0
     assert st["diverged_at_step"] is None

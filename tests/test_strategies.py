@@ -38,7 +38,7 @@ from gradbench.training.optim import lr_lambda
 from gradbench.training.run import run_one
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-LR_MULT = 0.1          # small enough that no arm diverges in a few steps on the tiny data
+LR_MULT = 0.1  # small enough that no arm diverges in a few steps on the tiny data
 STEPS = 4
 ADDING_DATA = {"seq_len": 10, "n_train": 64, "n_val": 16, "n_test": 16}
 SMALL = {  # tiny models; cnn depth 4 keeps one residual block (the first conv of a stage has none)
@@ -63,8 +63,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("strategy_data")
-    make_mnist(root, gz=False, n_train=64, n_test=16)   # 58 train, 6 val
-    make_cifar(root, bytes_keys=False, per_batch=8)     # 36 train, 4 val, 8 test
+    make_mnist(root, gz=False, n_train=64, n_test=16)  # 58 train, 6 val
+    make_cifar(root, bytes_keys=False, per_batch=8)  # 36 train, 4 val, 8 test
     return root
 
 
@@ -116,8 +116,16 @@ def test_every_strategy_trains_on_every_task_it_applies_to(name, task, data):
 def test_catalogue_covers_every_family_with_sources():
     assert len(CATALOGUE) >= 30
     families = {STRATEGIES.get(n).family for n in CATALOGUE}
-    assert {"activation", "normalization", "architecture", "clipping", "regularization", "optimizers",
-            "schedules", "initialization"} <= families
+    assert {
+        "activation",
+        "normalization",
+        "architecture",
+        "clipping",
+        "regularization",
+        "optimizers",
+        "schedules",
+        "initialization",
+    } <= families
     for n in CATALOGUE:
         s = STRATEGIES.get(n)
         assert s.description and s.applies_to, n
@@ -142,26 +150,41 @@ def test_not_applicable_is_recorded_skipped_with_its_reason(data, tmp_path):
 
 
 # --- composition and parameters: errors before anything trains -----------------------------
-@pytest.mark.parametrize("label, message", [
-    ("relu+tanh", "'relu' and 'tanh' cannot compose: both set the activation"),
-    ("adam+sgd", "'adam' and 'sgd' cannot compose: both set the optimizer"),
-    ("lstm+gru", "both set the cell"),
-    ("batchnorm+layernorm", "both set the normalization"),
-    ("xavier+orthogonal", "both set the init"),
-    ("autoclip+zclip", "both set the adaptive norm rule"),
-    ("zclip+skip_spikes", "both set the adaptive norm rule"),
-    ("l2+weight_decay", "both set the weight decay"),
-    ("clip_value+clip_norm", "both set the Lightning gradient clipping"),
-])
+@pytest.mark.parametrize(
+    "label, message",
+    [
+        ("relu+tanh", "'relu' and 'tanh' cannot compose: both set the activation"),
+        ("adam+sgd", "'adam' and 'sgd' cannot compose: both set the optimizer"),
+        ("lstm+gru", "both set the cell"),
+        ("batchnorm+layernorm", "both set the normalization"),
+        ("xavier+orthogonal", "both set the init"),
+        ("autoclip+zclip", "both set the adaptive norm rule"),
+        ("zclip+skip_spikes", "both set the adaptive norm rule"),
+        ("l2+weight_decay", "both set the weight decay"),
+        ("clip_value+clip_norm", "both set the Lightning gradient clipping"),
+    ],
+)
 def test_impossible_compositions_are_one_clear_error(label, message):
     with pytest.raises(UserError) as e:
         parse_suite(suite_raw([label]))
     assert message in str(e.value) and "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("label", ["warmup+cosine", "agc+clip_norm", "agc+zclip", "clip_norm+batchnorm",
-                                   "groupnorm+weight_std", "rezero+kaiming", "lstm+adam", "l1+l2",
-                                   "adam+lower_lr", "residual+batchnorm+adam+warmup"])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "warmup+cosine",
+        "agc+clip_norm",
+        "agc+zclip",
+        "clip_norm+batchnorm",
+        "groupnorm+weight_std",
+        "rezero+kaiming",
+        "lstm+adam",
+        "l1+l2",
+        "adam+lower_lr",
+        "residual+batchnorm+adam+warmup",
+    ],
+)
 def test_sensible_compositions_expand(label):
     runs = specs([label], tasks=tuple(SMALL))
     assert len(runs) == 3
@@ -174,25 +197,31 @@ def test_gated_cell_refuses_a_relu_activation():
         specs(["gru+relu"], tasks=("adding_rnn",))
 
 
-@pytest.mark.parametrize("item, message", [
-    ({"agc": {"clipping": "big"}}, "strategies.agc.clipping: expected float, got 'big'"),
-    ({"zclip": {"mode": "fast"}}, "strategies.zclip.mode: 'fast' is not one of 'clip', 'adaptive', 'mean'"),
-    ({"warmup": {"warmup_step": 10}}, "unknown parameter 'warmup_step' (did you mean 'warmup_steps'?)"),
-    ({"warmup": {"warmup_steps": 2.5}}, "strategies.warmup.warmup_steps: expected int, got 2.5"),
-    ({"adam": {"lr": True}}, "strategies.adam.lr: expected float, got True"),
-    ({"agc+zclip": {"zclip": {"z_tresh": 3}}}, "strategies.agc+zclip.zclip: unknown parameter 'z_tresh'"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ({"agc": {"clipping": "big"}}, "strategies.agc.clipping: expected float, got 'big'"),
+        ({"zclip": {"mode": "fast"}}, "strategies.zclip.mode: 'fast' is not one of 'clip', 'adaptive', 'mean'"),
+        ({"warmup": {"warmup_step": 10}}, "unknown parameter 'warmup_step' (did you mean 'warmup_steps'?)"),
+        ({"warmup": {"warmup_steps": 2.5}}, "strategies.warmup.warmup_steps: expected int, got 2.5"),
+        ({"adam": {"lr": True}}, "strategies.adam.lr: expected float, got True"),
+        ({"agc+zclip": {"zclip": {"z_tresh": 3}}}, "strategies.agc+zclip.zclip: unknown parameter 'z_tresh'"),
+    ],
+)
 def test_wrong_parameter_name_or_type_is_one_clear_error(item, message):
     with pytest.raises(UserError) as e:
         parse_suite(suite_raw([item]))
     assert message in str(e.value)
 
 
-@pytest.mark.parametrize("item, message", [
-    ({"shallower": {"factor": 2.0}}, "shallower.factor: must be in (0, 1]"),
-    ({"dropout": {"p": 1.0}}, "dropout.p: must be in [0, 1)"),
-    ({"warmup": {"warmup_steps": 0}}, "warmup.warmup_steps: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ({"shallower": {"factor": 2.0}}, "shallower.factor: must be in (0, 1]"),
+        ({"dropout": {"p": 1.0}}, "dropout.p: must be in [0, 1)"),
+        ({"warmup": {"warmup_steps": 0}}, "warmup.warmup_steps: must be at least 1"),
+    ],
+)
 def test_out_of_range_parameter_is_an_error_before_training(item, message):
     with pytest.raises(UserError, match=re.escape(message)):
         specs([item])
@@ -244,7 +273,7 @@ def spied_run(item, data, trainer=None, steps=6, spike_at=None, task="mnist_mlp"
     spy = GradSpy(spike_at=spike_at)
     rec = run_one(one(item, task, steps=steps, trainer=trainer), data, callbacks=(spy,))
     assert rec["status"] == "ok", rec["reason"]
-    assert len(spy.pre) == len(spy.post) == steps   # once per optimizer step, accumulation or not
+    assert len(spy.pre) == len(spy.post) == steps  # once per optimizer step, accumulation or not
     return rec, spy
 
 
@@ -272,8 +301,11 @@ def ref_zclip(norms, z_thresh, alpha, warmup, mode="clip"):
             continue
         std = math.sqrt(var)
         z = (g - mean) / (std + 1e-6)
-        level = {"clip": mean + z_thresh * std, "adaptive": mean + z_thresh ** 2 * std / max(z, z_thresh),
-                 "mean": mean}[mode] if z > z_thresh else math.inf
+        level = (
+            {"clip": mean + z_thresh * std, "adaptive": mean + z_thresh**2 * std / max(z, z_thresh), "mean": mean}[mode]
+            if z > z_thresh
+            else math.inf
+        )
         levels.append(level)
         eff = min(g, level)
         mean = alpha * mean + (1 - alpha) * eff
@@ -304,7 +336,7 @@ def test_clip_norm_bounds_the_stepped_norm_like_torch(trainer, data):
 def test_clip_value_keeps_every_element_in_range(trainer, data):
     c = 0.01
     _, spy = spied_run({"clip_value": {"clip_value": c}}, data, trainer)
-    assert any((g.abs() > c).any() for pre in spy.pre for g in pre)   # it had something to clip
+    assert any((g.abs() > c).any() for pre in spy.pre for g in pre)  # it had something to clip
     for pre, post in zip(spy.pre, spy.post):
         assert all(g.abs().max() <= c for g in post)
         assert close(post, [g.clamp(-c, c) for g in pre], rtol=0)
@@ -319,7 +351,7 @@ def units(x: torch.Tensor) -> torch.Tensor:
 def test_agc_caps_every_unit_ratio_and_leaves_small_ones_and_the_head(trainer, data):
     lam, eps = 0.01, 1e-3
     _, spy = spied_run("agc", data, trainer)
-    head = {i for i, n in enumerate(spy.names) if n.startswith("model.3.")}   # the mlp's Linear head
+    head = {i for i, n in enumerate(spy.names) if n.startswith("model.3.")}  # the mlp's Linear head
     assert head == {len(spy.names) - 2, len(spy.names) - 1}
     clipped = untouched = 0
     for pre, post, w in zip(spy.pre, spy.post, spy.w_pre):
@@ -331,10 +363,14 @@ def test_agc_caps_every_unit_ratio_and_leaves_small_ones_and_the_head(trainer, d
             n0, n1 = units(g0).double().norm(dim=1), units(g1).double().norm(dim=1)
             assert (n1 <= cap * (1 + 1e-4)).all()
             small = n0 <= cap
-            assert torch.equal(units(g0)[small], units(g1)[small])            # small units untouched
-            assert torch.allclose(n1[~small], cap[~small], rtol=1e-4)         # big ones rescaled to the cap
-            assert torch.allclose(units(g1)[~small] * n0[~small, None].float(),
-                                  units(g0)[~small] * n1[~small, None].float(), rtol=1e-3, atol=1e-9)  # same direction
+            assert torch.equal(units(g0)[small], units(g1)[small])  # small units untouched
+            assert torch.allclose(n1[~small], cap[~small], rtol=1e-4)  # big ones rescaled to the cap
+            assert torch.allclose(
+                units(g1)[~small] * n0[~small, None].float(),
+                units(g0)[~small] * n1[~small, None].float(),
+                rtol=1e-3,
+                atol=1e-9,
+            )  # same direction
             clipped += int((~small).sum())
             untouched += int(small.sum())
     assert clipped and untouched
@@ -351,7 +387,7 @@ def test_autoclip_clips_to_the_percentile_of_the_norm_history(trainer, data):
 
 @pytest.mark.parametrize("trainer", TRAINERS.values(), ids=TRAINERS.keys())
 def test_zclip_follows_the_documented_ema_rule(trainer, data):
-    item = {"zclip": {"warmup_steps": 2, "z_thresh": 0.0}}   # clip whenever above the EMA mean
+    item = {"zclip": {"warmup_steps": 2, "z_thresh": 0.0}}  # clip whenever above the EMA mean
     _, spy = spied_run(item, data, trainer, steps=8)
     norms = [gnorm(pre) for pre in spy.pre]
     levels = ref_zclip(norms, 0.0, 0.97, 2)
@@ -402,7 +438,7 @@ def test_zclip_warms_up_then_clips_outliers_to_mean_plus_z_sigma():
     norms = [1.0, 2.0, 3.0, 10.0, 2.0, 2.5, 30.0]
     hook = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3)
     out = feed(hook, norms)
-    assert out[:3] == pytest.approx([1.0, 2.0, 3.0])       # warm-up: collected, not clipped
+    assert out[:3] == pytest.approx([1.0, 2.0, 3.0])  # warm-up: collected, not clipped
     # after warm-up mu = 2, sigma = sqrt(2/3): 10 has z = 9.8 -> clipped to 2 + 2.5 sqrt(2/3)
     assert out[3] == pytest.approx(2 + 2.5 * math.sqrt(2 / 3), rel=1e-5)
     levels = ref_zclip(norms, 2.5, 0.97, 3)
@@ -426,8 +462,11 @@ def test_zclip_adaptive_mode_and_nonfinite_norms():
     assert (float(hook.stats.mean), float(hook.stats.var)) == (mean, var)
 
 
-@pytest.mark.parametrize("make_opt", [lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
-                                      lambda ps: torch.optim.Adam(ps, lr=1e-2)], ids=["sgd_momentum", "adam"])
+@pytest.mark.parametrize(
+    "make_opt",
+    [lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9), lambda ps: torch.optim.Adam(ps, lr=1e-2)],
+    ids=["sgd_momentum", "adam"],
+)
 def test_skip_spikes_keeps_parameters_and_optimizer_state_on_a_spike(make_opt):
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
@@ -445,16 +484,16 @@ def test_skip_spikes_keeps_parameters_and_optimizer_state_on_a_spike(make_opt):
         step(1.0)
     params = [p.detach().clone() for p in net.parameters()]
     state = copy.deepcopy(opt.state_dict()["state"])
-    step(1e4)                                        # a spike: dropped
+    step(1e4)  # a spike: dropped
     assert hook.skipped == 1
     assert all(torch.equal(a, b) for a, b in zip(params, net.parameters()))
     after = opt.state_dict()["state"]
     for k, entry in state.items():
         for name, value in entry.items():
             assert torch.equal(torch.as_tensor(value), torch.as_tensor(after[k][name])), name
-    step(float("nan"))                               # non-finite: dropped too
+    step(float("nan"))  # non-finite: dropped too
     assert hook.skipped == 2
-    step(1.0)                                        # an ordinary step is taken again
+    step(1.0)  # an ordinary step is taken again
     assert hook.skipped == 2
     assert not all(torch.equal(a, b) for a, b in zip(params, net.parameters()))
 
@@ -477,15 +516,15 @@ def test_weight_decay_is_decoupled_from_the_gradient():
         grads = [p.grad.clone() for p in m.parameters()]
         if mode == "decoupled":
             DecoupledWeightDecay(wd)(m, opt)
-            assert all(torch.equal(g, p.grad) for g, p in zip(grads, m.parameters()))   # gradient untouched
+            assert all(torch.equal(g, p.grad) for g, p in zip(grads, m.parameters()))  # gradient untouched
         opt.step()
         return list(m.parameters())
 
     plain, dec, coup = run(None), run("decoupled"), run("coupled")
     for p0, pp, pd in zip(net.parameters(), plain, dec):
-        if p0.dim() > 1:   # shrunk by lr*wd*p beyond Adam's (unchanged) update
+        if p0.dim() > 1:  # shrunk by lr*wd*p beyond Adam's (unchanged) update
             assert torch.allclose(pd, pp - lr * wd * p0.detach(), atol=1e-7)
-        else:              # biases and LayerNorm parameters are not decayed
+        else:  # biases and LayerNorm parameters are not decayed
             assert torch.equal(pd, pp)
     # coupled L2 under Adam is another update: the decay goes through the normalized gradient
     assert any(not torch.allclose(pc, pd, atol=1e-5) for p0, pc, pd in zip(net.parameters(), coup, dec) if p0.dim() > 1)
@@ -495,23 +534,27 @@ def test_weight_decay_in_a_run_shrinks_weights_by_one_minus_lr_wd(data):
     wd = 0.5
     _, spy = spied_run({"sgd+weight_decay": {"weight_decay": {"wd": wd}}}, data)
     for pre, post, w0, w1, lr in zip(spy.pre, spy.post, spy.w_pre, spy.w_post, spy.lr):
-        assert all(torch.equal(a, b) for a, b in zip(pre, post))   # the hook leaves the gradient alone
+        assert all(torch.equal(a, b) for a, b in zip(pre, post))  # the hook leaves the gradient alone
         for g, a, b in zip(pre, w0, w1):
             decay = 1 - lr * wd if a.dim() > 1 else 1.0
             assert torch.allclose(b, a * decay - lr * g, atol=1e-6)
 
 
-@pytest.mark.parametrize("name, coeff, penalty", [
-    ("l2", 0.01, lambda ws: 0.5 * sum(w.pow(2).sum() for w in ws)),
-    ("l1", 0.001, lambda ws: sum(w.abs().sum() for w in ws)),
-], ids=["l2", "l1"])
+@pytest.mark.parametrize(
+    "name, coeff, penalty",
+    [
+        ("l2", 0.01, lambda ws: 0.5 * sum(w.pow(2).sum() for w in ws)),
+        ("l1", 0.001, lambda ws: sum(w.abs().sum() for w in ws)),
+    ],
+    ids=["l2", "l1"],
+)
 def test_penalties_add_the_documented_amount_to_the_loss(name, coeff, penalty, data):
     spec = one({name: {"coeff": coeff}})
     model, splits = model_of(spec, data)
     module = BenchModule(spec, TASKS.get(spec.task), model)
     total = module.training_step((splits.train_x[:8], splits.train_y[:8]), 0)
     weights = [p for p in model.parameters() if p.dim() > 1]
-    assert len(weights) == 3   # the three Linear weights; biases excluded
+    assert len(weights) == 3  # the three Linear weights; biases excluded
     expected = coeff * float(penalty(weights).detach())
     assert float((total - module.last_loss).detach()) == pytest.approx(expected, rel=1e-5)
 
@@ -531,9 +574,9 @@ def test_dropout_is_active_in_training_and_off_in_eval(data):
     model.train()
     model(x)
     h.remove()
-    assert torch.equal(seen[0][0], seen[0][1])                            # eval: identity
+    assert torch.equal(seen[0][0], seen[0][1])  # eval: identity
     zeroed = ((seen[1][1] == 0) & (seen[1][0] != 0)).float().sum() / (seen[1][0] != 0).float().sum()
-    assert 0.3 < float(zeroed) < 0.7                                       # train: about half dropped
+    assert 0.3 < float(zeroed) < 0.7  # train: about half dropped
 
 
 # --- schedules -----------------------------------------------------------------------------
@@ -563,27 +606,31 @@ def test_cosine_decays_to_zero_and_composes_with_warmup(data, tmp_path):
 
 
 # --- optimizers ----------------------------------------------------------------------------
-@pytest.mark.parametrize("item, cls, lr, extra", [
-    ("sgd", torch.optim.SGD, 0.2, {"momentum": 0}),
-    ("sgd_momentum", torch.optim.SGD, 0.2, {"momentum": 0.9, "nesterov": False}),
-    ("nesterov", torch.optim.SGD, 0.2, {"momentum": 0.9, "nesterov": True}),
-    ({"sgd": {"lr": 0.05}}, torch.optim.SGD, 0.05, {"momentum": 0}),
-    ("adam", torch.optim.Adam, 1e-3, {}),
-    ("adamw", torch.optim.AdamW, 1e-3, {"weight_decay": 1e-2}),
-    ("adagrad", torch.optim.Adagrad, 1e-2, {}),
-    ("adadelta", torch.optim.Adadelta, 1.0, {}),
-    ("rmsprop", torch.optim.RMSprop, 1e-3, {"alpha": 0.99}),
-    ("lower_lr", torch.optim.SGD, 0.02, {"momentum": 0.9}),
-    ("lower_lr+adam", torch.optim.Adam, 1e-4, {}),
-    ("adam+lower_lr", torch.optim.Adam, 1e-4, {}),
-], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "item, cls, lr, extra",
+    [
+        ("sgd", torch.optim.SGD, 0.2, {"momentum": 0}),
+        ("sgd_momentum", torch.optim.SGD, 0.2, {"momentum": 0.9, "nesterov": False}),
+        ("nesterov", torch.optim.SGD, 0.2, {"momentum": 0.9, "nesterov": True}),
+        ({"sgd": {"lr": 0.05}}, torch.optim.SGD, 0.05, {"momentum": 0}),
+        ("adam", torch.optim.Adam, 1e-3, {}),
+        ("adamw", torch.optim.AdamW, 1e-3, {"weight_decay": 1e-2}),
+        ("adagrad", torch.optim.Adagrad, 1e-2, {}),
+        ("adadelta", torch.optim.Adadelta, 1.0, {}),
+        ("rmsprop", torch.optim.RMSprop, 1e-3, {"alpha": 0.99}),
+        ("lower_lr", torch.optim.SGD, 0.02, {"momentum": 0.9}),
+        ("lower_lr+adam", torch.optim.Adam, 1e-4, {}),
+        ("adam+lower_lr", torch.optim.Adam, 1e-4, {}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_optimizer_strategies_build_their_optimizer_and_lr(item, cls, lr, extra, data):
     spec = one(item)
     module = BenchModule(spec, TASKS.get(spec.task), model_of(spec, data)[0])
     opt = module.configure_optimizers()["optimizer"]
     assert type(opt) is cls
     group = opt.param_groups[0]
-    assert group["lr"] == pytest.approx(lr * LR_MULT)   # the stress multiplier on top
+    assert group["lr"] == pytest.approx(lr * LR_MULT)  # the stress multiplier on top
     for k, v in extra.items():
         assert group[k] == v, k
 
@@ -594,9 +641,9 @@ def test_orthogonal_init_makes_the_recurrent_matrix_orthogonal(data):
     eye = torch.eye(w.shape[0])
     assert torch.allclose(w.T @ w, eye, atol=1e-5)
     w0 = model_of(one("baseline", "adding_rnn"), data)[0].cell.weight_hh_l0.detach()
-    assert torch.allclose(w0.T @ w0, 2.25 * eye, atol=1e-4)        # the task's exploding gain 1.5
+    assert torch.allclose(w0.T @ w0, 2.25 * eye, atol=1e-4)  # the task's exploding gain 1.5
     mlp = model_of(one("orthogonal"), data)[0]
-    hidden = mlp[2].f[0].weight.detach()                            # 16 x 16
+    hidden = mlp[2].f[0].weight.detach()  # 16 x 16
     assert torch.allclose(hidden @ hidden.T, torch.eye(16), atol=1e-5)
 
 
@@ -606,11 +653,11 @@ def test_xavier_and_kaiming_set_weights_zero_biases_and_cover_the_recurrent_matr
         if isinstance(m, nn.Linear):
             bound = math.sqrt(6 / (m.in_features + m.out_features))
             assert m.weight.abs().max() <= bound and not m.bias.any()
-    first = model_of(one("kaiming", small=False), data)[0][1].f[0].weight.detach()   # 256 x 784, relu
+    first = model_of(one("kaiming", small=False), data)[0][1].f[0].weight.detach()  # 256 x 784, relu
     assert float(first.std()) == pytest.approx(math.sqrt(2 / 784), rel=0.05)
     for name in ("xavier", "kaiming"):
         w = model_of(one(name, "adding_rnn"), data)[0].cell.weight_hh_l0.detach()
-        assert not torch.allclose(w.T @ w, 2.25 * torch.eye(16), atol=0.5)    # not the 1.5-orthogonal draw
+        assert not torch.allclose(w.T @ w, 2.25 * torch.eye(16), atol=0.5)  # not the 1.5-orthogonal draw
 
 
 @pytest.mark.parametrize("task", ["mnist_mlp", "cifar10_cnn"])
@@ -644,12 +691,17 @@ def test_smaller_models_have_fewer_parameters(name, data):
         base = n_params(model_of(one("baseline", task, small=False), data)[0])
         spec = one(name, task, small=False)
         assert n_params(model_of(spec, data)[0]) < base, task
-    assert one("shallower", small=False).model["depth"] == 4            # 8 -> 4
+    assert one("shallower", small=False).model["depth"] == 4  # 8 -> 4
     assert one("narrower", "adding_rnn", small=False).model["hidden"] == 64
 
 
-ACT_CASES = [pytest.param(n, t, id=f"{n}-{t}") for n in CATALOGUE if STRATEGIES.get(n).family == "activation"
-             for t in SMALL if STRATEGIES.get(n).applies(FAMILY[t])]
+ACT_CASES = [
+    pytest.param(n, t, id=f"{n}-{t}")
+    for n in CATALOGUE
+    if STRATEGIES.get(n).family == "activation"
+    for t in SMALL
+    if STRATEGIES.get(n).applies(FAMILY[t])
+]
 
 
 @pytest.mark.parametrize("name, task", ACT_CASES)
@@ -662,14 +714,17 @@ def test_each_activation_appears_in_the_model(name, task, data):
     assert kinds == {ACTIVATIONS[name]}
 
 
-@pytest.mark.parametrize("name, task, kind, groups", [
-    ("batchnorm", "mnist_mlp", nn.BatchNorm1d, None),
-    ("batchnorm", "cifar10_cnn", nn.BatchNorm2d, None),
-    ("layernorm", "mnist_mlp", nn.LayerNorm, None),
-    ("layernorm", "cifar10_cnn", nn.GroupNorm, 1),
-    ("groupnorm", "mnist_mlp", nn.GroupNorm, 8),
-    ("groupnorm", "cifar10_cnn", nn.GroupNorm, 4),     # min(8, C) with C = 4 in the first stage
-])
+@pytest.mark.parametrize(
+    "name, task, kind, groups",
+    [
+        ("batchnorm", "mnist_mlp", nn.BatchNorm1d, None),
+        ("batchnorm", "cifar10_cnn", nn.BatchNorm2d, None),
+        ("layernorm", "mnist_mlp", nn.LayerNorm, None),
+        ("layernorm", "cifar10_cnn", nn.GroupNorm, 1),
+        ("groupnorm", "mnist_mlp", nn.GroupNorm, 8),
+        ("groupnorm", "cifar10_cnn", nn.GroupNorm, 4),  # min(8, C) with C = 4 in the first stage
+    ],
+)
 def test_each_norm_appears_after_every_hidden_layer(name, task, kind, groups, data):
     model = model_of(one(name, task), data)[0]
     norms = [m for m in model.modules() if type(m) is kind]
@@ -687,8 +742,8 @@ def test_weight_std_standardizes_every_conv_kernel(data):
         w = standardize(c.weight.detach(), c.gamma).flatten(1)
         assert torch.allclose(w.mean(1), torch.zeros(len(w)), atol=1e-6)
         fan_in = w.shape[1]
-        assert torch.allclose(w.pow(2).sum(1), torch.full((len(w),), c.gamma ** 2), rtol=1e-3)
-        assert c.gain.dim() == 1 and c.gain.shape[0] == c.out_channels   # 1-D: not decayed, not AGC'd as a kernel
+        assert torch.allclose(w.pow(2).sum(1), torch.full((len(w),), c.gamma**2), rtol=1e-3)
+        assert c.gain.dim() == 1 and c.gain.shape[0] == c.out_channels  # 1-D: not decayed, not AGC'd as a kernel
         assert fan_in == c.in_channels * 9
 
 
@@ -703,7 +758,8 @@ def test_example_plugin_runs_in_a_suite(data, tmp_path):
         "stress: {lr_mult: [0.1]}\n"
         "strategies:\n"
         "  - clip_per_tensor\n"
-        "  - clip_per_tensor: {max_norm: 0.05}\n")
+        "  - clip_per_tensor: {max_norm: 0.05}\n"
+    )
     suite = load_suite(tmp_path / "suite.yaml")
     assert "clip_per_tensor" in STRATEGIES
     recs = run_suite(suite, tmp_path / "mine.jsonl", data, log=lambda s: None)
@@ -711,4 +767,4 @@ def test_example_plugin_runs_in_a_suite(data, tmp_path):
     for rec, c in zip(recs, (0.1, 0.05)):
         assert rec["status"] == "ok", rec["reason"]
         st = rec["stability"]
-        assert st["clip_fraction"] > 0 and st["post_clip_max"] <= math.sqrt(6) * c * (1 + 1e-5)   # 6 tensors
+        assert st["clip_fraction"] > 0 and st["post_clip_max"] <= math.sqrt(6) * c * (1 + 1e-5)  # 6 tensors

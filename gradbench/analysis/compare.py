@@ -17,7 +17,7 @@ _MISSING = object()
 @dataclass
 class Outcome:
     record: dict
-    diffs: list = field(default_factory=list)   # [(field, recorded, now)]
+    diffs: list = field(default_factory=list)  # [(field, recorded, now)]
     notes: list = field(default_factory=list)
 
     @property
@@ -50,8 +50,12 @@ def compare(recorded: dict, now: dict) -> list[tuple[str, object, object]]:
     for k in METRIC_FIELDS:
         _diff(f"metrics.{k}", rm.get(k, _MISSING), nm.get(k, _MISSING), out)
     _diff("stability", recorded.get("stability", _MISSING), now.get("stability", _MISSING), out)
-    _diff("data.fingerprint", (recorded.get("data") or {}).get("fingerprint", _MISSING),
-          (now.get("data") or {}).get("fingerprint", _MISSING), out)
+    _diff(
+        "data.fingerprint",
+        (recorded.get("data") or {}).get("fingerprint", _MISSING),
+        (now.get("data") or {}).get("fingerprint", _MISSING),
+        out,
+    )
     return out
 
 
@@ -69,8 +73,13 @@ def _diff(path: str, a, b, out: list) -> None:
 
 
 def _same_number(a, b) -> bool:
-    return (isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool)
-            and not isinstance(b, bool) and a == b)
+    return (
+        isinstance(a, (int, float))
+        and isinstance(b, (int, float))
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
 
 
 def _show(v, width: int = 60) -> str:
@@ -79,17 +88,18 @@ def _show(v, width: int = 60) -> str:
     if isinstance(v, list):
         text = json.dumps(v)
         if len(text) > width:
-            text = f"{text[:width - 12]}... ({len(v)} items)"
+            text = f"{text[: width - 12]}... ({len(v)} items)"
         return text
     text = repr(v) if isinstance(v, (float, str)) else json.dumps(v)
-    return text if len(text) <= width else text[:width - 3] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def describe(rec: dict) -> str:
     label = (rec.get("strategy") or {}).get("label", "?")
     lr = (rec.get("stress") or {}).get("lr_mult")
-    return (f"{rec.get('run_id')} {rec.get('task')} {label} seed {rec.get('seed')}"
-            + (f" lr x{lr:g}" if isinstance(lr, (int, float)) else ""))
+    return f"{rec.get('run_id')} {rec.get('task')} {label} seed {rec.get('seed')}" + (
+        f" lr x{lr:g}" if isinstance(lr, (int, float)) else ""
+    )
 
 
 def format_outcome(o: Outcome, most: int = 3) -> str:
@@ -105,5 +115,8 @@ def env_changes(recorded: dict, now: dict) -> list[str]:
     """What differs between the recording environment and this one (explains a difference).
     Records written before gradbench kept the CPU (cpu, cpu_capability) say so."""
     keys = ("torch", "lightning", "device", "cpu", "cpu_capability", "threads", "git_commit")
-    return [f"recorded with {k} {recorded.get(k, '(not recorded)')}, now {now.get(k)}" for k in keys
-            if recorded.get(k) != now.get(k)]
+    return [
+        f"recorded with {k} {recorded.get(k, '(not recorded)')}, now {now.get(k)}"
+        for k in keys
+        if recorded.get(k) != now.get(k)
+    ]

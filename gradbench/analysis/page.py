@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from ..core.errors import UserError
+from ..core.numerics import numerics_of
 from ..store.jsonl import latest_by_run
 from . import scoring
 from .plots import lr_label, write_plots
@@ -22,24 +24,38 @@ from .scoring import BASELINE, Scores
 README = "README.md"
 
 
-def write(records: list[dict], out_dir, *, weights: dict | None = None,
-          command: str | None = None, plots: bool = True) -> Path:
+def write(
+    records: list[dict], out_dir, *, weights: dict | None = None, command: str | None = None, plots: bool = True
+) -> Path:
     """Score `records` and write out_dir/README.md (and, with plots, its PNGs); returns the
     README's path. `command` is the command that reproduces the results; by default the
-    most common record["command"]."""
+    most common record["command"]. Records made under two numerics versions of the training
+    code are a UserError: their numbers do not compare."""
     records = latest_by_run(records)
+    _one_numerics_version(records)
     scores = scoring.score(records, weights)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = write_plots(records, scores, out_dir) if plots else {}
     path = out_dir / README
-    path.write_text(render(records, scores, command=command, images=images),
-                    encoding="utf-8", newline="\n")
+    path.write_text(render(records, scores, command=command, images=images), encoding="utf-8", newline="\n")
     return path
 
 
-def render(records: list[dict], scores: Scores, *, command: str | None = None,
-           images: dict[str, str] | None = None) -> str:
+def _one_numerics_version(records: list[dict]) -> None:
+    versions = sorted({numerics_of(r) for r in records})
+    if len(versions) > 1:
+        counts = ", ".join(f"{sum(numerics_of(r) == v for r in records)} under version {v}" for v in versions)
+        raise UserError(
+            f"these records come from {len(versions)} numerics versions of the training code ({counts}); "
+            "their numbers do not compare: run the suite again (resume re-runs the older ones) "
+            "or score one version's records"
+        )
+
+
+def render(
+    records: list[dict], scores: Scores, *, command: str | None = None, images: dict[str, str] | None = None
+) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked."""
     records = latest_by_run(records)
@@ -55,11 +71,16 @@ def render(records: list[dict], scores: Scores, *, command: str | None = None,
         for task, rows in scores.per_task.groupby("task", sort=True):
             out += _task_section(task, rows, records, images)
         if "stability_vs_accuracy" in images:
-            out += ["## Stability vs accuracy", "",
-                    "One point per task and strategy: the share of runs that did not diverge "
-                    "against accuracy normalised between chance (0) and the task's best "
-                    "strategy (1).", "",
-                    f"![stability vs accuracy]({images['stability_vs_accuracy']})", ""]
+            out += [
+                "## Stability vs accuracy",
+                "",
+                "One point per task and strategy: the share of runs that did not diverge "
+                "against accuracy normalised between chance (0) and the task's best "
+                "strategy (1).",
+                "",
+                f"![stability vs accuracy]({images['stability_vs_accuracy']})",
+                "",
+            ]
     out += _how_section(scores.weights)
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -70,8 +91,7 @@ def render(records: list[dict], scores: Scores, *, command: str | None = None,
 def _provenance(records: list[dict], scores: Scores, command: str | None) -> list[str]:
     env = [r.get("env") or {} for r in records]
     status = Counter(r.get("status") for r in records)
-    by_status = ", ".join(f"{status[s]} {s}" for s in ("ok", "diverged", "error", "skipped")
-                          if status[s])
+    by_status = ", ".join(f"{status[s]} {s}" for s in ("ok", "diverged", "error", "skipped") if status[s])
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
     levels = sorted({float((r.get("stress") or {}).get("lr_mult", 1.0)) for r in records})
     rows = [
@@ -79,14 +99,24 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
         ("Reproduce with", _code(command or _most_common(r.get("command") for r in records))),
         ("Date (latest run finished)", _latest(r.get("timings") or {} for r in records)),
         ("Git commit", _codes(_unique(e.get("git_commit") for e in env))),
-        ("Versions", "; ".join(
-            f"{name} {', '.join(_unique(e.get(name) for e in env)) or '?'}"
-            for name in ("gradbench", "torch", "lightning", "python"))),
+        (
+            "Versions",
+            "; ".join(
+                f"{name} {', '.join(_unique(e.get(name) for e in env)) or '?'}"
+                for name in ("gradbench", "torch", "lightning", "python")
+            ),
+        ),
         ("Device", ", ".join(_unique(e.get("device") for e in env)) or "—"),
         # CPU records reproduce bit for bit only on the same kind of CPU (see gradbench verify)
-        ("CPU", ", ".join(_unique(f"{e['cpu']} ({e.get('cpu_capability')})" for e in env if e.get("cpu")))
-         or "not recorded"),
+        (
+            "CPU",
+            ", ".join(_unique(f"{e['cpu']} ({e.get('cpu_capability')})" for e in env if e.get("cpu")))
+            or "not recorded",
+        ),
         ("Threads", ", ".join(_unique(e.get("threads") for e in env)) or "—"),
+        *(
+            [("Numerics version", str(numerics_of(records[0])))] if any("numerics" in r for r in records) else []
+        ),  # records older than the field: version 1
         ("Seeds", ", ".join(str(s) for s in seeds) or "—"),
         ("Stress levels", ", ".join(lr_label(x) for x in levels) or "—"),
         ("Runs", f"{len(records)} ({by_status})" if records else "0"),
@@ -94,14 +124,19 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
     ]
     out = ["## Provenance", ""] + _table(["", ""], rows) + [""]
     # skipped runs (and runs that failed before loading data) have no fingerprint: not a second one
-    data = sorted({(r["data"].get("dataset"), r["data"]["fingerprint"])
-                   for r in records if (r.get("data") or {}).get("fingerprint")}, key=lambda p: (str(p[0]), str(p[1])))
+    data = sorted(
+        {
+            (r["data"].get("dataset"), r["data"]["fingerprint"])
+            for r in records
+            if (r.get("data") or {}).get("fingerprint")
+        },
+        key=lambda p: (str(p[0]), str(p[1])),
+    )
     if data:
         out += ["Data:", ""]
         out += _table(["dataset", "fingerprint"], [(_esc(d), _code(f)) for d, f in data]) + [""]
         if len({d for d, _ in data}) < len(data):
-            out += ["**Warning:** a dataset has more than one fingerprint: runs did not all "
-                    "see the same data.", ""]
+            out += ["**Warning:** a dataset has more than one fingerprint: runs did not all see the same data.", ""]
     return out
 
 
@@ -117,7 +152,7 @@ def _latest(timings) -> str:
         except ValueError:
             continue
         if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)  # the schema writes UTC
+            when = when.replace(tzinfo=UTC)  # the schema writes UTC
         if best is None or when > best:
             best, text = when, str(raw)
     return text or "unknown"
@@ -146,54 +181,114 @@ def _overall_section(scores: Scores) -> list[str]:
         mine = pt[pt["strategy"] == r["strategy"]]
         na = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"])
         err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
-        rows.append((
-            _int(r["rank"]), _code(r["strategy"]), _f(r["mean_rank"], 2),
-            f"{r['tasks_ranked']}/{n_tasks}", _f(r["mean_composite"], 3),
-            _f(r["mean_stability"], 3),
-            na or "—", err or "—", str(r["runs"]), str(r["diverged"]), str(r["errors"]),
-        ))
-    head = ["rank", "strategy", "mean rank", "tasks ranked", "mean composite",
-            "mean stability", "n/a on", "error on", "runs", "diverged", "errors"]
-    return (["## Overall ranking", "",
-             "Mean of the within-task ranks over the tasks where the strategy was ranked "
-             "(n/a tasks do not count against it); equal mean ranks share a rank.", ""]
-            + _table(head, rows) + [""])
+        rows.append(
+            (
+                _int(r["rank"]),
+                _code(r["strategy"]),
+                _f(r["mean_rank"], 2),
+                f"{r['tasks_ranked']}/{n_tasks}",
+                _f(r["mean_composite"], 3),
+                _f(r["mean_stability"], 3),
+                na or "—",
+                err or "—",
+                str(r["runs"]),
+                str(r["diverged"]),
+                str(r["errors"]),
+            )
+        )
+    head = [
+        "rank",
+        "strategy",
+        "mean rank",
+        "tasks ranked",
+        "mean composite",
+        "mean stability",
+        "n/a on",
+        "error on",
+        "runs",
+        "diverged",
+        "errors",
+    ]
+    return (
+        [
+            "## Overall ranking",
+            "",
+            "Mean of the within-task ranks over the tasks where the strategy was ranked "
+            "(n/a tasks do not count against it); equal mean ranks share a rank.",
+            "",
+        ]
+        + _table(head, rows)
+        + [""]
+    )
 
 
-def _task_section(task: str, rows: pd.DataFrame, records: list[dict],
-                  images: dict[str, str]) -> list[str]:
+def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: dict[str, str]) -> list[str]:
     scored = rows[rows["status"] == "scored"]
     meta = (scored if len(scored) else rows).iloc[0]
     direction = "higher is better" if meta["higher_is_better"] else "lower is better"
     has_base = bool(((rows["strategy"] == BASELINE) & (rows["status"] == "scored")).any())
-    out = [f"## Task `{task}`", "",
-           f"Metric: {meta['metric'] or '?'} ({direction}); target {_m(meta['target'])}, "
-           f"chance {_m(meta['chance'])}.", ""]
+    out = [
+        f"## Task `{task}`",
+        "",
+        f"Metric: {meta['metric'] or '?'} ({direction}); target {_m(meta['target'])}, chance {_m(meta['chance'])}.",
+        "",
+    ]
     table = []
     for _, r in rows.iterrows():
         if r["status"] != "scored":
             what = "n/a" if r["status"] == "n/a" else "error"
             why = f"{what}: {_esc(r['reason'])}" if r["reason"] else what
-            table.append(("—", _code(r["strategy"]), why, "—", "—", "—", "—", "—",
-                          str(r["runs"]), str(r["diverged"]), str(r["errors"])))
+            table.append(
+                (
+                    "—",
+                    _code(r["strategy"]),
+                    why,
+                    "—",
+                    "—",
+                    "—",
+                    "—",
+                    "—",
+                    str(r["runs"]),
+                    str(r["diverged"]),
+                    str(r["errors"]),
+                )
+            )
             continue
-        table.append((
-            _int(r["rank"]), _code(r["strategy"]), _f(r["composite"], 3),
-            f"{r['scored'] - r['diverged']}/{r['scored']}",
-            f"{r['stable_levels']}/{r['levels']} lr",
-            _speed(r),
-            f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
-            f"@ {lr_label(r['chosen_lr_mult'])}",
-            _win(r, has_base),
-            str(r["runs"]), str(r["diverged"]), str(r["errors"]),
-        ))
-    head = ["rank", "strategy", "composite", "stability", "stable region", "speed",
-            f"{meta['metric'] or 'metric'} [95% CI] @ chosen lr", "vs baseline", "runs",
-            "diverged", "errors"]
+        table.append(
+            (
+                _int(r["rank"]),
+                _code(r["strategy"]),
+                _f(r["composite"], 3),
+                f"{r['scored'] - r['diverged']}/{r['scored']}",
+                f"{r['stable_levels']}/{r['levels']} lr",
+                _speed(r),
+                f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
+                f"@ {lr_label(r['chosen_lr_mult'])}",
+                _win(r, has_base),
+                str(r["runs"]),
+                str(r["diverged"]),
+                str(r["errors"]),
+            )
+        )
+    head = [
+        "rank",
+        "strategy",
+        "composite",
+        "stability",
+        "stable region",
+        "speed",
+        f"{meta['metric'] or 'metric'} [95% CI] @ chosen lr",
+        "vs baseline",
+        "runs",
+        "diverged",
+        "errors",
+    ]
     out += _table(head, table) + [""]
     out += _error_list(task, records)
-    for key, alt in ((f"val_curves:{task}", f"validation curves on {task}"),
-                     (f"grad_norm:{task}", f"gradient norms on {task}")):
+    for key, alt in (
+        (f"val_curves:{task}", f"validation curves on {task}"),
+        (f"grad_norm:{task}", f"gradient norms on {task}"),
+    ):
         if key in images:
             out += [f"![{alt}]({images[key]})", ""]
     return out
@@ -219,26 +314,35 @@ def _win(r, has_base: bool) -> str:
 def _error_list(task: str, records: list[dict]) -> list[str]:
     """The messages of error runs: they are bugs to fix, so the page names them."""
     errs = sorted(
-        ((r.get("strategy") or {}).get("label") or "?",
-         float((r.get("stress") or {}).get("lr_mult", 1.0)), r.get("seed"),
-         " ".join(str(r.get("reason") or "no reason recorded").split())[:200])
-        for r in records if r.get("task") == task and r.get("status") == "error")
+        (
+            (r.get("strategy") or {}).get("label") or "?",
+            float((r.get("stress") or {}).get("lr_mult", 1.0)),
+            r.get("seed"),
+            " ".join(str(r.get("reason") or "no reason recorded").split())[:200],
+        )
+        for r in records
+        if r.get("task") == task and r.get("status") == "error"
+    )
     if not errs:
         return []
-    return (["Errors (excluded from the scores):", ""]
-            + [f"- `{s}` {lr_label(lr)} seed {seed}: {_esc(msg)}" for s, lr, seed, msg in errs]
-            + [""])
+    return (
+        ["Errors (excluded from the scores):", ""]
+        + [f"- `{s}` {lr_label(lr)} seed {seed}: {_esc(msg)}" for s, lr, seed, msg in errs]
+        + [""]
+    )
 
 
 def _how_section(weights: dict[str, float]) -> list[str]:
     w = ", ".join(f"{k} {v:.3f}" for k, v in weights.items())
     return [
-        "## How scores are computed", "",
+        "## How scores are computed",
+        "",
         "Per task and strategy, across seeds and stress levels (learning-rate multipliers "
         "`lr×m`). Runs that are skipped (the strategy does not apply) or errored (a bug, not "
         "instability) are left out of every score; errors are counted in the *errors* column "
         "and listed under the table. A strategy whose runs on a task are all skipped is n/a "
-        "there and is not ranked on it.", "",
+        "there and is not ranked on it.",
+        "",
         "- **Stability**: runs that did not diverge / runs, over all seeds and stress levels. "
         "Tie-break: the spike rate (loss + gradient spikes per 1000 steps; fewer is more "
         "stable): rows with an equal rank are listed by stability, then spike rate, then "

@@ -46,6 +46,7 @@ def _slug(text: str) -> str:
 def _colours(strategies: list[str]) -> dict[str, tuple]:
     """One colour per strategy, the same in every plot (tab10, or tab20 beyond 10, by sorted name)."""
     from matplotlib import colormaps
+
     strategies = list(strategies)
     n = 10 if len(strategies) <= 10 else 20
     cmap = colormaps[f"tab{n}"]
@@ -63,6 +64,7 @@ def _legend(ax, lines: int) -> None:
 def _figure(size=(7.0, 4.2)):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
     fig = Figure(figsize=size, dpi=PLOT_DPI)
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot(1, 1, 1)
@@ -84,14 +86,16 @@ def _mean_curve(runs: list[dict], chance: float) -> tuple[list[float], list[floa
     point (as in the scores), so the curve does not rise when a seed drops out."""
     per_seed = []
     for r in runs:
-        pts = {float(s): float(v) for s, v in ((r.get("metrics") or {}).get("val_curve") or [])
-               if v is not None}
+        pts = {float(s): float(v) for s, v in ((r.get("metrics") or {}).get("val_curve") or []) if v is not None}
         per_seed.append((pts, r.get("status") == "diverged", max(pts, default=-math.inf)))
     steps = sorted({s for pts, _, _ in per_seed for s in pts})
     xs, ys = [], []
     for s in steps:
-        vals = [pts[s] if s in pts else chance for pts, div, last in per_seed
-                if s in pts or (div and s > last and not math.isnan(chance))]
+        vals = [
+            pts[s] if s in pts else chance
+            for pts, div, last in per_seed
+            if s in pts or (div and s > last and not math.isnan(chance))
+        ]
         if vals:
             xs.append(s)
             ys.append(sum(vals) / len(vals))
@@ -103,13 +107,22 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
     meta = rows.iloc[0]
     drawn = False
     for _, row in rows.iterrows():
-        chosen = [r for r in runs if (r.get("strategy") or {}).get("label") == row["strategy"]
-                  and r.get("status") in scoring.SCORED and _lr_of(r) == row["chosen_lr_mult"]]
-        xs, ys = _mean_curve(sorted(chosen, key=lambda r: (r.get("seed"), r["run_id"])),
-                             meta["chance"])
+        chosen = [
+            r
+            for r in runs
+            if (r.get("strategy") or {}).get("label") == row["strategy"]
+            and r.get("status") in scoring.SCORED
+            and _lr_of(r) == row["chosen_lr_mult"]
+        ]
+        xs, ys = _mean_curve(sorted(chosen, key=lambda r: (r.get("seed"), r["run_id"])), meta["chance"])
         if xs:
-            ax.plot(xs, ys, color=colours[row["strategy"]], linewidth=1.5,
-                    label=f"{row['strategy']} ({lr_label(row['chosen_lr_mult'])})")
+            ax.plot(
+                xs,
+                ys,
+                color=colours[row["strategy"]],
+                linewidth=1.5,
+                label=f"{row['strategy']} ({lr_label(row['chosen_lr_mult'])})",
+            )
             drawn = True
     if not drawn:
         return False
@@ -118,8 +131,7 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
             ax.axhline(y, color="grey", linestyle=style, linewidth=1, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel(f"validation {meta['metric']}")
-    ax.set_title(f"{task}: validation {meta['metric']} at the chosen stress level, "
-                 "mean over seeds", fontsize=10)
+    ax.set_title(f"{task}: validation {meta['metric']} at the chosen stress level, mean over seeds", fontsize=10)
     _legend(ax, len(rows) + 2)
     return _save(fig, path)
 
@@ -128,22 +140,32 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     """Pre-clip gradient norms of the most and the least stable strategy (stability share,
     then spike rate, then name), each at the highest stress level it ran, one line per seed."""
     order = rows.assign(_s=-rows["stability"], _p=rows["spike_rate"]).sort_values(
-        ["_s", "_p", "strategy"], kind="mergesort", na_position="last")
+        ["_s", "_p", "strategy"], kind="mergesort", na_position="last"
+    )
     picks = list(dict.fromkeys([order.iloc[0]["strategy"], order.iloc[-1]["strategy"]]))
     fig, ax = _figure()
     drawn = False
     for strategy in picks:
-        mine = [r for r in runs if (r.get("strategy") or {}).get("label") == strategy
-                and r.get("status") in scoring.SCORED]
+        mine = [
+            r for r in runs if (r.get("strategy") or {}).get("label") == strategy and r.get("status") in scoring.SCORED
+        ]
         top = max(_lr_of(r) for r in mine)
         label = f"{strategy} ({lr_label(top)})"
-        for r in sorted((r for r in mine if _lr_of(r) == top),
-                        key=lambda r: (r.get("seed"), r["run_id"])):
-            pts = [(s, v) for s, v in ((r.get("stability") or {}).get("grad_norm_curve") or [])
-                   if v is not None and v > 0 and math.isfinite(v)]  # log axis: positive only
+        for r in sorted((r for r in mine if _lr_of(r) == top), key=lambda r: (r.get("seed"), r["run_id"])):
+            pts = [
+                (s, v)
+                for s, v in ((r.get("stability") or {}).get("grad_norm_curve") or [])
+                if v is not None and v > 0 and math.isfinite(v)
+            ]  # log axis: positive only
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colours[strategy],
-                        linewidth=1, alpha=0.8, label=label)
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    color=colours[strategy],
+                    linewidth=1,
+                    alpha=0.8,
+                    label=label,
+                )
                 label = None  # one legend entry per strategy, not per seed
                 drawn = True
     if not drawn:
@@ -151,34 +173,40 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("max pre-clip gradient norm")
-    ax.set_title(f"{task}: gradient norms, most vs least stable strategy (one line per seed)",
-                 fontsize=10)
+    ax.set_title(f"{task}: gradient norms, most vs least stable strategy (one line per seed)", fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def _plot_scatter(scored: pd.DataFrame, path: Path) -> bool:
     from matplotlib import colormaps
+
     cmap = colormaps["tab10"]
     fig, ax = _figure((7.0, 5.0))
     colour = {}
     for i, (task, rows) in enumerate(scored.groupby("task", sort=True)):
         colour[task] = cmap(i % 10)
-        ax.scatter(rows["stability"], rows["accuracy_norm"], color=colour[task], label=task,
-                   s=30)
+        ax.scatter(rows["stability"], rows["accuracy_norm"], color=colour[task], label=task, s=30)
     # Labels of nearby points are pushed down one line at a time instead of overprinting
     # (greedy, top to bottom, in a fixed order so the image is deterministic).
     line, placed = 0.035, []
-    for _, r in scored.sort_values(["accuracy_norm", "stability", "task", "strategy"],
-                                   ascending=[False, True, True, True]).iterrows():
+    for _, r in scored.sort_values(
+        ["accuracy_norm", "stability", "task", "strategy"], ascending=[False, True, True, True]
+    ).iterrows():
         x, y = r["stability"], r["accuracy_norm"]
         ty = y
         while any(abs(px - x) < 0.15 and abs(py - ty) < line for px, py in placed):
             ty -= line
         placed.append((x, ty))
         moved = {"arrowprops": {"arrowstyle": "-", "color": colour[r["task"]], "lw": 0.5}}
-        ax.annotate(r["strategy"], (x, y), xytext=(x + 0.012, ty + 0.01), fontsize=7,
-                    color=colour[r["task"]], **(moved if ty != y else {}))
+        ax.annotate(
+            r["strategy"],
+            (x, y),
+            xytext=(x + 0.012, ty + 0.01),
+            fontsize=7,
+            color=colour[r["task"]],
+            **(moved if ty != y else {}),
+        )
     ax.set_xlim(-0.05, 1.1)
     ax.set_ylim(-0.05, 1.1)
     ax.set_xlabel("stability (share of runs that did not diverge)")

@@ -60,15 +60,47 @@ RANK_DECIMALS = 9  # composites equal to this many decimals are ties
 SCORED = ("ok", "diverged")
 
 PER_TASK_COLUMNS = [
-    "task", "strategy", "status", "reason", "metric", "higher_is_better", "target", "chance",
-    "runs", "scored", "diverged", "errors", "skipped",
-    "stability", "spike_rate", "stable_levels", "levels", "chosen_lr_mult",
-    "steps_to_target", "speed", "accuracy", "accuracy_lo", "accuracy_hi", "accuracy_norm",
-    "win_rate", "paired_seeds", "composite", "rank",
+    "task",
+    "strategy",
+    "status",
+    "reason",
+    "metric",
+    "higher_is_better",
+    "target",
+    "chance",
+    "runs",
+    "scored",
+    "diverged",
+    "errors",
+    "skipped",
+    "stability",
+    "spike_rate",
+    "stable_levels",
+    "levels",
+    "chosen_lr_mult",
+    "steps_to_target",
+    "speed",
+    "accuracy",
+    "accuracy_lo",
+    "accuracy_hi",
+    "accuracy_norm",
+    "win_rate",
+    "paired_seeds",
+    "composite",
+    "rank",
 ]
 OVERALL_COLUMNS = [
-    "strategy", "rank", "mean_rank", "tasks_ranked", "tasks_na", "tasks_error",
-    "mean_composite", "mean_stability", "runs", "diverged", "errors",
+    "strategy",
+    "rank",
+    "mean_rank",
+    "tasks_ranked",
+    "tasks_na",
+    "tasks_error",
+    "mean_composite",
+    "mean_stability",
+    "runs",
+    "diverged",
+    "errors",
 ]
 
 
@@ -89,15 +121,14 @@ def resolve_weights(weights: Mapping | None = None) -> dict[str, float]:
     merged = dict(DEFAULT_WEIGHTS)
     if weights is not None:
         if not isinstance(weights, Mapping):
-            raise UserError(f"scoring.weights must be a mapping of {_valid_keys()} to numbers, "
-                            f"got {type(weights).__name__}")
+            raise UserError(
+                f"scoring.weights must be a mapping of {_valid_keys()} to numbers, got {type(weights).__name__}"
+            )
         for key, value in weights.items():
             if key not in DEFAULT_WEIGHTS:
                 raise UserError(f"unknown scoring weight {key!r}; valid keys: {_valid_keys()}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value) or value < 0:
-                raise UserError(f"scoring.weights.{key} must be a finite number >= 0, "
-                                f"got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise UserError(f"scoring.weights.{key} must be a finite number >= 0, got {value!r}")
             merged[key] = float(value)
     total = sum(merged.values())
     if total <= 0:
@@ -121,8 +152,8 @@ def score(records: list[dict], weights: Mapping | None = None) -> Scores:
     per_task = pd.DataFrame(rows, columns=PER_TASK_COLUMNS)
     if not per_task.empty:
         per_task = pd.concat(
-            [_score_task(g, per_seed, w) for _, g in per_task.groupby("task", sort=True)],
-            ignore_index=True)
+            [_score_task(g, per_seed, w) for _, g in per_task.groupby("task", sort=True)], ignore_index=True
+        )
     per_task = _sort_per_task(per_task)
     return Scores(per_task=per_task, overall=_overall(per_task), weights=w)
 
@@ -136,30 +167,48 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     for r in latest_by_run(records):
         m = r.get("metrics") or {}
         st = r.get("stability") or {}
-        rows.append({
-            "run_id": r.get("run_id"),
-            "task": r.get("task"),
-            "strategy": (r.get("strategy") or {}).get("label"),
-            "seed": r.get("seed"),
-            "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
-            "status": r.get("status"),
-            "reason": r.get("reason"),
-            "metric": m.get("name"),
-            "higher_is_better": m.get("higher_is_better"),
-            "target": m.get("target"),
-            "chance": m.get("chance"),
-            "test": m.get("test"),
-            "best_val": m.get("best_val"),
-            "steps_to_target": m.get("steps_to_target"),
-            "steps": m.get("steps"),
-            "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
-        })
-    df = pd.DataFrame(rows, columns=[
-        "run_id", "task", "strategy", "seed", "lr_mult", "status", "reason", "metric",
-        "higher_is_better", "target", "chance", "test", "best_val", "steps_to_target",
-        "steps", "spikes"])
-    return df.sort_values(["task", "strategy", "lr_mult", "seed", "run_id"],
-                          kind="mergesort", ignore_index=True)
+        rows.append(
+            {
+                "run_id": r.get("run_id"),
+                "task": r.get("task"),
+                "strategy": (r.get("strategy") or {}).get("label"),
+                "seed": r.get("seed"),
+                "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
+                "status": r.get("status"),
+                "reason": r.get("reason"),
+                "metric": m.get("name"),
+                "higher_is_better": m.get("higher_is_better"),
+                "target": m.get("target"),
+                "chance": m.get("chance"),
+                "test": m.get("test"),
+                "best_val": m.get("best_val"),
+                "steps_to_target": m.get("steps_to_target"),
+                "steps": m.get("steps"),
+                "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "run_id",
+            "task",
+            "strategy",
+            "seed",
+            "lr_mult",
+            "status",
+            "reason",
+            "metric",
+            "higher_is_better",
+            "target",
+            "chance",
+            "test",
+            "best_val",
+            "steps_to_target",
+            "steps",
+            "spikes",
+        ],
+    )
+    return df.sort_values(["task", "strategy", "lr_mult", "seed", "run_id"], kind="mergesort", ignore_index=True)
 
 
 def _task_meta(runs: pd.DataFrame, task: str) -> dict:
@@ -170,11 +219,17 @@ def _task_meta(runs: pd.DataFrame, task: str) -> dict:
         return {"metric": None, "higher_is_better": True, "target": None, "chance": None}
     pairs = set(zip(known["metric"], known["higher_is_better"]))
     if len(pairs) > 1:
-        raise UserError(f"task {task!r}: records disagree on the metric "
-                        f"({', '.join(sorted(f'{n} higher_is_better={h}' for n, h in pairs))})")
+        raise UserError(
+            f"task {task!r}: records disagree on the metric "
+            f"({', '.join(sorted(f'{n} higher_is_better={h}' for n, h in pairs))})"
+        )
     first = known.iloc[0]
-    return {"metric": first["metric"], "higher_is_better": bool(first["higher_is_better"]),
-            "target": _num(first["target"]), "chance": _num(first["chance"])}
+    return {
+        "metric": first["metric"],
+        "higher_is_better": bool(first["higher_is_better"]),
+        "target": _num(first["target"]),
+        "chance": _num(first["chance"]),
+    }
 
 
 def _num(x) -> float:
@@ -190,9 +245,16 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     counts = Counter(g["status"])
     scored = g[g["status"].isin(SCORED)]
     row = {c: None for c in PER_TASK_COLUMNS}
-    row.update(task=task, strategy=strategy, **meta,
-               runs=len(g), scored=len(scored), diverged=counts["diverged"],
-               errors=counts["error"], skipped=counts["skipped"])
+    row.update(
+        task=task,
+        strategy=strategy,
+        **meta,
+        runs=len(g),
+        scored=len(scored),
+        diverged=counts["diverged"],
+        errors=counts["error"],
+        skipped=counts["skipped"],
+    )
     if scored.empty:
         row["status"] = "error" if counts["error"] else "n/a"
         bad = g[g["status"] == ("error" if counts["error"] else "skipped")]
@@ -207,8 +269,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     # with no finite metric recorded is treated the same way (it measured nothing better).
     best_val = scored["best_val"].where(~diverged & scored["best_val"].notna(), chance)
     test = scored["test"].where(~diverged & scored["test"].notna(), chance).astype(float)
-    to_target = scored["steps_to_target"].where(~diverged & scored["steps_to_target"].notna(),
-                                                math.inf).astype(float)
+    to_target = scored["steps_to_target"].where(~diverged & scored["steps_to_target"].notna(), math.inf).astype(float)
 
     level_means = best_val.astype(float).groupby(scored["lr_mult"]).mean()
     # Best mean in the metric's direction; the ascending index makes ties go to the smaller
@@ -228,14 +289,16 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         levels=int(len(div_by_level)),
         chosen_lr_mult=float(chosen),
         steps_to_target=float(np.median(to_target[at].groupby(scored["seed"][at]).mean())),
-        accuracy=acc, accuracy_lo=lo, accuracy_hi=hi,
+        accuracy=acc,
+        accuracy_lo=lo,
+        accuracy_hi=hi,
     )
     return row, seed_test.to_dict()
 
 
-def bootstrap_mean_ci(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES,
-                      seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
-                      ) -> tuple[float, float, float]:
+def bootstrap_mean_ci(
+    values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
     """(mean, low, high): a percentile bootstrap interval of the mean. A fresh RNG per call
     makes each interval depend only on its own values."""
     values = np.asarray(values, dtype=float)
@@ -281,9 +344,11 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
             rate, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign)
             rows.at[i, "win_rate"], rows.at[i, "paired_seeds"] = rate, n
 
-    comp = (w["stability"] * rows.loc[ok, "stability"].astype(float)
-            + w["speed"] * rows.loc[ok, "speed"].astype(float)
-            + w["accuracy"] * rows.loc[ok, "accuracy_norm"].astype(float))
+    comp = (
+        w["stability"] * rows.loc[ok, "stability"].astype(float)
+        + w["speed"] * rows.loc[ok, "speed"].astype(float)
+        + w["accuracy"] * rows.loc[ok, "accuracy_norm"].astype(float)
+    )
     rows.loc[ok, "composite"] = comp
     rows.loc[ok, "rank"] = comp.round(RANK_DECIMALS).rank(method="min", ascending=False)
     return rows
@@ -300,8 +365,7 @@ def _win_rate(mine: dict, base: dict, sign: float) -> tuple[float, int]:
     seeds = sorted(set(mine) & set(base))
     if not seeds:
         return math.nan, 0
-    wins = [1.0 if sign * (mine[s] - base[s]) > 0 else 0.5 if mine[s] == base[s] else 0.0
-            for s in seeds]
+    wins = [1.0 if sign * (mine[s] - base[s]) > 0 else 0.5 if mine[s] == base[s] else 0.0 for s in seeds]
     return float(np.mean(wins)), len(seeds)
 
 
@@ -312,15 +376,30 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
     df["_group"] = df["status"].map({"scored": 0, "error": 1, "n/a": 2})
     df["_stab"] = -df["stability"].astype(float)
     df["_spikes"] = df["spike_rate"].astype(float)
-    df = df.sort_values(["task", "_group", "rank", "_stab", "_spikes", "strategy"],
-                        kind="mergesort", na_position="last", ignore_index=True)
+    df = df.sort_values(
+        ["task", "_group", "rank", "_stab", "_spikes", "strategy"],
+        kind="mergesort",
+        na_position="last",
+        ignore_index=True,
+    )
     df = df.drop(columns=["_group", "_stab", "_spikes"])
-    for col in ("rank", "runs", "scored", "diverged", "errors", "skipped", "stable_levels",
-                "levels", "paired_seeds"):
+    for col in ("rank", "runs", "scored", "diverged", "errors", "skipped", "stable_levels", "levels", "paired_seeds"):
         df[col] = df[col].astype("Int64")
-    for col in ("target", "chance", "stability", "spike_rate", "chosen_lr_mult",
-                "steps_to_target", "speed", "accuracy", "accuracy_lo", "accuracy_hi",
-                "accuracy_norm", "win_rate", "composite"):
+    for col in (
+        "target",
+        "chance",
+        "stability",
+        "spike_rate",
+        "chosen_lr_mult",
+        "steps_to_target",
+        "speed",
+        "accuracy",
+        "accuracy_lo",
+        "accuracy_hi",
+        "accuracy_norm",
+        "win_rate",
+        "composite",
+    ):
         df[col] = df[col].astype(float)
     return df
 
@@ -332,23 +411,26 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for strategy, g in per_task.groupby("strategy", sort=True):
         ranked = g[g["status"] == "scored"]
-        rows.append({
-            "strategy": strategy,
-            "mean_rank": float(ranked["rank"].astype(float).mean()) if len(ranked) else math.nan,
-            "tasks_ranked": len(ranked),
-            "tasks_na": int((g["status"] == "n/a").sum()),
-            "tasks_error": int((g["status"] == "error").sum()),
-            "mean_composite": float(ranked["composite"].mean()) if len(ranked) else math.nan,
-            "mean_stability": float(ranked["stability"].mean()) if len(ranked) else math.nan,
-            "runs": int(g["runs"].sum()),
-            "diverged": int(g["diverged"].sum()),
-            "errors": int(g["errors"].sum()),
-        })
+        rows.append(
+            {
+                "strategy": strategy,
+                "mean_rank": float(ranked["rank"].astype(float).mean()) if len(ranked) else math.nan,
+                "tasks_ranked": len(ranked),
+                "tasks_na": int((g["status"] == "n/a").sum()),
+                "tasks_error": int((g["status"] == "error").sum()),
+                "mean_composite": float(ranked["composite"].mean()) if len(ranked) else math.nan,
+                "mean_stability": float(ranked["stability"].mean()) if len(ranked) else math.nan,
+                "runs": int(g["runs"].sum()),
+                "diverged": int(g["diverged"].sum()),
+                "errors": int(g["errors"].sum()),
+            }
+        )
     df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c != "rank"])
     df["rank"] = df["mean_rank"].round(RANK_DECIMALS).rank(method="min").astype("Int64")
     df["_comp"] = -df["mean_composite"]
-    df = df.sort_values(["rank", "_comp", "strategy"], kind="mergesort", na_position="last",
-                        ignore_index=True).drop(columns="_comp")
+    df = df.sort_values(["rank", "_comp", "strategy"], kind="mergesort", na_position="last", ignore_index=True).drop(
+        columns="_comp"
+    )
     for col in ("tasks_ranked", "tasks_na", "tasks_error", "runs", "diverged", "errors"):
         df[col] = df[col].astype("Int64")
     return df[OVERALL_COLUMNS]

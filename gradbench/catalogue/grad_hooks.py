@@ -9,7 +9,7 @@ state (a history of norms, an EMA).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -44,7 +44,8 @@ def grads_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 
 
 def global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
-    """L2 norm over all gradients with one fused per-tensor reduction and no host sync."""
+    """L2 norm over all gradients (torch's get_total_norm: one fused per-tensor reduction, then
+    the norm of the norms; no host sync)."""
     if not grads:
         return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    return torch.nn.utils.get_total_norm(grads)

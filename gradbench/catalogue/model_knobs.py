@@ -8,7 +8,7 @@ expansion checks what the strategies made of them, so a typo (`depht`) or a bad 
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, ValidationError
 
@@ -30,7 +30,9 @@ class FeedForwardKnobs(Strict):
     activation: Activation = Field("relu", description="the nonlinearity of every hidden block")
     norm: Norm = Field("none", description="normalization after each layer (layer: over all features of an example)")
     residual: bool = Field(False, description="identity skips around every equal-shape hidden block")
-    branch_scale: BranchScale = Field("none", description="zero: a learnable scalar per residual branch, at 0 (ReZero/SkipInit)")
+    branch_scale: BranchScale = Field(
+        "none", description="zero: a learnable scalar per residual branch, at 0 (ReZero/SkipInit)"
+    )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability after each block")
     init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
     weight_std: bool = Field(False, description="Scaled Weight Standardization of the hidden layers")
@@ -52,11 +54,15 @@ class RNNKnobs(Strict):
 
     cell: Literal["rnn", "lstm", "gru"] = Field("rnn", description="vanilla tanh/ReLU cell, LSTM or GRU")
     hidden: int = Field(128, ge=1, description="hidden units")
-    activation: Literal["tanh", "relu"] = Field("tanh", description="the vanilla cell's nonlinearity (gated cells have their own)")
-    recurrent_gain: float = Field(1.5, ge=0, description="the vanilla cell's recurrent matrix starts orthogonal x this gain (0: no re-draw)")
+    activation: Literal["tanh", "relu"] = Field(
+        "tanh", description="the vanilla cell's nonlinearity (gated cells have their own)"
+    )
+    recurrent_gain: float = Field(
+        1.5, ge=0, description="the vanilla cell's recurrent matrix starts orthogonal x this gain (0: no re-draw)"
+    )
     init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
     depth: int = Field(1, ge=1, description="stacked recurrent layers")
-    width: Optional[int] = Field(None, ge=1, description="hidden units, when set (what `narrower` scales); else `hidden`")
+    width: int | None = Field(None, ge=1, description="hidden units, when set (what `narrower` scales); else `hidden`")
     norm: Literal["none"] = Field("none", description="the rnn family has no normalization knob")
     residual: Literal[False] = Field(False, description="the rnn family has no residual knob")
     branch_scale: Literal["none"] = Field("none", description="the rnn family has no residual branches")

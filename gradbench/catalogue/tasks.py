@@ -16,20 +16,20 @@ from ..core.spec import RunSpec
 class Task:
     name: str
     description: str
-    dataset: str                 # a name in data.DATASETS
-    model_family: str            # "mlp" | "cnn" | "rnn": what strategies check to see if they apply
-    loss: str                    # "cross_entropy" | "mse"
-    metric: str                  # "accuracy" | "mse"
+    dataset: str  # a name in data.DATASETS
+    model_family: str  # "mlp" | "cnn" | "rnn": what strategies check to see if they apply
+    loss: str  # "cross_entropy" | "mse"
+    metric: str  # "accuracy" | "mse"
     higher_is_better: bool
-    target: float                # validation metric that counts as "converged" (for speed)
-    chance: float                # the metric of a model that learned nothing (diverged runs score this)
-    optimizer: dict              # default optimizer and learning rate
+    target: float  # validation metric that counts as "converged" (for speed)
+    chance: float  # the metric of a model that learned nothing (diverged runs score this)
+    optimizer: dict  # default optimizer and learning rate
     batch_size: int
-    max_steps: int               # optimizer steps
-    eval_every: int              # validate every this many steps
+    max_steps: int  # optimizer steps
+    eval_every: int  # validate every this many steps
     num_outputs: int
-    model: dict = field(default_factory=dict)   # model knobs (see models.py)
-    data: dict = field(default_factory=dict)    # dataset parameters
+    model: dict = field(default_factory=dict)  # model knobs (see models.py)
+    data: dict = field(default_factory=dict)  # dataset parameters
     augment: bool = False
     # rough cost of one training step on one core of the reference machine (ms); only orders
     # parallel runs longest first, so a wrong guess costs packing, never a result
@@ -40,10 +40,21 @@ class Task:
     def base_spec(self, seed: int, lr_mult: float, suite: str = "", **overrides) -> RunSpec:
         """The unmitigated run for this task at one seed and stress level."""
         spec = RunSpec(
-            task=self.name, strategy="baseline", strategy_params={}, seed=seed, lr_mult=lr_mult,
-            model=dict(self.model), optimizer=dict(self.optimizer), schedule={"warmup_steps": 0, "decay": "none"},
-            trainer={}, data=dict(self.data), batch_size=self.batch_size, max_steps=self.max_steps,
-            eval_every=self.eval_every, suite=suite)
+            task=self.name,
+            strategy="baseline",
+            strategy_params={},
+            seed=seed,
+            lr_mult=lr_mult,
+            model=dict(self.model),
+            optimizer=dict(self.optimizer),
+            schedule={"warmup_steps": 0, "decay": "none"},
+            trainer={},
+            data=dict(self.data),
+            batch_size=self.batch_size,
+            max_steps=self.max_steps,
+            eval_every=self.eval_every,
+            suite=suite,
+        )
         return spec.replace(**overrides) if overrides else spec
 
 
@@ -55,30 +66,74 @@ def priced_ms(task: str, steps: int) -> float:
     cpu_ms_per_step. Orders parallel runs and prices the ETA; never part of a result."""
     return steps * TASKS.get(task).cpu_ms_per_step
 
+
 SGD_MOMENTUM = {"name": "sgd", "momentum": 0.9}
 
-TASKS.add("mnist_mlp", Task(
-    name="mnist_mlp",
-    description="MNIST, 8-hidden-layer ReLU MLP (width 256), SGD+momentum at lr 0.2: NaN within 1000 steps",
-    dataset="mnist", model_family="mlp", loss="cross_entropy", metric="accuracy",
-    higher_is_better=True, target=0.95, chance=0.1,
-    optimizer={**SGD_MOMENTUM, "lr": 0.2}, batch_size=128, max_steps=1000, eval_every=100,
-    num_outputs=10, cpu_ms_per_step=10, model={"depth": 8, "width": 256, "activation": "relu"}))
+TASKS.add(
+    "mnist_mlp",
+    Task(
+        name="mnist_mlp",
+        description="MNIST, 8-hidden-layer ReLU MLP (width 256), SGD+momentum at lr 0.2: NaN within 1000 steps",
+        dataset="mnist",
+        model_family="mlp",
+        loss="cross_entropy",
+        metric="accuracy",
+        higher_is_better=True,
+        target=0.95,
+        chance=0.1,
+        optimizer={**SGD_MOMENTUM, "lr": 0.2},
+        batch_size=128,
+        max_steps=1000,
+        eval_every=100,
+        num_outputs=10,
+        cpu_ms_per_step=10,
+        model={"depth": 8, "width": 256, "activation": "relu"},
+    ),
+)
 
-TASKS.add("cifar10_cnn", Task(
-    name="cifar10_cnn",
-    description="CIFAR-10, 9-conv plain CNN (16/32/64 ch, Kaiming init, no norm/skips), SGD+momentum lr 0.1",
-    dataset="cifar10", model_family="cnn", loss="cross_entropy", metric="accuracy",
-    higher_is_better=True, target=0.35, chance=0.1,
-    optimizer={**SGD_MOMENTUM, "lr": 0.1}, batch_size=128, max_steps=300, eval_every=50,
-    num_outputs=10, model={"depth": 9, "width": 16, "activation": "relu", "init": "kaiming"},
-    augment=True, eval_batch_size=200, cpu_ms_per_step=220))  # 1.6x faster evaluation than 1000 on 2 cores (benchmarks/README.md)
+TASKS.add(
+    "cifar10_cnn",
+    Task(
+        name="cifar10_cnn",
+        description="CIFAR-10, 9-conv plain CNN (16/32/64 ch, Kaiming init, no norm/skips), SGD+momentum lr 0.1",
+        dataset="cifar10",
+        model_family="cnn",
+        loss="cross_entropy",
+        metric="accuracy",
+        higher_is_better=True,
+        target=0.35,
+        chance=0.1,
+        optimizer={**SGD_MOMENTUM, "lr": 0.1},
+        batch_size=128,
+        max_steps=300,
+        eval_every=50,
+        num_outputs=10,
+        model={"depth": 9, "width": 16, "activation": "relu", "init": "kaiming"},
+        augment=True,
+        eval_batch_size=200,
+        cpu_ms_per_step=220,
+    ),
+)  # 1.6x faster evaluation than 1000 on 2 cores (benchmarks/README.md)
 
-TASKS.add("adding_rnn", Task(
-    name="adding_rnn",
-    description="Adding problem T=50, tanh RNN (128 units, recurrent weights orthogonal x1.5), SGD+momentum lr 0.02",
-    dataset="adding", model_family="rnn", loss="mse", metric="mse",
-    higher_is_better=False, target=0.05, chance=0.167,
-    optimizer={**SGD_MOMENTUM, "lr": 0.02}, batch_size=64, max_steps=600, eval_every=100,
-    num_outputs=1, cpu_ms_per_step=13, model={"cell": "rnn", "hidden": 128, "activation": "tanh", "recurrent_gain": 1.5},
-    data={"seq_len": 50}))
+TASKS.add(
+    "adding_rnn",
+    Task(
+        name="adding_rnn",
+        description="Adding problem T=50, tanh RNN (128 units, recurrent weights orthogonal x1.5), SGD+momentum lr 0.02",
+        dataset="adding",
+        model_family="rnn",
+        loss="mse",
+        metric="mse",
+        higher_is_better=False,
+        target=0.05,
+        chance=0.167,
+        optimizer={**SGD_MOMENTUM, "lr": 0.02},
+        batch_size=64,
+        max_steps=600,
+        eval_every=100,
+        num_outputs=1,
+        cpu_ms_per_step=13,
+        model={"cell": "rnn", "hidden": 128, "activation": "tanh", "recurrent_gain": 1.5},
+        data={"seq_len": 50},
+    ),
+)

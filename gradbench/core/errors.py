@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class UserError(Exception):
@@ -20,6 +20,4 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 
 def unknown(kind: str, name: str, choices: Iterable[str]) -> UserError:
     choices = sorted(choices)
-    return UserError(
-        f"unknown {kind} {name!r}{did_you_mean(name, choices)}; valid: {', '.join(choices)}"
-    )
+    return UserError(f"unknown {kind} {name!r}{did_you_mean(name, choices)}; valid: {', '.join(choices)}")

@@ -4,7 +4,8 @@ list by pattern, look up with a 'did you mean' error)."""
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from .errors import unknown
 

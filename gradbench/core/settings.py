@@ -19,14 +19,24 @@ class Strict(BaseModel):
 class MonitorSettings(Strict):
     """The StabilityMonitor: what it records each step and when a run counts as diverged."""
 
-    enabled: bool = Field(True, description="false: no monitor at all (no statistics, no divergence stop): speed runs only")
+    enabled: bool = Field(
+        True, description="false: no monitor at all (no statistics, no divergence stop): speed runs only"
+    )
     loss_blowup: float = Field(10.0, ge=0, description="a run diverges when its loss exceeds this x the step-0 loss")
-    layer_every: int = Field(100, ge=1, description="steps between per-layer norms, update/weight ratios and parameter checks")
-    spike_factor: float = Field(3.0, ge=0, description="a loss spike: loss above this x the median of the previous spike_window losses")
+    layer_every: int = Field(
+        100, ge=1, description="steps between per-layer norms, update/weight ratios and parameter checks"
+    )
+    spike_factor: float = Field(
+        3.0, ge=0, description="a loss spike: loss above this x the median of the previous spike_window losses"
+    )
     spike_window: int = Field(50, ge=1, description="losses in the loss-spike median")
-    z_threshold: float = Field(4.0, ge=0, description="a gradient spike: z-score of the norm against its EMA mean and deviation")
+    z_threshold: float = Field(
+        4.0, ge=0, description="a gradient spike: z-score of the norm against its EMA mean and deviation"
+    )
     ema_alpha: float = Field(0.05, ge=0, le=1, description="EMA weight of the newest gradient norm")
-    sync_every: int = Field(0, ge=0, description="steps between divergence checks; 0: every step on CPU, every 10 on GPU")
+    sync_every: int = Field(
+        0, ge=0, description="steps between divergence checks; 0: every step on CPU, every 10 on GPU"
+    )
 
 
 MONITOR_DEFAULTS: dict = MonitorSettings().model_dump()

@@ -17,43 +17,43 @@ from typing import Any
 @dataclass(frozen=True)
 class RunSpec:
     task: str
-    strategy: str                      # the arm's label, e.g. "clip_norm+batchnorm"
-    strategy_params: dict              # {strategy name: {param: value}}, defaults filled in
-    seed: int                          # data order and initial weights (paired across arms)
-    lr_mult: float                     # the stress level: multiplies the final learning rate
-    model: dict                        # knobs for the task's model builder (depth, activation, norm ...)
-    optimizer: dict                    # {"name": "sgd", "lr": 0.2, "momentum": 0.9, ...}
-    schedule: dict                     # {"warmup_steps": int, "decay": "none" | "cosine"}
-    trainer: dict                      # extra Lightning Trainer kwargs (gradient_clip_val, precision ...)
-    data: dict                         # dataset parameters (seq_len for the adding problem ...)
+    strategy: str  # the arm's label, e.g. "clip_norm+batchnorm"
+    strategy_params: dict  # {strategy name: {param: value}}, defaults filled in
+    seed: int  # data order and initial weights (paired across arms)
+    lr_mult: float  # the stress level: multiplies the final learning rate
+    model: dict  # knobs for the task's model builder (depth, activation, norm ...)
+    optimizer: dict  # {"name": "sgd", "lr": 0.2, "momentum": 0.9, ...}
+    schedule: dict  # {"warmup_steps": int, "decay": "none" | "cosine"}
+    trainer: dict  # extra Lightning Trainer kwargs (gradient_clip_val, precision ...)
+    data: dict  # dataset parameters (seq_len for the adding problem ...)
     batch_size: int
-    max_steps: int                     # optimizer steps
-    eval_every: int                    # validate every this many optimizer steps
-    grad_hooks: tuple = ()             # ((name, params), ...): gradient transforms, applied in order after Lightning's clipping
-    loss_terms: dict = field(default_factory=dict)   # extra loss terms, e.g. {"l1": 1e-5}
-    monitor: dict = field(default_factory=dict)      # StabilityMonitor settings
-    suite: str = ""                    # not part of run_id: the same run in two suites is the same run
+    max_steps: int  # optimizer steps
+    eval_every: int  # validate every this many optimizer steps
+    grad_hooks: tuple = ()  # ((name, params), ...): gradient transforms, applied in order after Lightning's clipping
+    loss_terms: dict = field(default_factory=dict)  # extra loss terms, e.g. {"l1": 1e-5}
+    monitor: dict = field(default_factory=dict)  # StabilityMonitor settings
+    suite: str = ""  # not part of run_id: the same run in two suites is the same run
 
     # --- small immutable updates, so a strategy reads as one line -------------------
-    def replace(self, **changes: Any) -> "RunSpec":
+    def replace(self, **changes: Any) -> RunSpec:
         return dataclasses.replace(self, **changes)
 
-    def with_model(self, **kw: Any) -> "RunSpec":
+    def with_model(self, **kw: Any) -> RunSpec:
         return self.replace(model={**self.model, **kw})
 
-    def with_optimizer(self, **kw: Any) -> "RunSpec":
+    def with_optimizer(self, **kw: Any) -> RunSpec:
         return self.replace(optimizer={**self.optimizer, **kw})
 
-    def with_schedule(self, **kw: Any) -> "RunSpec":
+    def with_schedule(self, **kw: Any) -> RunSpec:
         return self.replace(schedule={**self.schedule, **kw})
 
-    def with_trainer(self, **kw: Any) -> "RunSpec":
+    def with_trainer(self, **kw: Any) -> RunSpec:
         return self.replace(trainer={**self.trainer, **kw})
 
-    def with_loss_terms(self, **kw: Any) -> "RunSpec":
+    def with_loss_terms(self, **kw: Any) -> RunSpec:
         return self.replace(loss_terms={**self.loss_terms, **kw})
 
-    def add_grad_hook(self, name: str, **params: Any) -> "RunSpec":
+    def add_grad_hook(self, name: str, **params: Any) -> RunSpec:
         return self.replace(grad_hooks=self.grad_hooks + ((name, dict(params)),))
 
     # --- identity ---------------------------------------------------------------------
@@ -63,15 +63,48 @@ class RunSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunSpec":
+    def from_dict(cls, d: dict) -> RunSpec:
         d = dict(d)
         d["grad_hooks"] = tuple((n, dict(p)) for n, p in d.get("grad_hooks", ()))
         return cls(**d)
 
     @property
     def run_id(self) -> str:
-        """12 hex chars of sha256 over the canonical JSON of the spec (suite name excluded)."""
+        """12 hex chars of sha256 over the canonical JSON of the spec (suite name excluded).
+        A field added after the first schema is hashed only when it differs from its default,
+        so adding an optional field never changes an existing run's id."""
         d = self.to_dict()
         d.pop("suite")
+        for f in dataclasses.fields(self):
+            if f.name not in HASHED_ALWAYS and f.name in d and d[f.name] == _default(f):
+                del d[f.name]
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+# the fields of the first schema, hashed even at their defaults (every recorded run_id has them)
+HASHED_ALWAYS = frozenset(
+    {
+        "task",
+        "strategy",
+        "strategy_params",
+        "seed",
+        "lr_mult",
+        "model",
+        "optimizer",
+        "schedule",
+        "trainer",
+        "data",
+        "batch_size",
+        "max_steps",
+        "eval_every",
+        "grad_hooks",
+        "loss_terms",
+        "monitor",
+    }
+)
+
+
+def _default(f: dataclasses.Field):
+    value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+    return [list(x) for x in value] if isinstance(value, tuple) else value

@@ -10,10 +10,20 @@ from pydantic import BaseModel, ValidationError
 
 from .errors import did_you_mean
 
-_EXPECTED = {"int_type": "an integer", "int_parsing": "an integer", "int_from_float": "an integer",
-             "float_type": "a number", "bool_type": "true or false", "string_type": "a string",
-             "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
-             "list_type": "a list", "literal_error": None, "none_required": "nothing"}
+_EXPECTED = {
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+    "literal_error": None,
+    "none_required": "nothing",
+}
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 # the parts pydantic adds to an error's location for a member of a Union (not field names)
 _UNION_TAG = re.compile(r"^(int|str|float|bool|none|[a-z-]+\[.*\])$")
@@ -23,29 +33,32 @@ def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = Non
     """The most specific error of `e` on one line, its path under `where` (e.g. 'tasks.mnist_mlp.model').
     Where a value failed every member of a Union, the message names what each would take."""
     errors = [(_loc(err), err) for err in e.errors()]
-    loc, err = max(errors, key=lambda pair: len(pair[0]))      # the deepest: inside the member that fits
+    loc, err = max(errors, key=lambda pair: len(pair[0]))  # the deepest: inside the member that fits
     same = [x for lc, x in errors if lc == loc]
-    path = ".".join([p for p in (where, *loc) if p])
+    path = _join(where, loc)
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if len(same) > 1 and all(x["type"] in _EXPECTED for x in same):
         wanted = list(dict.fromkeys(_EXPECTED[x["type"]] or _literal(x) for x in same))
         return f"{path}: expected {' or '.join(wanted)}, got {value!r}"
     if kind == "extra_forbidden":
-        parent = ".".join([p for p in (where, *loc[:-1]) if p])
+        parent = _join(where, loc[:-1])
         valid = _fields(model, loc[:-1])
-        hint = did_you_mean(loc[-1], valid) if valid else ""
-        return (f"{parent + ': ' if parent else ''}unknown key {loc[-1]!r}{hint}"
-                + (f"; valid: {', '.join(valid)}" if valid else ""))
+        hint = did_you_mean(str(loc[-1]), valid) if valid else ""
+        return f"{parent + ': ' if parent else ''}unknown key {str(loc[-1])!r}{hint}" + (
+            f"; valid: {', '.join(valid)}" if valid else ""
+        )
     if kind == "literal_error":
         return f"{path}: {value!r} is not one of {ctx.get('expected', '')}"
     if kind == "missing":
         return f"{path}: required"
+    positive_int = _is_positive_int(model, loc)
     if kind in _EXPECTED:
-        return f"{path}: expected {_EXPECTED[kind]}, got {value!r}"
+        wanted = "a positive integer" if positive_int and kind.startswith("int") else _EXPECTED[kind]
+        return f"{path}: expected {wanted}, got {value!r}"
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()), "")
         if kind == "greater_than" and bound == 0:
-            return f"{path}: must be positive, got {value!r}"
+            return f"{path}: must be a positive {'integer' if positive_int else 'number'}, got {value!r}"
         return f"{path}: must be {_BOUNDS[kind]} {bound}, got {value!r}"
     if kind in ("too_short", "too_long"):
         return f"{path}: must not be empty" if kind == "too_short" and not value else f"{path}: {err['msg']}"
@@ -53,8 +66,16 @@ def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = Non
     return f"{path}: {msg}"
 
 
-def _loc(err: dict) -> tuple[str, ...]:
-    return tuple(str(p) for p in err["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
+def _loc(err: dict) -> tuple:
+    return tuple(p for p in err["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
+
+
+def _join(where: str, loc: tuple) -> str:
+    """'tasks.mnist_mlp.model', 'strategies[0]': keys joined by dots, list positions in brackets."""
+    out = where
+    for p in loc:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
 
 
 def _literal(err: dict) -> str:
@@ -67,10 +88,29 @@ def _fields(model: type[BaseModel] | None, loc: tuple[str, ...]) -> list[str]:
         if model is None:
             return []
         field = model.model_fields.get(part)
-        if field is None:   # a mapping's key (a task name): the model found is its values'
+        if field is None:  # a mapping's key (a task name): the model found is its values'
             continue
         model = _model_of(field.annotation)
     return list(model.model_fields) if model is not None else []
+
+
+def _is_positive_int(model: type[BaseModel] | None, loc: tuple) -> bool:
+    """Whether the field at `loc` is an int constrained to > 0 (for 'a positive integer')."""
+    if model is None or not loc:
+        return False
+    *parents, name = loc
+    for part in parents:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is not None:
+            model = _model_of(field.annotation)
+        if model is None:
+            return False
+    field = model.model_fields.get(name) if isinstance(name, str) else None
+    return (
+        field is not None
+        and any(getattr(m, "gt", None) == 0 for m in field.metadata)
+        and "int" in str(field.annotation)
+    )
 
 
 def _model_of(annotation):

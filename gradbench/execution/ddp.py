@@ -30,17 +30,42 @@ def world_size(spec: RunSpec) -> int:
     return devices if isinstance(devices, int) and devices > 1 else 1
 
 
-def run_distributed(spec: RunSpec, data_root: Path, run_dir: Path | None, command: str | None,
-                    series_rel: str | None, threads: int | None) -> dict:
+def run_distributed(
+    spec: RunSpec,
+    data_root: Path,
+    run_dir: Path | None,
+    command: str | None,
+    series_rel: str | None,
+    threads: int | None,
+) -> dict:
     n = world_size(spec)
     with tempfile.TemporaryDirectory(prefix="gradbench-ddp-") as tmp:
-        job = {"spec": spec.to_dict(), "data_root": str(data_root), "run_dir": str(run_dir) if run_dir else None,
-               "command": command, "series_rel": series_rel, "threads": threads, "out": tmp}
+        job = {
+            "spec": spec.to_dict(),
+            "data_root": str(data_root),
+            "run_dir": str(run_dir) if run_dir else None,
+            "command": command,
+            "series_rel": series_rel,
+            "threads": threads,
+            "out": tmp,
+        }
         (Path(tmp) / "job.json").write_text(json.dumps(job))
         env = {**os.environ, "OMP_NUM_THREADS": str(threads or 1)}
-        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               f"--nproc-per-node={n}", "-m", "gradbench.execution.ddp", str(Path(tmp) / "job.json")],
-                              capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc-per-node={n}",
+                "-m",
+                "gradbench.execution.ddp",
+                str(Path(tmp) / "job.json"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         ranks = [Path(tmp) / f"rank{r}.json" for r in range(n)]
         if proc.returncode != 0 or not all(p.exists() for p in ranks):
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -62,7 +87,7 @@ def _rank_main(job_path: str) -> None:
         torch.set_num_threads(job["threads"])
     rank = int(os.environ.get("RANK", 0))
     spec = RunSpec.from_dict(job["spec"])
-    run_dir = Path(job["run_dir"]) if job["run_dir"] and rank == 0 else None   # rank 0 writes the series
+    run_dir = Path(job["run_dir"]) if job["run_dir"] and rank == 0 else None  # rank 0 writes the series
     record = run_one(spec, Path(job["data_root"]), run_dir, job["command"], series_rel=job["series_rel"])
     Path(job["out"], f"rank{rank}.json").write_text(json.dumps(record))
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..catalogue.tasks import priced_ms
 from ..core.errors import UserError
@@ -27,12 +27,13 @@ from .ddp import run_distributed, world_size
 @dataclass(frozen=True)
 class Job:
     """What a worker needs besides the spec (plain data: it travels to other processes)."""
+
     data_root: str
-    runs_dir: str | None          # per-run artifacts go to runs_dir/<run_id>
-    results_dir: str              # series paths in records are relative to it
+    runs_dir: str | None  # per-run artifacts go to runs_dir/<run_id>
+    results_dir: str  # series paths in records are relative to it
     command: str | None = None
-    threads: int | None = None    # torch threads per run
-    wandb: dict | None = None     # tracking settings (see tracking.py), or None
+    threads: int | None = None  # torch threads per run
+    wandb: dict | None = None  # tracking settings (see tracking.py), or None
 
 
 def execute(spec_dict: dict, job: Job) -> dict:
@@ -49,9 +50,16 @@ def execute(spec_dict: dict, job: Job) -> dict:
     tracker = None
     if job.wandb:
         from .tracking import RunTracker
+
         tracker = RunTracker(job.wandb, spec)
-    record = run_one(spec, Path(job.data_root), run_dir, job.command, series_rel=series_rel,
-                     logger=tracker.logger if tracker else None)
+    record = run_one(
+        spec,
+        Path(job.data_root),
+        run_dir,
+        job.command,
+        series_rel=series_rel,
+        logger=tracker.logger if tracker else None,
+    )
     if tracker:
         tracker.finish(record, run_dir)
     return record
@@ -83,8 +91,9 @@ class LocalPool:
     `runs_per_device` to pack several small runs on one GPU. Each worker keeps its datasets
     loaded between runs."""
 
-    def __init__(self, workers: int = 1, devices: list[str] | None = None, runs_per_device: int = 1,
-                 threads: int | None = None):
+    def __init__(
+        self, workers: int = 1, devices: list[str] | None = None, runs_per_device: int = 1, threads: int | None = None
+    ):
         if devices:
             workers = len(devices) * runs_per_device
         if workers < 1 or runs_per_device < 1:
@@ -109,8 +118,9 @@ class LocalPool:
             for dev in self.device_slots():
                 queue.put(dev)
         job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
-        pool = cf.ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                      initargs=(queue, job.threads))
+        pool = cf.ProcessPoolExecutor(
+            self.workers, mp_context=ctx, initializer=_init_worker, initargs=(queue, job.threads)
+        )
         try:
             futures = {pool.submit(execute, s.to_dict(), job): s for s in longest_first(specs)}
             for fut in cf.as_completed(futures):
@@ -131,7 +141,7 @@ class RayExecutor:
             raise UserError("--executor ray needs Ray: pip install -c constraints.txt 'gradbench[ray]'") from None
         self.address, self.gpus_per_run = address, gpus_per_run
         self.threads = threads or 1
-        self.local_data = address is None   # a cluster's nodes read their own data root
+        self.local_data = address is None  # a cluster's nodes read their own data root
         self.workers = os.cpu_count() // self.threads if address is None else 1
 
     def describe(self) -> str:
@@ -178,14 +188,20 @@ def resolve_workers(workers: int | str, threads: int | None) -> int:
     return n
 
 
-def make_executor(kind: str = "local", workers: int | str = 1, devices: str | None = None, runs_per_device: int = 1,
-                  address: str | None = None, threads: int | None = None):
-    workers = resolve_workers(workers, threads)   # a bad value is an error whatever the executor
+def make_executor(
+    kind: str = "local",
+    workers: int | str = 1,
+    devices: str | None = None,
+    runs_per_device: int = 1,
+    address: str | None = None,
+    threads: int | None = None,
+):
+    workers = resolve_workers(workers, threads)  # a bad value is an error whatever the executor
     if kind == "ray":  # Ray sizes itself from the cluster's CPUs
         return RayExecutor(address, threads=threads, gpus_per_run=(1.0 / runs_per_device) if devices else 0.0)
     if kind != "local":
         raise UserError(f"--executor: {kind!r} is not one of local, ray")
     dev_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     if workers == 1 and not dev_list:
-        return InProcess()   # threads come with each run's Job (the suite's `threads`)
+        return InProcess()  # threads come with each run's Job (the suite's `threads`)
     return LocalPool(workers, dev_list, runs_per_device, threads)

@@ -26,7 +26,7 @@ class Guard:
 
     def handler(self, signum, frame):
         self.signum = signum
-        if self.critical:       # a record is being written: finish it, then stop
+        if self.critical:  # a record is being written: finish it, then stop
             self.pending = True
             return
         raise Interrupted(signum)

@@ -3,8 +3,8 @@ resume, progress and an ETA; this process is the single writer of the results fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..catalogue.tasks import TASKS, priced_ms
 from ..store import jsonl
@@ -23,8 +23,15 @@ def runs_dir(results_path: Path) -> Path:
     return results_path.parent / (results_path.stem + "_runs")
 
 
-def run_suite(suite: Suite, results_path: Path, data_root: Path, command: str | None = None,
-              log: Callable[[str], None] = print, executor=None, wandb: dict | None = None) -> list[dict]:
+def run_suite(
+    suite: Suite,
+    results_path: Path,
+    data_root: Path,
+    command: str | None = None,
+    log: Callable[[str], None] = print,
+    executor=None,
+    wandb: dict | None = None,
+) -> list[dict]:
     """Run every run of the suite not yet in the results file; return the suite's records.
 
     `executor` (executors.py) decides where runs execute (default: in this process); this
@@ -41,19 +48,30 @@ def run_suite(suite: Suite, results_path: Path, data_root: Path, command: str | 
     # stop between runs as interrupts.Interrupted, and the run they cut short is not recorded;
     # one that comes while a record is written takes effect once it is on disk
     with exclusive(results_path), interrupts.interruptible() as guard:
-        done = jsonl.finished_ids(results_path)
+        recorded = jsonl.load(results_path) if results_path.exists() else []
+        done = jsonl.finished_ids(recorded)
         todo = [i for i in items if i.run_id not in done]
-        log(f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
-            f"{len(todo)} to run); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "
-            f"{len(suite.seeds)} seeds x {len(suite.lr_mults)} lr multipliers; {executor.describe()}")
+        stale = len({i.run_id for i in todo} & {r["run_id"] for r in recorded})
+        again = f", {stale} of them again: recorded under another numerics version" if stale else ""
+        log(
+            f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
+            f"{len(todo)} to run{again}); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "
+            f"{len(suite.seeds)} seeds x {len(suite.lr_mults)} lr multipliers; {executor.describe()}"
+        )
         progress = Progress(todo, len(items) - len(todo), len(items), log, parallel=getattr(executor, "workers", 1))
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
             rec = skipped_record(item, command)
             with guard.deferred():
                 jsonl.append(results_path, rec)
             progress.done(item, rec)
-        job = Job(data_root=str(data_root), runs_dir=str(runs_dir(results_path)),
-                  results_dir=str(results_path.parent), command=command, threads=suite.threads, wandb=wandb)
+        job = Job(
+            data_root=str(data_root),
+            runs_dir=str(runs_dir(results_path)),
+            results_dir=str(results_path.parent),
+            command=command,
+            threads=suite.threads,
+            wandb=wandb,
+        )
         for spec, rec in executor.map([i for i in todo if not isinstance(i, Skipped)], job):
             guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
             with guard.deferred():
@@ -84,7 +102,7 @@ class Progress:
     def __init__(self, todo: list, already: int, total: int, log, parallel: int = 1):
         self.left = [i for i in todo if not isinstance(i, Skipped)]
         self.count, self.total, self.log, self.parallel = already, total, log, max(1, parallel)
-        self.spent: dict[str, list[float]] = {}   # task -> [wall seconds, priced ms] of finished runs
+        self.spent: dict[str, list[float]] = {}  # task -> [wall seconds, priced ms] of finished runs
 
     def done(self, item, rec: dict) -> None:
         self.count += 1
@@ -102,8 +120,10 @@ class Progress:
             outcome += f" ({rec['reason']})"
         took = f"  {rec['timings'].get('wall_s', 0):.1f}s" if not isinstance(item, Skipped) else ""
         width = len(str(self.total))
-        self.log(f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "
-                 f"lr x{spec.lr_mult:g}: {outcome}{took}  | ETA {self._eta()}")
+        self.log(
+            f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "
+            f"lr x{spec.lr_mult:g}: {outcome}{took}  | ETA {self._eta()}"
+        )
 
     def _eta(self) -> str:
         priced = {t: (wall / ms) for t, (wall, ms) in self.spent.items() if ms > 0}

@@ -31,11 +31,13 @@ def resolve(settings: dict | None, default_dir: Path) -> dict:
         raise UserError(f"wandb.mode: {mode!r} is not one of online, offline, auto")
     if mode == "auto":
         mode = "online" if _logged_in() else "offline"
-    return {"project": settings.get("project") or os.environ.get("WANDB_PROJECT") or "gradbench",
-            "entity": settings.get("entity") or os.environ.get("WANDB_ENTITY"),
-            "mode": "offline" if mode == "dryrun" else mode,
-            "dir": str(Path(settings.get("dir") or default_dir).resolve()),
-            "tags": list(settings.get("tags") or [])}
+    return {
+        "project": settings.get("project") or os.environ.get("WANDB_PROJECT") or "gradbench",
+        "entity": settings.get("entity") or os.environ.get("WANDB_ENTITY"),
+        "mode": "offline" if mode == "dryrun" else mode,
+        "dir": str(Path(settings.get("dir") or default_dir).resolve()),
+        "tags": list(settings.get("tags") or []),
+    }
 
 
 def _logged_in() -> bool:
@@ -58,10 +60,20 @@ class RunTracker:
 
         Path(settings["dir"]).mkdir(parents=True, exist_ok=True)
         self.logger = WandbLogger(
-            name=spec.run_id, id=f"{spec.run_id}", project=settings["project"], entity=settings["entity"],
-            save_dir=settings["dir"], offline=settings["mode"] == "offline", group=spec.suite or None,
-            tags=[spec.task, spec.strategy, f"seed{spec.seed}", *settings["tags"]], config=spec.to_dict(),
-            mode=settings["mode"], job_type="run", reinit="finish_previous", settings=_quiet())
+            name=spec.run_id,
+            id=f"{spec.run_id}",
+            project=settings["project"],
+            entity=settings["entity"],
+            save_dir=settings["dir"],
+            offline=settings["mode"] == "offline",
+            group=spec.suite or None,
+            tags=[spec.task, spec.strategy, f"seed{spec.seed}", *settings["tags"]],
+            config=spec.to_dict(),
+            mode=settings["mode"],
+            job_type="run",
+            reinit="finish_previous",
+            settings=_quiet(),
+        )
 
     def finish(self, record: dict, run_dir: Path | None) -> str | None:
         """Log what the run produced and close the W&B run; returns its local folder."""
@@ -75,10 +87,14 @@ class RunTracker:
                     exp.log({f"stability/{k}": _f(v) for k, v in row.items()} | {"trainer/global_step": step})
         for step, value in record["metrics"]["val_curve"]:
             exp.log({f"val/{record['metrics']['name']}": value, "trainer/global_step": step})
-        exp.summary.update({"status": record["status"], "reason": record["reason"],
-                            **{f"final/{k}": v for k, v in record["metrics"].items() if not isinstance(v, list)},
-                            **{f"stability/{k}": v for k, v in (record["stability"] or {}).items()
-                               if not isinstance(v, list)}})
+        exp.summary.update(
+            {
+                "status": record["status"],
+                "reason": record["reason"],
+                **{f"final/{k}": v for k, v in record["metrics"].items() if not isinstance(v, list)},
+                **{f"stability/{k}": v for k, v in (record["stability"] or {}).items() if not isinstance(v, list)},
+            }
+        )
         folder = getattr(exp, "dir", None)
         self.logger.finalize("success" if record["status"] != "error" else "failed")
         wandb.finish(exit_code=1 if record["status"] == "error" else 0)
@@ -89,19 +105,33 @@ def log_summary(settings: dict, suite: str, scores) -> None:
     """A summary run holding the leaderboard tables as W&B Tables."""
     import wandb
 
-    run = wandb.init(project=settings["project"], entity=settings["entity"], dir=settings["dir"],
-                     mode=settings["mode"], group=suite, name=f"{suite}-leaderboard", job_type="leaderboard",
-                     reinit="finish_previous", settings=_quiet())
-    run.log({"leaderboard/per_task": wandb.Table(dataframe=_tabular(scores.per_task)),
-             "leaderboard/overall": wandb.Table(dataframe=_tabular(scores.overall))})
+    run = wandb.init(
+        project=settings["project"],
+        entity=settings["entity"],
+        dir=settings["dir"],
+        mode=settings["mode"],
+        group=suite,
+        name=f"{suite}-leaderboard",
+        job_type="leaderboard",
+        reinit="finish_previous",
+        settings=_quiet(),
+    )
+    run.log(
+        {
+            "leaderboard/per_task": wandb.Table(dataframe=_tabular(scores.per_task)),
+            "leaderboard/overall": wandb.Table(dataframe=_tabular(scores.overall)),
+        }
+    )
     run.finish()
 
 
 def sync_hint(settings: dict) -> str:
     if settings["mode"] != "offline":
         return f"W&B: runs logged to project {settings['project']}"
-    return (f"W&B (offline, not logged in): runs are in {settings['dir']}/wandb; "
-            f"upload them with: wandb sync {settings['dir']}/wandb/offline-run-*")
+    return (
+        f"W&B (offline, not logged in): runs are in {settings['dir']}/wandb; "
+        f"upload them with: wandb sync {settings['dir']}/wandb/offline-run-*"
+    )
 
 
 def _quiet():

@@ -30,8 +30,8 @@ differ.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..analysis.compare import Outcome, compare, env_changes, format_outcome, select
 from ..core.errors import UserError
@@ -45,12 +45,15 @@ def _spec(rec: dict, path):
     try:
         return RunSpec.from_dict(rec["spec"])
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise UserError(f"{path}: run {rec.get('run_id')}: its stored spec cannot be read "
-                        f"({type(e).__name__}: {e}); was it written by another gradbench version?") from None
+        raise UserError(
+            f"{path}: run {rec.get('run_id')}: its stored spec cannot be read "
+            f"({type(e).__name__}: {e}); was it written by another gradbench version?"
+        ) from None
 
 
-def verify(path, data_root: Path, sample: int | None = None, seed: int = 0,
-           log: Callable[[str], None] = print) -> list[Outcome]:
+def verify(
+    path, data_root: Path, sample: int | None = None, seed: int = 0, log: Callable[[str], None] = print
+) -> list[Outcome]:
     """Re-run the chosen records of the results file `path`; log one line per run and return
     the outcomes. UserError for an unreadable file, a record without a usable spec, or data
     that is missing (checked before anything runs)."""
@@ -68,18 +71,23 @@ def verify(path, data_root: Path, sample: int | None = None, seed: int = 0,
     specs = [_spec(r, path) for r in chosen]
     for rec, spec in zip(chosen, specs):
         if spec.task not in TASKS:
-            raise UserError(f"{path}: run {rec.get('run_id')}: unknown task {spec.task!r}; "
-                            f"valid: {', '.join(TASKS.list())}")
+            raise UserError(
+                f"{path}: run {rec.get('run_id')}: unknown task {spec.task!r}; valid: {', '.join(TASKS.list())}"
+            )
         for name, _ in spec.grad_hooks:
             if name not in GRAD_HOOKS:
-                raise UserError(f"{path}: run {rec.get('run_id')} uses the gradient hook {name!r}, which nothing "
-                                "loaded registers; pass the plugin that defines it with --plugins FILE_OR_MODULE")
+                raise UserError(
+                    f"{path}: run {rec.get('run_id')} uses the gradient hook {name!r}, which nothing "
+                    "loaded registers; pass the plugin that defines it with --plugins FILE_OR_MODULE"
+                )
     # fail fast on missing or changed data, before anything trains
     for key in dict.fromkeys((TASKS.get(s.task).dataset, json.dumps(s.data, sort_keys=True)) for s in specs):
         load_dataset(key[0], data_root, **json.loads(key[1]))
     skipped = len(records) - len([r for r in records if r.get("status") != "skipped"])
-    log(f"verify {path}: re-running {len(chosen)} of {len(records)} runs"
-        + (f" ({skipped} skipped runs are not re-run)" if skipped else ""))
+    log(
+        f"verify {path}: re-running {len(chosen)} of {len(records)} runs"
+        + (f" ({skipped} skipped runs are not re-run)" if skipped else "")
+    )
     threads = torch.get_num_threads()
     outcomes = []
     try:
@@ -103,6 +111,8 @@ def verify(path, data_root: Path, sample: int | None = None, seed: int = 0,
         torch.set_num_threads(threads)
     gpu = [o for o in outcomes if "cuda" in str((o.record.get("env") or {}).get("device", "")).lower()]
     if gpu:
-        log(f"note: {len(gpu)} of these runs were recorded on a GPU, where exact reproduction needs the same "
-            "device and software with deterministic settings (see gradbench verify --help)")
+        log(
+            f"note: {len(gpu)} of these runs were recorded on a GPU, where exact reproduction needs the same "
+            "device and software with deterministic settings (see gradbench verify --help)"
+        )
     return outcomes

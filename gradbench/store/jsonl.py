@@ -6,6 +6,8 @@ nor lightning, so a leaderboard can be rebuilt anywhere from a committed results
 A record (schema 1) holds:
 
     schema       1
+    numerics     the numerics version of the training code that made it (core/numerics.py;
+                 absent in records older than the field: version 1)
     run_id       12 hex chars, a hash of the resolved spec (see spec.run_id)
     suite        suite name
     task         task name, e.g. "mnist_mlp"
@@ -42,10 +44,11 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from ..core.errors import UserError
+from ..core.numerics import NUMERICS, numerics_of
 
 SCHEMA = 1
 STATUSES = ("ok", "diverged", "error", "skipped")
@@ -74,17 +77,22 @@ def append(path: str | os.PathLike, record: dict) -> None:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         except BaseException as e:
             undone = _truncate(fd, size)
             if not isinstance(e, OSError):
                 raise
-            raise UserError(f"cannot write results to {path}: {e.strerror or e}"
-                            + ("" if undone else f" (and cutting it back to {size} bytes failed too: "
-                               "remove its incomplete last line by hand)")
-                            + "; the runs already in it are intact: free space or fix the "
-                              "file's permissions, then run the same command again to resume") from None
+            raise UserError(
+                f"cannot write results to {path}: {e.strerror or e}"
+                + (
+                    ""
+                    if undone
+                    else f" (and cutting it back to {size} bytes failed too: remove its incomplete last line by hand)"
+                )
+                + "; the runs already in it are intact: free space or fix the "
+                "file's permissions, then run the same command again to resume"
+            ) from None
     finally:
         os.close(fd)
 
@@ -151,12 +159,16 @@ def _drop_torn_tail(path: Path) -> None:
             chunk = fh.read(tail)
             cut = chunk.rfind(b"\n")
             if cut < 0 and tail < size:
-                raise UserError(f"{path}: its last line is over 1 MiB without a newline; "
-                                "not a JSON-lines results file written by gradbench")
-            if not _looks_torn(chunk[cut + 1:]):
+                raise UserError(
+                    f"{path}: its last line is over 1 MiB without a newline; "
+                    "not a JSON-lines results file written by gradbench"
+                )
+            if not _looks_torn(chunk[cut + 1 :]):
                 lineno = _count_lines(path)
-                raise UserError(f"{path}:{lineno}: not a JSON-lines results file (the last line is not a "
-                                "run record); pass a results file written by gradbench, or a new path")
+                raise UserError(
+                    f"{path}:{lineno}: not a JSON-lines results file (the last line is not a "
+                    "run record); pass a results file written by gradbench, or a new path"
+                )
             keep = size - tail + cut + 1
             fh.truncate(keep)
             fh.flush()
@@ -204,7 +216,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
     except OSError as e:
         raise UserError(f"cannot read results file {path}: {e.strerror or e}") from None
     lines = data.split(b"\n")
-    torn_ok = not data.endswith(b"\n")       # only an unterminated last line can be torn
+    torn_ok = not data.endswith(b"\n")  # only an unterminated last line can be torn
     last = len(lines) - 1
     while last >= 0 and not lines[last].strip():
         last -= 1
@@ -217,12 +229,17 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
                 raise ValueError("not a run record: a JSON object with a run_id")
         except (ValueError, UnicodeDecodeError) as e:
             if i == last and torn_ok and _looks_torn(raw):
-                warnings.warn(f"{path}:{i + 1}: ignoring a torn last line (a run cut off while "
-                              "writing); its run will run again", TornLineWarning, stacklevel=2)
+                warnings.warn(
+                    f"{path}:{i + 1}: ignoring a torn last line (a run cut off while writing); its run will run again",
+                    TornLineWarning,
+                    stacklevel=2,
+                )
                 continue
             why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            raise UserError(f"{path}:{i + 1}: not a JSON-lines results file ({why}); pass a results "
-                            "file written by gradbench, or a new path") from None
+            raise UserError(
+                f"{path}:{i + 1}: not a JSON-lines results file ({why}); pass a results "
+                "file written by gradbench, or a new path"
+            ) from None
         yield rec
 
 
@@ -230,10 +247,10 @@ def load(path: str | os.PathLike) -> list[dict]:
     return list(iter_records(path))
 
 
-def finished_ids(path: str | os.PathLike) -> set[str]:
-    """run_ids already recorded (any status): a rerun of the suite skips them."""
-    path = Path(path)
-    return {r["run_id"] for r in iter_records(path)} if path.exists() else set()
+def finished_ids(records: Iterable[dict]) -> set[str]:
+    """run_ids of the records (any status) made under this training code's numerics version:
+    a rerun of the suite skips them, and re-runs those made under another version."""
+    return {r["run_id"] for r in records if numerics_of(r) == NUMERICS}
 
 
 def latest_by_run(records: Iterable[dict]) -> list[dict]:

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -38,21 +38,32 @@ def exclusive(path: str | os.PathLike, what: str = "gradbench run"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise UserError(f"cannot write results to {path}: cannot create its lock file {lock}: "
-                        f"{e.strerror or e}") from None
+        raise UserError(
+            f"cannot write results to {path}: cannot create its lock file {lock}: {e.strerror or e}"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise UserError(f"{path} is in use by {_holder(fd, what)}; wait for it or use another --results") from None
+                raise UserError(
+                    f"{path} is in use by {_holder(fd, what)}; wait for it or use another --results"
+                ) from None
             # a file system without flock (some network mounts): go on, but say so
-            warnings.warn(f"cannot lock {lock} ({e.strerror or e}); make sure no other gradbench run "
-                          f"writes to {path} at the same time", ResultsWarning, stacklevel=3)
+            warnings.warn(
+                f"cannot lock {lock} ({e.strerror or e}); make sure no other gradbench run "
+                f"writes to {path} at the same time",
+                ResultsWarning,
+                stacklevel=3,
+            )
             yield
             return
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "what": what,
-                  "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "what": what,
+            "since": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
@@ -73,6 +84,6 @@ def exclusive(path: str | os.PathLike, what: str = "gradbench run"):
 def _holder(fd: int, what: str) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
-        return (f"{info.get('what') or what} (pid {info['pid']} on {info['host']} since {info['since']})")
+        return f"{info.get('what') or what} (pid {info['pid']} on {info['host']} since {info['since']})"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return f"another {what} (it has not said which yet)"

@@ -1,48 +1,169 @@
-"""Suites: YAML -> validated Suite (expand.py turns it into runs).
+"""Suites: a YAML file -> one typed SuiteFile (pydantic) -> a resolved Suite (expand.py turns
+it into runs).
 
-Every field is checked on load (type, range, unknown keys with 'did you mean'), so a typo
-is an error before anything trains, never a silent fallback to a default.
+Every value is checked on load: the file's shape and types by SuiteFile, then what needs the
+catalogue: task names, strategy arms and their parameters, each task's model knobs
+(catalogue/model_knobs.py) and data parameters (catalogue/data_params.py). So a typo is one
+line naming the field, exit 2, before anything trains, never a silent fallback to a default
+nor an error record per run. `gradbench schema` prints SuiteFile's JSON Schema, for editors.
+
+Values that go into a run spec are kept as written (validated, not coerced): run_ids hash
+them, and 10 and 10.0 hash differently.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field, ValidationError, model_validator
 
 from ..catalogue import plugins
+from ..catalogue.data_params import checked_data_params
+from ..catalogue.model_knobs import checked_knobs
 from ..catalogue.strategies import STRATEGIES, Arm, make_arm
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError, did_you_mean, unknown
-from ..core.settings import MONITOR_DEFAULTS
+from ..core.settings import MonitorSettings, Strict
+from ..core.validation import one_line
 
-SUITE_KEYS = {
-    "name": "suite name (default: the file's stem)",
-    "description": "one line on what the suite is for",
-    "seeds": "list of ints, or a count n meaning 0..n-1; seed i is shared by every strategy (paired)",
-    "tasks": "list of task names, or a mapping task -> overrides",
-    "strategies": "list of strategy arms: 'name', 'a+b', or {name: {param: value}}",
-    "stress": "{lr_mult: [multipliers of the learning rate]}",
-    "max_steps": "optimizer steps per run, for every task (a task override wins)",
-    "eval_every": "validate every this many steps, for every task (a task override wins)",
-    "trainer": "extra Lightning Trainer arguments for every run (precision, accumulate_grad_batches ...)",
-    "monitor": "StabilityMonitor settings: " + ", ".join(MONITOR_DEFAULTS),
-    "plugins": "Python files or modules that register extra strategies",
-    "scoring": "{weights: {stability, speed, accuracy}}",
-    "threads": "torch threads per run (default: all cores, split between local workers)",
-    "wandb": "Weights & Biases tracking: {project, entity, mode, dir, tags} (see tracking.py)",
-}
-TASK_KEYS = ("max_steps", "eval_every", "batch_size", "lr_mult", "model", "data")
-TRAINER_KEYS = ("precision", "accumulate_grad_batches", "accelerator", "devices", "strategy",
-                "deterministic", "num_nodes")
+
+class Stress(Strict):
+    lr_mult: list[float] = Field(
+        [1.0], min_length=1, description="multipliers of each run's (strategy-adjusted) learning rate"
+    )
+
+
+class TaskOverrides(Strict):
+    max_steps: int | None = Field(None, gt=0, description="optimizer steps per run")
+    eval_every: int | None = Field(None, gt=0, description="validate every this many optimizer steps")
+    batch_size: int | None = Field(None, gt=0, description="training examples per step")
+    lr_mult: list[float] | None = Field(
+        None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)"
+    )
+    model: dict[str, Any] = Field({}, description="model knobs over the task's (see catalogue/model_knobs.py)")
+    data: dict[str, Any] = Field({}, description="dataset parameters, e.g. seq_len (see catalogue/data_params.py)")
+
+
+Precision = Literal[
+    "64-true",
+    "64",
+    64,
+    "32-true",
+    "32",
+    32,
+    "16-mixed",
+    "16",
+    16,
+    "bf16-mixed",
+    "bf16",
+    "16-true",
+    "bf16-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+]
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps", "tpu"]
+# Lightning's registered strategy names (tests/test_lightning_compat.py checks them against it)
+TrainerStrategy = Literal[
+    "auto",
+    "ddp",
+    "ddp_spawn",
+    "ddp_fork",
+    "ddp_notebook",
+    "ddp_find_unused_parameters_true",
+    "fsdp",
+    "deepspeed",
+    "single_device",
+    "single_xla",
+    "xla",
+]
+
+
+class TrainerSettings(Strict):
+    """Extra Lightning Trainer arguments for every run (what the Trainer itself would accept)."""
+
+    precision: Precision | None = Field(None, description="Lightning precision, e.g. 32-true or bf16-mixed")
+    accumulate_grad_batches: int | None = Field(None, gt=0, description="batches per optimizer step")
+    accelerator: Accelerator | None = Field(None, description="where a run trains (default auto)")
+    devices: int | list[int] | Literal["auto"] | None = Field(
+        None, description="devices per run; above 1: one run on several devices (DDP)"
+    )
+    strategy: TrainerStrategy | None = Field(None, description="Lightning's training strategy, e.g. ddp")
+    deterministic: bool | Literal["warn"] | None = Field(
+        None, description="deterministic algorithms (GPU reproducibility)"
+    )
+    num_nodes: int | None = Field(None, gt=0, description="nodes per run")
+
+
+class Weights(Strict):
+    """Given weights replace the defaults (stability 0.4, speed 0.2, accuracy 0.4)."""
+
+    stability: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the stability score")
+    speed: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the speed score")
+    accuracy: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the accuracy score")
+
+    @model_validator(mode="after")
+    def _not_all_zero(self):
+        if self.stability == 0 and self.speed == 0 and self.accuracy == 0:
+            raise ValueError("the weights must not all be 0")
+        return self
+
+
+class Scoring(Strict):
+    weights: Weights | None = Field(None, description="composite weights, normalised to sum to 1")
+
+
+class WandbSettings(Strict):
+    project: str | None = Field(None, description="W&B project (default $WANDB_PROJECT, else gradbench)")
+    entity: str | None = Field(None, description="W&B entity (default $WANDB_ENTITY)")
+    mode: Literal["online", "offline", "auto"] | None = Field(None, description="auto: online only when logged in")
+    dir: str | None = Field(None, description="where W&B run folders go (default beside the results)")
+    tags: list[str] | None = Field(None, description="tags on every W&B run")
+
+
+class SuiteFile(Strict):
+    """A gradbench suite: tasks x stress levels x seeds x strategy arms."""
+
+    name: str | None = Field(None, description="suite name (default: the file's stem)")
+    description: str = Field("", description="one line on what the suite is for")
+    seeds: int | list[int] = Field(
+        [0], description="a count n (seeds 0..n-1) or a list; seed i is shared by every strategy (paired)"
+    )
+    tasks: list[str] | dict[str, TaskOverrides | None] = Field(description="task names, or task -> overrides")
+    strategies: list[str | dict[str, dict[str, Any] | None]] = Field(
+        description="strategy arms: 'name', 'a+b', or {name: {param: value}}"
+    )
+    stress: Stress = Field(Stress(), description="stress levels")
+    max_steps: int | None = Field(
+        None, gt=0, description="optimizer steps per run, for every task (a task override wins)"
+    )
+    eval_every: int | None = Field(
+        None, gt=0, description="validate every this many steps, for every task (a task override wins)"
+    )
+    trainer: TrainerSettings = Field(TrainerSettings(), description="extra Lightning Trainer arguments for every run")
+    monitor: MonitorSettings = Field(MonitorSettings(), description="StabilityMonitor settings")
+    plugins: list[str] = Field(
+        [], description="Python files (relative to the suite file) or modules that register strategies"
+    )
+    scoring: Scoring = Field(Scoring(), description="how the leaderboard scores")
+    threads: int | None = Field(
+        None, gt=0, description="torch threads per run (default: the cores, split between local workers)"
+    )
+    wandb: WandbSettings | None = Field(None, description="Weights & Biases tracking (offline unless logged in)")
+
+
+def schema() -> dict:
+    """The suite file's JSON Schema (what `gradbench schema` prints)."""
+    return SuiteFile.model_json_schema()
 
 
 @dataclass
 class Suite:
     name: str
     seeds: list[int]
-    tasks: dict[str, dict]                  # task -> overrides
+    tasks: dict[str, dict]  # task -> overrides (as written)
     arms: list[Arm]
     lr_mults: list[float]
     description: str = ""
@@ -61,172 +182,126 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     if not path.exists():
         raise UserError(f"suite config {path} does not exist")
+    if path.is_dir():
+        raise UserError(f"suite config {path} is a directory; pass a .yaml file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the suite file as UTF-8") from None
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise UserError(f"{where}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(raw, dict):
-        raise UserError(f"{path}: a suite is a mapping of {', '.join(SUITE_KEYS)}")
+        raise UserError(f"{path}: a suite is a mapping of {', '.join(SuiteFile.model_fields)}")
     return parse_suite(raw, default_name=path.stem, base_dir=path.parent, path=str(path))
 
 
 def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = None, path: str | None = None) -> Suite:
-    for key in raw:
-        if key not in SUITE_KEYS:
-            raise UserError(f"unknown key {key!r}{did_you_mean(str(key), SUITE_KEYS)}; valid: {', '.join(SUITE_KEYS)}")
-    # plugins first: they may register the strategies the suite names
-    plugin_list = _list(raw.get("plugins", []), "plugins", str)
-    plugins.load(plugin_list, base_dir=base_dir)
-    seeds = _seeds(raw.get("seeds", [0]))
-    stress = raw.get("stress", {}) or {}
-    _mapping(stress, "stress", ("lr_mult",))
-    lr_mults = _positive_list(stress.get("lr_mult", [1.0]), "stress.lr_mult")
-    tasks = _tasks(raw.get("tasks"))
-    arms = _arms(raw.get("strategies"))
-    trainer = raw.get("trainer", {}) or {}
-    _mapping(trainer, "trainer", TRAINER_KEYS)
-    monitor = raw.get("monitor", {}) or {}
-    _mapping(monitor, "monitor", tuple(MONITOR_DEFAULTS))
-    for k, v in monitor.items():
-        if k == "enabled":
-            if not isinstance(v, bool):
-                raise UserError(f"monitor.enabled: expected true or false, got {v!r}")
-        else:
-            _number(v, f"monitor.{k}", minimum=0)
-    scoring = raw.get("scoring", {}) or {}
-    _mapping(scoring, "scoring", ("weights",))
+    _known_keys(raw)
+    if "plugins" in raw:  # first: they may register the strategies the suite names
+        plugins.load(_validated(raw["plugins"], "plugins", list[str]), base_dir=base_dir)
+    try:
+        f = SuiteFile.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(one_line(e, "", SuiteFile)) from None
+    tasks = _tasks(raw["tasks"], f)
     return Suite(
-        name=_str(raw.get("name", default_name), "name"), description=_str(raw.get("description", ""), "description"),
-        seeds=seeds, tasks=tasks, arms=arms, lr_mults=lr_mults,
-        max_steps=_positive_int(raw["max_steps"], "max_steps") if "max_steps" in raw else None,
-        eval_every=_positive_int(raw["eval_every"], "eval_every") if "eval_every" in raw else None,
-        trainer=trainer, monitor=monitor, plugins=plugin_list, scoring=scoring,
-        threads=_positive_int(raw["threads"], "threads") if raw.get("threads") is not None else None,
-        wandb=_wandb(raw["wandb"]) if "wandb" in raw else None, path=path)
+        name=f.name if f.name is not None else default_name,
+        description=f.description,
+        seeds=_seeds(f.seeds),
+        tasks=tasks,
+        arms=_arms(f.strategies),
+        lr_mults=_lr_mults(f.stress.lr_mult, "stress.lr_mult"),
+        max_steps=f.max_steps,
+        eval_every=f.eval_every,
+        trainer=dict(raw.get("trainer") or {}),
+        monitor=dict(raw.get("monitor") or {}),
+        plugins=f.plugins,
+        scoring=dict(raw.get("scoring") or {}),
+        threads=f.threads,
+        wandb=dict(raw["wandb"] or {}) if "wandb" in raw else None,
+        path=path,
+    )
 
 
-# --- field checks: each error names the field and what is valid -------------------------
-def _str(v, where):
-    if not isinstance(v, str):
-        raise UserError(f"{where}: expected a string, got {v!r}")
-    return v
+def _known_keys(raw: dict) -> None:
+    """An unknown top-level key first, with 'did you mean' (before any plugin is imported)."""
+    for key in raw:
+        if key not in SuiteFile.model_fields:
+            valid = list(SuiteFile.model_fields)
+            raise UserError(f"unknown key {key!r}{did_you_mean(str(key), valid)}; valid: {', '.join(valid)}")
+    if raw.get("tasks") is None:
+        raise UserError(f"tasks: required; valid: {', '.join(TASKS.list())}")
 
 
-def _number(v, where, minimum=None):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise UserError(f"{where}: expected a number, got {v!r}")
-    if minimum is not None and v < minimum:
-        raise UserError(f"{where}: must be >= {minimum}, got {v!r}")
-    return v
+def _validated(value, where: str, typ):
+    from pydantic import TypeAdapter
+
+    try:
+        return TypeAdapter(typ).validate_python(value, strict=True)
+    except ValidationError as e:
+        raise UserError(one_line(e, where)) from None
 
 
-def _positive_int(v, where):
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise UserError(f"{where}: expected a positive integer, got {v!r}")
-    if v <= 0:
-        raise UserError(f"{where}: must be a positive integer, got {v}")
-    return v
+def _seeds(v: int | list[int]) -> list[int]:
+    if isinstance(v, int):
+        if v <= 0:
+            raise UserError(f"seeds: a count must be positive, got {v}")
+        return list(range(v))
+    if not v:
+        raise UserError("seeds: must not be empty (give a list of ints or a count)")
+    if len(set(v)) != len(v):
+        raise UserError(f"seeds: duplicate seeds in {v}")
+    return list(v)
 
 
-def _positive_list(v, where):
-    values = _list(v, where, (int, float))
-    if not values:
-        raise UserError(f"{where}: must not be empty")
+def _lr_mults(values: list[float], where: str) -> list[float]:
     for x in values:
-        if isinstance(x, bool) or x <= 0:
+        if x <= 0:
             raise UserError(f"{where}: every value must be a positive number, got {x!r}")
     if len(set(values)) != len(values):
         raise UserError(f"{where}: duplicate values in {values}")
     return [float(x) for x in values]
 
 
-def _list(v, where, types):
-    if not isinstance(v, list):
-        raise UserError(f"{where}: expected a list, got {v!r}")
-    for x in v:
-        if not isinstance(x, types) or isinstance(x, bool):
-            raise UserError(f"{where}: unexpected entry {x!r}")
-    return v
-
-
-def _mapping(v, where, valid):
-    if not isinstance(v, dict):
-        raise UserError(f"{where}: expected a mapping of {', '.join(valid)}, got {v!r}")
-    for k in v:
-        if k not in valid:
-            raise UserError(f"{where}: unknown key {k!r}{did_you_mean(str(k), valid)}; valid: {', '.join(valid)}")
-
-
-def _wandb(v) -> dict:
-    from ..execution.tracking import KEYS
-
-    v = v or {}
-    _mapping(v, "wandb", KEYS)
-    for k in ("project", "entity", "mode", "dir"):
-        if k in v and not isinstance(v[k], str):
-            raise UserError(f"wandb.{k}: expected a string, got {v[k]!r}")
-    if "mode" in v and v["mode"] not in ("online", "offline", "auto"):
-        raise UserError(f"wandb.mode: {v['mode']!r} is not one of online, offline, auto")
-    return v
-
-
-def _seeds(v) -> list[int]:
-    if isinstance(v, int) and not isinstance(v, bool):
-        if v <= 0:
-            raise UserError(f"seeds: a count must be positive, got {v}")
-        return list(range(v))
-    seeds = _list(v, "seeds", int)
-    if not seeds:
-        raise UserError("seeds: must not be empty (give a list of ints or a count)")
-    if len(set(seeds)) != len(seeds):
-        raise UserError(f"seeds: duplicate seeds in {seeds}")
-    return seeds
-
-
-def _tasks(v) -> dict[str, dict]:
-    if v is None:
-        raise UserError(f"tasks: required; valid: {', '.join(TASKS.list())}")
-    if isinstance(v, list):
-        v = {name: {} for name in _list(v, "tasks", str)} if len(set(v)) == len(v) else _dup("tasks", v)
-    if not isinstance(v, dict) or not v:
+def _tasks(raw_tasks, f: SuiteFile) -> dict[str, dict]:
+    """task -> its overrides as written; names, model knobs and data parameters checked."""
+    if isinstance(raw_tasks, list):
+        dups = sorted({x for x in raw_tasks if raw_tasks.count(x) > 1})
+        if dups:
+            raise UserError(f"tasks: listed twice: {', '.join(map(str, dups))}")
+        raw_tasks = {name: {} for name in raw_tasks}
+    if not raw_tasks:
         raise UserError(f"tasks: expected a non-empty list or mapping of {', '.join(TASKS.list())}")
     out = {}
-    for name, ov in v.items():
+    for name, ov in raw_tasks.items():
         if name not in TASKS:
             raise unknown("task", str(name), TASKS.list())
-        ov = ov or {}
-        _mapping(ov, f"tasks.{name}", TASK_KEYS)
-        for k in ("max_steps", "eval_every", "batch_size"):
-            if k in ov:
-                _positive_int(ov[k], f"tasks.{name}.{k}")
+        task = TASKS.get(name)
+        ov = dict(ov or {})
         if "lr_mult" in ov:
-            ov["lr_mult"] = _positive_list(ov["lr_mult"], f"tasks.{name}.lr_mult")
-        for k in ("model", "data"):
-            if k in ov and not isinstance(ov[k], dict):
-                raise UserError(f"tasks.{name}.{k}: expected a mapping, got {ov[k]!r}")
+            ov["lr_mult"] = _lr_mults(ov["lr_mult"], f"tasks.{name}.lr_mult")
+        checked_knobs(task.model_family, {**task.model, **ov.get("model", {})}, f"tasks.{name}.model")
+        checked_data_params(task.dataset, {**task.data, **ov.get("data", {})}, f"tasks.{name}.data")
         out[name] = ov
     return out
 
 
-def _dup(where, v):
-    dups = sorted({x for x in v if v.count(x) > 1})
-    raise UserError(f"{where}: listed twice: {', '.join(map(str, dups))}")
-
-
-def _arms(v) -> list[Arm]:
-    if not isinstance(v, list) or not v:
-        raise UserError("strategies: expected a non-empty list, e.g. [baseline, clip_norm, {clip_value: {clip_value: 0.5}}]")
+def _arms(v: list) -> list[Arm]:
+    if not v:
+        raise UserError(
+            "strategies: expected a non-empty list, e.g. [baseline, clip_norm, {clip_value: {clip_value: 0.5}}]"
+        )
     arms, labels = [], set()
     for i, item in enumerate(v):
         where = f"strategies[{i}]"
         if isinstance(item, str):
             label, params = item, {}
-        elif isinstance(item, dict) and len(item) == 1:
+        elif len(item) == 1:
             label, params = next(iter(item.items()))
-            if not isinstance(label, str):
-                raise UserError(f"{where}: expected a strategy name, got {label!r}")
             where = f"strategies.{label}"
         else:
             raise UserError(f"{where}: expected 'name' or {{name: {{param: value}}}}, got {item!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..catalogue.model_knobs import checked_knobs
 from ..catalogue.strategies import apply_arm, not_applicable
 from ..catalogue.tasks import TASKS
 from ..core.spec import RunSpec
@@ -14,6 +15,7 @@ from .config import Suite
 @dataclass(frozen=True)
 class Skipped:
     """A run that does not apply (e.g. lstm on an MLP task): recorded, never trained."""
+
     spec: RunSpec
     reason: str
 
@@ -33,14 +35,24 @@ def expand(suite: Suite) -> list[RunSpec | Skipped]:
         for lr_mult in ov.get("lr_mult", suite.lr_mults):
             for seed in suite.seeds:
                 base = task.base_spec(
-                    seed, lr_mult, suite=suite.name, max_steps=steps, eval_every=min(every, steps),
+                    seed,
+                    lr_mult,
+                    suite=suite.name,
+                    max_steps=steps,
+                    eval_every=min(every, steps),
                     batch_size=ov.get("batch_size", task.batch_size),
-                    model={**task.model, **ov.get("model", {})}, data={**task.data, **ov.get("data", {})},
-                    trainer=dict(suite.trainer), monitor=dict(suite.monitor))
+                    model={**task.model, **ov.get("model", {})},
+                    data={**task.data, **ov.get("data", {})},
+                    trainer=dict(suite.trainer),
+                    monitor=dict(suite.monitor),
+                )
                 for arm in suite.arms:
                     reason = not_applicable(arm, task.model_family)
                     if reason:
                         runs.append(Skipped(base.replace(strategy=arm.label, strategy_params=arm.params), reason))
                     else:
-                        runs.append(apply_arm(arm, base))
+                        spec = apply_arm(arm, base)
+                        # what the strategies made of the knobs (a plugin's typo too), before anything trains
+                        checked_knobs(task.model_family, spec.model, f"strategies.{arm.label} on {task_name}: model")
+                        runs.append(spec)
     return runs

@@ -20,13 +20,26 @@ from torch import nn
 from ..catalogue.model_knobs import checked_knobs
 
 ACTIVATIONS = {
-    "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU,
-    "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "selu": nn.SELU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "softplus": nn.Softplus,
 }
 # the NF-Nets gain that keeps the activation's output at unit variance (Brock et al., 2021a)
-WS_GAMMA = {"relu": 1.7139588594436646, "leaky_relu": 1.70590341091156, "elu": 1.2716004848480225,
-            "selu": 1.0008515119552612, "gelu": 1.7015043497085571, "tanh": 1.5939117670059204,
-            "sigmoid": 4.803835391998291, "softplus": 1.9203323125839233}
+WS_GAMMA = {
+    "relu": 1.7139588594436646,
+    "leaky_relu": 1.70590341091156,
+    "elu": 1.2716004848480225,
+    "selu": 1.0008515119552612,
+    "gelu": 1.7015043497085571,
+    "tanh": 1.5939117670059204,
+    "sigmoid": 4.803835391998291,
+    "softplus": 1.9203323125839233,
+}
 
 
 def _norm(kind: str, features: int, conv: bool) -> nn.Module:
@@ -76,8 +89,9 @@ class WSConv2d(nn.Conv2d):
 class Block(nn.Module):
     """layer -> norm -> activation -> dropout, optionally as a residual branch x + a*f(x)."""
 
-    def __init__(self, layer: nn.Module, norm: nn.Module, act: nn.Module, dropout: float,
-                 residual: bool, branch_scale: str):
+    def __init__(
+        self, layer: nn.Module, norm: nn.Module, act: nn.Module, dropout: float, residual: bool, branch_scale: str
+    ):
         super().__init__()
         self.f = nn.Sequential(layer, norm, act, nn.Dropout(dropout) if dropout > 0 else nn.Identity())
         self.residual = residual
@@ -93,19 +107,36 @@ class Block(nn.Module):
 def _blocks(n_in: int, n_out: int, conv: bool, stride: int, m: dict, residual_ok: bool) -> Block:
     if m.get("weight_std"):
         gamma = WS_GAMMA[m["activation"]]
-        layer = (WSConv2d(n_in, n_out, 3, stride=stride, padding=1, gamma=gamma) if conv
-                 else WSLinear(n_in, n_out, gamma))
+        layer = (
+            WSConv2d(n_in, n_out, 3, stride=stride, padding=1, gamma=gamma) if conv else WSLinear(n_in, n_out, gamma)
+        )
     else:
         layer = nn.Conv2d(n_in, n_out, 3, stride=stride, padding=1) if conv else nn.Linear(n_in, n_out)
-    return Block(layer, _norm(m["norm"], n_out, conv), ACTIVATIONS[m["activation"]](), m["dropout"],
-                 residual=m["residual"] and residual_ok, branch_scale=m["branch_scale"])
+    return Block(
+        layer,
+        _norm(m["norm"], n_out, conv),
+        ACTIVATIONS[m["activation"]](),
+        m["dropout"],
+        residual=m["residual"] and residual_ok,
+        branch_scale=m["branch_scale"],
+    )
 
 
-def mlp(input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init,
-        weight_std) -> nn.Module:
+def mlp(
+    input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init, weight_std
+) -> nn.Module:
     """`depth` hidden layers of `width` units; residual skips join equal-width hidden layers."""
-    m = dict(depth=depth, width=width, activation=activation, norm=norm, residual=residual,
-             branch_scale=branch_scale, dropout=dropout, init=init, weight_std=weight_std)
+    m = dict(
+        depth=depth,
+        width=width,
+        activation=activation,
+        norm=norm,
+        residual=residual,
+        branch_scale=branch_scale,
+        dropout=dropout,
+        init=init,
+        weight_std=weight_std,
+    )
     n_in = math.prod(input_shape)
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
     layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(depth - 1)]
@@ -113,16 +144,26 @@ def mlp(input_shape, num_outputs, *, depth, width, activation, norm, residual, b
     return _init(net, init, activation)
 
 
-def cnn(input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init,
-        weight_std) -> nn.Module:
+def cnn(
+    input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init, weight_std
+) -> nn.Module:
     """`depth` 3x3 convs in three stages of width, 2*width, 4*width channels, stride 2 between
     stages, global average pooling and a linear head (no normalization or skips by default)."""
-    m = dict(depth=depth, width=width, activation=activation, norm=norm, residual=residual,
-             branch_scale=branch_scale, dropout=dropout, init=init, weight_std=weight_std)
+    m = dict(
+        depth=depth,
+        width=width,
+        activation=activation,
+        norm=norm,
+        residual=residual,
+        branch_scale=branch_scale,
+        dropout=dropout,
+        init=init,
+        weight_std=weight_std,
+    )
     per_stage = [depth // 3 + (1 if i < depth % 3 else 0) for i in range(3)]
     layers, c_in = [], input_shape[0]
     for stage, n in enumerate(per_stage):
-        c_out = width * 2 ** stage
+        c_out = width * 2**stage
         for i in range(n):
             first = i == 0
             stride = 2 if first and stage > 0 else 1
@@ -146,18 +187,39 @@ class RecurrentRegressor(nn.Module):
         return self.head(out[:, -1])
 
 
-def rnn(input_shape, num_outputs, *, cell, hidden, activation, recurrent_gain, init, depth, width, norm,
-        residual, branch_scale, dropout) -> nn.Module:
+def rnn(
+    input_shape,
+    num_outputs,
+    *,
+    cell,
+    hidden,
+    activation,
+    recurrent_gain,
+    init,
+    depth,
+    width,
+    norm,
+    residual,
+    branch_scale,
+    dropout,
+) -> nn.Module:
     """A one-layer recurrent net. The vanilla cell's recurrent matrix starts orthogonal times
     `recurrent_gain`: above 1 the backpropagated gradient grows geometrically with length."""
     n_in = input_shape[-1]
     hidden = width or hidden
     if cell == "rnn":
-        core = nn.RNN(n_in, hidden, num_layers=depth, nonlinearity=activation, batch_first=True,
-                      dropout=dropout if depth > 1 else 0.0)
+        core = nn.RNN(
+            n_in,
+            hidden,
+            num_layers=depth,
+            nonlinearity=activation,
+            batch_first=True,
+            dropout=dropout if depth > 1 else 0.0,
+        )
     else:
-        core = (nn.LSTM if cell == "lstm" else nn.GRU)(n_in, hidden, num_layers=depth, batch_first=True,
-                                                        dropout=dropout if depth > 1 else 0.0)
+        core = (nn.LSTM if cell == "lstm" else nn.GRU)(
+            n_in, hidden, num_layers=depth, batch_first=True, dropout=dropout if depth > 1 else 0.0
+        )
     net = RecurrentRegressor(core, hidden, num_outputs)
     _init(net, init, activation)
     if cell == "rnn" and recurrent_gain:

@@ -23,7 +23,7 @@ class BenchModule(LeanSetattr, L.LightningModule):
         if self.channels_last:
             self.model = model.to(memory_format=torch.channels_last)
         self.grad_hooks = build_grad_hooks(spec.grad_hooks)
-        self.last_loss: torch.Tensor | None = None   # read by the StabilityMonitor, no sync
+        self.last_loss: torch.Tensor | None = None  # read by the StabilityMonitor, no sync
         self.val_curve: list[tuple[int, float]] = []  # (optimizer step, validation metric)
         self.test_metric: float | None = None
         self._sums = None
@@ -61,7 +61,7 @@ class BenchModule(LeanSetattr, L.LightningModule):
             total = total + l1 * sum(w.abs().sum() for w in weights)
         return total
 
-    @precomputed_signature   # Lightning reads it every step: about 1% of an MNIST step
+    @precomputed_signature  # Lightning reads it every step: about 1% of an MNIST step
     def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self._loss(self(x), y)

@@ -9,7 +9,7 @@ accumulation, not when the AMP scaler skips an inf step), and p.grad still holds
 gradients that were stepped with. (A step *pre*-hook would fire too early: Lightning passes
 its closure, forward and backward included, into optimizer.step.)
 
-Cost: per step, one fused per-tensor norm (torch._foreach_norm); the step's loss and norms
+Cost: per step, one fused per-tensor norm (catalogue/foreach.py); the step's loss and norms
 stay on the model's device as 0-dim tensors, so the step has no host sync, and the divergence
 check reads all those not yet read every `sync_every` steps: on a GPU every 10 steps, in one
 stacked copy; on CPU every step, value by value (two reads without clipping), since a CPU
@@ -36,6 +36,7 @@ import lightning.pytorch as L
 import numpy as np
 import torch
 
+from ..catalogue.foreach import differences, tensor_norms
 from ..catalogue.grad_hooks import grads_of
 from ..core.settings import MONITOR_DEFAULTS
 
@@ -45,6 +46,7 @@ LOSS, PRE, POST = 0, 1, 2
 def _clocked(hook):
     """Add the hook's wall time to self.seconds: what the monitor itself costs a run, which
     every record keeps (timings.monitor_s)."""
+
     @functools.wraps(hook)
     def clocked(self, *args):
         start = time.perf_counter()
@@ -52,6 +54,7 @@ def _clocked(hook):
             return hook(self, *args)
         finally:
             self.seconds += time.perf_counter() - start
+
     return clocked
 
 
@@ -66,17 +69,17 @@ class StabilityMonitor(L.Callback):
         self.series_dir = Path(series_dir) if series_dir else None
         self.diverged_at: int | None = None
         self.reason: str | None = None
-        self.steps = 0                      # optimizer steps recorded
-        self._checked = 0                   # steps whose loss and norm were read by _check
-        self._layers_checked = 0            # layer rows whose parameter check was read by _check
-        self._loss_limit: float | None = None   # loss_blowup x the step-0 loss, once _check has read it
+        self.steps = 0  # optimizer steps recorded
+        self._checked = 0  # steps whose loss and norm were read by _check
+        self._layers_checked = 0  # layer rows whose parameter check was read by _check
+        self._loss_limit: float | None = None  # loss_blowup x the step-0 loss, once _check has read it
         self._lrs: list[float] = []
-        self._pending: list[list[torch.Tensor]] = []   # [loss, pre, post] of steps not yet read
-        self._rows: list[tuple[float, float, float]] = []   # the same, read (float32 values)
+        self._pending: list[list[torch.Tensor]] = []  # [loss, pre, post] of steps not yet read
+        self._rows: list[tuple[float, float, float]] = []  # the same, read (float32 values)
         self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
         self._hook = None
-        self.seconds = 0.0                  # wall time spent in the monitor's hooks (_clocked)
+        self.seconds = 0.0  # wall time spent in the monitor's hooks (_clocked)
 
     # --- set-up ------------------------------------------------------------------------
     def on_train_start(self, trainer, pl_module):
@@ -111,7 +114,7 @@ class StabilityMonitor(L.Callback):
         loss = pl_module.last_loss if pl_module.last_loss is not None else self._nan
         if self._world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        while len(self._rows) + len(self._pending) < step:   # a step this hook did not see stays NaN
+        while len(self._rows) + len(self._pending) < step:  # a step this hook did not see stays NaN
             self._pending.append([self._nan] * 3)
         # with clipping, POST is replaced after the step by the clipped norm
         self._pending.append([loss, total, total])
@@ -124,7 +127,7 @@ class StabilityMonitor(L.Callback):
         """Per-tensor and global norms of the gradients the optimizer steps with, on the
         model's device; none (a step skip_spikes dropped): a norm of zero, still on the device."""
         grads = grads_of(optimizer)
-        norms = torch.stack(torch._foreach_norm(grads)) if grads else self._nan.new_zeros(1)
+        norms = torch.stack(tensor_norms(grads)) if grads else self._nan.new_zeros(1)
         return norms, torch.linalg.vector_norm(norms)
 
     @_clocked
@@ -137,8 +140,8 @@ class StabilityMonitor(L.Callback):
             _, before, norms = self._snapshot
             with torch.no_grad():
                 after = [p.detach() for p in self.params]
-                delta = torch._foreach_sub(after, before)
-                ratio = torch.stack(torch._foreach_norm(delta)) / torch.stack(torch._foreach_norm(before)).clamp_min(1e-12)
+                delta = differences(after, before)
+                ratio = torch.stack(tensor_norms(delta)) / torch.stack(tensor_norms(before)).clamp_min(1e-12)
                 # read at the next divergence check, not here: no host sync inside the step
                 params_finite = _finite_flag(after)
             self._layer_rows.append((step, norms, ratio, params_finite))
@@ -178,7 +181,7 @@ class StabilityMonitor(L.Callback):
         rows = self._rows[lo:hi]
         self._checked = hi
         if self._layers_checked < len(self._layer_rows):
-            for step, _, _, params_finite in self._layer_rows[self._layers_checked:]:
+            for step, _, _, params_finite in self._layer_rows[self._layers_checked :]:
                 if not bool(params_finite):
                     self._diverge(step, "non-finite parameters")
             self._layers_checked = len(self._layer_rows)
@@ -190,7 +193,9 @@ class StabilityMonitor(L.Callback):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
                 return self._diverge(lo + i, f"non-finite {what}")
             if loss > self._loss_limit:
-                return self._diverge(lo + i, f"loss {loss:.3g} > {self.cfg['loss_blowup']:g} x initial {self._loss0:.3g}")
+                return self._diverge(
+                    lo + i, f"loss {loss:.3g} > {self.cfg['loss_blowup']:g} x initial {self._loss0:.3g}"
+                )
 
     def _diverge(self, step: int, reason: str):
         if self.diverged_at is None or step < self.diverged_at:
@@ -231,11 +236,12 @@ def _float32(value: torch.Tensor) -> float:
 
 def _finite_flag(params) -> torch.Tensor:
     """Whether every parameter is finite, as a bool tensor on their device (no host read)."""
-    return torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in params]))).all()
+    return torch.isfinite(torch.stack(tensor_norms([p.detach() for p in params]))).all()
 
 
-def summarize(series: np.ndarray, clipping: bool, diverged_at: int | None, cfg: dict | None = None,
-              curve_points: int = 200) -> dict:
+def summarize(
+    series: np.ndarray, clipping: bool, diverged_at: int | None, cfg: dict | None = None, curve_points: int = 200
+) -> dict:
     """The `stability` block of a record from a (steps x [loss, pre, post]) series.
 
     Percentiles and max are over finite pre-clip norms; a step counts as clipped when its
@@ -254,7 +260,9 @@ def summarize(series: np.ndarray, clipping: bool, diverged_at: int | None, cfg: 
         return _num(np.percentile(fin_pre, p)) if len(fin_pre) else None
 
     return {
-        "grad_norm_p50": q(50), "grad_norm_p90": q(90), "grad_norm_p99": q(99),
+        "grad_norm_p50": q(50),
+        "grad_norm_p90": q(90),
+        "grad_norm_p99": q(99),
         "grad_norm_max": _num(fin_pre.max()) if len(fin_pre) else None,
         "post_clip_max": _num(fin_post.max()) if len(fin_post) else None,
         "clip_fraction": _num(clipped.mean()) if len(clipped) else 0.0,
@@ -271,7 +279,7 @@ def count_loss_spikes(loss: np.ndarray, factor: float, window: int, min_history:
     """Steps whose loss exceeds `factor` x the median of the previous `window` finite losses."""
     spikes = 0
     for i in range(min_history, len(loss)):
-        hist = loss[max(0, i - window): i]
+        hist = loss[max(0, i - window) : i]
         hist = hist[np.isfinite(hist)]
         if len(hist) >= min_history and np.isfinite(loss[i]) and loss[i] > factor * np.median(hist):
             spikes += 1

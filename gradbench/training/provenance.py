@@ -12,21 +12,31 @@ from pathlib import Path
 from .. import __version__
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).resolve().parent, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=5,
+        )
         if out.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, cwd=Path(__file__).resolve().parent, timeout=5).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).resolve().parent,
+            timeout=5,
+        ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cpu_model() -> str | None:
     """The CPU's model name (Linux: /proc/cpuinfo), else what platform knows, else None."""
     try:
@@ -50,7 +60,14 @@ def environment(accelerator: str = "cpu") -> dict:
         device = f"cuda: {torch.cuda.get_device_name()}"
     else:
         device = f"cpu: {platform.machine()}, {os.cpu_count()} cores"
-    return {"gradbench": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
-            "python": platform.python_version(), "device": device, "cpu": cpu_model(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "git_commit": git_commit()}
+    return {
+        "gradbench": __version__,
+        "torch": torch.__version__,
+        "lightning": lightning.__version__,
+        "python": platform.python_version(),
+        "device": device,
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "git_commit": git_commit(),
+    }

@@ -11,10 +11,11 @@ import logging
 import time
 import traceback
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..catalogue.tasks import TASKS
+from ..core.numerics import NUMERICS
 from ..core.spec import RunSpec
 from ..store import jsonl
 from ..suite.expand import Skipped
@@ -30,23 +31,52 @@ def quiet_lightning() -> None:
 
 
 def _identity(spec: RunSpec, command: str | None) -> dict:
-    return {"schema": jsonl.SCHEMA, "run_id": spec.run_id, "suite": spec.suite, "task": spec.task,
-            "strategy": {"label": spec.strategy, "names": list(spec.strategy_params) or [spec.strategy],
-                         "params": spec.strategy_params},
-            "seed": spec.seed, "stress": {"lr_mult": spec.lr_mult}, "command": command}
+    return {
+        "schema": jsonl.SCHEMA,
+        "numerics": NUMERICS,
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "task": spec.task,
+        "strategy": {
+            "label": spec.strategy,
+            "names": list(spec.strategy_params) or [spec.strategy],
+            "params": spec.strategy_params,
+        },
+        "seed": spec.seed,
+        "stress": {"lr_mult": spec.lr_mult},
+        "command": command,
+    }
 
 
 def _metrics_stub(task) -> dict:
-    return {"name": task.metric, "higher_is_better": task.higher_is_better, "target": task.target,
-            "chance": task.chance, "test": None, "best_val": None, "final_val": None,
-            "steps_to_target": None, "val_curve": [], "steps": 0}
+    return {
+        "name": task.metric,
+        "higher_is_better": task.higher_is_better,
+        "target": task.target,
+        "chance": task.chance,
+        "test": None,
+        "best_val": None,
+        "final_val": None,
+        "steps_to_target": None,
+        "val_curve": [],
+        "steps": 0,
+    }
 
 
 def _fresh_record(spec: RunSpec, command: str | None, status: str = "ok", reason: str | None = None) -> dict:
     task = TASKS.get(spec.task)
-    return {**_identity(spec, command), "status": status, "reason": reason, "metrics": _metrics_stub(task),
-            "stability": None, "timings": {}, "env": None,
-            "data": {"dataset": task.dataset, "fingerprint": None}, "series": None, "spec": spec.to_dict()}
+    return {
+        **_identity(spec, command),
+        "status": status,
+        "reason": reason,
+        "metrics": _metrics_stub(task),
+        "stability": None,
+        "timings": {},
+        "env": None,
+        "data": {"dataset": task.dataset, "fingerprint": None},
+        "series": None,
+        "spec": spec.to_dict(),
+    }
 
 
 def _untrained_record(spec: RunSpec, command: str | None, status: str, reason: str) -> dict:
@@ -76,15 +106,22 @@ def freeze_long_lived_objects() -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def reached(value: float, target: float, higher_is_better: bool) -> bool:
     return value >= target if higher_is_better else value <= target
 
 
-def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command: str | None = None,
-            series_rel: str | None = None, callbacks: tuple = (), logger=None) -> dict:
+def run_one(
+    spec: RunSpec,
+    data_root: Path,
+    run_dir: Path | None = None,
+    command: str | None = None,
+    series_rel: str | None = None,
+    callbacks: tuple = (),
+    logger=None,
+) -> dict:
     """Train one run and return its record. Exceptions become status 'error', never escape
     (KeyboardInterrupt excepted: the suite stops, and this run is not recorded).
     `callbacks` are extra Lightning callbacks (a test's fault injection); `logger` a Lightning
@@ -110,20 +147,31 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
         torch.manual_seed(spec.seed)  # same seed + same architecture -> same initial weights
         model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
         module = BenchModule(spec, task, model)
-        dm = TensorDataModule(splits, spec.batch_size, seed=spec.seed, augment=task.augment,
-                              eval_batch_size=task.eval_batch_size)
+        dm = TensorDataModule(
+            splits, spec.batch_size, seed=spec.seed, augment=task.augment, eval_batch_size=task.eval_batch_size
+        )
         # monitor: {enabled: false} drops the StabilityMonitor (and divergence detection): for speed runs only
-        monitor = (StabilityMonitor(spec.max_steps, series_dir=run_dir, **spec.monitor)
-                   if spec.monitor.get("enabled", True) else None)
+        monitor = (
+            StabilityMonitor(spec.max_steps, series_dir=run_dir, **spec.monitor)
+            if spec.monitor.get("enabled", True)
+            else None
+        )
         trainer_kwargs = {"accelerator": "auto", "devices": 1, **spec.trainer}
         accum = int(trainer_kwargs.get("accumulate_grad_batches", 1))
         trainer = L.Trainer(
-            max_steps=spec.max_steps, max_epochs=-1, check_val_every_n_epoch=None,
+            max_steps=spec.max_steps,
+            max_epochs=-1,
+            check_val_every_n_epoch=None,
             val_check_interval=spec.eval_every * accum,  # counted in batches; eval_every is in optimizer steps
             logger=logger if logger is not None else False,
-            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, callbacks=[c for c in (monitor, *callbacks) if c], profiler=NullProfiler(),
-            **trainer_kwargs)
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[c for c in (monitor, *callbacks) if c],
+            profiler=NullProfiler(),
+            **trainer_kwargs,
+        )
         accelerator = "gpu" if trainer.strategy.root_device.type == "cuda" else "cpu"
         t_fit = time.perf_counter()
         trainer.fit(module, datamodule=dm)
@@ -138,17 +186,22 @@ def run_one(spec: RunSpec, data_root: Path, run_dir: Path | None = None, command
         m = record["metrics"]
         curve = [[int(s), float(v)] for s, v in module.val_curve]
         finite = [v for _, v in curve if v == v]
-        m.update(val_curve=curve, steps=steps,
-                 final_val=finite[-1] if finite and record["status"] == "ok" else None,
-                 best_val=(max if task.higher_is_better else min)(finite) if finite else None,
-                 test=module.test_metric if record["status"] == "ok" else None,
-                 steps_to_target=next((s for s, v in curve if reached(v, task.target, task.higher_is_better)), None))
+        m.update(
+            val_curve=curve,
+            steps=steps,
+            final_val=finite[-1] if finite and record["status"] == "ok" else None,
+            best_val=(max if task.higher_is_better else min)(finite) if finite else None,
+            test=module.test_metric if record["status"] == "ok" else None,
+            steps_to_target=next((s for s, v in curve if reached(v, task.target, task.higher_is_better)), None),
+        )
         if monitor:
             record["stability"] = monitor.summary()
             record["series"] = series_rel if monitor.write_series() else None
-        record["timings"] = {"train_s": round(train_s, 3),
-                             "steps_per_s": round(steps / train_s, 2) if train_s > 0 else None,
-                             "monitor_s": round(monitor.seconds, 6) if monitor else None}
+        record["timings"] = {
+            "train_s": round(train_s, 3),
+            "steps_per_s": round(steps / train_s, 2) if train_s > 0 else None,
+            "monitor_s": round(monitor.seconds, 6) if monitor else None,
+        }
     except Exception as e:  # a bug in a strategy, out of memory ...: a result, not a crash of the suite
         record["status"], record["reason"] = "error", f"{type(e).__name__}: {e}".strip()[:500]
         if run_dir is not None:

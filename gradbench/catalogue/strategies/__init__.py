@@ -1,27 +1,36 @@
 """The strategy catalogue: one file per family; importing this package registers them all."""
 
 from . import (  # noqa: F401
-               activation,
-               architecture,
-               baseline,
-               clipping,
-               initialization,
-               normalization,  # (registration happens on import)
-               optimizers,
-               regularization,
-               schedules,
+    activation,
+    architecture,
+    baseline,
+    clipping,
+    initialization,
+    normalization,  # (registration happens on import)
+    optimizers,
+    regularization,
+    schedules,
 )
 from .base import (
-               ANY,
-               MODEL_FAMILIES,
-               STRATEGIES,
-               Arm,
-               Strategy,
-               apply_arm,
-               make_arm,
-               not_applicable,
-               strategy,
+    ANY,
+    MODEL_FAMILIES,
+    STRATEGIES,
+    Arm,
+    Strategy,
+    apply_arm,
+    make_arm,
+    not_applicable,
+    strategy,
 )
 
-__all__ = ["ANY", "MODEL_FAMILIES", "STRATEGIES", "Arm", "Strategy", "apply_arm", "make_arm",
-           "not_applicable", "strategy"]
+__all__ = [
+    "ANY",
+    "MODEL_FAMILIES",
+    "STRATEGIES",
+    "Arm",
+    "Strategy",
+    "apply_arm",
+    "make_arm",
+    "not_applicable",
+    "strategy",
+]

@@ -16,8 +16,10 @@ FF = ("mlp", "cnn")
 def _set(spec: RunSpec, activation: str) -> RunSpec:
     cell = spec.model.get("cell", "rnn")
     if TASKS.get(spec.task).model_family == "rnn" and cell != "rnn" and activation != "tanh":
-        raise UserError(f"{activation}: a gated cell ({cell}) has fixed tanh/sigmoid nonlinearities; "
-                        f"it cannot take activation {activation!r} (drop the activation strategy)")
+        raise UserError(
+            f"{activation}: a gated cell ({cell}) has fixed tanh/sigmoid nonlinearities; "
+            f"it cannot take activation {activation!r} (drop the activation strategy)"
+        )
     return spec.with_model(activation=activation)
 
 

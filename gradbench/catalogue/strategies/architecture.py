@@ -21,8 +21,10 @@ def residual(spec: RunSpec) -> RunSpec:
 
 def _gated(spec: RunSpec, cell: str) -> RunSpec:
     if spec.model.get("activation", "tanh") != "tanh":
-        raise UserError(f"{cell}: a gated cell has fixed tanh/sigmoid nonlinearities; it cannot take "
-                        f"activation {spec.model['activation']!r} (drop the activation strategy)")
+        raise UserError(
+            f"{cell}: a gated cell has fixed tanh/sigmoid nonlinearities; it cannot take "
+            f"activation {spec.model['activation']!r} (drop the activation strategy)"
+        )
     return spec.with_model(cell=cell)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import inspect
 import typing
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ...core.errors import UserError, did_you_mean
 from ...core.registry import Registry
@@ -26,10 +27,10 @@ class Strategy:
     name: str
     family: str
     fn: Callable[..., RunSpec]
-    applies_to: tuple[str, ...]          # model families it makes sense for
-    slot: str | None                     # what it owns; two strategies with one slot conflict
-    defaults: dict                       # parameter name -> default value
-    types: dict                          # parameter name -> type
+    applies_to: tuple[str, ...]  # model families it makes sense for
+    slot: str | None  # what it owns; two strategies with one slot conflict
+    defaults: dict  # parameter name -> default value
+    types: dict  # parameter name -> type
 
     @property
     def description(self) -> str:
@@ -46,8 +47,9 @@ class Strategy:
         for key, value in params.items():
             if key not in self.defaults:
                 valid = ", ".join(self.defaults) or "none"
-                raise UserError(f"{where}: unknown parameter {key!r}{did_you_mean(key, self.defaults)}"
-                                f"; {self.name} takes: {valid}")
+                raise UserError(
+                    f"{where}: unknown parameter {key!r}{did_you_mean(key, self.defaults)}; {self.name} takes: {valid}"
+                )
             out[key] = coerce(value, self.types[key], f"{where}.{key}")
         return out
 
@@ -70,10 +72,18 @@ def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = No
             raise TypeError(f"strategy {fn.__name__}: unknown model families {sorted(bad)}")
         if not inspect.getdoc(fn):
             raise TypeError(f"strategy {fn.__name__}: needs a one-line docstring naming its source")
-        STRATEGIES.add(fn.__name__, Strategy(
-            name=fn.__name__, family=family, fn=fn, applies_to=tuple(applies_to), slot=slot,
-            defaults={n: sig.parameters[n].default for n in names},
-            types={n: hints[n] for n in names}))
+        STRATEGIES.add(
+            fn.__name__,
+            Strategy(
+                name=fn.__name__,
+                family=family,
+                fn=fn,
+                applies_to=tuple(applies_to),
+                slot=slot,
+                defaults={n: sig.parameters[n].default for n in names},
+                types={n: hints[n] for n in names},
+            ),
+        )
         return fn
 
     return register
@@ -95,9 +105,10 @@ def coerce(value: Any, typ: Any, where: str) -> Any:
 @dataclass(frozen=True)
 class Arm:
     """One strategy column of the leaderboard: a composition of strategies with parameters."""
+
     label: str
     names: tuple[str, ...]
-    params: dict            # name -> checked params (defaults filled in)
+    params: dict  # name -> checked params (defaults filled in)
 
 
 def make_arm(label: str, params: dict | None, where: str) -> Arm:
@@ -116,8 +127,10 @@ def make_arm(label: str, params: dict | None, where: str) -> Arm:
             raise UserError(f"{where}: parameters must be a mapping")
         for key in params:
             if key not in names:
-                raise UserError(f"{where}: {key!r} is not part of {label!r}; give parameters per strategy, "
-                                f"e.g. {{{names[0]}: {{...}}}}")
+                raise UserError(
+                    f"{where}: {key!r} is not part of {label!r}; give parameters per strategy, "
+                    f"e.g. {{{names[0]}: {{...}}}}"
+                )
         per_name = {n: params.get(n) or {} for n in names}
     slots: dict[str, str] = {}
     for s in strategies:
@@ -125,14 +138,17 @@ def make_arm(label: str, params: dict | None, where: str) -> Arm:
             raise UserError(f"{where}: {slots[s.slot]!r} and {s.name!r} cannot compose: both set the {s.slot}")
         if s.slot:
             slots[s.slot] = s.name
-    checked = {s.name: s.check_params(per_name[s.name], f"{where}.{s.name}" if len(names) > 1 else where)
-               for s in strategies}
+    checked = {
+        s.name: s.check_params(per_name[s.name], f"{where}.{s.name}" if len(names) > 1 else where) for s in strategies
+    }
     return Arm(label=label, names=names, params=checked)
 
 
 def _unknown(name: str, where: str):
-    raise UserError(f"{where}: unknown strategy {name!r}{did_you_mean(name, STRATEGIES.list())}; "
-                    "run 'gradbench list' for the catalogue")
+    raise UserError(
+        f"{where}: unknown strategy {name!r}{did_you_mean(name, STRATEGIES.list())}; "
+        "run 'gradbench list' for the catalogue"
+    )
 
 
 def not_applicable(arm: Arm, model_family: str) -> str | None:

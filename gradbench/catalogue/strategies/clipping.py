@@ -26,6 +26,7 @@ from typing import Literal
 import torch
 
 from ...core.spec import RunSpec
+from ..foreach import scale_
 from ..grad_hooks import global_norm, grad_hook, grads_of
 from .base import strategy
 
@@ -113,7 +114,7 @@ class AutoClip:
         self.q = percentile / 100.0
         self.history: torch.Tensor | None = None
         self.n = 0
-        self.threshold: torch.Tensor | None = None   # the last clip value (for tests and inspection)
+        self.threshold: torch.Tensor | None = None  # the last clip value (for tests and inspection)
 
     def __call__(self, module, optimizer) -> None:
         grads, norm = _grads_and_norm(optimizer)
@@ -140,7 +141,7 @@ def _grads_and_norm(optimizer) -> tuple[list[torch.Tensor], torch.Tensor | None]
 def _clip_to(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: torch.Tensor) -> None:
     """Scale the gradients so their global norm is at most max_norm (clip_grad_norm_'s rule)."""
     coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    torch._foreach_mul_(grads, coef.to(grads[0].dtype))
+    scale_(grads, coef.to(grads[0].dtype))
 
 
 @grad_hook("autoclip")
@@ -150,8 +151,13 @@ def _autoclip(percentile: float = 10.0) -> AutoClip:
 
 # --- ZClip ---------------------------------------------------------------------------------
 @strategy(family="clipping", slot=ADAPTIVE)
-def zclip(spec: RunSpec, z_thresh: float = 2.5, alpha: float = 0.97, warmup_steps: int = 25,
-          mode: Literal["clip", "adaptive", "mean"] = "clip") -> RunSpec:
+def zclip(
+    spec: RunSpec,
+    z_thresh: float = 2.5,
+    alpha: float = 0.97,
+    warmup_steps: int = 25,
+    mode: Literal["clip", "adaptive", "mean"] = "clip",
+) -> RunSpec:
     """ZClip: clip global-norm outliers by their z-score against an EMA mean and variance (Kumar et al., 2025)."""
     return spec.add_grad_hook("zclip", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps, mode=mode)
 
@@ -173,7 +179,7 @@ class ZClip:
     def __init__(self, z_thresh: float, alpha: float, warmup_steps: int, mode: str = "clip", eps: float = 1e-6):
         self.z_thresh, self.mode = z_thresh, mode
         self.stats = _NormEMA(alpha, warmup_steps, eps)
-        self.threshold: torch.Tensor | None = None   # the last clip level (inf: no outlier)
+        self.threshold: torch.Tensor | None = None  # the last clip level (inf: no outlier)
 
     def __call__(self, module, optimizer) -> None:
         grads, norm = _grads_and_norm(optimizer)
@@ -188,7 +194,7 @@ class ZClip:
         if self.mode == "clip":
             level = mean + self.z_thresh * std
         elif self.mode == "adaptive":
-            level = mean + self.z_thresh ** 2 * std / z.clamp_min(self.z_thresh)
+            level = mean + self.z_thresh**2 * std / z.clamp_min(self.z_thresh)
         else:
             level = mean
         self.threshold = torch.where(spike, level, float("inf"))

@@ -16,7 +16,7 @@ from .base import strategy
 def _use(spec: RunSpec, name: str, lr: float, **kw) -> RunSpec:
     current = float(spec.optimizer["lr"])
     if lr:
-        scale = current / float(TASKS.get(spec.task).optimizer["lr"])   # 1 unless something scaled it
+        scale = current / float(TASKS.get(spec.task).optimizer["lr"])  # 1 unless something scaled it
         current = lr * scale
     return spec.replace(optimizer={"name": name, "lr": current, **kw})
 

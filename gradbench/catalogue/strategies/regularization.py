@@ -14,6 +14,7 @@ import torch
 
 from ...core.errors import UserError
 from ...core.spec import RunSpec
+from ..foreach import scale_
 from ..grad_hooks import grad_hook
 from .base import strategy
 
@@ -46,7 +47,7 @@ class DecoupledWeightDecay:
             for group in optimizer.param_groups:
                 weights = [p for p in group["params"] if p.grad is not None and p.dim() > 1]
                 if weights and self.wd:
-                    torch._foreach_mul_(weights, 1.0 - float(group["lr"]) * self.wd)
+                    scale_(weights, 1.0 - float(group["lr"]) * self.wd)
 
 
 @grad_hook("decoupled_weight_decay")

@@ -8,8 +8,9 @@ from ...core.errors import UserError
 from .splits import Splits, fingerprint
 
 
-def make_adding(seq_len: int = 50, n_train: int = 20000, n_val: int = 2000, n_test: int = 2000,
-                seed: int = 1234) -> Splits:
+def make_adding(
+    seq_len: int = 50, n_train: int = 20000, n_val: int = 2000, n_test: int = 2000, seed: int = 1234
+) -> Splits:
     """Hochreiter & Schmidhuber's adding problem: x [N,T,2] (value, marker), y [N,1] = sum of the two marked values."""
     if seq_len < 2:
         raise UserError(f"adding: seq_len={seq_len} is too short; it needs seq_len >= 2 (one marker per half)")
@@ -33,5 +34,4 @@ def make_adding(seq_len: int = 50, n_train: int = 20000, n_val: int = 2000, n_te
     parts = {}
     for split, n in (("train", n_train), ("val", n_val), ("test", n_test)):  # one stream, fixed order
         parts[f"{split}_x"], parts[f"{split}_y"] = draw(n)
-    return Splits(**parts, fingerprint=fingerprint(parts), name="adding", num_classes=None,
-                  input_shape=(seq_len, 2))
+    return Splits(**parts, fingerprint=fingerprint(parts), name="adding", num_classes=None, input_shape=(seq_len, 2))

@@ -3,7 +3,7 @@ can live on the accelerator; CIFAR-10's crop and flip are drawn per epoch and ap
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import lightning.pytorch as pl
 import torch
@@ -19,7 +19,7 @@ NORMALIZE = {"cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))}
 class _TrainBatches:
     """One epoch per iter(): a fresh permutation from the seeded generator, sliced into batches."""
 
-    def __init__(self, dm: "TensorDataModule", rank: int, world_size: int):
+    def __init__(self, dm: TensorDataModule, rank: int, world_size: int):
         self.dm, self.rank, self.world_size = dm, rank, world_size
         self.n = len(dm.train_x) // world_size  # examples per rank; equal on every rank
 
@@ -52,7 +52,7 @@ class _TrainBatches:
 class _EvalBatches:
     """Sequential batches, last partial one kept."""
 
-    def __init__(self, dm: "TensorDataModule", x: torch.Tensor, y: torch.Tensor):
+    def __init__(self, dm: TensorDataModule, x: torch.Tensor, y: torch.Tensor):
         self.dm, self.x, self.y = dm, x, y
 
     def __len__(self) -> int:
@@ -78,7 +78,9 @@ def draw_augment(b: int, generator: torch.Generator, pad: int = 4) -> tuple[torc
     return dy, dx, flip
 
 
-def apply_augment(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
+def apply_augment(
+    x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int = 4
+) -> torch.Tensor:
     """Crop and flip x by drawn shifts (all on x's device: no host work per batch)."""
     b, c, h, w = x.shape
     dev = x.device
@@ -96,18 +98,22 @@ def apply_augment(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: tor
 class TensorDataModule(pl.LightningDataModule):
     """Whole splits as tensors (moved to the training device once); batches are index slices."""
 
-    def __init__(self, splits: Splits, batch_size: int, seed: int, augment: bool = False,
-                 eval_batch_size: int = 1000):
+    def __init__(self, splits: Splits, batch_size: int, seed: int, augment: bool = False, eval_batch_size: int = 1000):
         super().__init__()
         if batch_size < 1 or eval_batch_size < 1:
-            raise UserError(f"batch sizes must be at least 1 (got batch_size={batch_size}, "
-                            f"eval_batch_size={eval_batch_size})")
+            raise UserError(
+                f"batch sizes must be at least 1 (got batch_size={batch_size}, eval_batch_size={eval_batch_size})"
+            )
         if batch_size > len(splits.train_x):
-            raise UserError(f"batch_size={batch_size} is larger than the {splits.name} training set "
-                            f"({len(splits.train_x)} examples); use a smaller batch_size")
+            raise UserError(
+                f"batch_size={batch_size} is larger than the {splits.name} training set "
+                f"({len(splits.train_x)} examples); use a smaller batch_size"
+            )
         if augment and len(splits.input_shape) != 3:
-            raise UserError(f"augment=True needs image data, but {splits.name} has inputs of shape "
-                            f"{splits.input_shape}; set augment to false")
+            raise UserError(
+                f"augment=True needs image data, but {splits.name} has inputs of shape "
+                f"{splits.input_shape}; set augment to false"
+            )
         self.splits, self.batch_size, self.eval_batch_size = splits, batch_size, eval_batch_size
         self.augment, self.seed = augment, seed
         self.generator = torch.Generator().manual_seed(seed)  # seeded once: epoch e depends on (seed, e)

@@ -6,7 +6,7 @@ import inspect
 import os
 import pathlib
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from ...core.errors import UserError, unknown
 from .adding import make_adding
@@ -20,7 +20,6 @@ def resolve_data_root(cli_value: str | None) -> pathlib.Path:
     """--data DIR, else $GRADBENCH_DATA, else ./data, as an absolute path (need not exist)."""
     value = cli_value or os.environ.get("GRADBENCH_DATA") or "data"
     return pathlib.Path(value).expanduser().resolve()
-
 
 
 _LOADERS: dict[str, Callable[..., Splits]] = {"mnist": load_mnist, "cifar10": load_cifar10}
@@ -47,8 +46,7 @@ def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
     accepted = [p for p in inspect.signature(fn).parameters if p != "root"]
     extra = sorted(set(params) - set(accepted))
     if extra:
-        raise UserError(f"dataset {name!r} does not take {', '.join(extra)}; valid parameters: "
-                        f"{', '.join(accepted)}")
+        raise UserError(f"dataset {name!r} does not take {', '.join(extra)}; valid parameters: {', '.join(accepted)}")
     if name == "adding":
         root_key, paths = None, []  # generated: the data root plays no part
     else:

@@ -138,8 +138,15 @@ def load_mnist(root, val_size: int | None = None) -> Splits:
     def labels(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(a.astype(np.int64))
 
-    return make_splits("mnist", images(arrays["train_x"]), labels(arrays["train_y"]),
-                        images(arrays["test_x"]), labels(arrays["test_y"]), val_size, 10)
+    return make_splits(
+        "mnist",
+        images(arrays["train_x"]),
+        labels(arrays["train_y"]),
+        images(arrays["test_x"]),
+        labels(arrays["test_y"]),
+        val_size,
+        10,
+    )
 
 
 # ---------------------------------------------------------------- CIFAR-10 (pickled batches)
@@ -167,10 +174,8 @@ _PICKLE_GLOBALS = {
     ("numpy", "ndarray"): np.ndarray,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): codecs.encode,  # bytes pickled by Python 3 at protocol < 3
-    **{(m, "_reconstruct"): _multiarray._reconstruct
-       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
-    **{(m, "scalar"): _multiarray.scalar
-       for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "_reconstruct"): _multiarray._reconstruct for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(m, "scalar"): _multiarray.scalar for m in ("numpy.core.multiarray", "numpy._core.multiarray")},
 }
 
 
@@ -211,8 +216,7 @@ def load_cifar10(root, val_size: int | None = None) -> Splits:
     test_x, test_y = _load_cifar_batch(paths[-1], root)
     train_x = torch.from_numpy(np.concatenate([x for x, _ in train]))
     train_y = torch.from_numpy(np.concatenate([y for _, y in train]))
-    return make_splits("cifar10", train_x, train_y, torch.from_numpy(test_x),
-                        torch.from_numpy(test_y), val_size, 10)
+    return make_splits("cifar10", train_x, train_y, torch.from_numpy(test_x), torch.from_numpy(test_y), val_size, 10)
 
 
 def _check_idx_header(path: pathlib.Path, magic: int) -> str:

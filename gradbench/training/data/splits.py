@@ -56,9 +56,17 @@ def make_splits(name, train_x, train_y, test_x, test_y, val_size, num_classes) -
     # Sorted so each part keeps the file's order: the split is a pure choice of examples.
     val_idx, train_idx = perm[:val_size].sort().values, perm[val_size:].sort().values
     parts = {
-        "train_x": train_x[train_idx], "train_y": train_y[train_idx],
-        "val_x": train_x[val_idx], "val_y": train_y[val_idx],
-        "test_x": test_x, "test_y": test_y,
+        "train_x": train_x[train_idx],
+        "train_y": train_y[train_idx],
+        "val_x": train_x[val_idx],
+        "val_y": train_y[val_idx],
+        "test_x": test_x,
+        "test_y": test_y,
     }
-    return Splits(**parts, fingerprint=fingerprint(parts), name=name,
-                  num_classes=num_classes, input_shape=tuple(train_x.shape[1:]))
+    return Splits(
+        **parts,
+        fingerprint=fingerprint(parts),
+        name=name,
+        num_classes=num_classes,
+        input_shape=tuple(train_x.shape[1:]),
+    )

@@ -1,0 +1,41 @@
+"""The parameters each dataset takes, typed (a task's `data:` overrides are checked against
+them at load). The loaders in training/data take the same names."""
+
+from __future__ import annotations
+
+from pydantic import Field, ValidationError
+
+from ..core.errors import UserError
+from ..core.settings import Strict
+from ..core.validation import one_line
+
+
+class ImageDataParams(Strict):
+    val_size: int | None = Field(
+        None, gt=0, description="validation examples carved from train (default min(5000, n/10))"
+    )
+
+
+class AddingDataParams(Strict):
+    seq_len: int = Field(50, ge=2, description="sequence length T (one marker in each half)")
+    n_train: int = Field(20000, ge=1, description="training sequences")
+    n_val: int = Field(2000, ge=1, description="validation sequences")
+    n_test: int = Field(2000, ge=1, description="test sequences")
+    seed: int = Field(1234, description="the generator's seed (fixed: every run sees the same data)")
+
+
+DATA_PARAMS: dict[str, type[Strict]] = {
+    "mnist": ImageDataParams,
+    "cifar10": ImageDataParams,
+    "adding": AddingDataParams,
+}
+
+
+def checked_data_params(dataset: str, params: dict, where: str = "data") -> None:
+    """A UserError naming the parameter when `params` is not what `dataset` takes."""
+    if dataset not in DATA_PARAMS:
+        raise UserError(f"{where}: unknown dataset {dataset!r}; valid: {', '.join(DATA_PARAMS)}")
+    try:
+        DATA_PARAMS[dataset](**params)
+    except ValidationError as e:
+        raise UserError(one_line(e, where, DATA_PARAMS[dataset])) from None

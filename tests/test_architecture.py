@@ -1,0 +1,62 @@
+"""The layout's promises, checked: the subpackages import in one direction only (import-linter's
+contracts in pyproject.toml), and core/, store/ and analysis/ work in a process where torch
+and lightning cannot be imported at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+# a meta-path finder that makes `import torch` / `import lightning` fail, as on a machine without them
+BLOCK = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'lightning', 'lightning_fabric', 'pytorch_lightning'):
+            raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_import_contracts_hold():
+    """No import cycle between the subpackages and each imports only the layers below it;
+    core/, store/ and analysis/ reach neither torch nor lightning, even indirectly."""
+    out = subprocess.run(
+        [sys.executable, "-m", "importlinter.cli", "--no-cache"], cwd=REPO, capture_output=True, text=True
+    )
+    if out.returncode != 0:  # the CLI's entry point, for import-linter versions without a __main__
+        out = subprocess.run(
+            [str(REPO / ".venv/bin/lint-imports"), "--no-cache"], cwd=REPO, capture_output=True, text=True
+        )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "broken" not in out.stdout.lower().replace("0 broken", "")
+
+
+def test_torch_free_packages_work_without_torch(tmp_path):
+    """Import every module of core/, store/ and analysis/ and rebuild a leaderboard page from
+    the committed results with torch and lightning unimportable."""
+    code = (
+        BLOCK
+        + f"""
+import importlib, pkgutil
+import gradbench.core, gradbench.store, gradbench.analysis
+for pkg in (gradbench.core, gradbench.store, gradbench.analysis):
+    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):
+        importlib.import_module(m.name)
+from gradbench.analysis import page
+from gradbench.store import jsonl
+records = jsonl.latest_by_run(jsonl.load({str(REPO / "leaderboard" / "results.jsonl")!r}))
+page.write(records, {str(tmp_path)!r}, plots=False)
+assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')]
+"""
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    assert (tmp_path / "README.md").read_text().startswith("# gradbench leaderboard")
+
+
+def test_the_blocker_blocks():
+    """The check above would pass vacuously if the blocker did nothing."""
+    out = subprocess.run([sys.executable, "-c", BLOCK + "import torch"], capture_output=True, text=True)
+    assert out.returncode != 0 and "blocked in this test" in out.stderr
