@@ -3,14 +3,17 @@ run records in the results schema (for scoring and the leaderboard, with no trai
 
 from __future__ import annotations
 
+import copy
 import gzip
 import hashlib
+import json
 import pathlib
 import pickle
 import struct
 
 import numpy as np
 
+from gradbench.core.record import build_record
 from gradbench.training import data
 
 
@@ -56,9 +59,12 @@ def make_cifar(root: pathlib.Path, bytes_keys: bool, per_batch: int = 4) -> dict
 
 
 # ---------------------------------------------------------------- run records
-TASKS = {  # metric name, higher_is_better, target, chance
-    "mnist_mlp": ("accuracy", True, 0.9, 0.1),
-    "sine_rnn": ("mse", False, 0.05, 0.167),
+# One real record per task (copied from the committed leaderboard/results.jsonl): every fake
+# record starts from the real record of its task, so it has the real schema, task metadata,
+# spec, data and environment, and is then built through the typed Record (core/record.py).
+REAL = {
+    json.loads(line)["task"]: json.loads(line)
+    for line in (pathlib.Path(__file__).parent / "golden" / "records.jsonl").read_text().splitlines()
 }
 
 
@@ -81,10 +87,12 @@ def make_record(
     command="gradbench run configs/quick.yaml",
     run_id=None,
 ) -> dict:
-    """One schema-1 record as results.py describes it. best_val defaults to `test`; a
-    diverged run keeps its best_val (so tests see it is replaced by chance) but has no
-    test metric; skipped and error runs have null metrics and stability."""
-    name, hib, target, chance = TASKS[task]
+    """One record of `task` (a real task) with these outcomes. best_val defaults to `test`;
+    a diverged run keeps its best_val (so tests see it is replaced by chance) but has no test
+    metric; skipped and error runs have null metrics and stability."""
+    rec = copy.deepcopy(REAL[task])
+    m = rec["metrics"]
+    chance = m["chance"]
     best_val = test if best_val is None else best_val
     if status in ("skipped", "error"):
         test = best_val = steps_to_target = None
@@ -94,33 +102,33 @@ def make_record(
     key = f"{task}/{strategy}/{seed}/{lr}"
     # Validation improves linearly from chance to best_val (either metric direction).
     curve = (
-        None
+        []
         if best_val is None
         else [[s, chance + (best_val - chance) * s / steps] for s in range(0, steps + 1, steps // 4)]
     )
-    return {
-        "schema": 1,
-        "run_id": run_id or hashlib.sha256(key.encode()).hexdigest()[:12],
-        "suite": suite,
-        "task": task,
-        "strategy": {"label": strategy, "names": strategy.split("+"), "params": {}},
-        "seed": seed,
-        "stress": {"lr_mult": lr},
-        "status": status,
-        "reason": reason or {"diverged": "loss became non-finite", "skipped": "does not apply"}.get(status),
-        "metrics": {
-            "name": name,
-            "higher_is_better": hib,
-            "target": target,
-            "chance": chance,
-            "test": test,
-            "best_val": best_val,
-            "final_val": None if status == "diverged" else best_val,
-            "steps_to_target": steps_to_target,
-            "val_curve": curve or [],
-            "steps": steps,
-        },
-        "stability": None
+    m.update(
+        test=test,
+        best_val=best_val,
+        final_val=None if status == "diverged" else best_val,
+        steps_to_target=steps_to_target,
+        val_curve=curve,
+        steps=steps,
+    )
+    rec.update(
+        run_id=run_id or hashlib.sha256(key.encode()).hexdigest()[:12],
+        suite=suite,
+        strategy={"label": strategy, "names": strategy.split("+"), "params": {}},
+        seed=seed,
+        stress={"lr_mult": lr},
+        status=status,
+        reason=reason or {"diverged": "loss became non-finite", "skipped": "does not apply"}.get(status),
+        timings={"wall_s": 10.0, "train_s": 9.0, "steps_per_s": 100.0, "finished_at": finished_at},
+        command=command,
+        series=None,
+    )
+    rec["spec"] = {**rec["spec"], "seed": seed, "lr_mult": lr, "strategy": strategy}
+    rec["stability"] = (
+        None
         if status in ("skipped", "error")
         else {
             "grad_norm_p50": 1.0,
@@ -137,24 +145,11 @@ def make_record(
             "grad_norm_curve": [
                 [s, grad_scale * (1.0 + seed) * lr * (1 + s / 100)] for s in range(0, steps + 1, max(steps // 8, 1))
             ],
-        },
-        "timings": {"wall_s": 10.0, "train_s": 9.0, "steps_per_s": 100.0, "finished_at": finished_at},
-        "env": {
-            "gradbench": "0.1.0",
-            "torch": "2.13.0",
-            "lightning": "2.5.0",
-            "python": "3.11.7",
-            "device": "cpu",
-            "cpu": "Example CPU",
-            "cpu_capability": "AVX2",
-            "threads": 4,
-            "git_commit": "abc1234",
-        },
-        "data": {"dataset": task.split("_")[0], "fingerprint": f"sha256:{task[:4]}0000"},
-        "series": None,
-        "spec": {},
-        "command": command,
-    }
+        }
+    )
+    if status in ("skipped", "error"):
+        rec["env"] = None if status == "skipped" else rec["env"]
+    return build_record(**rec)
 
 
 def suite_records() -> list[dict]:
@@ -227,11 +222,11 @@ def suite_records() -> list[dict]:
                     finished_at=at,
                 )
             )
-            # sine_rnn: mse (lower is better)
+            # adding_rnn: mse (lower is better)
             base_div = lr == 10.0 and seed == 0
             recs.append(
                 make_record(
-                    "sine_rnn",
+                    "adding_rnn",
                     "baseline",
                     seed,
                     lr,
@@ -245,7 +240,7 @@ def suite_records() -> list[dict]:
             )
             recs.append(
                 make_record(
-                    "sine_rnn",
+                    "adding_rnn",
                     "clip_norm",
                     seed,
                     lr,
@@ -258,7 +253,7 @@ def suite_records() -> list[dict]:
             )
             recs.append(
                 make_record(
-                    "sine_rnn",
+                    "adding_rnn",
                     "clip_norm+batchnorm",
                     seed,
                     lr,
@@ -269,7 +264,7 @@ def suite_records() -> list[dict]:
             )
             recs.append(
                 make_record(
-                    "sine_rnn",
+                    "adding_rnn",
                     "clip_value",
                     seed,
                     lr,

@@ -60,3 +60,21 @@ def test_the_blocker_blocks():
     """The check above would pass vacuously if the blocker did nothing."""
     out = subprocess.run([sys.executable, "-c", BLOCK + "import torch"], capture_output=True, text=True)
     assert out.returncode != 0 and "blocked in this test" in out.stderr
+
+
+def test_the_readmes_record_table_lists_the_records_fields():
+    import re
+
+    from gradbench.core.record import record_fields
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## The result record", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])}
+    assert documented == set(record_fields())
+
+
+def test_every_committed_record_is_a_record():
+    from gradbench.store import jsonl
+
+    assert len(jsonl.load(REPO / "leaderboard" / "results.jsonl")) == 500  # each line checked on read

@@ -210,8 +210,9 @@ def test_schema_is_the_suite_files_json_schema(capsys):
     schema = json.loads(capsys.readouterr().out)
     assert {"tasks", "strategies", "seeds", "trainer", "monitor"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
-    described = [k for k, v in schema["properties"].items() if not v.get("description")]
-    assert not described, f"fields without a description: {described}"
+    sections = [("", schema)] + [(name + ".", d) for name, d in schema.get("$defs", {}).items()]
+    bare = [prefix + k for prefix, d in sections for k, v in d.get("properties", {}).items() if not v.get("description")]
+    assert not bare, f"fields without a description: {bare}"
 
 
 def test_a_plugin_strategy_that_sets_a_bad_knob_is_caught_at_expansion(tmp_path):

@@ -44,9 +44,9 @@ def test_page_contents(tmp_path):
     assert "`gradbench run configs/quick.yaml`" in page
     assert "2025-03-06T12:00:00Z" in page
     assert "48 (38 ok, 3 diverged, 1 error, 6 skipped)" in page
-    assert "`sha256:mnis0000`" in page and "torch 2.13.0" in page
+    assert "`sha256:df5274d8dfe6851c" in page and "torch 2.13.0" in page
     # One table per task, n/a with its reason, errors counted and listed, the how section.
-    assert "## Task `mnist_mlp`" in page and "## Task `sine_rnn`" in page
+    assert "## Task `mnist_mlp`" in page and "## Task `adding_rnn`" in page
     assert ("| — | `clip_norm+batchnorm` | n/a: batchnorm does not apply to recurrent models |") in page
     assert "RuntimeError: shape mismatch \\| in step" in page  # pipe escaped in markdown
     assert "## How scores are computed" in page
@@ -63,9 +63,9 @@ def test_command_argument_overrides_the_records(tmp_path):
 
 
 def test_missing_task_has_no_table_and_empty_results_do_not_crash(tmp_path):
-    only_rnn = [r for r in suite_records() if r["task"] == "sine_rnn"]
+    only_rnn = [r for r in suite_records() if r["task"] == "adding_rnn"]
     page = leaderboard.write(only_rnn, tmp_path / "rnn", plots=False).read_text()
-    assert "## Task `sine_rnn`" in page and "mnist_mlp" not in page
+    assert "## Task `adding_rnn`" in page and "mnist_mlp" not in page
     empty = leaderboard.write([], tmp_path / "empty", plots=False).read_text()
     assert "No scored runs" in empty
 
@@ -93,9 +93,9 @@ def test_plots_are_written_linked_and_deterministic(tmp_path):
     page = readme.read_text()
     names = [
         "val_curves_mnist_mlp.png",
-        "val_curves_sine_rnn.png",
+        "val_curves_adding_rnn.png",
         "grad_norm_mnist_mlp.png",
-        "grad_norm_sine_rnn.png",
+        "grad_norm_adding_rnn.png",
         "stability_vs_accuracy.png",
     ]
     for name in names:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+from fakes import make_record
 
 from gradbench import cli
 from gradbench.core.errors import UserError
@@ -29,8 +30,15 @@ from gradbench.suite import expand, load_suite, parse_suite
 from gradbench.training.run import run_one
 
 SMALL = {"max_steps": 40, "eval_every": 20, "batch_size": 32, "model": {"depth": 2, "width": 32}}
+
+
 # one torch thread: with other test sessions on the same 2 cores, two spinning OpenMP threads
 # per process make a 40-step run take seconds instead of a tenth of one
+def rec(run_id: str, **kw) -> dict:
+    """A real-shaped record (tests/fakes.py) under this run_id."""
+    return make_record(run_id=run_id, **kw)
+
+
 SUITE_YAML = (
     "name: rel\nthreads: 1\ntasks:\n  mnist_mlp: {max_steps: 40, eval_every: 20, batch_size: 32, "
     "model: {depth: 2, width: 32}}\n"
@@ -111,22 +119,24 @@ def test_append_flushes_and_fsyncs_each_record_before_returning(tmp_path, monkey
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", spy)
-    results.append(path, {"run_id": "a", "x": 1})
+    results.append(path, rec("a"))
     assert synced and synced[-1] == path.stat().st_size
-    results.append(path, {"run_id": "b", "x": 2})
+    results.append(path, rec("b"))
     assert len(synced) == 2 and synced[-1] == path.stat().st_size
     assert [r["run_id"] for r in results.load(path)] == ["a", "b"]
 
 
 def test_append_writes_non_finite_floats_as_null(tmp_path):
     path = tmp_path / "r.jsonl"
-    results.append(path, {"run_id": "a", "metrics": {"val_curve": [[10, float("nan")], [20, float("inf")]]}})
+    r = rec("a")
+    r["metrics"]["val_curve"] = [[10, float("nan")], [20, float("inf")]]
+    results.append(path, r)
     assert results.load(path)[0]["metrics"]["val_curve"] == [[10, None], [20, None]]
 
 
 def test_disk_full_is_a_clear_error_and_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     path = tmp_path / "r.jsonl"
-    results.append(path, {"run_id": "a", "x": 1})
+    results.append(path, rec("a"))
     before = path.read_bytes()
     real_write, calls = os.write, []
 
@@ -138,18 +148,18 @@ def test_disk_full_is_a_clear_error_and_leaves_the_file_as_it_was(tmp_path, monk
 
     monkeypatch.setattr(os, "write", full)
     with pytest.raises(UserError) as e:
-        results.append(path, {"run_id": "b", "x": 2, "pad": "y" * 500})
+        results.append(path, rec("b", reason="y" * 500))
     assert str(path) in str(e.value) and "No space left on device" in str(e.value)
     assert "\n" not in str(e.value)
     assert path.read_bytes() == before  # the partial line was cut back off
     monkeypatch.undo()
-    results.append(path, {"run_id": "b", "x": 2})  # and the next write is clean
+    results.append(path, rec("b"))  # and the next write is clean
     assert [r["run_id"] for r in results.load(path)] == ["a", "b"]
 
 
 def test_read_only_results_is_a_clear_error(tmp_path, monkeypatch):
     path = tmp_path / "r.jsonl"
-    results.append(path, {"run_id": "a"})
+    results.append(path, rec("a"))
     before = path.read_bytes()
     real_open = os.open
 
@@ -160,7 +170,7 @@ def test_read_only_results_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "open", ro)
     with pytest.raises(UserError, match="cannot write results to .*r.jsonl: Read-only file system"):
-        results.append(path, {"run_id": "b"})
+        results.append(path, rec("b"))
     assert path.read_bytes() == before
 
 
@@ -186,7 +196,7 @@ def test_cli_disk_full_exits_2_with_one_line_and_keeps_finished_runs(tiny_data, 
 # --- the results file: torn lines and files that are not results ------------------------
 def test_complete_last_line_that_is_not_json_is_an_error_not_a_torn_line(tmp_path):
     p = tmp_path / "r.jsonl"
-    p.write_text(json.dumps({"run_id": "a"}) + "\nhello world\n")
+    p.write_text(json.dumps(rec("a")) + "\nhello world\n")
     with pytest.raises(UserError, match=r"r.jsonl:2: not a JSON-lines results file"):
         results.load(p)
 
@@ -197,13 +207,13 @@ def test_a_file_that_is_not_results_is_never_truncated(tmp_path):
     with pytest.raises(UserError, match=r"notes.txt:1: not a JSON-lines results file"):
         results.load(p)
     with pytest.raises(UserError, match=r"notes.txt:1: not a JSON-lines results file"):
-        results.append(p, {"run_id": "a"})
+        results.append(p, rec("a"))
     assert p.read_text() == "my precious notes"
 
 
 def test_torn_line_warning_is_one_cli_line(tiny_data, tmp_path, capsys):
     path = tmp_path / "r.jsonl"
-    results.append(path, {"run_id": "a", "status": "ok"})
+    results.append(path, rec("a"))
     with open(path, "ab") as fh:
         fh.write(b'{"run_id": "b", "sta')
     rc = cli.main(["leaderboard", str(path), "--out", str(tmp_path / "lb")])
@@ -444,7 +454,7 @@ def test_a_signal_while_a_record_is_written_waits_until_it_is_on_disk(tmp_path, 
     monkeypatch.setattr(os, "fsync", fsync_then_ctrl_c)
     with pytest.raises(interrupts.Interrupted):
         with interrupts.interruptible() as guard, guard.deferred():
-            results.append(path, {"run_id": "a", "pad": "x" * 1000})
+            results.append(path, rec("a", reason="x" * 1000))
     monkeypatch.undo()
     assert [r["run_id"] for r in results.load(path)] == ["a"]
 
@@ -526,7 +536,7 @@ def test_cli_bad_input_exits_2_with_one_clear_line(tiny_data, tmp_path):
             [f"{tmp_path / 'bad.jsonl'}:2: not a JSON-lines results file"],
         ),
     }
-    (tmp_path / "bad.jsonl").write_text('{"run_id": "x"}\nthis is not json\n{"run_id": "y"}\n')
+    (tmp_path / "bad.jsonl").write_text(json.dumps(rec("x")) + '\nthis is not json\n{"run_id": "y"}\n')
     procs = {}
     for name, (yaml_text, opts, _) in cases.items():
         (tmp_path / f"{name}.yaml").write_text(yaml_text)
@@ -742,7 +752,9 @@ def test_verify_rejects_bad_input(tmp_path, capsys):
     assert cli.main(["verify", str(bad)]) == 2
     assert f"{bad}:1: not a JSON-lines results file" in capsys.readouterr().err
     good = tmp_path / "r.jsonl"
-    results.append(good, {"run_id": "a", "status": "ok", "spec": {"task": "mnist_mlp"}})
+    r = rec("a")
+    r["spec"] = {"task": "mnist_mlp"}
+    results.append(good, r)
     assert cli.main(["verify", str(good), "--sample", "0"]) == 2
     assert "--sample: must be a positive integer" in capsys.readouterr().err
     assert cli.main(["verify", str(good)]) == 2
@@ -750,7 +762,9 @@ def test_verify_rejects_bad_input(tmp_path, capsys):
     assert "run a: its stored spec cannot be read" in err and err.count("\n") == 1
     spec = expand(small_suite(["baseline"]))[0].add_grad_hook("hook_from_a_plugin")
     hooked = tmp_path / "hooked.jsonl"
-    results.append(hooked, {"run_id": spec.run_id, "status": "ok", "spec": spec.to_dict()})
+    r = rec(spec.run_id)
+    r["spec"] = spec.to_dict()
+    results.append(hooked, r)
     assert cli.main(["verify", str(hooked)]) == 2
     err = capsys.readouterr().err
     assert "uses the gradient hook 'hook_from_a_plugin'" in err and "--plugins" in err

@@ -263,3 +263,15 @@ def test_a_run_takes_long_lived_objects_out_of_the_collectors_reach(tiny_data):
     rec = run_one(expand(small_suite())[0], tiny_data)
     assert rec["status"] == "ok"
     assert gc.get_freeze_count() > 10_000
+
+
+def test_a_line_that_is_not_a_record_is_one_error_naming_the_field(tmp_path):
+    from fakes import make_record
+
+    path = tmp_path / "r.jsonl"
+    results.append(path, make_record(run_id="a" * 12))
+    bad = make_record(run_id="b" * 12)
+    bad["metrics"]["test"] = "high"
+    results.append(path, bad)
+    with pytest.raises(UserError, match=r"r.jsonl:2: not a gradbench run record \(metrics.test: expected a number"):
+        results.load(path)

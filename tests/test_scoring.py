@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from fakes import TASKS, make_record, suite_records  # noqa: F401  (hand-built run records)
+from fakes import make_record, suite_records  # hand-built run records (tests/fakes.py)
 
 from gradbench.analysis.scoring import (
     DEFAULT_WEIGHTS,
@@ -126,15 +126,15 @@ def test_equal_composites_share_rank_in_a_deterministic_order():
 
 
 def test_a_task_missing_from_results_has_no_rows():
-    sc = score([r for r in suite_records() if r["task"] == "sine_rnn"])
-    assert set(sc.per_task["task"]) == {"sine_rnn"}
+    sc = score([r for r in suite_records() if r["task"] == "adding_rnn"])
+    assert set(sc.per_task["task"]) == {"adding_rnn"}
     empty = score([])
     assert empty.per_task.empty and empty.overall.empty
 
 
 def test_na_strategy_is_not_penalised_in_overall_rank():
     sc = score(suite_records())
-    na = row(sc, "sine_rnn", "clip_norm+batchnorm")
+    na = row(sc, "adding_rnn", "clip_norm+batchnorm")
     assert na["status"] == "n/a" and pd_isna(na["rank"]) and pd_isna(na["composite"])
     assert na["reason"] == "batchnorm does not apply to recurrent models"
     o = overall(sc, "clip_norm+batchnorm")
@@ -195,14 +195,14 @@ def test_weights_override_and_validation():
 def test_mse_lower_is_better_in_chosen_level_and_normalisation():
     recs = [
         # best (lowest) mean best_val is at lr x10
-        make_record("sine_rnn", "a", 0, 1.0, best_val=0.05, test=0.05),
-        make_record("sine_rnn", "a", 0, 10.0, best_val=0.02, test=0.02),
-        make_record("sine_rnn", "b", 0, 1.0, best_val=0.167, test=0.167),  # chance
-        make_record("sine_rnn", "c", 0, 1.0, best_val=0.0935, test=0.0935),  # halfway
-        make_record("sine_rnn", "d", 0, 1.0, status="diverged", best_val=0.001),
+        make_record("adding_rnn", "a", 0, 1.0, best_val=0.05, test=0.05),
+        make_record("adding_rnn", "a", 0, 10.0, best_val=0.02, test=0.02),
+        make_record("adding_rnn", "b", 0, 1.0, best_val=0.167, test=0.167),  # chance
+        make_record("adding_rnn", "c", 0, 1.0, best_val=0.0935, test=0.0935),  # halfway
+        make_record("adding_rnn", "d", 0, 1.0, status="diverged", best_val=0.001),
     ]
     sc = score(recs)
-    a, b, c, d = (row(sc, "sine_rnn", s) for s in "abcd")
+    a, b, c, d = (row(sc, "adding_rnn", s) for s in "abcd")
     assert a["chosen_lr_mult"] == 10.0 and a["accuracy"] == pytest.approx(0.02)
     assert a["accuracy_norm"] == 1.0 and b["accuracy_norm"] == 0.0
     assert c["accuracy_norm"] == pytest.approx((0.167 - 0.0935) / (0.167 - 0.02))
@@ -225,8 +225,8 @@ def test_paired_win_rate_against_baseline():
 
 
 def test_paired_win_rate_respects_lower_is_better():
-    recs = [make_record("sine_rnn", "baseline", test=0.05), make_record("sine_rnn", "s", test=0.03)]
-    assert row(score(recs), "sine_rnn", "s")["win_rate"] == 1.0
+    recs = [make_record("adding_rnn", "baseline", test=0.05), make_record("adding_rnn", "s", test=0.03)]
+    assert row(score(recs), "adding_rnn", "s")["win_rate"] == 1.0
 
 
 def test_bootstrap_interval_contains_mean_and_is_deterministic():
@@ -241,7 +241,7 @@ def test_bootstrap_interval_contains_mean_and_is_deterministic():
     # In the scores the interval depends only on the row's own values, not on other rows.
     sc = score(suite_records())
     alone = score([r for r in suite_records() if r["strategy"]["label"] == "clip_norm"])
-    for task in ("mnist_mlp", "sine_rnn"):
+    for task in ("mnist_mlp", "adding_rnn"):
         for col in ("accuracy", "accuracy_lo", "accuracy_hi"):
             assert row(sc, task, "clip_norm")[col] == row(alone, task, "clip_norm")[col]
 

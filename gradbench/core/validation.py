@@ -15,6 +15,8 @@ _EXPECTED = {
     "int_parsing": "an integer",
     "int_from_float": "an integer",
     "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_parsing": "true or false",
     "bool_type": "true or false",
     "string_type": "a string",
     "dict_type": "a mapping",
@@ -22,7 +24,7 @@ _EXPECTED = {
     "model_attributes_type": "a mapping",
     "list_type": "a list",
     "literal_error": None,
-    "none_required": "nothing",
+    "none_required": "null",
 }
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 # the parts pydantic adds to an error's location for a member of a Union (not field names)

@@ -3,39 +3,8 @@
 This file is the only boundary between training and scoring: store/ imports neither torch
 nor lightning, so a leaderboard can be rebuilt anywhere from a committed results file.
 
-A record (schema 1) holds:
-
-    schema       1
-    numerics     the numerics version of the training code that made it (core/numerics.py;
-                 absent in records older than the field: version 1)
-    run_id       12 hex chars, a hash of the resolved spec (see spec.run_id)
-    suite        suite name
-    task         task name, e.g. "mnist_mlp"
-    strategy     {"label": "clip_norm+batchnorm", "names": ["clip_norm", "batchnorm"],
-                  "params": {"clip_norm": {"max_norm": 1.0}, "batchnorm": {}}}
-    seed         int; seed i gives every strategy the same data order (and init, where
-                 the architecture is the same)
-    stress       {"lr_mult": 1.0}: the stress level (a learning-rate multiplier)
-    status       "ok" | "diverged" | "error" | "skipped"
-    reason       null, or why it diverged / errored / was skipped
-    metrics      {"name": "accuracy"|"mse", "higher_is_better": bool, "target": float,
-                  "chance": float (what a model that learned nothing scores),
-                  "test": float|null (once, at the end; null if diverged/error/skipped),
-                  "best_val": float|null, "final_val": float|null,
-                  "steps_to_target": int|null (first validation step that met target),
-                  "val_curve": [[step, value], ...], "steps": int (optimizer steps taken)}
-    stability    {"grad_norm_p50", "grad_norm_p90", "grad_norm_p99", "grad_norm_max" (pre-clip),
-                  "post_clip_max", "clip_fraction", "nonfinite_steps", "loss_spikes",
-                  "grad_spikes", "diverged_at_step" (int|null), "max_loss_ratio",
-                  "grad_norm_curve": [[step, max pre-clip norm in bucket], ...] (<= 200 points)}
-                 (null for skipped runs; values are null where nothing finite was measured)
-    timings      {"wall_s", "train_s", "steps_per_s", "monitor_s" (time in the StabilityMonitor's hooks)}
-    env          {"gradbench", "torch", "lightning", "python", "device", "cpu", "cpu_capability",
-                  "threads", "git_commit"}: cpu is the CPU's model name, cpu_capability the
-                  instruction set torch's kernels use (AVX2, AVX512, ...); both bear on the last bits
-    data         {"dataset": str, "fingerprint": "sha256:..."}
-    series       path of the per-step CSV, relative to the results file's folder, or null
-    spec         the resolved run spec (everything that determines the run)
+Each line is one run's record; its fields are the typed `Record` of core/record.py, and
+every line read is checked against it, so scoring and the page only see records of that shape.
 """
 
 from __future__ import annotations
@@ -49,9 +18,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.numerics import NUMERICS, numerics_of
-
-SCHEMA = 1
-STATUSES = ("ok", "diverged", "error", "skipped")
+from ..core.record import check_record
 
 
 def append(path: str | os.PathLike, record: dict) -> None:
@@ -203,7 +170,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
 
     A torn last line (a run killed mid-write: no newline, the start of a JSON object) is
     reported as a TornLineWarning and skipped, so its run runs again; any other line that is
-    not a JSON object with a run_id is a UserError naming the file and line.
+    not a run record (core/record.py) is a UserError naming the file, the line and the field.
     """
     path = Path(path)
     if not path.exists():
@@ -240,7 +207,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
                 f"{path}:{i + 1}: not a JSON-lines results file ({why}); pass a results "
                 "file written by gradbench, or a new path"
             ) from None
-        yield rec
+        yield check_record(rec, f"{path}:{i + 1}")
 
 
 def load(path: str | os.PathLike) -> list[dict]:

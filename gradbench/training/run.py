@@ -16,8 +16,8 @@ from pathlib import Path
 
 from ..catalogue.tasks import TASKS
 from ..core.numerics import NUMERICS
+from ..core.record import SCHEMA, build_record
 from ..core.spec import RunSpec
-from ..store import jsonl
 from ..suite.expand import Skipped
 from .provenance import environment
 
@@ -32,7 +32,7 @@ def quiet_lightning() -> None:
 
 def _identity(spec: RunSpec, command: str | None) -> dict:
     return {
-        "schema": jsonl.SCHEMA,
+        "schema": SCHEMA,
         "numerics": NUMERICS,
         "run_id": spec.run_id,
         "suite": spec.suite,
@@ -82,7 +82,7 @@ def _fresh_record(spec: RunSpec, command: str | None, status: str = "ok", reason
 def _untrained_record(spec: RunSpec, command: str | None, status: str, reason: str) -> dict:
     rec = _fresh_record(spec, command, status, reason)
     rec["timings"] = {"finished_at": _now()}
-    return rec
+    return build_record(**rec)
 
 
 def skipped_record(item: Skipped, command: str | None = None) -> dict:
@@ -209,4 +209,4 @@ def run_one(
             (run_dir / "error.txt").write_text(traceback.format_exc())
     record["env"] = environment(accelerator)
     record["timings"].update(wall_s=round(time.perf_counter() - t0, 3), finished_at=_now())
-    return record
+    return build_record(**record)  # the typed record (core/record.py) checks its shape

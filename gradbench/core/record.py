@@ -1,0 +1,139 @@
+"""The run record, typed: one model for every place a record is made or read.
+
+training/run.py builds each record through `Record`, store/jsonl.py checks every line it
+reads against it (so scoring and the page only ever see records of this shape), the tests
+build their fixtures with it, and a test checks the README's field table against it. No torch.
+
+Schema 1. A field added later is optional, so older files keep loading; `numerics` is absent
+in records written before it existed (they are numerics version 1, core/numerics.py).
+Values are checked, not rewritten: a record reads back exactly as it was written.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import UserError
+from .validation import one_line
+
+SCHEMA = 1
+STATUSES = ("ok", "diverged", "error", "skipped")
+
+Number = float | None  # JSON has no NaN: a non-finite value is written as null
+Curve = list[tuple[int, Number]]
+
+
+class Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StrategyLabel(Part):
+    label: str = Field(description="the arm, e.g. clip_norm+batchnorm or clip_norm(max_norm=0.5)")
+    names: list[str] = Field(description="the strategies composed, in order")
+    params: dict[str, dict[str, Any]] = Field(description="strategy -> its parameters, defaults filled in")
+
+
+class Stress(Part):
+    lr_mult: float = Field(description="the stress level: a multiplier of the (strategy-adjusted) learning rate")
+
+
+class Metrics(Part):
+    name: str = Field(description="accuracy or mse")
+    higher_is_better: bool
+    target: float = Field(description="the validation metric that counts as converged")
+    chance: float = Field(description="what a model that learned nothing scores")
+    test: Number = Field(description="once, at the end; null unless ok")
+    best_val: Number
+    final_val: Number
+    steps_to_target: int | None = Field(description="the first validation step at target, or null")
+    val_curve: Curve = Field(description="[[step, value], ...]")
+    steps: int = Field(description="optimizer steps taken")
+
+
+class Stability(Part):
+    grad_norm_p50: Number = Field(description="pre-clip gradient norm, median over steps")
+    grad_norm_p90: Number
+    grad_norm_p99: Number
+    grad_norm_max: Number
+    post_clip_max: Number
+    clip_fraction: Number = Field(description="share of steps whose norm clipping changed")
+    nonfinite_steps: int
+    loss_spikes: int
+    grad_spikes: int
+    diverged_at_step: int | None
+    max_loss_ratio: Number
+    grad_norm_curve: Curve = Field(description="[[step, max pre-clip norm in the bucket], ...], at most 200 points")
+
+
+class Timings(Part):
+    wall_s: float | None = None
+    train_s: float | None = None
+    steps_per_s: float | None = None
+    monitor_s: float | None = Field(None, description="seconds in the StabilityMonitor's hooks; null without it")
+    finished_at: str | None = Field(None, description="UTC, ISO 8601")
+
+
+class Env(Part):
+    gradbench: str | None = None
+    torch: str | None = None
+    lightning: str | None = None
+    python: str | None = None
+    device: str | None = None
+    cpu: str | None = Field(None, description="the CPU's model name")
+    cpu_capability: str | None = Field(None, description="the instruction set torch's kernels use (AVX2, AVX512 ...)")
+    threads: int | None = None
+    git_commit: str | None = None
+
+
+class Data(Part):
+    dataset: str
+    fingerprint: str | None = Field(description="sha256 of the tensors actually used; null if never loaded")
+
+
+class Record(Part):
+    """One run's record: one JSON line of a results file."""
+
+    schema_: Literal[1] = Field(alias="schema", description="the record schema (1)")
+    numerics: int | None = Field(None, description="numerics version of the training code (absent: 1)")
+    run_id: str = Field(description="12 hex chars: a hash of the resolved run spec")
+    suite: str
+    task: str
+    strategy: StrategyLabel
+    seed: int
+    stress: Stress
+    status: Literal["ok", "diverged", "error", "skipped"]
+    reason: str | None = Field(description="why it diverged, errored or was skipped")
+    metrics: Metrics
+    stability: Stability | None = Field(description="null for runs that did not train")
+    timings: Timings
+    env: Env | None = Field(description="null for runs that did not train")
+    data: Data
+    series: str | None = Field(description="folder of steps.csv and layers.csv, relative to the results file")
+    spec: dict[str, Any] = Field(description="the resolved run spec: everything that determines the run")
+    command: str | None = Field(description="the command that produced it")
+    ranks: int | None = Field(None, description="processes of a multi-device (DDP) run")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def record_fields() -> list[str]:
+    """The top-level field names as they appear in the JSON (what the README's table lists)."""
+    return [f.alias or name for name, f in Record.model_fields.items()]
+
+
+def check_record(record: dict, where: str = "record") -> dict:
+    """`record` itself when it is a run record of this schema; else a UserError naming the
+    first field that is not (e.g. 'results.jsonl:3: metrics.test: expected a number')."""
+    try:
+        Record.model_validate(record)
+    except ValidationError as e:
+        raise UserError(f"{where}: not a gradbench run record ({one_line(e, '', Record)})") from None
+    return record
+
+
+def build_record(**fields) -> dict:
+    """A record as JSON-ready data, checked by the model on the way (what training/run.py and
+    the tests' fixtures use)."""
+    return Record.model_validate(fields).model_dump(mode="json", by_alias=True, exclude_unset=True)
