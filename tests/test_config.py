@@ -211,7 +211,9 @@ def test_schema_is_the_suite_files_json_schema(capsys):
     assert {"tasks", "strategies", "seeds", "trainer", "monitor"} <= set(schema["properties"])
     assert schema["additionalProperties"] is False
     sections = [("", schema)] + [(name + ".", d) for name, d in schema.get("$defs", {}).items()]
-    bare = [prefix + k for prefix, d in sections for k, v in d.get("properties", {}).items() if not v.get("description")]
+    bare = [
+        prefix + k for prefix, d in sections for k, v in d.get("properties", {}).items() if not v.get("description")
+    ]
     assert not bare, f"fields without a description: {bare}"
 
 

@@ -7,6 +7,8 @@ import contextlib
 import signal
 import threading
 
+from ..training.lightning_compat import SIGNAL_EXITS
+
 
 class Interrupted(KeyboardInterrupt):
     """The suite was stopped by a signal; `signum` says which (the exit code is 128 + signum)."""
@@ -58,12 +60,13 @@ def interruptible(signals=(signal.SIGINT, signal.SIGTERM)):
     Why: Lightning 2.x catches KeyboardInterrupt inside trainer.fit/validate/test
     (trainer/call.py, _call_and_handle_interrupt): it sets SIGINT to SIG_IGN, tears the
     trainer down and calls sys.exit(1); on SIGTERM its loops raise SIGTERMException, a
-    SystemExit with code 0. Either would end the suite as a plain exit (1, or even 0) with
-    no resume hint; here a SystemExit that follows one of our signals becomes Interrupted,
-    so the caller stops cleanly, the interrupted run is not recorded, and the exit code is
-    128 + signum. A signal that comes inside guard.deferred() (a record being written) takes
-    effect after it. Only in the main thread (signals cannot be set elsewhere); a signal ignored
-    (SIG_IGN) when the block starts stays ignored. Handlers are restored on exit."""
+    SystemExit with code 0 (training/lightning_compat.py, item 4: SIGNAL_EXITS). Either would
+    end the suite as a plain exit (1, or even 0) with no resume hint; here a SystemExit that
+    follows one of our signals becomes Interrupted, so the caller stops cleanly, the
+    interrupted run is not recorded, and the exit code is 128 + signum. A signal that comes
+    inside guard.deferred() (a record being written) takes effect after it. Only in the main
+    thread (signals cannot be set elsewhere); a signal ignored (SIG_IGN) when the block starts
+    stays ignored. Handlers are restored on exit."""
     guard = Guard()
     if threading.current_thread() is not threading.main_thread():
         yield guard
@@ -77,7 +80,7 @@ def interruptible(signals=(signal.SIGINT, signal.SIGTERM)):
         signal.signal(s, guard.handler)
     try:
         yield guard
-    except SystemExit:
+    except SIGNAL_EXITS:
         if guard.signum is not None:
             raise Interrupted(guard.signum) from None
         raise

@@ -37,6 +37,9 @@ from lightning.pytorch.profilers import PassThroughProfiler
 # the attribute Lightning sets around every hook call (item 2)
 HOOK_NAME_ATTRIBUTE = "_current_fx_name"
 
+# what Lightning turns Ctrl-C and SIGTERM into inside fit/validate/test (item 4)
+SIGNAL_EXITS: tuple[type[BaseException], ...] = (SystemExit,)
+
 
 class NullProfiler(PassThroughProfiler):
     _NULL = contextlib.nullcontext()
