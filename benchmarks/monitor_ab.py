@@ -56,7 +56,9 @@ def monitor_at(rev: str) -> type:
         if shown.returncode == 0:
             break
     else:
-        raise SystemExit(f"monitor_ab: no monitor at {rev} (looked for {', '.join(p for p, _ in MONITOR_PATHS)})")
+        raise SystemExit(
+            f"monitor_ab: --base {rev} has no monitor (looked for {', '.join(p for p, _ in MONITOR_PATHS)})"
+        )
     sys.modules.setdefault("gradbench.grad_hooks", gradbench.catalogue.grad_hooks)  # the flat layout's name
     module = types.ModuleType(f"{package}.monitor_at_{rev}")
     module.__package__ = package
@@ -112,13 +114,17 @@ def main() -> None:
     args = p.parse_args()
     root = apply_common_options(args)
     off = args.base == "off"
-    try:
-        monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.training.monitor.StabilityMonitor}
-    except subprocess.CalledProcessError:
+    if (
+        not off
+        and subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{args.base}^{{commit}}"], cwd=REPO, capture_output=True
+        ).returncode
+        != 0
+    ):
         p.error(
-            f"--base: {args.base!r} is not a git revision with gradbench/stability.py; give a commit, "
-            "a branch or a tag, or 'off' for no monitor"
+            f"--base: {args.base!r} is not a git revision; give a commit, a branch or a tag, or 'off' for no monitor"
         )
+    monitors = {"A": None if off else monitor_at(args.base), "B": gradbench.training.monitor.StabilityMonitor}
     print(
         f"A: {'no monitor' if off else f'the monitor at {args.base}'}; B: the working tree's monitor; "
         f"{threads_text()}, {args.rounds} rounds of {args.steps} steps"

@@ -13,7 +13,7 @@ import struct
 
 import numpy as np
 
-from gradbench.core.record import build_record
+from gradbench.core.record import check_record
 from gradbench.training import data
 
 
@@ -149,7 +149,7 @@ def make_record(
     )
     if status in ("skipped", "error"):
         rec["env"] = None if status == "skipped" else rec["env"]
-    return build_record(**rec)
+    return check_record(rec)
 
 
 def suite_records() -> list[dict]:

@@ -45,6 +45,10 @@ BAD = [
     ({**GOOD, "eval_every": 0}, "eval_every: must be a positive integer"),
     ({**GOOD, "threads": 0}, "threads: must be a positive integer"),
     ({**GOOD, "name": 3}, "name: expected a string, got 3"),
+    ({**GOOD, "name": None}, "name: expected a string, got None"),
+    ({**GOOD, "max_steps": None}, "max_steps: expected a positive integer, got None"),
+    ({**GOOD, "tasks": {"mnist_mlp": {"eval_every": None}}}, "tasks.mnist_mlp.eval_every: expected a positive integer"),
+    ({**GOOD, "strategies": [{5: {}}]}, "strategies[0]: expected a string, got 5"),
     ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult: every value must be a positive number"),
     ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult: every value must be a positive number"),
     ({**GOOD, "stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
@@ -257,3 +261,24 @@ def test_a_new_optional_field_at_its_default_keeps_the_run_id():
     assert grown.run_id == spec.run_id
     assert dataclasses.replace(grown, qk_norm=True).run_id != spec.run_id
     assert dataclasses.replace(grown, extra={"a": 1}).run_id != spec.run_id
+
+
+def test_an_editor_checking_against_the_schema_marks_what_loading_refuses():
+    jsonschema = pytest.importorskip("jsonschema")
+    import json
+
+    from gradbench.suite.config import schema
+
+    validator = jsonschema.Draft202012Validator(json.loads(json.dumps(schema())))
+    good = {
+        "tasks": {"mnist_mlp": {"model": {"depth": 4}}, "adding_rnn": {"data": {"seq_len": 30}}},
+        "strategies": ["baseline", {"clip_norm": {"max_norm": 0.5}}],
+    }
+    assert not list(validator.iter_errors(good))
+    for bad in (
+        {**good, "tasks": {"mnist_mlp": {"model": {"depht": 4}}}},
+        {**good, "tasks": {"mnist_mlp": {"model": {"activation": "swishy"}}}},
+        {**good, "tasks": {"mnist_mpl": {}}},
+        {**good, "trainer": {"precision": "banana"}},
+    ):
+        assert list(validator.iter_errors(bad)), bad

@@ -1,4 +1,4 @@
-"""gradbench.data on small files written in the real formats (no real datasets needed)."""
+"""gradbench.training.data on small files written in the real formats (no real datasets needed)."""
 
 from __future__ import annotations
 
@@ -422,3 +422,14 @@ def test_real_mnist_sizes_and_first_labels():
     s = data.load_mnist(REPO / "data")
     assert (len(s.train_x), len(s.val_x), len(s.test_x)) == (55000, 5000, 10000)
     assert len(s.train_y) == 55000 and len(s.val_y) == 5000 and len(s.test_y) == 10000
+
+
+def test_the_adding_generators_defaults_are_the_typed_parameters():
+    """catalogue/data_params.py declares what a suite may set; the generator's own defaults
+    must be the same values, or a suite and a direct call would build different data."""
+    import inspect
+
+    from gradbench.catalogue.data_params import AddingDataParams
+
+    defaults = {k: p.default for k, p in inspect.signature(data.make_adding).parameters.items()}
+    assert defaults == AddingDataParams().model_dump()

@@ -141,12 +141,31 @@ def test_the_suite_file_knows_lightnings_names():
     assert set(typing.get_args(config.Precision)) <= theirs
 
 
-def test_torch_public_gradient_norm_keeps_the_bits():
-    """The monitor and the clippers keep torch._foreach_norm + vector_norm(stack) rather than
-    torch.nn.utils.get_total_norm only where the public one would move a recorded number:
-    this checks whether it does, so the choice stays honest."""
-    g = torch.Generator().manual_seed(0)
-    grads = [torch.randn(256, 784, generator=g), torch.randn(256, generator=g), torch.randn(10, 256, generator=g)]
-    ours = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    public = torch.nn.utils.get_total_norm(grads, foreach=True)
-    assert torch.equal(ours, public)
+def test_4_lightning_turns_sigterm_inside_fit_into_a_signal_exit(tiny_data):
+    """On SIGTERM Lightning's loops raise SIGTERMException, which must stay one of
+    SIGNAL_EXITS (a SystemExit), so execution/interrupts.py turns it into an interrupt."""
+    from gradbench.training.lightning_compat import SIGNAL_EXITS
+
+    class Term(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SIGNAL_EXITS) as e:
+            run_one(tiny_spec(steps=50), tiny_data, callbacks=(Term(),))
+        assert type(e.value).__name__ == "SIGTERMException"
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_global_norm_is_the_formula_the_records_were_made_with():
+    """grad_hooks.global_norm calls torch's public get_total_norm; for the float32 gradients
+    every run has, it is the recorded formula bit for bit."""
+    from gradbench.catalogue.grad_hooks import global_norm
+
+    g = torch.Generator().manual_seed(1)
+    grads = [torch.randn(s, generator=g) * 10**e for e, s in enumerate([(64, 784), (64,), (10, 64), (3, 3, 8, 8)])]
+    recorded = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    assert torch.equal(global_norm(grads), recorded)

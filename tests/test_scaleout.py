@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
 from gradbench.execution.executors import (
     InProcess,
@@ -27,11 +28,14 @@ TINY = {"max_steps": 20, "eval_every": 10, "batch_size": 32, "model": {"depth": 
 
 
 def tiny_suite(**extra):
+    """Two built-in arms and the README's plugin strategy (a gradient hook from a plugin file,
+    which every worker process must load for itself)."""
     return parse_suite(
         {
             "name": "scale",
             "tasks": {"mnist_mlp": TINY},
-            "strategies": ["baseline", "clip_norm"],
+            "strategies": ["baseline", "clip_norm", "clip_per_tensor"],
+            "plugins": [str(REPO / "examples" / "my_strategies.py")],
             "seeds": 2,
             "threads": 1,
             **extra,
@@ -53,7 +57,8 @@ def run_with(executor, tmp: Path, data: Path, name: str) -> dict:
     path = tmp / name / "scale.jsonl"
     run_suite(tiny_suite(), path, data, executor=executor, log=lambda s: None)
     recs = results.load(path)
-    assert len(recs) == 4 and len({r["run_id"] for r in recs}) == 4  # one writer: no torn or duplicated lines
+    assert len(recs) == 6 and len({r["run_id"] for r in recs}) == 6  # one writer: no torn or duplicated lines
+    assert all(r["status"] == "ok" for r in recs), [r["reason"] for r in recs]  # the plugin's hook too
     for r in recs:
         r["series"] = r["series"] and Path(r["series"]).name  # the run folder's name, wherever it is
     return comparable(recs)
@@ -213,7 +218,14 @@ def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeyp
     settings = tracking.resolve({"project": "gb-test"}, tmp_path)
     assert settings["mode"] == "offline"
     path = tmp_path / "scale.jsonl"
-    recs = run_suite(tiny_suite(), path, tiny_data, executor=InProcess(), wandb=settings, log=lambda s: None)
+    recs = run_suite(
+        tiny_suite(strategies=["baseline", "clip_norm"]),
+        path,
+        tiny_data,
+        executor=InProcess(),
+        wandb=settings,
+        log=lambda s: None,
+    )
     folders = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert len(folders) == len(recs) == 4
     by_id = {r["run_id"]: r for r in recs}

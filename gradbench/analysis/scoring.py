@@ -1,4 +1,4 @@
-"""Scores and ranks from run records (see results.py for the schema). pandas + numpy only:
+"""Scores and ranks from run records (core/record.py is their schema). pandas + numpy only:
 no torch, no lightning, so a leaderboard can be rebuilt on any machine from a results file.
 
 Everything is computed per (task, strategy) across seeds and stress levels (lr_mult):

@@ -4,6 +4,7 @@ Importing it runs its @strategy decorators, which register the strategies."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -15,17 +16,24 @@ from ..core.errors import UserError
 _loaded: set[str] = set()
 
 
-def load(names: list[str], base_dir: Path | None = None) -> None:
+def load(names: list[str], base_dir: Path | None = None) -> list[str]:
     """Import each plugin once: a path ending in .py (relative to the suite file, then the
-    working directory) or a dotted module name."""
+    working directory) or a dotted module name. Returns them resolved (files as absolute
+    paths), which is what a worker process on this machine loads (execution/executors.py)."""
+    resolved = []
     for name in names:
-        if name in _loaded:
+        ref = str(_find_file(name, base_dir).resolve()) if name.endswith(".py") else name
+        resolved.append(ref)
+        # a file is known by its content: two copies of one plugin are one plugin
+        key = "sha256:" + hashlib.sha256(Path(ref).read_bytes()).hexdigest() if name.endswith(".py") else ref
+        if key in _loaded:
             continue
         if name.endswith(".py"):
-            _load_file(name, base_dir)
+            _load_file(name, Path(ref))
         else:
             _import(name, lambda n=name: importlib.import_module(n), f"plugin module {name!r}")
-        _loaded.add(name)
+        _loaded.add(key)
+    return resolved
 
 
 def load_entry_points() -> None:
@@ -35,12 +43,16 @@ def load_entry_points() -> None:
             _loaded.add(ep.value)
 
 
-def _load_file(name: str, base_dir: Path | None) -> None:
+def _find_file(name: str, base_dir: Path | None) -> Path:
     candidates = [(base_dir / name) if base_dir else None, Path(name)]
     path = next((p for p in candidates if p is not None and p.is_file()), None)
     if path is None:
         looked = ", ".join(str(p) for p in candidates if p is not None)
         raise UserError(f"plugins: file {name!r} not found (looked at {looked})")
+    return path
+
+
+def _load_file(name: str, path: Path) -> None:
     mod_name = f"gradbench_plugin_{path.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     module = importlib.util.module_from_spec(spec)

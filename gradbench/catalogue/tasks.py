@@ -28,7 +28,7 @@ class Task:
     max_steps: int  # optimizer steps
     eval_every: int  # validate every this many steps
     num_outputs: int
-    model: dict = field(default_factory=dict)  # model knobs (see models.py)
+    model: dict = field(default_factory=dict)  # model knobs (see model_knobs.py)
     data: dict = field(default_factory=dict)  # dataset parameters
     augment: bool = False
     # rough cost of one training step on one core of the reference machine (ms); only orders

@@ -1,17 +1,19 @@
 """The run record, typed: one model for every place a record is made or read.
 
-training/run.py builds each record through `Record`, store/jsonl.py checks every line it
-reads against it (so scoring and the page only ever see records of this shape), the tests
-build their fixtures with it, and a test checks the README's field table against it. No torch.
+training/run.py checks each record it makes against `Record` (as it will read back from the
+file), store/jsonl.py checks every line it reads (so scoring and the page only ever see
+records of this shape), the tests build their fixtures with it, and a test checks the
+README's field table against it. No torch.
 
 Schema 1. A field added later is optional, so older files keep loading; `numerics` is absent
-in records written before it existed (they are numerics version 1, core/numerics.py).
-Values are checked, not rewritten: a record reads back exactly as it was written.
+in records written before it existed (they are numerics version 1, core/numerics.py). A key
+the model does not know, or another schema, makes the file unreadable to this version: an
+error naming the line, never a silent drop. Values are checked, not rewritten.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,11 +24,15 @@ SCHEMA = 1
 STATUSES = ("ok", "diverged", "error", "skipped")
 
 Number = float | None  # JSON has no NaN: a non-finite value is written as null
-Curve = list[tuple[int, Number]]
+# [step, value]: a JSON pair (strict mode takes no list for a tuple)
+Curve = list[Annotated[list[float | None], Field(min_length=2, max_length=2)]]
 
 
 class Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict: a record is JSON data, so a number is a number (an int is taken for a float),
+    never a string or a bool; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class StrategyLabel(Part):
@@ -115,7 +121,7 @@ class Record(Part):
     command: str | None = Field(description="the command that produced it")
     ranks: int | None = Field(None, description="processes of a multi-device (DDP) run")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
 def record_fields() -> list[str]:
@@ -124,16 +130,11 @@ def record_fields() -> list[str]:
 
 
 def check_record(record: dict, where: str = "record") -> dict:
-    """`record` itself when it is a run record of this schema; else a UserError naming the
-    first field that is not (e.g. 'results.jsonl:3: metrics.test: expected a number')."""
+    """`record` itself (unchanged) when it is a run record of this schema; else a UserError
+    naming the first field that is not, e.g. 'r.jsonl:3: not a gradbench run record
+    (metrics.test: expected a number or null, got 'high')'."""
     try:
         Record.model_validate(record)
     except ValidationError as e:
         raise UserError(f"{where}: not a gradbench run record ({one_line(e, '', Record)})") from None
     return record
-
-
-def build_record(**fields) -> dict:
-    """A record as JSON-ready data, checked by the model on the way (what training/run.py and
-    the tests' fixtures use)."""
-    return Record.model_validate(fields).model_dump(mode="json", by_alias=True, exclude_unset=True)

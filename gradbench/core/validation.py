@@ -35,7 +35,7 @@ def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = Non
     """The most specific error of `e` on one line, its path under `where` (e.g. 'tasks.mnist_mlp.model').
     Where a value failed every member of a Union, the message names what each would take."""
     errors = [(_loc(err), err) for err in e.errors()]
-    loc, err = max(errors, key=lambda pair: len(pair[0]))  # the deepest: inside the member that fits
+    loc, err = max(errors, key=lambda pair: _depth(pair[1]))  # the deepest: inside the member that fits
     same = [x for lc, x in errors if lc == loc]
     path = _join(where, loc)
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
@@ -69,7 +69,14 @@ def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = Non
 
 
 def _loc(err: dict) -> tuple:
-    return tuple(p for p in err["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
+    loc = list(err["loc"])
+    if "[key]" in loc:  # a mapping's key itself failed: (..., the key, '[key]') -> the mapping
+        loc = loc[: loc.index("[key]") - 1]
+    return tuple(p for p in loc if not (isinstance(p, str) and _UNION_TAG.match(p)))  # a Union member's type
+
+
+def _depth(err: dict) -> int:
+    return sum(1 for p in err["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
 
 
 def _join(where: str, loc: tuple) -> str:
@@ -93,7 +100,7 @@ def _fields(model: type[BaseModel] | None, loc: tuple[str, ...]) -> list[str]:
         if field is None:  # a mapping's key (a task name): the model found is its values'
             continue
         model = _model_of(field.annotation)
-    return list(model.model_fields) if model is not None else []
+    return [f.alias or name for name, f in model.model_fields.items()] if model is not None else []
 
 
 def _is_positive_int(model: type[BaseModel] | None, loc: tuple) -> bool:

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..catalogue import plugins as catalogue_plugins
 from ..core.spec import RunSpec
 from ..training.run import error_record, run_one
 
@@ -37,6 +38,7 @@ def run_distributed(
     command: str | None,
     series_rel: str | None,
     threads: int | None,
+    plugins: tuple[str, ...] = (),
 ) -> dict:
     n = world_size(spec)
     with tempfile.TemporaryDirectory(prefix="gradbench-ddp-") as tmp:
@@ -47,6 +49,7 @@ def run_distributed(
             "command": command,
             "series_rel": series_rel,
             "threads": threads,
+            "plugins": list(plugins),
             "out": tmp,
         }
         (Path(tmp) / "job.json").write_text(json.dumps(job))
@@ -85,6 +88,8 @@ def _rank_main(job_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     if job["threads"]:
         torch.set_num_threads(job["threads"])
+    catalogue_plugins.load_entry_points()
+    catalogue_plugins.load(job.get("plugins", []))  # what the suite's strategies need, in this rank
     rank = int(os.environ.get("RANK", 0))
     spec = RunSpec.from_dict(job["spec"])
     run_dir = Path(job["run_dir"]) if job["run_dir"] and rank == 0 else None  # rank 0 writes the series

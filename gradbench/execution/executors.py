@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..catalogue import plugins
 from ..catalogue.tasks import priced_ms
 from ..core.errors import UserError
 from ..core.spec import RunSpec
@@ -34,6 +35,7 @@ class Job:
     command: str | None = None
     threads: int | None = None  # torch threads per run
     wandb: dict | None = None  # tracking settings (see tracking.py), or None
+    plugins: tuple[str, ...] = ()  # the suite's plugins, resolved: every worker loads them
 
 
 def execute(spec_dict: dict, job: Job) -> dict:
@@ -42,11 +44,12 @@ def execute(spec_dict: dict, job: Job) -> dict:
 
     if job.threads:
         torch.set_num_threads(job.threads)
+    load_plugins(job.plugins)
     spec = RunSpec.from_dict(spec_dict)
     run_dir = Path(job.runs_dir) / spec.run_id if job.runs_dir else None
     series_rel = os.path.relpath(run_dir, job.results_dir) if run_dir else None
     if world_size(spec) > 1:  # one run on several devices: torchrun starts its ranks
-        return run_distributed(spec, Path(job.data_root), run_dir, job.command, series_rel, job.threads)
+        return run_distributed(spec, Path(job.data_root), run_dir, job.command, series_rel, job.threads, job.plugins)
     tracker = None
     if job.wandb:
         from .tracking import RunTracker
@@ -63,6 +66,13 @@ def execute(spec_dict: dict, job: Job) -> dict:
     if tracker:
         tracker.finish(record, run_dir)
     return record
+
+
+def load_plugins(refs) -> None:
+    """What a suite's plugins and installed entry points register, in this process (a pool
+    worker, a Ray task on any node, a torchrun rank): loaded once per process."""
+    plugins.load_entry_points()
+    plugins.load(list(refs))
 
 
 class InProcess:

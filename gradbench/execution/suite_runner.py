@@ -71,6 +71,7 @@ def run_suite(
             command=command,
             threads=suite.threads,
             wandb=wandb,
+            plugins=tuple(suite.plugins),
         )
         for spec, rec in executor.map([i for i in todo if not isinstance(i, Skipped)], job):
             guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded

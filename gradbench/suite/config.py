@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model, model_validator
 
 from ..catalogue import plugins
-from ..catalogue.data_params import checked_data_params
-from ..catalogue.model_knobs import checked_knobs
+from ..catalogue.data_params import DATA_PARAMS, checked_data_params
+from ..catalogue.model_knobs import KNOBS, checked_knobs
 from ..catalogue.strategies import STRATEGIES, Arm, make_arm
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError, did_you_mean, unknown
@@ -37,12 +37,10 @@ class Stress(Strict):
 
 
 class TaskOverrides(Strict):
-    max_steps: int | None = Field(None, gt=0, description="optimizer steps per run")
-    eval_every: int | None = Field(None, gt=0, description="validate every this many optimizer steps")
-    batch_size: int | None = Field(None, gt=0, description="training examples per step")
-    lr_mult: list[float] | None = Field(
-        None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)"
-    )
+    max_steps: int = Field(None, gt=0, description="optimizer steps per run")
+    eval_every: int = Field(None, gt=0, description="validate every this many optimizer steps")
+    batch_size: int = Field(None, gt=0, description="training examples per step")
+    lr_mult: list[float] = Field(None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)")
     model: dict[str, Any] = Field({}, description="model knobs over the task's (see catalogue/model_knobs.py)")
     data: dict[str, Any] = Field({}, description="dataset parameters, e.g. seq_len (see catalogue/data_params.py)")
 
@@ -126,7 +124,7 @@ class WandbSettings(Strict):
 class SuiteFile(Strict):
     """A gradbench suite: tasks x stress levels x seeds x strategy arms."""
 
-    name: str | None = Field(None, description="suite name (default: the file's stem)")
+    name: str = Field(None, description="suite name (default: the file's stem)")
     description: str = Field("", description="one line on what the suite is for")
     seeds: int | list[int] = Field(
         [0], description="a count n (seeds 0..n-1) or a list; seed i is shared by every strategy (paired)"
@@ -136,10 +134,8 @@ class SuiteFile(Strict):
         description="strategy arms: 'name', 'a+b', or {name: {param: value}}"
     )
     stress: Stress = Field(Stress(), description="stress levels")
-    max_steps: int | None = Field(
-        None, gt=0, description="optimizer steps per run, for every task (a task override wins)"
-    )
-    eval_every: int | None = Field(
+    max_steps: int = Field(None, gt=0, description="optimizer steps per run, for every task (a task override wins)")
+    eval_every: int = Field(
         None, gt=0, description="validate every this many steps, for every task (a task override wins)"
     )
     trainer: TrainerSettings = Field(TrainerSettings(), description="extra Lightning Trainer arguments for every run")
@@ -155,8 +151,34 @@ class SuiteFile(Strict):
 
 
 def schema() -> dict:
-    """The suite file's JSON Schema (what `gradbench schema` prints)."""
-    return SuiteFile.model_json_schema()
+    """The suite file's JSON Schema (what `gradbench schema` prints), for editors: SuiteFile
+    with each registered task's overrides typed by its model family's knobs and its dataset's
+    parameters, and the registered strategy names, so `depht`, `swishy` or a misspelt task is
+    marked as it is typed. (Loading checks the same through the catalogue.)"""
+    tasks = {}
+    for name in TASKS.list():
+        task = TASKS.get(name)
+        overrides = create_model(
+            f"{name}_overrides",
+            __base__=TaskOverrides,
+            model=(KNOBS[task.model_family], Field(None, description=f"{task.model_family} knobs over the task's")),
+            data=(DATA_PARAMS[task.dataset], Field(None, description=f"{task.dataset} parameters")),
+        )
+        tasks[name] = (overrides | None, Field(None, description=task.description))
+    task_map = create_model("Tasks", __config__=ConfigDict(extra="forbid"), **tasks)
+    names = Literal[tuple(TASKS.list())]
+    arm = Annotated[str, Field(description="a strategy, or strategies joined by '+': " + ", ".join(STRATEGIES.list()))]
+    editor = create_model(
+        "SuiteFile",
+        __base__=SuiteFile,
+        __doc__=SuiteFile.__doc__,
+        tasks=(list[names] | task_map, Field(description="task names, or task -> overrides")),
+        strategies=(
+            list[arm | dict[str, dict[str, Any] | None]],
+            Field(description="strategy arms: 'name', 'a+b', or {name: {param: value}}"),
+        ),
+    )
+    return editor.model_json_schema()
 
 
 @dataclass
@@ -171,7 +193,7 @@ class Suite:
     eval_every: int | None = None
     trainer: dict = field(default_factory=dict)
     monitor: dict = field(default_factory=dict)
-    plugins: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)  # resolved: files as absolute paths
     scoring: dict = field(default_factory=dict)
     threads: int | None = None
     wandb: dict | None = None
@@ -201,8 +223,9 @@ def load_suite(path: str | Path) -> Suite:
 
 def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = None, path: str | None = None) -> Suite:
     _known_keys(raw)
+    plugin_refs = []
     if "plugins" in raw:  # first: they may register the strategies the suite names
-        plugins.load(_validated(raw["plugins"], "plugins", list[str]), base_dir=base_dir)
+        plugin_refs = plugins.load(_validated(raw["plugins"], "plugins", list[str]), base_dir=base_dir)
     try:
         f = SuiteFile.model_validate(raw)
     except ValidationError as e:
@@ -219,7 +242,7 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
         eval_every=f.eval_every,
         trainer=dict(raw.get("trainer") or {}),
         monitor=dict(raw.get("monitor") or {}),
-        plugins=f.plugins,
+        plugins=plugin_refs,
         scoring=dict(raw.get("scoring") or {}),
         threads=f.threads,
         wandb=dict(raw["wandb"] or {}) if "wandb" in raw else None,

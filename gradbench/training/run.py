@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..catalogue.tasks import TASKS
+from ..core.errors import UserError
 from ..core.numerics import NUMERICS
-from ..core.record import SCHEMA, build_record
+from ..core.record import SCHEMA, check_record
 from ..core.spec import RunSpec
+from ..store.jsonl import normalized
 from ..suite.expand import Skipped
 from .provenance import environment
 
@@ -82,7 +84,21 @@ def _fresh_record(spec: RunSpec, command: str | None, status: str = "ok", reason
 def _untrained_record(spec: RunSpec, command: str | None, status: str, reason: str) -> dict:
     rec = _fresh_record(spec, command, status, reason)
     rec["timings"] = {"finished_at": _now()}
-    return build_record(**rec)
+    return checked(rec)
+
+
+def checked(record: dict) -> dict:
+    """The record, checked against the typed Record (core/record.py) as it will read back from
+    the results file. One that does not fit is a bug (a monitor or plugin value of an odd
+    type): the run is then an error record naming the field, never a crash of the suite."""
+    try:
+        check_record(normalized(record), f"run {record['run_id']}")
+    except UserError as e:
+        bad = {**record, "status": "error", "reason": str(e)[:500], "stability": None, "series": None}
+        bad["metrics"] = {**record["metrics"], "test": None, "final_val": None}
+        check_record(normalized(bad))
+        return bad
+    return record
 
 
 def skipped_record(item: Skipped, command: str | None = None) -> dict:
@@ -209,4 +225,4 @@ def run_one(
             (run_dir / "error.txt").write_text(traceback.format_exc())
     record["env"] = environment(accelerator)
     record["timings"].update(wall_s=round(time.perf_counter() - t0, 3), finished_at=_now())
-    return build_record(**record)  # the typed record (core/record.py) checks its shape
+    return checked(record)
