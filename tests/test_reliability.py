@@ -775,3 +775,88 @@ def test_verify_help_explains_gpu_differences(capsys):
         cli.main(["verify", "--help"])
     out = capsys.readouterr().out
     assert "cuDNN" in out and "TF32" in out and "atomic" in out
+
+
+FLAKY_PLUGIN = '''
+from pathlib import Path
+
+from gradbench.catalogue.grad_hooks import grad_hook
+from gradbench.catalogue.strategies import strategy
+
+
+@strategy(family="clipping", slot="flaky")
+def flaky(spec, marker: str = ""):
+    """Fails while its marker file exists (a transient failure, test plugin)."""
+    return spec.add_grad_hook("flaky", marker=marker)
+
+
+@grad_hook("flaky")
+def make_flaky(marker: str = ""):
+    def hook(module, optimizer):
+        if Path(marker).exists():
+            raise MemoryError("out of memory (transient)")
+    return hook
+'''
+
+
+def test_retry_errors_turns_a_transient_error_into_an_ok_record(tiny_data, tmp_path, capsys):
+    marker = tmp_path / "fail-now"
+    marker.touch()
+    (tmp_path / "flaky_plugin.py").write_text(FLAKY_PLUGIN)
+    (tmp_path / "s.yaml").write_text(
+        SUITE_YAML + f"plugins: [flaky_plugin.py]\nstrategies: [baseline, {{flaky: {{marker: '{marker}'}}}}]\n"
+    )
+    path = tmp_path / "r.jsonl"
+    args = ["run", str(tmp_path / "s.yaml"), "--data", str(tiny_data), "--results", str(path)]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "MemoryError: out of memory (transient)" in err and "--retry-errors" in err
+    marker.unlink()  # the transient cause is gone
+    assert cli.main(args) == 1  # without the flag the error stays recorded, and says how to retry
+    out, err = capsys.readouterr()
+    assert "0 to run" in out and err.rstrip().endswith("--retry-errors")
+    assert cli.main([*args, "--retry-errors"]) == 0
+    out = capsys.readouterr().out
+    assert "1 to run, again: 1 that failed with an error (--retry-errors)" in out
+    records = results.load(path)
+    assert [r["status"] for r in records] == ["ok", "error", "ok"]
+    assert {r["status"] for r in results.latest_by_run(records)} == {"ok"}  # the later record wins
+
+
+def test_without_file_locks_the_suite_warns_instead_of_running_unlocked_silently(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_fcntl(name, *a, **kw):
+        if name == "fcntl":
+            raise ImportError("no fcntl here")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_fcntl)
+    with pytest.warns(UserWarning, match="no file locks.*not locked"):
+        with lock.exclusive(tmp_path / "r.jsonl"):
+            pass
+
+
+def test_verify_statistical_across_thread_counts_and_an_altered_metric(tiny_data, tmp_path, capsys):
+    """Records made at 1 thread, re-run at 2: consistent with their seeds, the difference in
+    threads named; a record whose metric was altered is inconsistent."""
+    path = tmp_path / "r.jsonl"
+    run_suite(small_suite(["baseline", "clip_norm"], seeds=3), path, tiny_data, log=lambda s: None)
+    args = ["verify", str(path), "--data", str(tiny_data), "--statistical", "--threads", "2", "--sample", "3"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert "statistical: a re-run is another draw" in out
+    assert out.count("consistent   ") == 3 and "recorded with threads 1, now 2" in out
+    assert "verify --statistical: 3 of 3 runs are consistent with their recorded seeds" in out
+
+    records = results.load(path)
+    altered = next(r for r in records if r["status"] == "ok")
+    altered["metrics"]["test"] = altered["metrics"]["test"] - 0.5
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert cli.main([*args[:-2]]) == 1
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("INCONSISTENT"))
+    assert altered["run_id"] in line and "recorded" in line and "tol" in line
+    assert "are not" in out

@@ -96,7 +96,7 @@ def test_resume_reruns_records_of_another_numerics_version_and_pages_never_mix_t
     monkeypatch.setattr(run_module, "NUMERICS", numerics.NUMERICS)
     lines = []
     again = run_suite(small_suite(), path, tiny_data, log=lines.append)
-    assert "2 to run, 2 of them again: recorded under another numerics version" in lines[0]
+    assert "2 to run, again: 2 recorded under another numerics version" in lines[0]
     assert {r["numerics"] for r in again} == {numerics.NUMERICS} and len(results.load(path)) == 4
     # the latest record of each run wins, so the suite's own page has one version; a mix does not score
     page.write(again, tmp_path / "page", plots=False)

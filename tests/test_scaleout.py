@@ -243,3 +243,103 @@ def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeyp
         summary = dict(item_kv(i) for r in records if r.HasField("summary") for i in r.summary.update)
         assert summary.get("final/test") == pytest.approx(rec["metrics"]["test"])
     assert "wandb sync" in tracking.sync_hint(settings)
+
+
+def test_wandb_summary_of_a_suite_with_a_baseline_is_logged_and_reads_back(tiny_data, tmp_path, monkeypatch, capsys):
+    """The simplest suite with a baseline and `wandb: {mode: offline}` exits 0 and writes the
+    summary run; its tables read back with a row per (task, strategy) and no missing column
+    type (the baseline's paired-seed columns are empty, not pd.NA)."""
+    pytest.importorskip("wandb")
+    import json as _json
+
+    from gradbench import cli
+
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "name: wb\ntasks:\n  mnist_mlp: {max_steps: 10, eval_every: 5, batch_size: 32, model: {depth: 2, width: 16}}\n"
+        "strategies: [baseline, clip_norm]\nwandb: {mode: offline, project: gb-test}\n"
+    )
+    rc = cli.main(["run", "s.yaml", "--data", str(tiny_data), "--results", "r.jsonl"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "warning" not in err and "wandb sync" in out
+    summary = [f for f in (tmp_path / "wandb").glob("offline-run-*") if any(f.rglob("*per_task*.table.json"))]
+    assert len(summary) == 1
+    tables = {p.name.split("_")[0]: _json.loads(p.read_text()) for p in summary[0].rglob("*.table.json")}
+    per_task = tables["per"]
+    assert len(per_task["data"]) == 2 and "strategy" in per_task["columns"]
+    rows = {row[per_task["columns"].index("strategy")]: row for row in per_task["data"]}
+    assert set(rows) == {"baseline", "clip_norm"}
+
+
+def test_a_tracking_failure_is_one_warning_and_the_suite_still_succeeds(tiny_data, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("wandb")
+    from gradbench import cli
+    from gradbench.execution import tracking
+
+    def broken(*a, **kw):
+        raise TypeError("Data row contained incompatible types")
+
+    monkeypatch.setattr(tracking, "log_summary", broken)
+    monkeypatch.setattr(tracking.RunTracker, "finish", broken)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    (tmp_path / "s.yaml").write_text(
+        "name: wb2\ntasks:\n  mnist_mlp: {max_steps: 6, eval_every: 3, batch_size: 32, model: {depth: 2, width: 16}}\n"
+        "strategies: [baseline]\nwandb: {mode: offline, dir: " + str(tmp_path) + "}\n"
+    )
+    rc = cli.main(["run", str(tmp_path / "s.yaml"), "--data", str(tiny_data), "--results", str(tmp_path / "r.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 0
+    warnings = [line for line in err.splitlines() if line.startswith("gradbench: warning:")]
+    assert len(warnings) == 2 and "W&B" in warnings[0] and "Traceback" not in err
+    assert len(results.load(tmp_path / "r.jsonl")) == 1
+
+
+KILLER_PLUGIN = '''
+import os
+import signal
+
+from gradbench.catalogue.grad_hooks import grad_hook
+from gradbench.catalogue.strategies import strategy
+
+
+@strategy(family="clipping", slot="killer")
+def killer(spec):
+    """Kills its own process at the third step (a segfault or the OOM killer, test plugin)."""
+    return spec.add_grad_hook("killer")
+
+
+@grad_hook("killer")
+def make_killer():
+    steps = []
+
+    def hook(module, optimizer):
+        steps.append(1)
+        if len(steps) == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return hook
+'''
+
+
+@pytest.mark.parametrize("kind", ["pool", "ray"])
+def test_a_worker_that_dies_is_one_error_record_and_the_suite_finishes(tiny_data, tmp_path, kind):
+    if kind == "ray":
+        pytest.importorskip("ray", reason="the 'ray' extra is not installed")
+    (tmp_path / "killer_plugin.py").write_text(KILLER_PLUGIN)
+    suite = tiny_suite(strategies=["baseline", "killer"], plugins=[str(tmp_path / "killer_plugin.py")])
+    executor = LocalPool(workers=2) if kind == "pool" else make_executor("ray")
+    path = tmp_path / "r.jsonl"
+    recs = run_suite(suite, path, tiny_data, executor=executor, log=lambda s: None)
+    by_arm = {}
+    for r in recs:
+        by_arm.setdefault(r["strategy"]["label"], []).append(r)
+    assert [r["status"] for r in by_arm["baseline"]] == ["ok", "ok"]
+    assert [r["status"] for r in by_arm["killer"]] == ["error", "error"]
+    for r in by_arm["killer"]:
+        assert ("killed by SIGKILL" if kind == "pool" else "Ray task failed") in r["reason"], r["reason"]
+    assert len(results.load(path)) == 4
+    if kind == "pool":  # the runs that died with a worker ran again alone and match a clean run
+        clean = run_with(InProcess(), tmp_path, tiny_data, "clean")
+        for r in by_arm["baseline"]:
+            assert (r["metrics"], r["stability"]) == (clean[r["run_id"]]["metrics"], clean[r["run_id"]]["stability"])

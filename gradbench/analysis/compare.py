@@ -19,6 +19,7 @@ class Outcome:
     record: dict
     diffs: list = field(default_factory=list)  # [(field, recorded, now)]
     notes: list = field(default_factory=list)
+    statistical: bool = False  # judged by STATISTICAL_RULE, not bit for bit
 
     @property
     def ok(self) -> bool:
@@ -103,6 +104,9 @@ def describe(rec: dict) -> str:
 
 
 def format_outcome(o: Outcome, most: int = 3) -> str:
+    if o.statistical:
+        word = "consistent  " if o.ok else "INCONSISTENT"
+        return f"{word} {describe(o.record)}: " + "; ".join(o.notes)
     if o.ok:
         return f"ok       {describe(o.record)}"
     parts = [f"{f}: recorded {_show(a)}, now {_show(b)}" for f, a, b in o.diffs[:most]]
@@ -120,3 +124,42 @@ def env_changes(recorded: dict, now: dict) -> list[str]:
         for k in keys
         if recorded.get(k) != now.get(k)
     ]
+
+
+# --- verify --statistical: consistent with the seed distribution, not bit for bit -----------
+STATISTICAL_RULE = (
+    "a re-run is another draw of the same seed on this machine; it is consistent with its record when "
+    "it has the recorded status and, for an ok run, its test metric is within tol of the recorded one, "
+    "tol = max(the range of the other recorded seeds of the same task, arm and learning rate when "
+    "there are two or more, 2% of |target - chance|)"
+)
+
+
+def seed_group(records: list[dict], rec: dict) -> list[dict]:
+    """The other records of `rec`'s task, arm and learning rate (its other seeds)."""
+
+    def key(r):
+        return (r.get("task"), (r.get("strategy") or {}).get("label"), (r.get("stress") or {}).get("lr_mult"))
+
+    return [r for r in records if key(r) == key(rec) and r.get("run_id") != rec.get("run_id")]
+
+
+def consistency(rec: dict, now: dict, others: list[dict]) -> tuple[bool, str]:
+    """(consistent?, why) of a re-run `now` of `rec` under STATISTICAL_RULE; `others` are the
+    record's other seeds (seed_group)."""
+    if now.get("status") != rec.get("status"):
+        return False, f"status {rec.get('status')} recorded, {now.get('status')} now"
+    if rec.get("status") != "ok":
+        return True, f"{rec.get('status')} as recorded"
+    m = rec.get("metrics") or {}
+    recorded, got = m.get("test"), (now.get("metrics") or {}).get("test")
+    if not isinstance(recorded, (int, float)) or not isinstance(got, (int, float)):
+        return False, "no test metric to compare"
+    values = [(r.get("metrics") or {}).get("test") for r in others if r.get("status") == "ok"]
+    values = [v for v in values if isinstance(v, (int, float))]
+    spread = max(values) - min(values) if len(values) >= 2 else 0.0
+    tol = max(spread, 0.02 * abs(float(m.get("target") or 0) - float(m.get("chance") or 0)))
+    return abs(got - recorded) <= tol, (
+        f"{m.get('name', 'metric')} {got:.4g} now, {recorded:.4g} recorded, tol {tol:.3g}"
+        + (f" (range of {len(values)} other seeds)" if len(values) >= 2 and spread >= tol else "")
+    )

@@ -13,7 +13,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import multiprocessing as mp
 import os
+import signal
+import sys
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from ..catalogue import plugins
 from ..catalogue.tasks import priced_ms
 from ..core.errors import UserError
 from ..core.spec import RunSpec
-from ..training.run import run_one
+from ..training.run import error_record, run_one
 from .ddp import run_distributed, world_size
 
 
@@ -54,7 +57,7 @@ def execute(spec_dict: dict, job: Job) -> dict:
     if job.wandb:
         from .tracking import RunTracker
 
-        tracker = RunTracker(job.wandb, spec)
+        tracker = _tracked(lambda: RunTracker(job.wandb, spec), spec)
     record = run_one(
         spec,
         Path(job.data_root),
@@ -64,8 +67,19 @@ def execute(spec_dict: dict, job: Job) -> dict:
         logger=tracker.logger if tracker else None,
     )
     if tracker:
-        tracker.finish(record, run_dir)
+        _tracked(lambda: tracker.finish(record, run_dir), spec)
     return record
+
+
+def _tracked(step, spec: RunSpec):
+    """A W&B step of one run; a failure is one warning line and the run goes on untracked:
+    tracking copies what the record already holds, so it never costs a result."""
+    try:
+        return step()
+    except Exception as e:  # noqa: BLE001
+        why = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        print(f"gradbench: warning: W&B tracking failed for run {spec.run_id} ({why})", file=sys.stderr, flush=True)
+        return None
 
 
 def load_plugins(refs) -> None:
@@ -121,22 +135,82 @@ class LocalPool:
         return [dev for dev in (self.devices or []) for _ in range(self.runs_per_device)]
 
     def map(self, specs: list[RunSpec], job: Job) -> Iterator[tuple[RunSpec, dict]]:
+        """At most one run per worker in flight, so that when a worker process dies (a segfault,
+        the OOM killer, a plugin that kills it) the runs it could have been running are known:
+        each of them runs again alone, in a process of its own; the one that kills that process
+        too is recorded as an error naming the signal or exit code, and the pool is rebuilt."""
         ctx = mp.get_context("spawn")  # a clean interpreter: no inherited torch threads or CUDA state
+        job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
+        todo = longest_first(specs)
+        pool, in_flight = self._pool(ctx, job), {}
+        try:
+            while todo or in_flight:
+                while todo and len(in_flight) < self.workers:
+                    spec = todo.pop(0)
+                    in_flight[pool.submit(execute, spec.to_dict(), job)] = spec
+                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                if not any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                    for fut in done:
+                        yield in_flight.pop(fut), fut.result()
+                    continue
+                pool.shutdown(wait=True, cancel_futures=True)  # a worker died: the pool is broken
+                suspects = []
+                for fut, spec in in_flight.items():
+                    if fut.exception() is None:  # finished before the pool broke
+                        yield spec, fut.result()
+                    else:
+                        suspects.append(spec)
+                in_flight.clear()
+                for spec in suspects:
+                    yield spec, self._alone(ctx, spec, job)
+                pool = self._pool(ctx, job)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _pool(self, ctx, job: Job) -> cf.ProcessPoolExecutor:
         queue = None
-        if self.devices:
+        if self.devices:  # each new pool's workers take the devices afresh
             queue = ctx.Manager().Queue()
             for dev in self.device_slots():
                 queue.put(dev)
-        job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
-        pool = cf.ProcessPoolExecutor(
+        return cf.ProcessPoolExecutor(
             self.workers, mp_context=ctx, initializer=_init_worker, initargs=(queue, job.threads)
         )
+
+    def _alone(self, ctx, spec: RunSpec, job: Job) -> dict:
+        """The run in a process of its own: its record, or an error record when the process dies."""
+        receive, send = ctx.Pipe(duplex=False)
+        device = self.device_slots()[0] if self.devices else None
+        proc = ctx.Process(target=_execute_and_send, args=(spec.to_dict(), job, send, device))
+        proc.start()
+        send.close()
         try:
-            futures = {pool.submit(execute, s.to_dict(), job): s for s in longest_first(specs)}
-            for fut in cf.as_completed(futures):
-                yield futures[fut], fut.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            record = receive.recv()
+        except EOFError:  # it died before sending
+            record = None
+        proc.join()
+        if record is None:
+            return error_record(spec, job.command, f"the worker process running it died ({_death(proc.exitcode)})")
+        return record
+
+
+def _execute_and_send(spec_dict: dict, job: Job, send, device: str | None) -> None:
+    if device is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
+    import torch
+
+    torch.set_num_threads(job.threads or 1)
+    send.send(execute(spec_dict, job))
+
+
+def _death(exitcode: int | None) -> str:
+    """How a process ended: 'killed by SIGKILL' or 'exit code 3'."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 class RayExecutor:
@@ -165,12 +239,19 @@ class RayExecutor:
             kwargs = {"address": self.address} if self.address else {"num_cpus": os.cpu_count()}
             ray.init(include_dashboard=False, log_to_driver=False, logging_level="ERROR", **kwargs)
         job = Job(**{**job.__dict__, "threads": job.threads or self.threads})
-        remote = ray.remote(num_cpus=job.threads, num_gpus=self.gpus_per_run)(execute)
+        # max_retries=0: a run whose worker dies is one error record, not retried three times
+        remote = ray.remote(num_cpus=job.threads, num_gpus=self.gpus_per_run, max_retries=0)(execute)
         pending = {remote.remote(s.to_dict(), job): s for s in longest_first(specs)}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
-                yield pending.pop(done[0]), ray.get(done[0])
+                spec = pending.pop(done[0])
+                try:
+                    record = ray.get(done[0])
+                except ray.exceptions.RayError as e:  # the worker died, or the task could not run
+                    why = " ".join(str(e).split())[:300]
+                    record = error_record(spec, job.command, f"the Ray task failed ({type(e).__name__}: {why})")
+                yield spec, record
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..catalogue.tasks import TASKS, priced_ms
+from ..core.numerics import NUMERICS, numerics_of
 from ..store import jsonl
 from ..store.lock import exclusive
 from ..suite import Skipped, Suite, expand
@@ -31,8 +32,11 @@ def run_suite(
     log: Callable[[str], None] = print,
     executor=None,
     wandb: dict | None = None,
+    retry_errors: bool = False,
 ) -> list[dict]:
-    """Run every run of the suite not yet in the results file; return the suite's records.
+    """Run every run of the suite not yet in the results file (with retry_errors, also those
+    whose record is an error: a transient failure); return the suite's records (the latest
+    record of each run).
 
     `executor` (executors.py) decides where runs execute (default: in this process); this
     function stays the single writer of the results file whatever it is. `wandb` is resolved
@@ -48,11 +52,16 @@ def run_suite(
     # stop between runs as interrupts.Interrupted, and the run they cut short is not recorded;
     # one that comes while a record is written takes effect once it is on disk
     with exclusive(results_path), interrupts.interruptible() as guard:
-        recorded = jsonl.load(results_path) if results_path.exists() else []
-        done = jsonl.finished_ids(recorded)
+        recorded = (
+            {r["run_id"]: r for r in jsonl.latest_by_run(jsonl.load(results_path))} if results_path.exists() else {}
+        )
+        done = jsonl.finished_ids(recorded.values(), retry_errors)
         todo = [i for i in items if i.run_id not in done]
-        stale = len({i.run_id for i in todo} & {r["run_id"] for r in recorded})
-        again = f", {stale} of them again: recorded under another numerics version" if stale else ""
+        again = [recorded[i.run_id] for i in todo if i.run_id in recorded]
+        retried = sum(r["status"] == "error" and numerics_of(r) == NUMERICS for r in again)
+        why = [f"{len(again) - retried} recorded under another numerics version"] if len(again) > retried else []
+        why += [f"{retried} that failed with an error (--retry-errors)"] if retried else []
+        again = f", again: {' and '.join(why)}" if why else ""
         log(
             f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
             f"{len(todo)} to run{again}); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "

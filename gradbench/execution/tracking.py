@@ -118,8 +118,8 @@ def log_summary(settings: dict, suite: str, scores) -> None:
     )
     run.log(
         {
-            "leaderboard/per_task": wandb.Table(dataframe=_tabular(scores.per_task)),
-            "leaderboard/overall": wandb.Table(dataframe=_tabular(scores.overall)),
+            "leaderboard/per_task": wandb.Table(*_tabular(scores.per_task)),
+            "leaderboard/overall": wandb.Table(*_tabular(scores.overall)),
         }
     )
     run.finish()
@@ -140,13 +140,25 @@ def _quiet():
     return wandb.Settings(silent=True, console="off", disable_git=True, x_disable_stats=True)
 
 
-def _tabular(df):
-    """W&B Tables take plain columns: stringify anything that is not a number or a string."""
-    df = df.reset_index(drop=False) if df.index.name else df.copy()
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = df[col].map(lambda v: v if isinstance(v, (str, int, float)) or v is None else str(v))
-    return df
+def _tabular(df) -> tuple[list[str], list[list]]:
+    """A scores frame as (columns, rows) of JSON-safe values, what wandb.Table takes: a missing
+    value (NaN, pd.NA, None) is None, a numpy scalar its Python value, anything else that is not
+    a bool, number or string its str. A column is then one type or None, which W&B accepts
+    (pd.NA beside numbers made wandb.Table raise 'incompatible types')."""
+    import pandas as pd
+
+    df = df.reset_index(drop=False) if df.index.name else df
+    return [str(c) for c in df.columns], [[_cell(v, pd) for v in row] for row in df.itertuples(index=False)]
+
+
+def _cell(v, pd):
+    if v is None or (not isinstance(v, (str, list, tuple, dict)) and pd.isna(v)):
+        return None
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v if isinstance(v, (bool, int, float, str)) else str(v)
 
 
 def _f(v: str) -> float | None:

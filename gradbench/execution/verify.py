@@ -33,7 +33,16 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..analysis.compare import Outcome, compare, env_changes, format_outcome, select
+from ..analysis.compare import (
+    STATISTICAL_RULE,
+    Outcome,
+    compare,
+    consistency,
+    env_changes,
+    format_outcome,
+    seed_group,
+    select,
+)
 from ..core.errors import UserError
 from ..store import jsonl
 from . import interrupts
@@ -52,11 +61,20 @@ def _spec(rec: dict, path):
 
 
 def verify(
-    path, data_root: Path, sample: int | None = None, seed: int = 0, log: Callable[[str], None] = print
+    path,
+    data_root: Path,
+    sample: int | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+    statistical: bool = False,
+    threads: int | None = None,
 ) -> list[Outcome]:
     """Re-run the chosen records of the results file `path`; log one line per run and return
-    the outcomes. UserError for an unreadable file, a record without a usable spec, or data
-    that is missing (checked before anything runs)."""
+    the outcomes. Bitwise by default; `statistical`: each re-run is judged against the seeds
+    of its task, arm and learning rate (compare.STATISTICAL_RULE), for another machine kind or
+    thread count. `threads`: torch threads for the re-runs (default: each record's own).
+    UserError for an unreadable file, a record without a usable spec, or data that is missing
+    (checked before anything runs)."""
     import torch
 
     from ..catalogue.grad_hooks import GRAD_HOOKS
@@ -88,27 +106,36 @@ def verify(
         f"verify {path}: re-running {len(chosen)} of {len(records)} runs"
         + (f" ({skipped} skipped runs are not re-run)" if skipped else "")
     )
-    threads = torch.get_num_threads()
+    if statistical:
+        log(f"statistical: {STATISTICAL_RULE}")
+    previous_threads = torch.get_num_threads()
     outcomes = []
     try:
         with interrupts.interruptible() as guard:
             for rec, spec in zip(chosen, specs):
                 env = rec.get("env") or {}
-                if isinstance(env.get("threads"), int) and env["threads"] > 0:
+                if threads:
+                    torch.set_num_threads(threads)
+                elif isinstance(env.get("threads"), int) and env["threads"] > 0:
                     torch.set_num_threads(env["threads"])
                 now = run_one(spec, Path(data_root))
                 guard.check()
-                o = Outcome(rec, compare(rec, now))
+                if statistical:
+                    ok, why = consistency(rec, now, seed_group(records, rec))
+                    o = Outcome(rec, [] if ok else [("consistency", why, None)], notes=[why], statistical=True)
+                    o.notes += env_changes(env, now.get("env") or {})
+                else:
+                    o = Outcome(rec, compare(rec, now))
+                    if o.diffs:
+                        o.notes += env_changes(env, now.get("env") or {})
                 if spec.run_id != rec.get("run_id"):
                     o.diffs.insert(0, ("run_id", rec.get("run_id"), spec.run_id))
                 if now.get("reason") and now.get("status") != rec.get("status"):
                     o.notes.append(f"now: {' '.join(str(now['reason']).split())[:200]}")
-                if o.diffs:
-                    o.notes += env_changes(env, now.get("env") or {})
                 log(format_outcome(o))
                 outcomes.append(o)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous_threads)
     gpu = [o for o in outcomes if "cuda" in str((o.record.get("env") or {}).get("device", "")).lower()]
     if gpu:
         log(

@@ -214,10 +214,15 @@ def load(path: str | os.PathLike) -> list[dict]:
     return list(iter_records(path))
 
 
-def finished_ids(records: Iterable[dict]) -> set[str]:
-    """run_ids of the records (any status) made under this training code's numerics version:
-    a rerun of the suite skips them, and re-runs those made under another version."""
-    return {r["run_id"] for r in records if numerics_of(r) == NUMERICS}
+def finished_ids(records: Iterable[dict], retry_errors: bool = False) -> set[str]:
+    """run_ids whose latest record was made under this training code's numerics version (any
+    status; with retry_errors, not 'error'): a rerun of the suite skips them, and re-runs those
+    made under another version (and, asked to, those that failed)."""
+    return {
+        r["run_id"]
+        for r in latest_by_run(records)
+        if numerics_of(r) == NUMERICS and not (retry_errors and r["status"] == "error")
+    }
 
 
 def latest_by_run(records: Iterable[dict]) -> list[dict]:

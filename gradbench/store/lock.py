@@ -29,7 +29,13 @@ def exclusive(path: str | os.PathLike, what: str = "gradbench run"):
     The lock file itself stays (removing it would let two processes lock two inodes)."""
     try:
         import fcntl
-    except ImportError:  # not POSIX: no lock (one writer is then up to the user)
+    except ImportError:  # not POSIX (Windows): no flock, and the user must know it
+        warnings.warn(
+            f"this platform has no file locks (fcntl), so {path} is not locked; make sure no other "
+            "gradbench run writes to it at the same time",
+            ResultsWarning,
+            stacklevel=3,
+        )
         yield
         return
     path = Path(path)
