@@ -6,7 +6,7 @@
 A change to the monitor saves microseconds in a step of milliseconds, less than the
 machine's speed moves between two harness runs. So both monitors run in one process, on the
 same spec, alternating run by run (ABBA, BAAB, ...): gradbench's own run path
-(runner.run_one), once with the StabilityMonitor as it is at --base (loaded from git) and
+(training.run.run_one), once with the StabilityMonitor as it is at --base (loaded from git) and
 once as it is in the working tree. Per task it prints each side's median step (the time
 between the starts of consecutive training steps, after 5 warm-up steps), the median over
 rounds of the paired difference B - A with its quartiles, and the time each run spent in

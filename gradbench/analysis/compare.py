@@ -128,25 +128,33 @@ def env_changes(recorded: dict, now: dict) -> list[str]:
 
 # --- verify --statistical: consistent with the seed distribution, not bit for bit -----------
 STATISTICAL_RULE = (
-    "a re-run is another draw of the same seed on this machine; it is consistent with its record when "
-    "it has the recorded status and, for an ok run, its test metric is within tol of the recorded one, "
-    "tol = max(the range of the other recorded seeds of the same task, arm and learning rate when "
-    "there are two or more, 2% of |target - chance|)"
+    "a re-run is another draw of the same seed's arithmetic on this machine; it is consistent with its "
+    "record when it has the recorded status and, for an ok run, its test metric is within tol of the "
+    "recorded one, tol = the median over the task's (arm, learning rate) groups of the range of their "
+    "recorded seeds' test metrics (how much a run of this task moves when only its draw changes), and "
+    "at least 2% of |target - chance|"
 )
 
 
-def seed_group(records: list[dict], rec: dict) -> list[dict]:
-    """The other records of `rec`'s task, arm and learning rate (its other seeds)."""
+def task_spread(records: list[dict], task: str) -> float:
+    """The median, over the task's (arm, lr) groups with two or more ok seeds, of the range of
+    their test metrics (0 when no group has two)."""
+    groups: dict[tuple, list[float]] = {}
+    for r in records:
+        test = (r.get("metrics") or {}).get("test")
+        if r.get("task") == task and r.get("status") == "ok" and isinstance(test, (int, float)):
+            key = ((r.get("strategy") or {}).get("label"), (r.get("stress") or {}).get("lr_mult"))
+            groups.setdefault(key, []).append(float(test))
+    ranges = sorted(max(v) - min(v) for v in groups.values() if len(v) >= 2)
+    if not ranges:
+        return 0.0
+    mid = len(ranges) // 2
+    return ranges[mid] if len(ranges) % 2 else (ranges[mid - 1] + ranges[mid]) / 2
 
-    def key(r):
-        return (r.get("task"), (r.get("strategy") or {}).get("label"), (r.get("stress") or {}).get("lr_mult"))
 
-    return [r for r in records if key(r) == key(rec) and r.get("run_id") != rec.get("run_id")]
-
-
-def consistency(rec: dict, now: dict, others: list[dict]) -> tuple[bool, str]:
-    """(consistent?, why) of a re-run `now` of `rec` under STATISTICAL_RULE; `others` are the
-    record's other seeds (seed_group)."""
+def consistency(rec: dict, now: dict, spread: float) -> tuple[bool, str]:
+    """(consistent?, why) of a re-run `now` of `rec` under STATISTICAL_RULE; `spread` is the
+    record's task_spread."""
     if now.get("status") != rec.get("status"):
         return False, f"status {rec.get('status')} recorded, {now.get('status')} now"
     if rec.get("status") != "ok":
@@ -155,11 +163,7 @@ def consistency(rec: dict, now: dict, others: list[dict]) -> tuple[bool, str]:
     recorded, got = m.get("test"), (now.get("metrics") or {}).get("test")
     if not isinstance(recorded, (int, float)) or not isinstance(got, (int, float)):
         return False, "no test metric to compare"
-    values = [(r.get("metrics") or {}).get("test") for r in others if r.get("status") == "ok"]
-    values = [v for v in values if isinstance(v, (int, float))]
-    spread = max(values) - min(values) if len(values) >= 2 else 0.0
     tol = max(spread, 0.02 * abs(float(m.get("target") or 0) - float(m.get("chance") or 0)))
-    return abs(got - recorded) <= tol, (
-        f"{m.get('name', 'metric')} {got:.4g} now, {recorded:.4g} recorded, tol {tol:.3g}"
-        + (f" (range of {len(values)} other seeds)" if len(values) >= 2 and spread >= tol else "")
-    )
+    return abs(
+        got - recorded
+    ) <= tol, f"{m.get('name', 'metric')} {got:.4g} now, {recorded:.4g} recorded, tol {tol:.3g}"

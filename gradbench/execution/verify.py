@@ -40,8 +40,8 @@ from ..analysis.compare import (
     consistency,
     env_changes,
     format_outcome,
-    seed_group,
     select,
+    task_spread,
 )
 from ..core.errors import UserError
 from ..store import jsonl
@@ -121,7 +121,7 @@ def verify(
                 now = run_one(spec, Path(data_root))
                 guard.check()
                 if statistical:
-                    ok, why = consistency(rec, now, seed_group(records, rec))
+                    ok, why = consistency(rec, now, task_spread(records, rec.get("task")))
                     o = Outcome(rec, [] if ok else [("consistency", why, None)], notes=[why], statistical=True)
                     o.notes += env_changes(env, now.get("env") or {})
                 else:
