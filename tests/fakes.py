@@ -126,7 +126,10 @@ def make_record(
         command=command,
         series=None,
     )
-    rec["spec"] = {**rec["spec"], "seed": seed, "lr_mult": lr, "strategy": strategy}
+    # each arm its own resolved spec (a gradient hook per name stands in for what it changes), so
+    # no fake arm is baseline's runs under another name unless a test makes it so
+    hooks = [] if strategy == "baseline" else [[name, {}] for name in strategy.split("+")]
+    rec["spec"] = {**rec["spec"], "seed": seed, "lr_mult": lr, "strategy": strategy, "grad_hooks": hooks}
     rec["stability"] = (
         None
         if status in ("skipped", "error")

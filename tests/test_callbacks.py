@@ -87,3 +87,65 @@ def test_the_readmes_snippet_runs(tmp_path, monkeypatch):
     assert snippets
     for code in snippets:
         exec(compile(code, "README.md", "exec"), {"__name__": "readme_snippet"})
+
+
+def fit_user_model(callbacks, tmp_path, steps=24, lr=0.02, **trainer):
+    from lightning.pytorch.loggers import CSVLogger
+
+    model = UserModel()
+    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=lr)
+    t = L.Trainer(
+        max_steps=steps,
+        callbacks=callbacks,
+        logger=CSVLogger(tmp_path, name="user"),
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **trainer,
+    )
+    t.fit(model, user_data())
+    import csv
+
+    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    return t, rows
+
+
+def test_the_standalone_monitor_logs_what_it_measures_to_the_users_logger(tmp_path):
+    from gradbench.callbacks import StabilityMonitor
+
+    monitor = StabilityMonitor(layer_every=8)
+    trainer, rows = fit_user_model([monitor, ZClip(warmup_steps=4)], tmp_path)
+    series = monitor.series()
+    logged = {int(r["step"]): r for r in rows if r.get("stability/grad_norm")}
+    assert sorted(logged) == list(range(24)) and len(series) == 24
+    for step, (loss, pre, post) in enumerate(series):
+        r = logged[step]
+        assert float(r["stability/grad_norm"]) == pytest.approx(pre, rel=1e-6)
+        assert float(r["stability/grad_norm_clipped"]) == pytest.approx(post, rel=1e-6)
+        assert float(r["stability/loss"]) == pytest.approx(loss, rel=1e-6) and loss > 0
+        assert post <= pre * (1 + 1e-6)  # ZClip acted after the monitor read the pre-clip norm
+    layer_steps = {int(r["step"]) for r in rows if r.get("layers/net.0.weight/grad_norm")}
+    assert layer_steps == {0, 8, 16}
+    summary = next(r for r in rows if r.get("stability_summary/grad_norm_max"))
+    assert float(summary["stability_summary/grad_norm_max"]) == pytest.approx(series[:, 1].max(), rel=1e-6)
+    assert monitor.diverged_at is None and trainer.global_step == 24
+
+
+def test_the_standalone_monitor_stops_a_diverging_run_or_only_says_so(tmp_path):
+    from gradbench.callbacks import StabilityMonitor
+
+    stopping = StabilityMonitor()
+    trainer, _ = fit_user_model([stopping], tmp_path / "a", steps=40, lr=50.0)
+    assert stopping.diverged_at is not None and "at step" in stopping.reason
+    assert trainer.global_step == stopping.diverged_at + 1
+    watching = StabilityMonitor(stop_on_divergence=False)
+    trainer, _ = fit_user_model([watching], tmp_path / "b", steps=40, lr=50.0)
+    assert watching.diverged_at == stopping.diverged_at and trainer.global_step == 40
+
+
+def test_a_monitor_listed_after_a_gradient_callback_is_warned_about(tmp_path):
+    from gradbench.callbacks import StabilityMonitor
+
+    with pytest.warns(UserWarning, match="list the monitor first"):
+        fit_user_model([ZClip(), StabilityMonitor()], tmp_path, steps=4)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fakes import make_record, suite_records  # hand-built run records (tests/fakes.py)
 
+from gradbench.analysis import scoring
 from gradbench.analysis.scoring import (
     DEFAULT_WEIGHTS,
     bootstrap_mean_ci,
@@ -135,7 +136,7 @@ def test_a_task_missing_from_results_has_no_rows():
 def test_na_strategy_is_not_penalised_in_overall_rank():
     sc = score(suite_records())
     na = row(sc, "adding_rnn", "clip_norm+batchnorm")
-    assert na["status"] == "n/a" and pd_isna(na["rank"]) and pd_isna(na["composite"])
+    assert na["status"] == "n/a" and _isna(na["rank"]) and _isna(na["composite"])
     assert na["reason"] == "batchnorm does not apply to recurrent models"
     o = overall(sc, "clip_norm+batchnorm")
     assert (o["tasks_ranked"], o["tasks_na"]) == (1, 1)
@@ -157,9 +158,9 @@ def test_only_errors_shows_error_and_is_not_ranked():
     recs = [make_record(strategy="ok"), make_record(strategy="bug", status="error", reason="ValueError: bad shape")]
     sc = score(recs)
     bug = row(sc, "mnist_mlp", "bug")
-    assert bug["status"] == "error" and bug["errors"] == 1 and pd_isna(bug["rank"])
+    assert bug["status"] == "error" and bug["errors"] == 1 and _isna(bug["rank"])
     assert bug["reason"] == "ValueError: bad shape"
-    assert overall(sc, "bug")["tasks_error"] == 1 and pd_isna(overall(sc, "bug")["rank"])
+    assert overall(sc, "bug")["tasks_error"] == 1 and _isna(overall(sc, "bug")["rank"])
     assert list(sc.overall["strategy"]) == ["ok", "bug"]
 
 
@@ -219,9 +220,9 @@ def test_paired_win_rate_against_baseline():
     sc = score(recs)
     s = row(sc, "mnist_mlp", "s")
     assert s["win_rate"] == pytest.approx((1 + 0 + 0.5 + 1) / 4) and s["paired_seeds"] == 4
-    assert pd_isna(row(sc, "mnist_mlp", "baseline")["win_rate"])
+    assert _isna(row(sc, "mnist_mlp", "baseline")["win_rate"])
     lonely = score([make_record(strategy="s", seed=i) for i in range(2)])
-    assert pd_isna(row(lonely, "mnist_mlp", "s")["win_rate"])  # no baseline arm
+    assert _isna(row(lonely, "mnist_mlp", "s")["win_rate"])  # no baseline arm
 
 
 def test_paired_win_rate_respects_lower_is_better():
@@ -273,7 +274,97 @@ def test_scoring_and_leaderboard_import_neither_torch_nor_lightning():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def pd_isna(x) -> bool:
+def _isna(x) -> bool:
     import pandas as pd
 
     return bool(pd.isna(x))
+
+
+# --- failures, "= baseline" and rankings without artifacts (issue: results you can trust) ---
+def test_a_run_that_learned_nothing_is_a_failure_like_divergence():
+    """final_val no better than chance + 1/4 of the gap to the target: collapsed. It counts at
+    chance, lowers stability, and an arm that only collapses fails and ranks last."""
+    recs = [make_record(strategy="baseline", seed=s, test=0.93, best_val=0.94) for s in range(2)]
+    recs += [make_record(strategy="flat", seed=s, test=0.2, best_val=0.2) for s in range(2)]  # 0.2 < 0.1 + 0.2125
+    recs += [make_record(strategy="half", seed=0, test=0.2, best_val=0.2), make_record(strategy="half", seed=1)]
+    sc = score(recs)
+    flat, half = row(sc, "mnist_mlp", "flat"), row(sc, "mnist_mlp", "half")
+    assert (flat["collapsed"], flat["diverged"], flat["stability"], bool(flat["failed"])) == (2, 0, 0.0, True)
+    assert flat["accuracy"] == 0.1 and flat["rank"] == 3 and _isna(flat["chosen_lr_mult"])
+    assert (half["collapsed"], half["stability"], bool(half["failed"])) == (1, 0.5, False)
+    assert half["accuracy"] == pytest.approx((0.1 + 0.95) / 2)  # the collapsed seed counts at chance
+
+
+def test_the_chosen_level_is_never_one_where_every_seed_failed():
+    """At lr x10 both seeds collapse late (their best validation value was high before); the
+    level where a seed learned is chosen even though its mean best_val is lower."""
+    recs = [make_record(strategy="s", seed=s, lr=10.0, test=0.15, best_val=0.97) for s in range(2)]
+    for r in recs:
+        r["metrics"]["final_val"] = 0.12
+    recs += [make_record(strategy="s", seed=s, lr=1.0, test=0.9, best_val=0.9) for s in range(2)]
+    r = row(score(recs), "mnist_mlp", "s")
+    assert r["chosen_lr_mult"] == 1.0 and r["collapsed"] == 2
+
+
+def test_an_arm_whose_runs_are_baselines_is_shown_as_equal_to_baseline():
+    recs = [make_record(strategy="baseline", seed=s) for s in range(2)]
+    same = [make_record(strategy="relu", seed=s) for s in range(2)]
+    for r, b in zip(same, recs):
+        r["spec"] = {**b["spec"], "strategy": "relu", "strategy_params": {"relu": {}}}
+    sc = score(recs + same)
+    r = row(sc, "mnist_mlp", "relu")
+    assert r["status"] == "= baseline" and _isna(r["rank"])
+    o = overall(sc, "relu")
+    assert (o["tasks_ranked"], o["tasks_same"]) == (0, 1)
+
+
+def test_a_task_where_every_strategy_failed_counts_for_none_overall():
+    recs = [make_record("adding_rnn", st, seed=s, test=0.166, best_val=0.166) for st in ("a", "b") for s in range(2)]
+    recs += [
+        make_record("mnist_mlp", st, seed=s, test=t, best_val=t)
+        for st, t in (("a", 0.96), ("b", 0.9))
+        for s in range(2)
+    ]
+    sc = score(recs)
+    assert row(sc, "adding_rnn", "a")["rank"] == row(sc, "adding_rnn", "b")["rank"] == 2
+    assert overall(sc, "a")["tasks_ranked"] == 1 and overall(sc, "a")["mean_rank"] == 1.0
+
+
+def test_rescoring_the_committed_records_has_no_such_artifacts():
+    """On the committed leaderboard: no arm that failed on every task where it applies is in the
+    overall top half, no chosen level is one where every seed failed, and the seven arms that
+    are baseline's own runs (relu, sgd_momentum, tanh, kaiming where they are the default) show
+    as '= baseline'."""
+    from conftest import REPO
+
+    from gradbench.store import jsonl
+
+    records = jsonl.load(REPO / "leaderboard" / "results.jsonl")
+    sc = score(records)
+    pt, ov = sc.per_task, sc.overall
+    ranked = pt[pt["status"] == "scored"]
+    failed_everywhere = {s for s, g in ranked.groupby("strategy") if g["failed"].astype(bool).all()}
+    top_half = set(ov.loc[ov["rank"].astype(float) <= ov["rank"].notna().sum() / 2, "strategy"])
+    assert failed_everywhere and not failed_everywhere & top_half
+    runs = scoring.runs_frame(records)
+    for task in sorted(runs["task"].unique()):
+        t = runs[runs["task"] == task]
+        failed_run = (t["status"] == "diverged") | (
+            (t["status"] == "ok") & ~scoring._learned(t["final_val"], scoring._task_meta(runs, task))
+        )
+        for _, r in ranked[ranked["task"] == task].dropna(subset=["chosen_lr_mult"]).iterrows():
+            at = t[(t["strategy"] == r["strategy"]) & (t["lr_mult"] == r["chosen_lr_mult"])]
+            assert not failed_run[at.index].all(), (task, r["strategy"], r["chosen_lr_mult"])
+    same = {
+        (t, s)
+        for t, s in zip(pt.loc[pt["status"] == "= baseline", "task"], pt.loc[pt["status"] == "= baseline", "strategy"])
+    }
+    assert same == {
+        ("adding_rnn", "sgd_momentum"),
+        ("adding_rnn", "tanh"),
+        ("cifar10_cnn", "kaiming"),
+        ("cifar10_cnn", "relu"),
+        ("cifar10_cnn", "sgd_momentum"),
+        ("mnist_mlp", "relu"),
+        ("mnist_mlp", "sgd_momentum"),
+    }

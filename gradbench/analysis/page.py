@@ -19,7 +19,7 @@ from ..core.numerics import numerics_of
 from ..store.jsonl import latest_by_run
 from . import scoring
 from .plots import lr_label, write_plots
-from .scoring import BASELINE, Scores
+from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
 
 README = "README.md"
 
@@ -175,11 +175,15 @@ def _most_common(values) -> str | None:
 
 def _overall_section(scores: Scores) -> list[str]:
     pt = scores.per_task
+    flat = uninformative_tasks(pt)
     n_tasks = pt["task"].nunique()
     rows = []
     for _, r in scores.overall.iterrows():
         mine = pt[pt["strategy"] == r["strategy"]]
-        na = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"])
+        na = ", ".join(
+            [f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"]]
+            + [f"`{t}` (= baseline)" for t in mine.loc[mine["status"] == SAME_AS_BASELINE, "task"]]
+        )
         err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
         rows.append(
             (
@@ -203,7 +207,7 @@ def _overall_section(scores: Scores) -> list[str]:
         "tasks ranked",
         "mean composite",
         "mean stability",
-        "n/a on",
+        "not ranked on",
         "error on",
         "runs",
         "diverged",
@@ -214,7 +218,14 @@ def _overall_section(scores: Scores) -> list[str]:
             "## Overall ranking",
             "",
             "Mean of the within-task ranks over the tasks where the strategy was ranked "
-            "(n/a tasks do not count against it); equal mean ranks share a rank.",
+            "(tasks where it is n/a or the same runs as baseline count neither for nor against it; "
+            "a task where it failed counts as its last rank there); equal mean ranks share a rank."
+            + (
+                f" Left out: {', '.join(f'`{t}`' for t in flat)}, where every strategy shares one rank "
+                "(it tells none from another)."
+                if flat
+                else ""
+            ),
             "",
         ]
         + _table(head, rows)
@@ -236,7 +247,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
     table = []
     for _, r in rows.iterrows():
         if r["status"] != "scored":
-            what = "n/a" if r["status"] == "n/a" else "error"
+            what = r["status"] if r["status"] in ("n/a", SAME_AS_BASELINE) else "error"
             why = f"{what}: {_esc(r['reason'])}" if r["reason"] else what
             table.append(
                 (
@@ -250,6 +261,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
                     "—",
                     str(r["runs"]),
                     str(r["diverged"]),
+                    str(r["collapsed"]) if pd.notna(r["collapsed"]) else "—",
                     str(r["errors"]),
                 )
             )
@@ -259,14 +271,17 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
                 _int(r["rank"]),
                 _code(r["strategy"]),
                 _f(r["composite"], 3),
-                f"{r['scored'] - r['diverged']}/{r['scored']}",
+                f"{r['scored'] - r['diverged'] - r['collapsed']}/{r['scored']}",
                 f"{r['stable_levels']}/{r['levels']} lr",
                 _speed(r),
-                f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
+                "failed: no level where a seed learned"
+                if r["failed"]
+                else f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
                 f"@ {lr_label(r['chosen_lr_mult'])}",
                 _win(r, has_base),
                 str(r["runs"]),
                 str(r["diverged"]),
+                str(r["collapsed"]),
                 str(r["errors"]),
             )
         )
@@ -281,9 +296,17 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
         "vs baseline",
         "runs",
         "diverged",
+        "collapsed",
         "errors",
     ]
     out += _table(head, table) + [""]
+    ranked = rows[rows["status"] == "scored"]
+    if len(ranked) and ranked["failed"].astype(bool).all():
+        out += [
+            f"No strategy learned on `{task}`: every run diverged or collapsed, so every strategy "
+            "shares the last rank here and the task does not tell them apart.",
+            "",
+        ]
     out += _error_list(task, records)
     for key, alt in (
         (f"val_curves:{task}", f"validation curves on {task}"),
@@ -341,21 +364,29 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "`lr×m`). Runs that are skipped (the strategy does not apply) or errored (a bug, not "
         "instability) are left out of every score; errors are counted in the *errors* column "
         "and listed under the table. A strategy whose runs on a task are all skipped is n/a "
-        "there and is not ranked on it.",
+        "there and is not ranked on it; one whose runs are baseline's own (the same resolved "
+        'spec at every seed and level) is shown as "= baseline" and not ranked either.',
         "",
-        "- **Stability**: runs that did not diverge / runs, over all seeds and stress levels. "
+        f"- **Failure**: a run diverged (a non-finite loss, gradient or parameter, or a loss above "
+        f"10x the first), or it collapsed: it finished, but its final validation value is no better "
+        f"than chance plus {COLLAPSE_SHARE:g} of the gap from chance to the target. A failed run "
+        "counts at chance everywhere (validation, test, never reaching the target), so a run that "
+        "learned nothing never scores above one that learned. A strategy with no stress level "
+        "where a seed learned has failed on the task: it is scored at chance and shares the last "
+        "rank with the other failures, never dropped.",
+        "- **Stability**: runs that did not fail / runs, over all seeds and stress levels. "
         "Tie-break: the spike rate (loss + gradient spikes per 1000 steps; fewer is more "
         "stable): rows with an equal rank are listed by stability, then spike rate, then "
         "name; it does not change any score, so equal composites stay tied.",
-        "- **Stable region**: the stress levels at which no seed diverged / the levels run.",
-        "- **Chosen stress level**: the level whose mean best validation metric over seeds is "
-        "best, a diverged seed counting at chance; ties go to the smaller `lr×`. Test metrics "
-        "are never used to choose.",
+        "- **Stable region**: the stress levels at which no seed failed / the levels run.",
+        "- **Chosen stress level**: among the levels where at least one seed learned, the one "
+        "whose mean best validation metric over seeds is best, a failed seed counting at chance; "
+        "ties go to the smaller `lr×`. Test metrics are never used to choose.",
         "- **Speed**: at the chosen level, the median over seeds of the steps to reach the "
-        "task's target; a seed that never reaches it, or diverged, counts as infinity "
+        "task's target; a seed that never reaches it, or failed, counts as infinity "
         "(AlgoPerf). Score = fastest median on the task / this median: 1 for the fastest, 0 "
         "for never.",
-        "- **Accuracy**: at the chosen level, the mean test metric over seeds; a diverged seed "
+        "- **Accuracy**: at the chosen level, the mean test metric over seeds; a failed seed "
         "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
         "strategy). 95% interval: percentile bootstrap, 2000 resamples, numpy "
         "`default_rng(0)`. For the composite it is normalised between chance (0) and the "
@@ -365,9 +396,10 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "seeds); n/a without a baseline.",
         f"- **Composite**: weighted mean of stability, speed and normalised accuracy "
         f"(weights {w}; set `scoring: {{weights: ...}}` in the suite config). Rank within a "
-        "task: by composite (rounded to 9 decimals), equal composites share the best rank.",
+        "task: by composite (rounded to 9 decimals), equal composites share the best rank; "
+        "failed strategies share the last.",
         "- **Overall rank**: the mean of the within-task ranks over the tasks where the "
-        "strategy was ranked, chosen over the area under a performance profile because the "
+        "strategy was ranked (leaving out a task where every strategy shares one rank), chosen over the area under a performance profile because the "
         "composites are already normalised per task and a suite has few tasks, where a "
         "profile is a coarse step function whose area depends on an arbitrary cut-off; a mean "
         "rank is easy to check by hand. Mean composite breaks display ties.",

@@ -40,6 +40,7 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Mapping
@@ -58,6 +59,10 @@ BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 RANK_DECIMALS = 9  # composites equal to this many decimals are ties
 SCORED = ("ok", "diverged")
+SAME_AS_BASELINE = "= baseline"
+# a run that did not diverge but whose final validation value is no better than chance plus
+# this share of the gap from chance to the target "collapsed": a failure, like divergence
+COLLAPSE_SHARE = 0.25
 
 PER_TASK_COLUMNS = [
     "task",
@@ -71,8 +76,10 @@ PER_TASK_COLUMNS = [
     "runs",
     "scored",
     "diverged",
+    "collapsed",
     "errors",
     "skipped",
+    "failed",
     "stability",
     "spike_rate",
     "stable_levels",
@@ -95,6 +102,7 @@ OVERALL_COLUMNS = [
     "mean_rank",
     "tasks_ranked",
     "tasks_na",
+    "tasks_same",
     "tasks_error",
     "mean_composite",
     "mean_stability",
@@ -149,13 +157,35 @@ def score(records: list[dict], weights: Mapping | None = None) -> Scores:
         row, seeds = _score_pair(task, strategy, group, _task_meta(runs, task))
         rows.append(row)
         per_seed[(task, strategy)] = seeds
-    per_task = pd.DataFrame(rows, columns=PER_TASK_COLUMNS)
+    per_task = _mark_same_as_baseline(pd.DataFrame(rows, columns=PER_TASK_COLUMNS), runs)
     if not per_task.empty:
         per_task = pd.concat(
             [_score_task(g, per_seed, w) for _, g in per_task.groupby("task", sort=True)], ignore_index=True
         )
     per_task = _sort_per_task(per_task)
     return Scores(per_task=per_task, overall=_overall(per_task), weights=w)
+
+
+def _mark_same_as_baseline(per_task: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """An arm whose every run on a task is baseline's run at the same seed and level (the same
+    spec but for its name: relu on a ReLU model, sgd_momentum on an SGD+momentum task) is
+    "= baseline" there: shown, not ranked as a row of its own."""
+    per_task = per_task.copy()
+    base = runs[runs["strategy"] == BASELINE]
+    base_keys = {(t, s, lr): k for t, s, lr, k in zip(base["task"], base["seed"], base["lr_mult"], base["spec_key"])}
+    for i, row in per_task.iterrows():
+        if row["strategy"] == BASELINE or row["status"] != "scored":
+            continue
+        mine = runs[(runs["task"] == row["task"]) & (runs["strategy"] == row["strategy"])]
+        mine = mine[mine["status"] != "skipped"]
+        same = [
+            k is not None and base_keys.get((row["task"], s, lr)) == k
+            for s, lr, k in zip(mine["seed"], mine["lr_mult"], mine["spec_key"])
+        ]
+        if same and all(same):
+            per_task.at[i, "status"] = SAME_AS_BASELINE
+            per_task.at[i, "reason"] = "its runs are baseline's: the resolved spec is the same"
+    return per_task
 
 
 # ---------------------------------------------------------------------------- flat runs
@@ -182,6 +212,8 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
                 "chance": m.get("chance"),
                 "test": m.get("test"),
                 "best_val": m.get("best_val"),
+                "final_val": m.get("final_val"),
+                "spec_key": _spec_key(r.get("spec")),
                 "steps_to_target": m.get("steps_to_target"),
                 "steps": m.get("steps"),
                 "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
@@ -203,12 +235,23 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
             "chance",
             "test",
             "best_val",
+            "final_val",
+            "spec_key",
             "steps_to_target",
             "steps",
             "spikes",
         ],
     )
     return df.sort_values(["task", "strategy", "lr_mult", "seed", "run_id"], kind="mergesort", ignore_index=True)
+
+
+def _spec_key(spec) -> str | None:
+    """What determines the run apart from its name: the spec without the arm's label and
+    parameters and the suite (two arms with one key on a seed and level ran the same run)."""
+    if not isinstance(spec, dict) or not spec:
+        return None
+    rest = {k: v for k, v in spec.items() if k not in ("strategy", "strategy_params", "suite")}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
 
 def _task_meta(runs: pd.DataFrame, task: str) -> dict:
@@ -264,29 +307,41 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     sign = 1.0 if meta["higher_is_better"] else -1.0
     chance = meta["chance"]
     diverged = scored["status"] == "diverged"
-    # A diverged seed's model is unusable: it counts at chance for validation and test, and
-    # as never reaching the target, so surviving seeds never flatter the strategy. An ok run
-    # with no finite metric recorded is treated the same way (it measured nothing better).
-    best_val = scored["best_val"].where(~diverged & scored["best_val"].notna(), chance)
-    test = scored["test"].where(~diverged & scored["test"].notna(), chance).astype(float)
-    to_target = scored["steps_to_target"].where(~diverged & scored["steps_to_target"].notna(), math.inf).astype(float)
+    collapsed = ~diverged & ~_learned(scored["final_val"], meta)
+    failed = diverged | collapsed
+    # A failed seed's model is unusable: it counts at chance for validation and test, and as
+    # never reaching the target, so surviving seeds never flatter the strategy and a run that
+    # learned nothing never scores above one that learned. An ok run with no finite metric
+    # recorded is treated the same way (it measured nothing better).
+    best_val = scored["best_val"].where(~failed & scored["best_val"].notna(), chance)
+    test = scored["test"].where(~failed & scored["test"].notna(), chance).astype(float)
+    to_target = scored["steps_to_target"].where(~failed & scored["steps_to_target"].notna(), math.inf).astype(float)
 
-    level_means = best_val.astype(float).groupby(scored["lr_mult"]).mean()
-    # Best mean in the metric's direction; the ascending index makes ties go to the smaller
-    # lr_mult. Rounded so float noise in equal means does not break that rule.
+    fail_by_level = failed.groupby(scored["lr_mult"]).all()  # every seed failed there
+    level_means = best_val.astype(float).groupby(scored["lr_mult"]).mean()[~fail_by_level]
+    steps = scored["steps"].fillna(0).astype(float).sum()
+    any_failed = failed.groupby(scored["lr_mult"]).any()
+    row.update(
+        status="scored",
+        collapsed=int(collapsed.sum()),
+        failed=bool(level_means.empty),
+        stability=float((~failed).mean()),
+        spike_rate=float(scored["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
+        stable_levels=int((~any_failed).sum()),
+        levels=int(len(any_failed)),
+    )
+    if level_means.empty:  # no level where a seed learned: scored as failed, at chance, never dropped
+        row.update(steps_to_target=math.inf, accuracy=chance, accuracy_lo=chance, accuracy_hi=chance)
+        seeds = sorted(set(scored["seed"]))
+        return row, {s: chance for s in seeds}
+    # Best mean in the metric's direction, among the levels where a seed learned; the ascending
+    # index makes ties go to the smaller lr_mult. Rounded so float noise in equal means does
+    # not break that rule.
     chosen = max(level_means.index, key=lambda lr: (round(sign * level_means[lr], 12), -lr))
     at = (scored["lr_mult"] == chosen).to_numpy()
     seed_test = test[at].groupby(scored["seed"][at]).mean()  # one value per seed
     acc, lo, hi = bootstrap_mean_ci(seed_test.to_numpy())
-
-    div_by_level = diverged.groupby(scored["lr_mult"]).any()
-    steps = scored["steps"].fillna(0).astype(float).sum()
     row.update(
-        status="scored",
-        stability=float((~diverged).mean()),
-        spike_rate=float(scored["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
-        stable_levels=int((~div_by_level).sum()),
-        levels=int(len(div_by_level)),
         chosen_lr_mult=float(chosen),
         steps_to_target=float(np.median(to_target[at].groupby(scored["seed"][at]).mean())),
         accuracy=acc,
@@ -294,6 +349,19 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         accuracy_hi=hi,
     )
     return row, seed_test.to_dict()
+
+
+def _learned(final_val: pd.Series, meta: dict) -> pd.Series:
+    """Whether each run's final validation value is better than chance plus COLLAPSE_SHARE of
+    the gap to the target (in the metric's direction); no value: it did not learn. Without a
+    target and chance, every run counts as having learned."""
+    chance, target = meta["chance"], meta["target"]
+    if chance is None or target is None or math.isnan(chance) or math.isnan(target):
+        return pd.Series(True, index=final_val.index)
+    bar = chance + COLLAPSE_SHARE * (target - chance)
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    values = final_val.astype(float)
+    return values.notna() & (sign * (values - bar) > 0)
 
 
 def bootstrap_mean_ci(
@@ -351,6 +419,10 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     )
     rows.loc[ok, "composite"] = comp
     rows.loc[ok, "rank"] = comp.round(RANK_DECIMALS).rank(method="min", ascending=False)
+    # an arm that failed on the task (no level where a seed learned) ranks with the failures:
+    # all of them share the last rank, below every arm that learned, even when none did
+    failed = ok & rows["failed"].fillna(False).astype(bool)
+    rows.loc[failed, "rank"] = int(ok.sum())
     return rows
 
 
@@ -373,7 +445,7 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
     """Task, then ranked rows by rank (equal ranks: more stable, fewer spikes, then name),
     then "error" rows, then "n/a" rows."""
     df = df.copy()
-    df["_group"] = df["status"].map({"scored": 0, "error": 1, "n/a": 2})
+    df["_group"] = df["status"].map({"scored": 0, SAME_AS_BASELINE: 1, "error": 2, "n/a": 3})
     df["_stab"] = -df["stability"].astype(float)
     df["_spikes"] = df["spike_rate"].astype(float)
     df = df.sort_values(
@@ -383,7 +455,18 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         ignore_index=True,
     )
     df = df.drop(columns=["_group", "_stab", "_spikes"])
-    for col in ("rank", "runs", "scored", "diverged", "errors", "skipped", "stable_levels", "levels", "paired_seeds"):
+    for col in (
+        "rank",
+        "runs",
+        "scored",
+        "diverged",
+        "collapsed",
+        "errors",
+        "skipped",
+        "stable_levels",
+        "levels",
+        "paired_seeds",
+    ):
         df[col] = df[col].astype("Int64")
     for col in (
         "target",
@@ -407,16 +490,25 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------------- overall
 
 
+def uninformative_tasks(per_task: pd.DataFrame) -> list[str]:
+    """Tasks whose ranked strategies all share one rank (every one failed there, say): they
+    tell no strategy from another, so the overall rank leaves them out."""
+    ranked = per_task[per_task["status"] == "scored"]
+    return sorted(t for t, g in ranked.groupby("task") if g["rank"].nunique() <= 1 and len(g) > 1)
+
+
 def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     rows = []
+    flat = set(uninformative_tasks(per_task))
     for strategy, g in per_task.groupby("strategy", sort=True):
-        ranked = g[g["status"] == "scored"]
+        ranked = g[(g["status"] == "scored") & ~g["task"].isin(flat)]
         rows.append(
             {
                 "strategy": strategy,
                 "mean_rank": float(ranked["rank"].astype(float).mean()) if len(ranked) else math.nan,
                 "tasks_ranked": len(ranked),
                 "tasks_na": int((g["status"] == "n/a").sum()),
+                "tasks_same": int((g["status"] == SAME_AS_BASELINE).sum()),
                 "tasks_error": int((g["status"] == "error").sum()),
                 "mean_composite": float(ranked["composite"].mean()) if len(ranked) else math.nan,
                 "mean_stability": float(ranked["stability"].mean()) if len(ranked) else math.nan,
@@ -431,6 +523,6 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     df = df.sort_values(["rank", "_comp", "strategy"], kind="mergesort", na_position="last", ignore_index=True).drop(
         columns="_comp"
     )
-    for col in ("tasks_ranked", "tasks_na", "tasks_error", "runs", "diverged", "errors"):
+    for col in ("tasks_ranked", "tasks_na", "tasks_same", "tasks_error", "runs", "diverged", "errors"):
         df[col] = df[col].astype("Int64")
     return df[OVERALL_COLUMNS]

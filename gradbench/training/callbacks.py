@@ -1,5 +1,5 @@
-"""gradbench's gradient strategies as Lightning Callbacks, for your own LightningModule and
-Trainer: no gradbench suite, no gradbench model.
+"""gradbench's gradient strategies and its StabilityMonitor as Lightning Callbacks, for your
+own LightningModule and Trainer: no gradbench suite, no gradbench model.
 
     from gradbench.callbacks import AGC, ZClip
     trainer = L.Trainer(callbacks=[ZClip(), AGC(clipping=0.01)])
@@ -25,11 +25,13 @@ owns parameters directly, which for most models is the output layer.
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import lightning.pytorch as L
 
 from ..catalogue import strategies  # noqa: F401  (registers the gradient hooks)
 from ..catalogue.grad_hooks import GRAD_HOOKS
+from . import monitor
 
 
 class GradientCallback(L.Callback):
@@ -90,3 +92,83 @@ class DecoupledWeightDecay(GradientCallback):
     rule, Loshchilov & Hutter, 2019): DecoupledWeightDecay(wd=5e-4)."""
 
     hook = "decoupled_weight_decay"
+
+
+class StabilityMonitor(monitor.StabilityMonitor):
+    """gradbench's StabilityMonitor for your own LightningModule: each optimizer step's loss,
+    pre-clip and post-clip global gradient norm and learning rate, and every `layer_every`
+    steps each parameter's gradient norm and update-to-weight ratio, logged to the Trainer's
+    loggers (CSV, TensorBoard, W&B ...) as `stability/...` and `layers/<param>/...`; at the end
+    the run's summary (percentiles, spikes, clip fraction) as `stability_summary/...`.
+
+    The pre-clip norm is read in on_before_optimizer_step, so list the monitor before any
+    gradient callback (`callbacks=[StabilityMonitor(), ZClip()]`); Lightning's own
+    gradient_clip_val clips after every callback. The post-clip norm is read after the
+    optimizer step, on the gradients it stepped with. The loss is the one passed to backward
+    (with gradient accumulation, Lightning divides it by accumulate_grad_batches; the last
+    micro-batch's counts). A run diverges on a non-finite loss, gradient or parameter, or a
+    loss above `loss_blowup` x the step-0 loss; `stop_on_divergence` ends training there.
+    After fit: `diverged_at`, `reason`, `summary()`, `series()`. Its own time is `seconds`.
+    Settings as in a suite's `monitor:` section (core/settings.py: MonitorSettings).
+    """
+
+    def __init__(self, stop_on_divergence: bool = True, series_dir: str | None = None, **settings):
+        super().__init__(max_steps=0, series_dir=series_dir, **settings)
+        self.stop_on_divergence = stop_on_divergence
+        self._backward_loss = None
+        self._logged = 0
+        self._layers_logged = 0
+
+    def on_train_start(self, trainer, pl_module):
+        self.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 2**62
+        super().on_train_start(trainer, pl_module)
+        self.clipping = True  # any callback or the module may clip: always read the post-step norm
+        listed = list(trainer.callbacks)
+        if any(isinstance(cb, GradientCallback) for cb in listed[: listed.index(self)]):
+            warnings.warn(
+                "StabilityMonitor is listed after a gradient callback: its pre-clip norm is then the norm "
+                "after that callback acted; list the monitor first",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def on_before_backward(self, trainer, pl_module, loss):
+        self._backward_loss = loss.detach()
+
+    def _loss(self, pl_module):
+        return self._backward_loss if self._backward_loss is not None else self._nan
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        stop = trainer.should_stop
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if not self.stop_on_divergence:
+            trainer.should_stop = stop
+        self._log(trainer)
+
+    def on_train_end(self, trainer, pl_module):
+        super().on_train_end(trainer, pl_module)
+        self._log(trainer)
+        summary = {f"stability_summary/{k}": v for k, v in self.summary().items() if isinstance(v, (int, float))}
+        summary["stability_summary/diverged"] = float(self.diverged_at is not None)
+        for logger in trainer.loggers:
+            logger.log_metrics({k: v for k, v in summary.items() if v is not None}, step=self.steps)
+
+    def _log(self, trainer) -> None:
+        """The steps read since the last call, one log line each (values already on the host)."""
+        if not trainer.loggers:
+            return
+        rows = self._rows[self._logged : self.steps]
+        for i, (loss, pre, post) in enumerate(rows, start=self._logged):
+            metrics = {"stability/loss": loss, "stability/grad_norm": pre, "stability/grad_norm_clipped": post}
+            metrics["stability/lr"] = self._lrs[i]
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=i)
+        self._logged += len(rows)
+        for step, norms, ratio, _ in self._layer_rows[self._layers_logged :]:
+            layers = {}
+            for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
+                layers[f"layers/{name}/grad_norm"] = g
+                layers[f"layers/{name}/update_ratio"] = r
+            for logger in trainer.loggers:
+                logger.log_metrics(layers, step=step)
+        self._layers_logged = len(self._layer_rows)

@@ -111,7 +111,7 @@ class StabilityMonitor(L.Callback):
         if step >= self.max_steps:
             return
         norms, total = self._norms(optimizer)
-        loss = pl_module.last_loss if pl_module.last_loss is not None else self._nan
+        loss = self._loss(pl_module)
         if self._world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
         while len(self._rows) + len(self._pending) < step:  # a step this hook did not see stays NaN
@@ -122,6 +122,11 @@ class StabilityMonitor(L.Callback):
         self._step = step
         if step % self.cfg["layer_every"] == 0:
             self._snapshot = (step, [p.detach().clone() for p in self.params], norms.detach().clone())
+
+    def _loss(self, pl_module) -> torch.Tensor:
+        """This step's loss, as the module keeps it for the monitor (BenchModule.last_loss, the
+        loss without its penalty terms), or NaN."""
+        return pl_module.last_loss if pl_module.last_loss is not None else self._nan
 
     def _norms(self, optimizer) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-tensor and global norms of the gradients the optimizer steps with, on the
