@@ -161,8 +161,8 @@ def _parser() -> argparse.ArgumentParser:
     vf.add_argument(
         "--statistical",
         action="store_true",
-        help="on another machine kind or thread count: is each re-run consistent with the recorded seeds "
-        "of its task, arm and learning rate (not bit for bit)?",
+        help="on another machine kind or thread count: is each re-run within the task's seed-to-seed "
+        "spread of its record (not bit for bit)?",
     )
     vf.add_argument("--threads", type=int, metavar="N", help="torch threads for the re-runs (default: each record's)")
     vf.set_defaults(fn=cmd_verify)

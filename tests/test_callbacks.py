@@ -149,3 +149,62 @@ def test_a_monitor_listed_after_a_gradient_callback_is_warned_about(tmp_path):
 
     with pytest.warns(UserWarning, match="list the monitor first"):
         fit_user_model([ZClip(), StabilityMonitor()], tmp_path, steps=4)
+
+
+def test_the_standalone_monitor_reads_what_gradbenchs_own_monitor_reads(tiny_data):
+    """On a clip_norm run (Lightning's gradient_clip_val), the standalone monitor's pre-clip and
+    post-clip norms are the benchmark's own monitor's, step by step: before clipping is before
+    clipping, after is after."""
+    from gradbench.callbacks import StabilityMonitor
+
+    standalone = StabilityMonitor()
+    record = run_one(spec("clip_norm"), tiny_data, callbacks=(standalone,))
+    ours = standalone.series()
+    assert record["status"] == "ok" and len(ours) == 30
+    assert float(ours[:, 1].max()) == pytest.approx(record["stability"]["grad_norm_max"], rel=1e-6)
+    assert float(ours[:, 2].max()) == pytest.approx(record["stability"]["post_clip_max"], rel=1e-6)
+    assert (ours[:, 2] <= 1.0 + 1e-5).all() and (ours[:, 1] > 1.0).any()  # clip_norm's max_norm is 1
+
+
+def test_the_standalone_monitor_under_gradient_accumulation_and_after_a_resume(tmp_path):
+    from gradbench.callbacks import StabilityMonitor
+
+    raw = []
+
+    class Recording(UserModel):
+        def training_step(self, batch, batch_idx):
+            loss = super().training_step(batch, batch_idx)
+            raw.append(float(loss.detach()))
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.02)
+
+    monitor = StabilityMonitor()
+    trainer = L.Trainer(
+        max_steps=6,
+        accumulate_grad_batches=2,
+        callbacks=[monitor],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Recording(), user_data())
+    loss = monitor.series()[:, 0]
+    assert len(loss) == 6 and loss == pytest.approx(raw[1::2], rel=1e-6)  # each step's last micro-batch
+    ckpt = tmp_path / "at6.ckpt"
+    trainer.save_checkpoint(ckpt)
+    resumed = StabilityMonitor()
+    trainer = L.Trainer(
+        max_steps=10,
+        accumulate_grad_batches=2,
+        callbacks=[resumed],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Recording(), user_data(), ckpt_path=ckpt)
+    assert resumed.diverged_at is None and trainer.global_step == 10
+    assert resumed.summary()["grad_norm_max"] > 0 and len(resumed.series()) == 10

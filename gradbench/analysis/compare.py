@@ -132,7 +132,7 @@ STATISTICAL_RULE = (
     "record when it has the recorded status and, for an ok run, its test metric is within tol of the "
     "recorded one, tol = the median over the task's (arm, learning rate) groups of the range of their "
     "recorded seeds' test metrics (how much a run of this task moves when only its draw changes), and "
-    "at least 2% of |target - chance|"
+    "at least 2% of |target - chance|; a run on other data is never consistent"
 )
 
 
@@ -155,6 +155,9 @@ def task_spread(records: list[dict], task: str) -> float:
 def consistency(rec: dict, now: dict, spread: float) -> tuple[bool, str]:
     """(consistent?, why) of a re-run `now` of `rec` under STATISTICAL_RULE; `spread` is the
     record's task_spread."""
+    fingerprints = ((rec.get("data") or {}).get("fingerprint"), (now.get("data") or {}).get("fingerprint"))
+    if None not in fingerprints and fingerprints[0] != fingerprints[1]:
+        return False, "other data: the data fingerprint differs from the recorded one"
     if now.get("status") != rec.get("status"):
         return False, f"status {rec.get('status')} recorded, {now.get('status')} now"
     if rec.get("status") != "ok":

@@ -57,7 +57,7 @@ def execute(spec_dict: dict, job: Job) -> dict:
     if job.wandb:
         from .tracking import RunTracker
 
-        tracker = _tracked(lambda: RunTracker(job.wandb, spec), spec)
+        tracker = _tracked(lambda: _started(RunTracker(job.wandb, spec)), spec)
     record = run_one(
         spec,
         Path(job.data_root),
@@ -69,6 +69,13 @@ def execute(spec_dict: dict, job: Job) -> dict:
     if tracker:
         _tracked(lambda: tracker.finish(record, run_dir), spec)
     return record
+
+
+def _started(tracker):
+    """The tracker with its W&B run started now (Lightning would start it inside training,
+    where a failure would make the run an error)."""
+    tracker.logger.experiment  # noqa: B018 - the property starts the run
+    return tracker
 
 
 def _tracked(step, spec: RunSpec):
@@ -145,19 +152,28 @@ class LocalPool:
         pool, in_flight = self._pool(ctx, job), {}
         try:
             while todo or in_flight:
-                while todo and len(in_flight) < self.workers:
-                    spec = todo.pop(0)
-                    in_flight[pool.submit(execute, spec.to_dict(), job)] = spec
-                done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-                if not any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                broken = False
+                while todo and len(in_flight) < self.workers and not broken:
+                    try:
+                        in_flight[pool.submit(execute, todo[0].to_dict(), job)] = todo[0]
+                        todo.pop(0)
+                    except BrokenProcessPool:  # a worker died since the last wait
+                        broken = True
+                if not broken:
+                    done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+                    broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done)
+                if not broken:
                     for fut in done:
-                        yield in_flight.pop(fut), fut.result()
+                        spec = in_flight.pop(fut)
+                        yield spec, _result(fut, spec, job)
                     continue
                 pool.shutdown(wait=True, cancel_futures=True)  # a worker died: the pool is broken
                 suspects = []
                 for fut, spec in in_flight.items():
-                    if fut.exception() is None:  # finished before the pool broke
-                        yield spec, fut.result()
+                    if fut.cancelled():  # never started: back in the queue for the new pool
+                        todo.insert(0, spec)
+                    elif not isinstance(fut.exception(), BrokenProcessPool):
+                        yield spec, _result(fut, spec, job)  # finished before the pool broke
                     else:
                         suspects.append(spec)
                 in_flight.clear()
@@ -178,20 +194,38 @@ class LocalPool:
         )
 
     def _alone(self, ctx, spec: RunSpec, job: Job) -> dict:
-        """The run in a process of its own: its record, or an error record when the process dies."""
+        """The run in a process of its own: its record, or an error record when the process dies
+        (with its signal or exit code) or raises (with the exception)."""
         receive, send = ctx.Pipe(duplex=False)
         device = self.device_slots()[0] if self.devices else None
         proc = ctx.Process(target=_execute_and_send, args=(spec.to_dict(), job, send, device))
         proc.start()
         send.close()
         try:
-            record = receive.recv()
-        except EOFError:  # it died before sending
-            record = None
-        proc.join()
-        if record is None:
-            return error_record(spec, job.command, f"the worker process running it died ({_death(proc.exitcode)})")
-        return record
+            try:
+                kind, value = receive.recv()
+            except EOFError:  # it died before sending
+                kind, value = None, None
+            proc.join()
+        finally:
+            receive.close()
+            if proc.is_alive():  # interrupted while it ran: it goes with us
+                proc.terminate()
+                proc.join()
+        if kind == "record":
+            return value
+        if kind == "raised":
+            return error_record(spec, job.command, value)
+        return error_record(spec, job.command, f"the worker process running it died ({_death(proc.exitcode)})")
+
+
+def _result(fut: cf.Future, spec: RunSpec, job: Job) -> dict:
+    """A finished run's record; an exception raised outside run_one in the worker (a plugin
+    that fails to import there, say) is an error record too, never the end of the suite."""
+    try:
+        return fut.result()
+    except Exception as e:  # noqa: BLE001
+        return error_record(spec, job.command, " ".join(f"{type(e).__name__}: {e}".split())[:500])
 
 
 def _execute_and_send(spec_dict: dict, job: Job, send, device: str | None) -> None:
@@ -200,7 +234,10 @@ def _execute_and_send(spec_dict: dict, job: Job, send, device: str | None) -> No
     import torch
 
     torch.set_num_threads(job.threads or 1)
-    send.send(execute(spec_dict, job))
+    try:
+        send.send(("record", execute(spec_dict, job)))
+    except Exception as e:  # noqa: BLE001
+        send.send(("raised", " ".join(f"{type(e).__name__}: {e}".split())[:500]))
 
 
 def _death(exitcode: int | None) -> str:

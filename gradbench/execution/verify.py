@@ -70,9 +70,9 @@ def verify(
     threads: int | None = None,
 ) -> list[Outcome]:
     """Re-run the chosen records of the results file `path`; log one line per run and return
-    the outcomes. Bitwise by default; `statistical`: each re-run is judged against the seeds
-    of its task, arm and learning rate (compare.STATISTICAL_RULE), for another machine kind or
-    thread count. `threads`: torch threads for the re-runs (default: each record's own).
+    the outcomes. Bitwise by default; `statistical`: each re-run is judged against its record
+    with the task's seed-to-seed spread as the tolerance (compare.STATISTICAL_RULE), for
+    another machine kind or thread count. `threads`: torch threads for the re-runs (default: each record's own).
     UserError for an unreadable file, a record without a usable spec, or data that is missing
     (checked before anything runs)."""
     import torch

@@ -25,9 +25,11 @@ owns parameters directly, which for most models is the output layer.
 from __future__ import annotations
 
 import inspect
+import math
 import warnings
 
 import lightning.pytorch as L
+import torch
 
 from ..catalogue import strategies  # noqa: F401  (registers the gradient hooks)
 from ..catalogue.grad_hooks import GRAD_HOOKS
@@ -104,9 +106,9 @@ class StabilityMonitor(monitor.StabilityMonitor):
     The pre-clip norm is read in on_before_optimizer_step, so list the monitor before any
     gradient callback (`callbacks=[StabilityMonitor(), ZClip()]`); Lightning's own
     gradient_clip_val clips after every callback. The post-clip norm is read after the
-    optimizer step, on the gradients it stepped with. The loss is the one passed to backward
-    (with gradient accumulation, Lightning divides it by accumulate_grad_batches; the last
-    micro-batch's counts). A run diverges on a non-finite loss, gradient or parameter, or a
+    optimizer step, on the gradients it stepped with. The loss is the one training_step
+    returned (with gradient accumulation, the last micro-batch's; never AMP-scaled). A run
+    resumed from a checkpoint is monitored from the step it resumes at. A run diverges on a non-finite loss, gradient or parameter, or a
     loss above `loss_blowup` x the step-0 loss; `stop_on_divergence` ends training there.
     After fit: `diverged_at`, `reason`, `summary()`, `series()`. Its own time is `seconds`.
     Settings as in a suite's `monitor:` section (core/settings.py: MonitorSettings).
@@ -116,12 +118,16 @@ class StabilityMonitor(monitor.StabilityMonitor):
         super().__init__(max_steps=0, series_dir=series_dir, **settings)
         self.stop_on_divergence = stop_on_divergence
         self._backward_loss = None
-        self._logged = 0
-        self._layers_logged = 0
+        self._first = self._logged = self._layers_logged = 0
+        self._patched = -1
 
     def on_train_start(self, trainer, pl_module):
         self.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 2**62
         super().on_train_start(trainer, pl_module)
+        # a fit resumed from a checkpoint starts at its global step: the steps before it are
+        # not this monitor's (no rows are checked or logged for them, their lr is NaN)
+        self._first = self._checked = self._logged = self.steps = trainer.global_step
+        self._lrs = [math.nan] * self._first
         self.clipping = True  # any callback or the module may clip: always read the post-step norm
         listed = list(trainer.callbacks)
         if any(isinstance(cb, GradientCallback) for cb in listed[: listed.index(self)]):
@@ -139,6 +145,13 @@ class StabilityMonitor(monitor.StabilityMonitor):
         return self._backward_loss if self._backward_loss is not None else self._nan
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # The step's loss as training_step returned it: what Lightning passes here is that loss
+        # divided by accumulate_grad_batches and never AMP-scaled (the loss on_before_backward
+        # sees is scaled by fp16 AMP's factor); the backward one stays for manual optimization.
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and self._pending and self.steps - 1 != self._patched:
+            self._pending[-1][monitor.LOSS] = loss.detach() * trainer.accumulate_grad_batches
+            self._patched = self.steps - 1
         stop = trainer.should_stop
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if not self.stop_on_divergence:
@@ -149,9 +162,16 @@ class StabilityMonitor(monitor.StabilityMonitor):
         super().on_train_end(trainer, pl_module)
         self._log(trainer)
         summary = {f"stability_summary/{k}": v for k, v in self.summary().items() if isinstance(v, (int, float))}
+        summary.pop("stability_summary/diverged_at_step", None)
         summary["stability_summary/diverged"] = float(self.diverged_at is not None)
         for logger in trainer.loggers:
             logger.log_metrics({k: v for k, v in summary.items() if v is not None}, step=self.steps)
+
+    def summary(self) -> dict:
+        """The run's summary statistics over the steps this monitor saw."""
+        return monitor.summarize(
+            self.series()[self._first :], clipping=self.clipping, diverged_at=self.diverged_at, cfg=self.cfg
+        )
 
     def _log(self, trainer) -> None:
         """The steps read since the last call, one log line each (values already on the host)."""
