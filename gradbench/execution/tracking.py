@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -56,10 +57,8 @@ class RunTracker:
     series (from the run's steps.csv), the validation curve and the final metrics."""
 
     def __init__(self, settings: dict, spec: RunSpec):
-        from lightning.pytorch.loggers import WandbLogger
-
         Path(settings["dir"]).mkdir(parents=True, exist_ok=True)
-        self.logger = WandbLogger(
+        self.logger = _safe_wandb_logger(
             name=spec.run_id,
             id=f"{spec.run_id}",
             project=settings["project"],
@@ -99,6 +98,43 @@ class RunTracker:
         self.logger.finalize("success" if record["status"] != "error" else "failed")
         wandb.finish(exit_code=1 if record["status"] == "error" else 0)
         return str(Path(folder).parent) if folder else None
+
+
+def _safe_wandb_logger(**kwargs):
+    """Lightning's WandbLogger, except that a failure while it logs (the network, a full disk,
+    a W&B bug) is one warning line and the run trains on untracked: tracking copies what the
+    record already holds, so it must never make a run an error."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    class SafeWandbLogger(WandbLogger):
+        _failed = False
+
+        def _guarded(self, call, *args, **kw):
+            if self._failed:
+                return None
+            try:
+                return call(*args, **kw)
+            except Exception as e:  # noqa: BLE001
+                self._failed = True
+                why = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+                print(
+                    f"gradbench: warning: W&B logging stopped for run {self._name} ({why})", file=sys.stderr, flush=True
+                )
+                return None
+
+        def log_metrics(self, metrics, step=None):
+            return self._guarded(super().log_metrics, metrics, step)
+
+        def log_hyperparams(self, params, *args, **kw):
+            return self._guarded(super().log_hyperparams, params, *args, **kw)
+
+        def after_save_checkpoint(self, checkpoint_callback):
+            return self._guarded(super().after_save_checkpoint, checkpoint_callback)
+
+        def finalize(self, status):
+            return self._guarded(super().finalize, status)
+
+    return SafeWandbLogger(**kwargs)
 
 
 def log_summary(settings: dict, suite: str, scores) -> None:
