@@ -180,31 +180,26 @@ def test_the_standalone_monitor_under_gradient_accumulation_and_after_a_resume(t
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.02)
 
+    def accumulating(steps, monitor):
+        return L.Trainer(
+            max_steps=steps,
+            accumulate_grad_batches=2,
+            callbacks=[monitor],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+        )
+
     monitor = StabilityMonitor()
-    trainer = L.Trainer(
-        max_steps=6,
-        accumulate_grad_batches=2,
-        callbacks=[monitor],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = accumulating(6, monitor)
     trainer.fit(Recording(), user_data())
     loss = monitor.series()[:, 0]
     assert len(loss) == 6 and loss == pytest.approx(raw[1::2], rel=1e-6)  # each step's last micro-batch
     ckpt = tmp_path / "at6.ckpt"
     trainer.save_checkpoint(ckpt)
     resumed = StabilityMonitor()
-    trainer = L.Trainer(
-        max_steps=10,
-        accumulate_grad_batches=2,
-        callbacks=[resumed],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-    )
+    trainer = accumulating(10, resumed)
     trainer.fit(Recording(), user_data(), ckpt_path=ckpt)
     assert resumed.diverged_at is None and trainer.global_step == 10
     assert resumed.summary()["grad_norm_max"] > 0 and len(resumed.series()) == 10
