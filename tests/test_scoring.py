@@ -368,3 +368,33 @@ def test_rescoring_the_committed_records_has_no_such_artifacts():
         ("mnist_mlp", "relu"),
         ("mnist_mlp", "sgd_momentum"),
     }
+
+
+def test_wilson_interval_matches_the_formula():
+    from gradbench.analysis.lr_response import wilson
+
+    assert wilson(0, 2) == pytest.approx((0.0, 0.0, 0.6576198))
+    p, lo, hi = wilson(3, 10)
+    assert p == 0.3 and lo == pytest.approx(0.1077913, abs=1e-6) and hi == pytest.approx(0.6032219, abs=1e-6)
+
+
+def test_learning_rate_response_reads_stability_off_the_levels():
+    """Levels x0.5 .. x4: all learn up to x2, one of two seeds diverges at x4. Max stable lr x2,
+    the stable range spans the levels within 10% of the best, and P(diverge) is at the chosen
+    level."""
+    recs = []
+    for lr, acc in ((0.5, 0.90), (1.0, 0.95), (2.0, 0.94), (4.0, 0.93)):
+        for s in range(2):
+            diverged = lr == 4.0 and s == 1
+            recs.append(
+                make_record(
+                    strategy="s", seed=s, lr=lr, status="diverged" if diverged else "ok", test=acc, best_val=acc
+                )
+            )
+    r = row(score(recs), "mnist_mlp", "s")
+    assert r["max_stable_lr"] == 2.0 and not r["top_stable"]
+    assert r["chosen_lr_mult"] == 1.0 and (r["diverge_k"], r["diverge_n"]) == (0, 2)
+    # best 0.95; within 0.1 x (0.95 - 0.1) = 0.085 of it: x0.5 .. x2 (x4's mean is (0.93 + 0.1) / 2)
+    assert r["stable_octaves"] == pytest.approx(2.0)
+    gaps = [0.05, 0.0, 0.01, 0.95 - (0.93 + 0.1) / 2]
+    assert r["lr_sensitivity"] == pytest.approx(sum(gaps) / 4 / (0.95 - 0.1))

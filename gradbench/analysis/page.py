@@ -18,6 +18,7 @@ from ..core.errors import UserError
 from ..core.numerics import numerics_of
 from ..store.jsonl import latest_by_run
 from . import scoring
+from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
 
@@ -301,6 +302,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
     ]
     out += _table(head, table) + [""]
     ranked = rows[rows["status"] == "scored"]
+    out += _response_table(ranked)
     if len(ranked) and ranked["failed"].astype(bool).all():
         out += [
             f"No strategy learned on `{task}`: every run diverged or collapsed, so every strategy "
@@ -315,6 +317,32 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
         if key in images:
             out += [f"![{alt}]({images[key]})", ""]
     return out
+
+
+def _response_table(ranked: pd.DataFrame) -> list[str]:
+    """How each ranked strategy responds to the learning rate (analysis/lr_response.py)."""
+    if ranked.empty:
+        return []
+    rows = []
+    for _, r in ranked.iterrows():
+        if pd.isna(r["max_stable_lr"]):
+            stable = "none"
+        else:
+            stable = ("≥ " if r["top_stable"] else "") + lr_label(r["max_stable_lr"])
+        p = (
+            f"{r['diverge_p']:.2f} [{r['diverge_lo']:.2f}, {r['diverge_hi']:.2f}] ({r['diverge_k']}/{r['diverge_n']})"
+            if pd.notna(r["diverge_p"])
+            else "—"
+        )
+        rows.append((_code(r["strategy"]), stable, _f(r["stable_octaves"], 1), _f(r["lr_sensitivity"], 3), p))
+    head = [
+        "strategy",
+        "max stable lr",
+        "stable range (octaves)",
+        "LR sensitivity",
+        "P(diverge) @ chosen lr [95% Wilson]",
+    ]
+    return ["Learning-rate response:", ""] + _table(head, rows) + [""]
 
 
 def _speed(r) -> str:
@@ -379,6 +407,13 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "stable): rows with an equal rank are listed by stability, then spike rate, then "
         "name; it does not change any score, so equal composites stay tied.",
         "- **Stable region**: the stress levels at which no seed failed / the levels run.",
+        "- **Learning-rate response** (the table under each task's): *max stable lr*, the highest "
+        "level such that it and every level below it have no failed seed (≥ when that is the top "
+        f"level run); *stable range*, log2 of the span of the contiguous levels around the best one "
+        f"whose mean validation result is within {STABLE_TOLERANCE:g} of the chance-to-best gap of "
+        "the best; *LR sensitivity* (Wortsman et al., 2023), the mean gap between the best level's "
+        "mean result and each level's, failed runs at chance, as a share of |target − chance|; "
+        "*P(diverge)*, diverged seeds / seeds at the chosen level, with a 95% Wilson interval.",
         "- **Chosen stress level**: among the levels where at least one seed learned, the one "
         "whose mean best validation metric over seeds is best, a failed seed counting at chance; "
         "ties go to the smaller `lr×`. Test metrics are never used to choose.",

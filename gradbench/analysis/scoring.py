@@ -51,6 +51,7 @@ import pandas as pd
 
 from ..core.errors import UserError
 from ..store.jsonl import latest_by_run
+from . import lr_response
 
 DEFAULT_WEIGHTS = {"stability": 0.4, "speed": 0.2, "accuracy": 0.4}
 BASELINE = "baseline"
@@ -95,6 +96,7 @@ PER_TASK_COLUMNS = [
     "paired_seeds",
     "composite",
     "rank",
+    *[c for c in lr_response.COLUMNS if c not in ("task", "strategy", "levels")],
 ]
 OVERALL_COLUMNS = [
     "strategy",
@@ -331,6 +333,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         levels=int(len(any_failed)),
     )
     if level_means.empty:  # no level where a seed learned: scored as failed, at chance, never dropped
+        row.update(lr_response.response(scored, failed, diverged, meta, None), levels=int(len(any_failed)))
         row.update(steps_to_target=math.inf, accuracy=chance, accuracy_lo=chance, accuracy_hi=chance)
         seeds = sorted(set(scored["seed"]))
         return row, {s: chance for s in seeds}
@@ -341,6 +344,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     at = (scored["lr_mult"] == chosen).to_numpy()
     seed_test = test[at].groupby(scored["seed"][at]).mean()  # one value per seed
     acc, lo, hi = bootstrap_mean_ci(seed_test.to_numpy())
+    row.update(lr_response.response(scored, failed, diverged, meta, float(chosen)), levels=int(len(any_failed)))
     row.update(
         chosen_lr_mult=float(chosen),
         steps_to_target=float(np.median(to_target[at].groupby(scored["seed"][at]).mean())),
@@ -466,6 +470,8 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "stable_levels",
         "levels",
         "paired_seeds",
+        "diverge_k",
+        "diverge_n",
     ):
         df[col] = df[col].astype("Int64")
     for col in (
@@ -482,6 +488,12 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "accuracy_norm",
         "win_rate",
         "composite",
+        "max_stable_lr",
+        "stable_octaves",
+        "lr_sensitivity",
+        "diverge_p",
+        "diverge_lo",
+        "diverge_hi",
     ):
         df[col] = df[col].astype(float)
     return df

@@ -1,0 +1,94 @@
+"""How each strategy responds to the learning rate: stability as a first-class result, read
+off the stress levels (learning-rate multipliers) of a task. No torch.
+
+Per (task, strategy), from the runs at each level, a failed run (diverged, or collapsed:
+scoring.failures) counting at chance:
+
+* max stable lr: the highest level such that it and every level below it have no failed
+  seed; "≥" when that is the top level run, none when the lowest level already fails.
+* stable range, in octaves: log2(highest / lowest) of the contiguous levels around the
+  arm's best level whose mean validation result is within STABLE_TOLERANCE of the gap
+  between chance and that best (0 when only the best level is).
+* LR sensitivity (Wortsman et al., 2023): the mean, over the levels, of the gap between the
+  arm's best mean result and the level's, as a share of |target - chance|.
+* P(diverge) at the chosen level: diverged seeds / seeds there, with a 95% Wilson interval.
+
+A strategy with no level where a seed learned has no stable range and no sensitivity (—).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+STABLE_TOLERANCE = 0.1  # within 10% of the chance-to-best gap counts as "as good as the best"
+Z95 = 1.959963984540054
+
+COLUMNS = [
+    "task",
+    "strategy",
+    "levels",
+    "max_stable_lr",
+    "top_stable",
+    "stable_octaves",
+    "lr_sensitivity",
+    "diverge_k",
+    "diverge_n",
+    "diverge_p",
+    "diverge_lo",
+    "diverge_hi",
+]
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float, float]:
+    """(p, low, high): the Wilson score interval of k successes in n trials."""
+    if n == 0:
+        return math.nan, math.nan, math.nan
+    p = k / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return p, max(0.0, center - half), min(1.0, center + half)
+
+
+def response(scored: pd.DataFrame, failed: pd.Series, diverged: pd.Series, meta: dict, chosen: float | None) -> dict:
+    """The learning-rate response of one (task, strategy) from its scored runs."""
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    chance, target = meta["chance"], meta["target"]
+    value = scored["best_val"].where(~failed & scored["best_val"].notna(), chance).astype(float)
+    levels = sorted(scored["lr_mult"].unique())
+    failed_at = failed.groupby(scored["lr_mult"]).any()
+    means = value.groupby(scored["lr_mult"]).mean()
+
+    stable = [lr for i, lr in enumerate(levels) if not failed_at[levels[: i + 1]].any()]
+    best_lr = max(levels, key=lambda lr: (round(sign * means[lr], 12), -lr))
+    best = means[best_lr]
+    gap = abs(best - chance) if chance is not None and not math.isnan(chance) else math.nan
+    close = [lr for lr in levels if abs(best - means[lr]) <= STABLE_TOLERANCE * gap] if gap == gap else [best_lr]
+    lo = hi = levels.index(best_lr)  # the contiguous run of close levels around the best
+    while lo > 0 and levels[lo - 1] in close:
+        lo -= 1
+    while hi < len(levels) - 1 and levels[hi + 1] in close:
+        hi += 1
+    scale = abs(target - chance) if target is not None and chance is not None else math.nan
+    sensitivity = float(np.mean([sign * (best - means[lr]) for lr in levels]) / scale) if scale else math.nan
+
+    at = scored["lr_mult"] == chosen if chosen is not None else scored["lr_mult"] == best_lr
+    k, n = int(diverged[at].sum()), int(at.sum())
+    p, p_lo, p_hi = wilson(k, n)
+    learned = not failed.groupby(scored["lr_mult"]).all().all()  # some level where a seed learned
+    return {
+        "levels": len(levels),
+        "max_stable_lr": float(stable[-1]) if stable else math.nan,
+        "top_stable": bool(stable) and stable[-1] == levels[-1],
+        # with no level where a seed learned, every level is "as good as the best": say nothing
+        "stable_octaves": float(math.log2(levels[hi] / levels[lo])) if learned else math.nan,
+        "lr_sensitivity": sensitivity if learned else math.nan,
+        "diverge_k": k,
+        "diverge_n": n,
+        "diverge_p": p,
+        "diverge_lo": p_lo,
+        "diverge_hi": p_hi,
+    }
