@@ -398,3 +398,23 @@ def test_learning_rate_response_reads_stability_off_the_levels():
     assert r["stable_octaves"] == pytest.approx(2.0)
     gaps = [0.05, 0.0, 0.01, 0.95 - (0.93 + 0.1) / 2]
     assert r["lr_sensitivity"] == pytest.approx(sum(gaps) / 4 / (0.95 - 0.1))
+
+
+def test_rank_stability_prints_a_share_per_task_and_overall():
+    from conftest import REPO
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "rank_stability.py"),
+            str(REPO / "leaderboard" / "results.jsonl"),
+            "--resamples",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for key in ("adding_rnn", "cifar10_cnn", "mnist_mlp", "overall"):
+        line = next(x for x in out.splitlines() if x.startswith(key))
+        assert "%" in line, line
