@@ -75,7 +75,7 @@ def test_no_baseline_shows_na_and_only_errors_show_error(tmp_path):
     recs.append(make_record(strategy="broken", status="error", reason="ValueError: boom"))
     page = leaderboard.write(recs, tmp_path, plots=False).read_text()
     task_table = page.split("## Task `mnist_mlp`")[1]
-    line = next(row for row in task_table.splitlines() if row.startswith("| 1 | `clip_norm`"))
+    line = next(row for row in task_table.splitlines() if row.startswith("| 1 = | `clip_norm`"))
     assert "| n/a |" in line
     assert "| — | `broken` | error: ValueError: boom |" in page
 

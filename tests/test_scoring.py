@@ -418,3 +418,34 @@ def test_rank_stability_prints_a_share_per_task_and_overall():
     for key in ("adding_rnn", "cifar10_cnn", "mnist_mlp", "overall"):
         line = next(x for x in out.splitlines() if x.startswith(key))
         assert "%" in line, line
+
+
+def test_the_statistics_match_their_textbook_values():
+    from gradbench.analysis.stats import holm, sign_flip_p, t975, t_interval
+
+    assert (t975(1), t975(4), t975(30), t975(10**6)) == (12.706, 2.776, 2.042, pytest.approx(1.96, abs=1e-3))
+    assert t975(90) == pytest.approx(1.987, abs=2e-3)  # tables: 1.987
+    mean, lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (mean, lo, hi) == pytest.approx((3.0, 3.0 - 2.776 * math.sqrt(2.5 / 5), 3.0 + 2.776 * math.sqrt(2.5 / 5)))
+    assert sign_flip_p([1.0, 1.0]) == 0.25 and sign_flip_p([1.0] * 5) == 1 / 32
+    assert sign_flip_p([1.0, -1.0]) == 0.75
+    assert holm([0.01, 0.04, 0.03], alpha=0.05) == [True, False, False]
+    assert holm([0.01, 0.02, 0.03], alpha=0.1) == [True, True, True]
+
+
+def test_tied_groups_need_seeds_to_separate():
+    """With 2 seeds nobody can be told apart from the leader; with 6 a clearly worse strategy is."""
+
+    def suite(seeds):
+        recs = []
+        for s in range(seeds):
+            recs.append(make_record(strategy="good", seed=s, test=0.95 + 0.001 * s, best_val=0.95))
+            recs.append(make_record(strategy="close", seed=s, test=0.949 + 0.001 * s, best_val=0.949))
+            recs.append(make_record(strategy="bad", seed=s, test=0.80 + 0.001 * s, best_val=0.80))
+        return score(recs)
+
+    few, many = suite(2), suite(6)
+    assert [bool(row(few, "mnist_mlp", s)["tied"]) for s in ("good", "close", "bad")] == [True, True, True]
+    assert [bool(row(many, "mnist_mlp", s)["tied"]) for s in ("good", "close", "bad")] == [True, False, False]
+    assert row(many, "mnist_mlp", "bad")["tie_p"] == 1 / 64
+    assert row(few, "mnist_mlp", "good")["seeds_at_chosen"] == 2

@@ -21,6 +21,7 @@ from . import scoring
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
+from .stats import ALPHA, MIN_SEEDS
 
 README = "README.md"
 
@@ -269,7 +270,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
             continue
         table.append(
             (
-                _int(r["rank"]),
+                _int(r["rank"]) + (" =" if r["tied"] is True else ""),
                 _code(r["strategy"]),
                 _f(r["composite"], 3),
                 f"{r['scored'] - r['diverged'] - r['collapsed']}/{r['scored']}",
@@ -278,7 +279,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
                 "failed: no level where a seed learned"
                 if r["failed"]
                 else f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
-                f"@ {lr_label(r['chosen_lr_mult'])}",
+                f"@ {lr_label(r['chosen_lr_mult'])}{_few(r['seeds_at_chosen'])}",
                 _win(r, has_base),
                 str(r["runs"]),
                 str(r["diverged"]),
@@ -293,7 +294,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
         "stability",
         "stable region",
         "speed",
-        f"{meta['metric'] or 'metric'} [95% CI] @ chosen lr",
+        f"{meta['metric'] or 'metric'} [95% t interval] @ chosen lr",
         "vs baseline",
         "runs",
         "diverged",
@@ -302,6 +303,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
     ]
     out += _table(head, table) + [""]
     ranked = rows[rows["status"] == "scored"]
+    out += _tied_line(ranked)
     out += _response_table(ranked)
     if len(ranked) and ranked["failed"].astype(bool).all():
         out += [
@@ -317,6 +319,26 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
         if key in images:
             out += [f"![{alt}]({images[key]})", ""]
     return out
+
+
+def _few(n) -> str:
+    return f" (n={n}: too few seeds)" if pd.notna(n) and n < MIN_SEEDS else ""
+
+
+def _tied_line(ranked: pd.DataFrame) -> list[str]:
+    """The leader's tied group ("=" in the rank column), and whether the task separates at all."""
+    contenders = ranked[~ranked["failed"].astype(bool)]
+    if len(contenders) < 2:
+        return []
+    tied = contenders[contenders["tied"].astype(object) == True]  # noqa: E712 (a nullable column)
+    leader = contenders.sort_values("composite", ascending=False, kind="mergesort").iloc[0]["strategy"]
+    line = (
+        f"Tied with the leader `{leader}` (marked =): {len(tied)} of {len(contenders)} strategies that learned, "
+        f"by a one-sided paired sign-flip test over seeds on the test metric, Holm-corrected, α = {ALPHA:g}."
+    )
+    if len(tied) > len(contenders) / 2:
+        line += " That is more than half: the strategies are not separable with these seeds, and the order is not a ranking."
+    return [line, ""]
 
 
 def _response_table(ranked: pd.DataFrame) -> list[str]:
@@ -423,9 +445,12 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "for never.",
         "- **Accuracy**: at the chosen level, the mean test metric over seeds; a failed seed "
         "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
-        "strategy). 95% interval: percentile bootstrap, 2000 resamples, numpy "
-        "`default_rng(0)`. For the composite it is normalised between chance (0) and the "
+        f"strategy). 95% Student t interval over seeds, flagged as too few seeds under {MIN_SEEDS}. For the composite it is normalised between chance (0) and the "
         "best strategy on the task (1), in the metric's direction (for mse lower is better).",
+        "- **Tied group**: the strategies that cannot be told apart from the task's leader (rank 1) "
+        "by a one-sided paired sign-flip test over shared seeds of the test metric at each one's "
+        f"chosen level (failed seeds at chance), Holm-corrected over the task, α = {ALPHA:g}. With n "
+        "seeds the smallest p-value is 2^-n, so 2 seeds separate nothing and 5 can.",
         "- **vs baseline**: the probability that the strategy beats `baseline` on the same "
         "seed, each at its own chosen level, on the test metric (ties count 1/2; n = shared "
         "seeds); n/a without a baseline.",

@@ -52,6 +52,7 @@ import pandas as pd
 from ..core.errors import UserError
 from ..store.jsonl import latest_by_run
 from . import lr_response
+from .stats import ALPHA, holm, sign_flip_p, t_interval
 
 DEFAULT_WEIGHTS = {"stability": 0.4, "speed": 0.2, "accuracy": 0.4}
 BASELINE = "baseline"
@@ -92,6 +93,9 @@ PER_TASK_COLUMNS = [
     "accuracy_lo",
     "accuracy_hi",
     "accuracy_norm",
+    "seeds_at_chosen",
+    "tied",
+    "tie_p",
     "win_rate",
     "paired_seeds",
     "composite",
@@ -343,10 +347,11 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     chosen = max(level_means.index, key=lambda lr: (round(sign * level_means[lr], 12), -lr))
     at = (scored["lr_mult"] == chosen).to_numpy()
     seed_test = test[at].groupby(scored["seed"][at]).mean()  # one value per seed
-    acc, lo, hi = bootstrap_mean_ci(seed_test.to_numpy())
+    acc, lo, hi = t_interval(seed_test.to_numpy())
     row.update(lr_response.response(scored, failed, diverged, meta, float(chosen)), levels=int(len(any_failed)))
     row.update(
         chosen_lr_mult=float(chosen),
+        seeds_at_chosen=len(seed_test),
         steps_to_target=float(np.median(to_target[at].groupby(scored["seed"][at]).mean())),
         accuracy=acc,
         accuracy_lo=lo,
@@ -427,7 +432,31 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     # all of them share the last rank, below every arm that learned, even when none did
     failed = ok & rows["failed"].fillna(False).astype(bool)
     rows.loc[failed, "rank"] = int(ok.sum())
+    _tied_with_leader(rows, ok & ~failed, per_seed, sign)
     return rows
+
+
+def _tied_with_leader(rows: pd.DataFrame, contenders: pd.Series, per_seed: dict, sign: float) -> None:
+    """Mark the strategies that cannot be told apart from the task's leader (rank 1): a
+    one-sided paired sign-flip test over shared seeds of the leader's test metric against
+    theirs (failed seeds at chance), Holm-corrected over the task's strategies at ALPHA."""
+    if not contenders.any():
+        return
+    order = rows.loc[contenders].sort_values("composite", ascending=False, kind="mergesort")
+    leader = order.index[0]
+    task = rows.at[leader, "task"]
+    mine = per_seed.get((task, rows.at[leader, "strategy"]), {})
+    others, pvalues = [], []
+    for i in order.index[1:]:
+        theirs = per_seed.get((task, rows.at[i, "strategy"]), {})
+        seeds = sorted(set(mine) & set(theirs))
+        others.append(i)
+        pvalues.append(sign_flip_p([sign * (mine[s] - theirs[s]) for s in seeds]) if seeds else 1.0)
+    rows.loc[contenders, "tied"] = False
+    rows.at[leader, "tied"] = True
+    for i, p, told_apart in zip(others, pvalues, holm(pvalues, ALPHA)):
+        rows.at[i, "tie_p"] = p
+        rows.at[i, "tied"] = not told_apart
 
 
 def _speed_ratio(fastest: float, steps: float) -> float:
@@ -472,6 +501,7 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "paired_seeds",
         "diverge_k",
         "diverge_n",
+        "seeds_at_chosen",
     ):
         df[col] = df[col].astype("Int64")
     for col in (
@@ -487,6 +517,7 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "accuracy_hi",
         "accuracy_norm",
         "win_rate",
+        "tie_p",
         "composite",
         "max_stable_lr",
         "stable_octaves",
