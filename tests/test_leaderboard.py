@@ -92,6 +92,8 @@ def test_plots_are_written_linked_and_deterministic(tmp_path):
     readme = leaderboard.write(recs, tmp_path / "a")
     page = readme.read_text()
     names = [
+        "dose_response_mnist_mlp.png",
+        "dose_response_adding_rnn.png",
         "val_curves_mnist_mlp.png",
         "val_curves_adding_rnn.png",
         "grad_norm_mnist_mlp.png",

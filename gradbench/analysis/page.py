@@ -313,6 +313,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
         ]
     out += _error_list(task, records)
     for key, alt in (
+        (f"dose_response:{task}", f"dose-response on {task}: the metric against the learning rate"),
         (f"val_curves:{task}", f"validation curves on {task}"),
         (f"grad_norm:{task}", f"gradient norms on {task}"),
     ):

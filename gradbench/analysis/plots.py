@@ -26,8 +26,12 @@ def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str,
     scored = pt[pt["status"] == "scored"]
     colours = _colours(sorted(pt["strategy"].unique()))
     images = {}
+    frame = scoring.runs_frame(records)
     for task, rows in scored.groupby("task", sort=True):
         runs = [r for r in records if r.get("task") == task]
+        name = f"dose_response_{_slug(task)}.png"
+        if _plot_dose_response(task, rows, frame[frame["task"] == task], colours, out_dir / name):
+            images[f"dose_response:{task}"] = name
         name = f"val_curves_{_slug(task)}.png"
         if _plot_val_curves(task, rows, runs, colours, out_dir / name):
             images[f"val_curves:{task}"] = name
@@ -100,6 +104,39 @@ def _mean_curve(runs: list[dict], chance: float) -> tuple[list[float], list[floa
             xs.append(s)
             ys.append(sum(vals) / len(vals))
     return xs, ys
+
+
+def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) -> bool:
+    """The metric against the learning-rate multiplier (log axis), one line per strategy: the
+    mean best validation value per level, failed seeds at chance; x where a seed diverged,
+    v where one collapsed."""
+    first = rows.iloc[0]
+    meta = {k: first[k] for k in ("metric", "higher_is_better", "target", "chance")}
+    if frame["lr_mult"].nunique() < 2:
+        return False
+    fig, ax = _figure() if len(rows) <= 10 else _figure((12.0, 5.5))
+    for _, row in rows.iterrows():
+        levels = scoring.level_results(frame[frame["strategy"] == row["strategy"]], meta)
+        if levels.empty:
+            continue
+        colour = colours[row["strategy"]]
+        ax.plot(
+            levels.index, levels["value"], color=colour, linewidth=1.2, marker="o", markersize=3, label=row["strategy"]
+        )
+        for marker, mask in (("x", levels["diverged"]), ("v", levels["collapsed"] & ~levels["diverged"])):
+            if mask.any():
+                ax.scatter(levels.index[mask], levels["value"][mask], color=colour, marker=marker, s=40, zorder=3)
+    for y, style, label in ((meta["target"], "--", "target"), (meta["chance"], ":", "chance")):
+        if not pd.isna(y):
+            ax.axhline(y, color="grey", linestyle=style, linewidth=1, label=label)
+    ax.set_xscale("log", base=2)
+    ticks = sorted(frame["lr_mult"].unique())
+    ax.set_xticks(ticks, [f"×{x:g}" for x in ticks])
+    ax.set_xlabel("learning-rate multiplier (x: a seed diverged, v: a seed collapsed)")
+    ax.set_ylabel(f"best validation {meta['metric']} (failed = chance)")
+    ax.set_title(f"{task}: dose-response, mean over seeds", fontsize=10)
+    _legend(ax, len(rows) + 2)
+    return _save(fig, path)
 
 
 def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:

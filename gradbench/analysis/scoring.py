@@ -360,6 +360,24 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     return row, seed_test.to_dict()
 
 
+def level_results(runs: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """Per stress level of one (task, strategy)'s scored runs: the mean best validation value
+    (failed seeds at chance, as the choice of level counts them), and whether any seed
+    diverged or collapsed there: the dose-response curve."""
+    scored = runs[runs["status"].isin(SCORED)]
+    diverged = scored["status"] == "diverged"
+    collapsed = ~diverged & ~_learned(scored["final_val"], meta)
+    value = scored["best_val"].where(~(diverged | collapsed) & scored["best_val"].notna(), meta["chance"])
+    by = scored["lr_mult"]
+    return pd.DataFrame(
+        {
+            "value": value.astype(float).groupby(by).mean(),
+            "diverged": diverged.groupby(by).any(),
+            "collapsed": collapsed.groupby(by).any(),
+        }
+    ).sort_index()
+
+
 def _learned(final_val: pd.Series, meta: dict) -> pd.Series:
     """Whether each run's final validation value is better than chance plus COLLAPSE_SHARE of
     the gap to the target (in the metric's direction); no value: it did not learn. Without a
