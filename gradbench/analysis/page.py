@@ -382,7 +382,7 @@ def _win(r, has_base: bool) -> str:
         return "—"
     if pd.isna(r["win_rate"]):
         return "n/a (no shared seed)"
-    return f"{r['win_rate']:.2f} (n={r['paired_seeds']})"
+    return f"{r['win_rate']:.2f} [{r['win_lo']:.2f}, {r['win_hi']:.2f}] (n={r['paired_seeds']})"
 
 
 def _error_list(task: str, records: list[dict]) -> list[str]:
@@ -453,8 +453,9 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         f"chosen level (failed seeds at chance), Holm-corrected over the task, α = {ALPHA:g}. With n "
         "seeds the smallest p-value is 2^-n, so 2 seeds separate nothing and 5 can.",
         "- **vs baseline**: the probability that the strategy beats `baseline` on the same "
-        "seed, each at its own chosen level, on the test metric (ties count 1/2; n = shared "
-        "seeds); n/a without a baseline.",
+        "seed, each at its own chosen level, on the test metric (the paired form of rliable's "
+        "probability of improvement; ties count 1/2; n = shared seeds), with a 95% Wilson "
+        "interval over those seeds; n/a without a baseline.",
         f"- **Composite**: weighted mean of stability, speed and normalised accuracy "
         f"(weights {w}; set `scoring: {{weights: ...}}` in the suite config). Rank within a "
         "task: by composite (rounded to 9 decimals), equal composites share the best rank; "

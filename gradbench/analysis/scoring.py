@@ -6,36 +6,45 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
 * Runs. "skipped" runs (the strategy does not apply) and "error" runs (a bug, not
   instability) are left out of every score; errors are counted in an ``errors`` column. A
   (task, strategy) whose runs are all skipped is "n/a" there; one with nothing but errors
-  (and skips) is "error". Neither is ranked on that task, nor penalised for it.
-* Stability: the share of scored runs (ok + diverged) that did not diverge, over all seeds
+  (and skips) is "error"; one whose runs are baseline's own (the same resolved spec at every
+  seed and level) is "= baseline". None of them is ranked on that task, nor penalised for it.
+* Failure: a run diverged, or collapsed (it finished, but its final validation value is no
+  better than chance + COLLAPSE_SHARE of the gap to the target). A failed run counts at
+  chance for validation and test and as never reaching the target.
+* Stability: the share of scored runs (ok + diverged) that did not fail, over all seeds
   and stress levels. Tie-break: the spike rate, (loss_spikes + grad_spikes) per 1000
   optimizer steps over the scored runs; fewer is more stable. It orders rows with an equal
   composite and picks the most/least stable strategy to plot; it never changes a score, so
   equal composites stay exact ties.
-* Stable region: the stress levels at which no seed diverged, out of the levels run.
-* Chosen stress level: per (task, strategy), the lr_mult whose mean best_val over seeds is
-  best, a diverged seed counting at chance; ties go to the smaller lr_mult (the gentler
-  setting). Test metrics are never looked at to choose.
+* Stable region: the stress levels at which no seed failed, out of the levels run; the
+  learning-rate response (lr_response.py) reads more off the levels.
+* Chosen stress level: per (task, strategy), among the levels where a seed learned, the
+  lr_mult whose mean best_val over seeds is best, failed seeds at chance; ties go to the
+  smaller lr_mult. Test metrics are never looked at to choose. No such level: the strategy
+  failed the task; it is scored at chance and shares the task's last rank.
 * Speed: at the chosen level, the median over seeds of steps_to_target, where a seed that
-  never reaches the target, or diverged, counts as infinity (AlgoPerf). The score is the
+  never reaches the target, or failed, counts as infinity (AlgoPerf). The score is the
   best median on the task divided by this one: 1 for the fastest, 0 for never.
-* Accuracy: at the chosen level, the mean test metric over seeds, a diverged seed counting
-  at chance (never dropped), with a 95% percentile bootstrap interval (2000 resamples,
-  numpy default_rng(0) per row, so intervals do not depend on row order). Normalised to
-  [0, 1] between chance (0) and the best strategy on the task (1), in the metric's
-  direction (for mse lower is better).
+* Accuracy: at the chosen level, the mean test metric over seeds, a failed seed counting
+  at chance (never dropped), with a 95% Student t interval (stats.py; the page flags it
+  under MIN_SEEDS seeds). Normalised to [0, 1] between chance (0) and the best strategy on
+  the task (1), in the metric's direction (for mse lower is better).
+* Tied group: the strategies a one-sided paired sign-flip test over seeds (Holm-corrected,
+  ALPHA) cannot tell from the task's leader on the test metric.
 * Paired comparison: P(strategy beats "baseline" on the same seed), each at its own chosen
-  level, on the test metric (diverged = chance); a tie counts 1/2. n/a without a baseline.
+  level, on the test metric (failed = chance); a tie counts 1/2; with a Wilson interval.
+  n/a without a baseline.
 * Composite: weighted mean of stability share, speed ratio and normalised accuracy
   (DEFAULT_WEIGHTS, overridable; weights are normalised to sum to 1 so the composite stays
   in [0, 1]). Rank within a task: by composite, rounded to 9 decimals so float noise does
   not split ties, "min" method (equal composites share the best rank).
 * Overall rank: the mean of a strategy's within-task ranks over the tasks where it was
-  ranked, then "min"-ranked. Why mean rank rather than the area under a performance
-  profile: composites are already normalised per task, a suite has a handful of tasks (the
-  profile would be a coarse step function whose area hinges on an arbitrary tau_max), and a
-  mean rank over applicable tasks is easy to check by hand. The mean composite is shown
-  next to it as context and orders rows with an equal mean rank.
+  ranked, leaving out a task where every strategy shares one rank, then "min"-ranked. Why
+  mean rank rather than the area under a performance profile: composites are already
+  normalised per task, a suite has a handful of tasks (the profile would be a coarse step
+  function whose area hinges on an arbitrary tau_max), and a mean rank over applicable
+  tasks is easy to check by hand. The mean composite is shown next to it as context and
+  orders rows with an equal mean rank.
 """
 
 from __future__ import annotations
@@ -56,9 +65,6 @@ from .stats import ALPHA, holm, sign_flip_p, t_interval
 
 DEFAULT_WEIGHTS = {"stability": 0.4, "speed": 0.2, "accuracy": 0.4}
 BASELINE = "baseline"
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 0
-CONFIDENCE = 0.95
 RANK_DECIMALS = 9  # composites equal to this many decimals are ties
 SCORED = ("ok", "diverged")
 SAME_AS_BASELINE = "= baseline"
@@ -97,6 +103,8 @@ PER_TASK_COLUMNS = [
     "tied",
     "tie_p",
     "win_rate",
+    "win_lo",
+    "win_hi",
     "paired_seeds",
     "composite",
     "rank",
@@ -391,22 +399,6 @@ def _learned(final_val: pd.Series, meta: dict) -> pd.Series:
     return values.notna() & (sign * (values - bar) > 0)
 
 
-def bootstrap_mean_ci(
-    values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED, confidence: float = CONFIDENCE
-) -> tuple[float, float, float]:
-    """(mean, low, high): a percentile bootstrap interval of the mean. A fresh RNG per call
-    makes each interval depend only on its own values."""
-    values = np.asarray(values, dtype=float)
-    mean = float(values.mean())
-    if len(values) < 2 or np.ptp(values) == 0:
-        return mean, mean, mean  # nothing to resample; also avoids float round-off bounds
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    lo, hi = np.percentile(means, [tail, 100 - tail])
-    return mean, float(lo), float(hi)
-
-
 # ------------------------------------------------------------------------ one task
 
 
@@ -436,8 +428,13 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     base = per_seed.get((task, BASELINE), {})
     for i in rows.index[ok]:
         if rows.at[i, "strategy"] != BASELINE and base:
-            rate, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign)
-            rows.at[i, "win_rate"], rows.at[i, "paired_seeds"] = rate, n
+            rate, lo, hi, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign)
+            rows.at[i, "win_rate"], rows.at[i, "win_lo"], rows.at[i, "win_hi"], rows.at[i, "paired_seeds"] = (
+                rate,
+                lo,
+                hi,
+                n,
+            )
 
     comp = (
         w["stability"] * rows.loc[ok, "stability"].astype(float)
@@ -483,13 +480,16 @@ def _speed_ratio(fastest: float, steps: float) -> float:
     return 1.0 if steps == fastest else fastest / steps
 
 
-def _win_rate(mine: dict, base: dict, sign: float) -> tuple[float, int]:
-    """P(mine beats baseline on the same seed); a tie counts 1/2. NaN when no seed is shared."""
+def _win_rate(mine: dict, base: dict, sign: float) -> tuple[float, float, float, int]:
+    """(P, low, high, n): the probability that mine beats baseline on the same seed (the paired
+    form of rliable's probability of improvement; a tie counts 1/2), with a 95% Wilson interval
+    over the shared seeds (a bootstrap gives [1, 1] for 3 wins of 3). NaN when no seed is shared."""
     seeds = sorted(set(mine) & set(base))
     if not seeds:
-        return math.nan, 0
+        return math.nan, math.nan, math.nan, 0
     wins = [1.0 if sign * (mine[s] - base[s]) > 0 else 0.5 if mine[s] == base[s] else 0.0 for s in seeds]
-    return float(np.mean(wins)), len(seeds)
+    p, lo, hi = lr_response.wilson(sum(wins), len(wins))
+    return p, lo, hi, len(seeds)
 
 
 def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
@@ -535,6 +535,8 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "accuracy_hi",
         "accuracy_norm",
         "win_rate",
+        "win_lo",
+        "win_hi",
         "tie_p",
         "composite",
         "max_stable_lr",
