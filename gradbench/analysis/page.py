@@ -76,7 +76,7 @@ def render(
             out += [
                 "## Stability vs accuracy",
                 "",
-                "One point per task and strategy: the share of runs that did not diverge "
+                "One point per task and strategy: the share of runs that did not fail (diverge or collapse) "
                 "against accuracy normalised between chance (0) and the task's best "
                 "strategy (1).",
                 "",

@@ -246,7 +246,7 @@ def _plot_scatter(scored: pd.DataFrame, path: Path) -> bool:
         )
     ax.set_xlim(-0.05, 1.1)
     ax.set_ylim(-0.05, 1.1)
-    ax.set_xlabel("stability (share of runs that did not diverge)")
+    ax.set_xlabel("stability (share of runs that did not fail: diverge or collapse)")
     ax.set_ylabel("accuracy, normalised (0 = chance, 1 = best on task)")
     ax.set_title("Stability vs accuracy, one point per task and strategy", fontsize=10)
     ax.legend(title="task", fontsize=8)
