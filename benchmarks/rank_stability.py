@@ -2,8 +2,9 @@
 
     python benchmarks/rank_stability.py RESULTS [--resamples N] [--seed S]
 
-Re-scores the results file N times, each time with every (task, strategy, learning rate)
-group's seeds drawn again with replacement (a seed bootstrap), and prints, per task and
+Re-scores the results file N times, each time with every task's seeds drawn again with
+replacement, the same draw for all its strategies and levels (a paired seed bootstrap), and
+prints, per task and
 overall, the share of resamples in which the top 3 (in the page's order) is unchanged: a
 ranking whose top 3 survives in 95% of resamples means something; one that survives in 20%
 is a draw. No torch: it reads records and scores them as `gradbench leaderboard` does.
@@ -35,17 +36,21 @@ def top(scores) -> dict[str, tuple[str, ...]]:
 
 
 def resample(records: list[dict], rng: random.Random) -> list[dict]:
-    """Each (task, strategy, lr) group's records drawn again with replacement; copies get a
-    run_id of their own (the scorer keeps one record per run_id) and keep their seed (paired)."""
-    groups = defaultdict(list)
+    """One seed bootstrap: per task, the seeds drawn again with replacement, the same draw for
+    every strategy and level (so comparisons stay paired); draw j of seed s becomes seed
+    "s#j" in every strategy's copy of its runs (a run_id of its own: the scorer keeps one
+    record per run_id)."""
+    by_task = defaultdict(list)
     for r in records:
-        groups[(r["task"], r["strategy"]["label"], r["stress"]["lr_mult"])].append(r)
+        by_task[r["task"]].append(r)
     out = []
-    for group in groups.values():
-        for k in range(len(group)):
-            r = dict(rng.choice(group))
-            r["run_id"] = f"{r['run_id']}#{k}"
-            out.append(r)
+    for runs in by_task.values():
+        seeds = sorted({r["seed"] for r in runs})
+        draw = [rng.choice(seeds) for _ in seeds]
+        for j, seed in enumerate(draw):
+            for r in runs:
+                if r["seed"] == seed:
+                    out.append({**r, "seed": f"{seed}#{j}", "run_id": f"{r['run_id']}#{j}"})
     return out
 
 

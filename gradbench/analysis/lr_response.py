@@ -2,7 +2,7 @@
 off the stress levels (learning-rate multipliers) of a task. No torch.
 
 Per (task, strategy), from the runs at each level, a failed run (diverged, or collapsed:
-scoring.failures) counting at chance:
+see scoring) counting at chance:
 
 * max stable lr: the highest level such that it and every level below it have no failed
   seed; "≥" when that is the top level run, none when the lowest level already fails.
@@ -11,9 +11,11 @@ scoring.failures) counting at chance:
   between chance and that best (0 when only the best level is).
 * LR sensitivity (Wortsman et al., 2023): the mean, over the levels, of the gap between the
   arm's best mean result and the level's, as a share of |target - chance|.
-* P(diverge) at the chosen level: diverged seeds / seeds there, with a 95% Wilson interval.
+* P(fail) at the chosen level: failed seeds (diverged or collapsed) / seeds there, with a
+  95% Wilson interval.
 
-A strategy with no level where a seed learned has no stable range and no sensitivity (—).
+A strategy with no level where a seed learned has no stable range, sensitivity or chosen
+level (—), and neither has one run at a single level a range or a sensitivity.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ def response(scored: pd.DataFrame, failed: pd.Series, diverged: pd.Series, meta:
     scale = abs(target - chance) if target is not None and chance is not None else math.nan
     sensitivity = float(np.mean([sign * (best - means[lr]) for lr in levels]) / scale) if scale else math.nan
 
-    at = scored["lr_mult"] == chosen if chosen is not None else scored["lr_mult"] == best_lr
-    k, n = int(diverged[at].sum()), int(at.sum())
-    p, p_lo, p_hi = wilson(k, n)
-    learned = not failed.groupby(scored["lr_mult"]).all().all()  # some level where a seed learned
+    at = scored["lr_mult"] == chosen
+    k, n = int(failed[at].sum()), int(at.sum())
+    p, p_lo, p_hi = wilson(k, n) if chosen is not None else (math.nan, math.nan, math.nan)
+    # some level where a seed learned, and more than one level to read a response off
+    learned = not failed.groupby(scored["lr_mult"]).all().all() and len(levels) > 1
     return {
         "levels": len(levels),
         "max_stable_lr": float(stable[-1]) if stable else math.nan,

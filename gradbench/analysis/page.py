@@ -205,7 +205,7 @@ def _overall_section(scores: Scores) -> list[str]:
     head = [
         "rank",
         "strategy",
-        "mean rank",
+        "mean rank (0 first, 1 last)",
         "tasks ranked",
         "mean composite",
         "mean stability",
@@ -219,9 +219,10 @@ def _overall_section(scores: Scores) -> list[str]:
         [
             "## Overall ranking",
             "",
-            "Mean of the within-task ranks over the tasks where the strategy was ranked "
-            "(tasks where it is n/a or the same runs as baseline count neither for nor against it; "
-            "a task where it failed counts as its last rank there); equal mean ranks share a rank."
+            "Mean of the within-task ranks, each as a share of the task's field (0 first, 1 last), over "
+            "the tasks where the strategy was ranked (tasks where it is n/a or the same runs as baseline "
+            "count neither for nor against it; a task where it failed counts as its last rank there); "
+            "equal mean ranks share a rank."
             + (
                 f" Left out: {', '.join(f'`{t}`' for t in flat)}, where every strategy shares one rank "
                 "(it tells none from another)."
@@ -278,8 +279,7 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
                 _speed(r),
                 "failed: no level where a seed learned"
                 if r["failed"]
-                else f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
-                f"@ {lr_label(r['chosen_lr_mult'])}{_few(r['seeds_at_chosen'])}",
+                else f"{_m(r['accuracy'])} {_interval(r)}@ {lr_label(r['chosen_lr_mult'])}{_few(r['seeds_at_chosen'])}",
                 _win(r, has_base),
                 str(r["runs"]),
                 str(r["diverged"]),
@@ -323,19 +323,28 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
 
 
 def _few(n) -> str:
-    return f" (n={n}: too few seeds)" if pd.notna(n) and n < MIN_SEEDS else ""
+    return f" (n={n}: too few seeds for an interval)" if pd.notna(n) and n < MIN_SEEDS else ""
+
+
+def _interval(r) -> str:
+    """The 95% t interval, only behind MIN_SEEDS seeds or more (fewer: flagged instead)."""
+    if pd.isna(r["seeds_at_chosen"]) or r["seeds_at_chosen"] < MIN_SEEDS:
+        return ""
+    return f"[{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
 
 
 def _tied_line(ranked: pd.DataFrame) -> list[str]:
     """The leader's tied group ("=" in the rank column), and whether the task separates at all."""
     contenders = ranked[~ranked["failed"].astype(bool)]
+    if len(contenders) == 1 and len(ranked) > 1:
+        return [f"Only `{contenders.iloc[0]['strategy']}` learned on this task; every other strategy failed.", ""]
     if len(contenders) < 2:
         return []
     tied = contenders[contenders["tied"].astype(object) == True]  # noqa: E712 (a nullable column)
     leader = contenders.sort_values("composite", ascending=False, kind="mergesort").iloc[0]["strategy"]
     line = (
         f"Tied with the leader `{leader}` (marked =): {len(tied)} of {len(contenders)} strategies that learned, "
-        f"by a one-sided paired sign-flip test over seeds on the test metric, Holm-corrected, α = {ALPHA:g}."
+        f"by a one-sided paired t-test over seeds on the test metric, Holm-corrected, α = {ALPHA:g}."
     )
     if len(tied) > len(contenders) / 2:
         line += " That is more than half: the strategies are not separable with these seeds, and the order is not a ranking."
@@ -363,7 +372,7 @@ def _response_table(ranked: pd.DataFrame) -> list[str]:
         "max stable lr",
         "stable range (octaves)",
         "LR sensitivity",
-        "P(diverge) @ chosen lr [95% Wilson]",
+        "P(fail) @ chosen lr [95% Wilson]",
     ]
     return ["Learning-rate response:", ""] + _table(head, rows) + [""]
 
@@ -381,7 +390,7 @@ def _win(r, has_base: bool) -> str:
     if r["strategy"] == BASELINE:
         return "—"
     if pd.isna(r["win_rate"]):
-        return "n/a (no shared seed)"
+        return "— (no seed where one learned)"
     return f"{r['win_rate']:.2f} [{r['win_lo']:.2f}, {r['win_hi']:.2f}] (n={r['paired_seeds']})"
 
 
@@ -436,7 +445,9 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         f"whose mean validation result is within {STABLE_TOLERANCE:g} of the chance-to-best gap of "
         "the best; *LR sensitivity* (Wortsman et al., 2023), the mean gap between the best level's "
         "mean result and each level's, failed runs at chance, as a share of |target − chance|; "
-        "*P(diverge)*, diverged seeds / seeds at the chosen level, with a 95% Wilson interval.",
+        "*P(fail)*, failed seeds (diverged or collapsed) / seeds at the chosen level, with a 95% "
+        "Wilson interval. With one level run, or no level where a seed learned, the range and the "
+        "sensitivity are —.",
         "- **Chosen stress level**: among the levels where at least one seed learned, the one "
         "whose mean best validation metric over seeds is best, a failed seed counting at chance; "
         "ties go to the smaller `lr×`. Test metrics are never used to choose.",
@@ -446,22 +457,26 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "for never.",
         "- **Accuracy**: at the chosen level, the mean test metric over seeds; a failed seed "
         "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
-        f"strategy). 95% Student t interval over seeds, flagged as too few seeds under {MIN_SEEDS}. For the composite it is normalised between chance (0) and the "
+        f"strategy). 95% Student t interval over seeds, shown from {MIN_SEEDS} seeds on (fewer are "
+        "flagged as too few). For the composite it is normalised between chance (0) and the "
         "best strategy on the task (1), in the metric's direction (for mse lower is better).",
         "- **Tied group**: the strategies that cannot be told apart from the task's leader (rank 1) "
-        "by a one-sided paired sign-flip test over shared seeds of the test metric at each one's "
-        f"chosen level (failed seeds at chance), Holm-corrected over the task, α = {ALPHA:g}. With n "
-        "seeds the smallest p-value is 2^-n, so 2 seeds separate nothing and 5 can.",
+        "by a one-sided paired t-test over shared seeds of the test metric at each one's chosen "
+        f"level (failed seeds at chance), Holm-corrected over the other strategies that learned, α = "
+        f"{ALPHA:g}. Seeds on which two strategies differ by exactly the same amount have no spread "
+        "to test: that pair's p-value is then 2^-n.",
         "- **vs baseline**: the probability that the strategy beats `baseline` on the same "
         "seed, each at its own chosen level, on the test metric (the paired form of rliable's "
-        "probability of improvement; ties count 1/2; n = shared seeds), with a 95% Wilson "
-        "interval over those seeds; n/a without a baseline.",
+        "probability of improvement; ties count 1/2, a seed where both failed does not count; n = "
+        "the seeds counted), with a 95% Wilson interval; n/a without a baseline.",
         f"- **Composite**: weighted mean of stability, speed and normalised accuracy "
         f"(weights {w}; set `scoring: {{weights: ...}}` in the suite config). Rank within a "
         "task: by composite (rounded to 9 decimals), equal composites share the best rank; "
-        "failed strategies share the last.",
-        "- **Overall rank**: the mean of the within-task ranks over the tasks where the "
-        "strategy was ranked (leaving out a task where every strategy shares one rank), chosen over the area under a performance profile because the "
+        "failed strategies share the last (the number of strategies ranked on the task).",
+        "- **Overall rank**: the mean, over the tasks where the strategy was ranked (leaving out a "
+        "task where every strategy shares one rank), of its rank there as a share of the field: "
+        "(rank − 1) / (strategies ranked − 1), 0 first and 1 last, so that tasks ranking different "
+        "numbers of strategies weigh the same; chosen over the area under a performance profile because the "
         "composites are already normalised per task and a suite has few tasks, where a "
         "profile is a coarse step function whose area depends on an arbitrary cut-off; a mean "
         "rank is easy to check by hand. Mean composite breaks display ties.",

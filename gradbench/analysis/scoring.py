@@ -29,17 +29,20 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
   at chance (never dropped), with a 95% Student t interval (stats.py; the page flags it
   under MIN_SEEDS seeds). Normalised to [0, 1] between chance (0) and the best strategy on
   the task (1), in the metric's direction (for mse lower is better).
-* Tied group: the strategies a one-sided paired sign-flip test over seeds (Holm-corrected,
-  ALPHA) cannot tell from the task's leader on the test metric.
+* Tied group: the strategies a one-sided paired t-test over seeds (Holm-corrected over the
+  other strategies that learned, ALPHA) cannot tell from the task's leader on the test metric.
 * Paired comparison: P(strategy beats "baseline" on the same seed), each at its own chosen
-  level, on the test metric (failed = chance); a tie counts 1/2; with a Wilson interval.
+  level, on the test metric (failed = chance); a tie counts 1/2, a seed where both failed
+  does not count; with a Wilson interval.
   n/a without a baseline.
 * Composite: weighted mean of stability share, speed ratio and normalised accuracy
   (DEFAULT_WEIGHTS, overridable; weights are normalised to sum to 1 so the composite stays
   in [0, 1]). Rank within a task: by composite, rounded to 9 decimals so float noise does
-  not split ties, "min" method (equal composites share the best rank).
-* Overall rank: the mean of a strategy's within-task ranks over the tasks where it was
-  ranked, leaving out a task where every strategy shares one rank, then "min"-ranked. Why
+  not split ties, "min" method (equal composites share the best rank); every failed strategy
+  takes the last rank (the number of strategies ranked on the task).
+* Overall rank: the mean of a strategy's within-task ranks, each as a share of the task's
+  field ((rank - 1) / (strategies ranked - 1): 0 first, 1 last), over the tasks where it was
+  ranked, leaving out a task where every strategy shares one rank; then "min"-ranked. Why
   mean rank rather than the area under a performance profile: composites are already
   normalised per task, a suite has a handful of tasks (the profile would be a coarse step
   function whose area hinges on an arbitrary tau_max), and a mean rank over applicable
@@ -61,7 +64,7 @@ import pandas as pd
 from ..core.errors import UserError
 from ..store.jsonl import latest_by_run
 from . import lr_response
-from .stats import ALPHA, holm, sign_flip_p, t_interval
+from .stats import ALPHA, holm, paired_t_p, t_interval
 
 DEFAULT_WEIGHTS = {"stability": 0.4, "speed": 0.2, "accuracy": 0.4}
 BASELINE = "baseline"
@@ -428,7 +431,7 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     base = per_seed.get((task, BASELINE), {})
     for i in rows.index[ok]:
         if rows.at[i, "strategy"] != BASELINE and base:
-            rate, lo, hi, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign)
+            rate, lo, hi, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign, chance)
             rows.at[i, "win_rate"], rows.at[i, "win_lo"], rows.at[i, "win_hi"], rows.at[i, "paired_seeds"] = (
                 rate,
                 lo,
@@ -453,8 +456,8 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
 
 def _tied_with_leader(rows: pd.DataFrame, contenders: pd.Series, per_seed: dict, sign: float) -> None:
     """Mark the strategies that cannot be told apart from the task's leader (rank 1): a
-    one-sided paired sign-flip test over shared seeds of the leader's test metric against
-    theirs (failed seeds at chance), Holm-corrected over the task's strategies at ALPHA."""
+    one-sided paired t-test over shared seeds of the leader's test metric against theirs
+    (failed seeds at chance), Holm-corrected over the other strategies that learned, ALPHA."""
     if not contenders.any():
         return
     order = rows.loc[contenders].sort_values("composite", ascending=False, kind="mergesort")
@@ -466,7 +469,7 @@ def _tied_with_leader(rows: pd.DataFrame, contenders: pd.Series, per_seed: dict,
         theirs = per_seed.get((task, rows.at[i, "strategy"]), {})
         seeds = sorted(set(mine) & set(theirs))
         others.append(i)
-        pvalues.append(sign_flip_p([sign * (mine[s] - theirs[s]) for s in seeds]) if seeds else 1.0)
+        pvalues.append(paired_t_p([sign * (mine[s] - theirs[s]) for s in seeds]) if seeds else 1.0)
     rows.loc[contenders, "tied"] = False
     rows.at[leader, "tied"] = True
     for i, p, told_apart in zip(others, pvalues, holm(pvalues, ALPHA)):
@@ -480,11 +483,13 @@ def _speed_ratio(fastest: float, steps: float) -> float:
     return 1.0 if steps == fastest else fastest / steps
 
 
-def _win_rate(mine: dict, base: dict, sign: float) -> tuple[float, float, float, int]:
+def _win_rate(mine: dict, base: dict, sign: float, chance: float) -> tuple[float, float, float, int]:
     """(P, low, high, n): the probability that mine beats baseline on the same seed (the paired
     form of rliable's probability of improvement; a tie counts 1/2), with a 95% Wilson interval
     over the shared seeds (a bootstrap gives [1, 1] for 3 wins of 3). NaN when no seed is shared."""
     seeds = sorted(set(mine) & set(base))
+    # a seed where both sit at chance (both failed) says nothing about which is better
+    seeds = [s for s in seeds if not (mine[s] == base[s] == chance)]
     if not seeds:
         return math.nan, math.nan, math.nan, 0
     wins = [1.0 if sign * (mine[s] - base[s]) > 0 else 0.5 if mine[s] == base[s] else 0.0 for s in seeds]
@@ -554,21 +559,25 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def uninformative_tasks(per_task: pd.DataFrame) -> list[str]:
-    """Tasks whose ranked strategies all share one rank (every one failed there, say): they
-    tell no strategy from another, so the overall rank leaves them out."""
+    """Tasks whose ranked strategies all share one rank (every one failed there, say), or that
+    rank fewer than two: they tell no strategy from another, so the overall rank leaves them out."""
     ranked = per_task[per_task["status"] == "scored"]
-    return sorted(t for t, g in ranked.groupby("task") if g["rank"].nunique() <= 1 and len(g) > 1)
+    return sorted(t for t, g in ranked.groupby("task") if g["rank"].nunique() <= 1)
 
 
 def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     rows = []
     flat = set(uninformative_tasks(per_task))
+    # a rank as a share of the task's field, 0 (first) to 1 (last): tasks rank different numbers
+    # of strategies, and the last of 31 must weigh what the last of 43 weighs
+    counts = per_task[per_task["status"] == "scored"].groupby("task")["rank"].count()
     for strategy, g in per_task.groupby("strategy", sort=True):
         ranked = g[(g["status"] == "scored") & ~g["task"].isin(flat)]
+        share = (ranked["rank"].astype(float) - 1) / (ranked["task"].map(counts).astype(float) - 1)
         rows.append(
             {
                 "strategy": strategy,
-                "mean_rank": float(ranked["rank"].astype(float).mean()) if len(ranked) else math.nan,
+                "mean_rank": float(share.mean()) if len(ranked) else math.nan,
                 "tasks_ranked": len(ranked),
                 "tasks_na": int((g["status"] == "n/a").sum()),
                 "tasks_same": int((g["status"] == SAME_AS_BASELINE).sum()),
