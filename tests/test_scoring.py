@@ -391,7 +391,7 @@ def test_learning_rate_response_reads_stability_off_the_levels():
             )
     r = row(score(recs), "mnist_mlp", "s")
     assert r["max_stable_lr"] == 2.0 and not r["top_stable"]
-    assert r["chosen_lr_mult"] == 1.0 and (r["diverge_k"], r["diverge_n"]) == (0, 2)
+    assert r["chosen_lr_mult"] == 1.0 and (r["fail_k"], r["fail_n"]) == (0, 2)
     # best 0.95; within 0.1 x (0.95 - 0.1) = 0.085 of it: x0.5 .. x2 (x4's mean is (0.93 + 0.1) / 2)
     assert r["stable_octaves"] == pytest.approx(2.0)
     gaps = [0.05, 0.0, 0.01, 0.95 - (0.93 + 0.1) / 2]

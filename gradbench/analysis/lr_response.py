@@ -29,18 +29,15 @@ STABLE_TOLERANCE = 0.1  # within 10% of the chance-to-best gap counts as "as goo
 Z95 = 1.959963984540054
 
 COLUMNS = [
-    "task",
-    "strategy",
-    "levels",
     "max_stable_lr",
     "top_stable",
     "stable_octaves",
     "lr_sensitivity",
-    "diverge_k",
-    "diverge_n",
-    "diverge_p",
-    "diverge_lo",
-    "diverge_hi",
+    "fail_k",
+    "fail_n",
+    "fail_p",
+    "fail_lo",
+    "fail_hi",
 ]
 
 
@@ -55,14 +52,13 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float, float]:
     return p, max(0.0, center - half), min(1.0, center + half)
 
 
-def response(scored: pd.DataFrame, failed: pd.Series, diverged: pd.Series, meta: dict, chosen: float | None) -> dict:
-    """The learning-rate response of one (task, strategy) from its scored runs."""
+def response(scored: pd.DataFrame, failed: pd.Series, by_level: pd.DataFrame, meta: dict, chosen: float | None) -> dict:
+    """The learning-rate response of one (task, strategy) from its scored runs, which failed,
+    and its per-level results (scoring.level_results' columns)."""
     sign = 1.0 if meta["higher_is_better"] else -1.0
     chance, target = meta["chance"], meta["target"]
-    value = scored["best_val"].where(~failed & scored["best_val"].notna(), chance).astype(float)
-    levels = sorted(scored["lr_mult"].unique())
-    failed_at = failed.groupby(scored["lr_mult"]).any()
-    means = value.groupby(scored["lr_mult"]).mean()
+    levels = list(by_level.index)
+    failed_at, means = by_level["failed"], by_level["value"]
 
     stable = [lr for i, lr in enumerate(levels) if not failed_at[levels[: i + 1]].any()]
     best_lr = max(levels, key=lambda lr: (round(sign * means[lr], 12), -lr))
@@ -81,17 +77,16 @@ def response(scored: pd.DataFrame, failed: pd.Series, diverged: pd.Series, meta:
     k, n = int(failed[at].sum()), int(at.sum())
     p, p_lo, p_hi = wilson(k, n) if chosen is not None else (math.nan, math.nan, math.nan)
     # some level where a seed learned, and more than one level to read a response off
-    learned = not failed.groupby(scored["lr_mult"]).all().all() and len(levels) > 1
+    learned = not by_level["all_failed"].all() and len(levels) > 1
     return {
-        "levels": len(levels),
         "max_stable_lr": float(stable[-1]) if stable else math.nan,
         "top_stable": bool(stable) and stable[-1] == levels[-1],
         # with no level where a seed learned, every level is "as good as the best": say nothing
         "stable_octaves": float(math.log2(levels[hi] / levels[lo])) if learned else math.nan,
         "lr_sensitivity": sensitivity if learned else math.nan,
-        "diverge_k": k,
-        "diverge_n": n,
-        "diverge_p": p,
-        "diverge_lo": p_lo,
-        "diverge_hi": p_hi,
+        "fail_k": k,
+        "fail_n": n,
+        "fail_p": p,
+        "fail_lo": p_lo,
+        "fail_hi": p_hi,
     }

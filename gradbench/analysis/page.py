@@ -362,8 +362,8 @@ def _response_table(ranked: pd.DataFrame) -> list[str]:
         else:
             stable = ("≥ " if r["top_stable"] else "") + lr_label(r["max_stable_lr"])
         p = (
-            f"{r['diverge_p']:.2f} [{r['diverge_lo']:.2f}, {r['diverge_hi']:.2f}] ({r['diverge_k']}/{r['diverge_n']})"
-            if pd.notna(r["diverge_p"])
+            f"{r['fail_p']:.2f} [{r['fail_lo']:.2f}, {r['fail_hi']:.2f}] ({r['fail_k']}/{r['fail_n']})"
+            if pd.notna(r["fail_p"])
             else "—"
         )
         rows.append((_code(r["strategy"]), stable, _f(r["stable_octaves"], 1), _f(r["lr_sensitivity"], 3), p))

@@ -111,7 +111,7 @@ PER_TASK_COLUMNS = [
     "paired_seeds",
     "composite",
     "rank",
-    *[c for c in lr_response.COLUMNS if c not in ("task", "strategy", "levels")],
+    *lr_response.COLUMNS,
 ]
 OVERALL_COLUMNS = [
     "strategy",
@@ -323,32 +323,29 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
 
     sign = 1.0 if meta["higher_is_better"] else -1.0
     chance = meta["chance"]
-    diverged = scored["status"] == "diverged"
-    collapsed = ~diverged & ~_learned(scored["final_val"], meta)
+    diverged, collapsed = _outcomes(scored, meta)
     failed = diverged | collapsed
     # A failed seed's model is unusable: it counts at chance for validation and test, and as
     # never reaching the target, so surviving seeds never flatter the strategy and a run that
     # learned nothing never scores above one that learned. An ok run with no finite metric
     # recorded is treated the same way (it measured nothing better).
-    best_val = scored["best_val"].where(~failed & scored["best_val"].notna(), chance)
     test = scored["test"].where(~failed & scored["test"].notna(), chance).astype(float)
     to_target = scored["steps_to_target"].where(~failed & scored["steps_to_target"].notna(), math.inf).astype(float)
 
-    fail_by_level = failed.groupby(scored["lr_mult"]).all()  # every seed failed there
-    level_means = best_val.astype(float).groupby(scored["lr_mult"]).mean()[~fail_by_level]
+    levels = _by_level(scored, diverged, collapsed, chance)
+    level_means = levels["value"][~levels["all_failed"]]  # the levels where a seed learned
     steps = scored["steps"].fillna(0).astype(float).sum()
-    any_failed = failed.groupby(scored["lr_mult"]).any()
     row.update(
         status="scored",
         collapsed=int(collapsed.sum()),
         failed=bool(level_means.empty),
         stability=float((~failed).mean()),
         spike_rate=float(scored["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
-        stable_levels=int((~any_failed).sum()),
-        levels=int(len(any_failed)),
+        stable_levels=int((~levels["failed"]).sum()),
+        levels=len(levels),
     )
     if level_means.empty:  # no level where a seed learned: scored as failed, at chance, never dropped
-        row.update(lr_response.response(scored, failed, diverged, meta, None), levels=int(len(any_failed)))
+        row.update(lr_response.response(scored, failed, levels, meta, None))
         row.update(steps_to_target=math.inf, accuracy=chance, accuracy_lo=chance, accuracy_hi=chance)
         seeds = sorted(set(scored["seed"]))
         return row, {s: chance for s in seeds}
@@ -359,7 +356,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     at = (scored["lr_mult"] == chosen).to_numpy()
     seed_test = test[at].groupby(scored["seed"][at]).mean()  # one value per seed
     acc, lo, hi = t_interval(seed_test.to_numpy())
-    row.update(lr_response.response(scored, failed, diverged, meta, float(chosen)), levels=int(len(any_failed)))
+    row.update(lr_response.response(scored, failed, levels, meta, float(chosen)))
     row.update(
         chosen_lr_mult=float(chosen),
         seeds_at_chosen=len(seed_test),
@@ -372,19 +369,32 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
 
 
 def level_results(runs: pd.DataFrame, meta: dict) -> pd.DataFrame:
-    """Per stress level of one (task, strategy)'s scored runs: the mean best validation value
-    (failed seeds at chance, as the choice of level counts them), and whether any seed
-    diverged or collapsed there: the dose-response curve."""
+    """Per stress level of one (task, strategy)'s runs, as the scores read them (_by_level):
+    the dose-response curve."""
     scored = runs[runs["status"].isin(SCORED)]
+    return _by_level(scored, *_outcomes(scored, meta), meta["chance"])
+
+
+def _outcomes(scored: pd.DataFrame, meta: dict) -> tuple[pd.Series, pd.Series]:
+    """(diverged, collapsed) for each scored run; a run failed when either holds."""
     diverged = scored["status"] == "diverged"
-    collapsed = ~diverged & ~_learned(scored["final_val"], meta)
-    value = scored["best_val"].where(~(diverged | collapsed) & scored["best_val"].notna(), meta["chance"])
+    return diverged, ~diverged & ~_learned(scored["final_val"], meta)
+
+
+def _by_level(scored: pd.DataFrame, diverged: pd.Series, collapsed: pd.Series, chance: float) -> pd.DataFrame:
+    """Per stress level (ascending): the mean best validation value with failed seeds at chance
+    (what the choice of level compares), whether any seed diverged, collapsed or failed there,
+    and whether every seed failed there."""
+    failed = diverged | collapsed
+    value = scored["best_val"].where(~failed & scored["best_val"].notna(), chance)
     by = scored["lr_mult"]
     return pd.DataFrame(
         {
             "value": value.astype(float).groupby(by).mean(),
             "diverged": diverged.groupby(by).any(),
             "collapsed": collapsed.groupby(by).any(),
+            "failed": failed.groupby(by).any(),
+            "all_failed": failed.groupby(by).all(),
         }
     ).sort_index()
 
@@ -522,8 +532,8 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "stable_levels",
         "levels",
         "paired_seeds",
-        "diverge_k",
-        "diverge_n",
+        "fail_k",
+        "fail_n",
         "seeds_at_chosen",
     ):
         df[col] = df[col].astype("Int64")
@@ -547,9 +557,9 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "max_stable_lr",
         "stable_octaves",
         "lr_sensitivity",
-        "diverge_p",
-        "diverge_lo",
-        "diverge_hi",
+        "fail_p",
+        "fail_lo",
+        "fail_hi",
     ):
         df[col] = df[col].astype(float)
     return df
