@@ -13,7 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .core.errors import UserError
+from .core.errors import UserError, one_line_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +249,7 @@ def _log_summary(wandb: dict, suite, records: list[dict], results_path: Path) ->
         print(tracking.sync_hint(wandb))
     except Exception as e:  # noqa: BLE001 - tracking is a copy of what is already in the results file
         print(
-            f"gradbench: warning: the W&B summary was not logged ({type(e).__name__}: {_one_line(e)[:300]}); "
+            f"gradbench: warning: the W&B summary was not logged ({one_line_error(e, 300)}); "
             f"every run is in {results_path}",
             file=sys.stderr,
         )

@@ -126,9 +126,7 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
         for marker, mask in (("x", levels["diverged"]), ("v", levels["collapsed"] & ~levels["diverged"])):
             if mask.any():
                 ax.scatter(levels.index[mask], levels["value"][mask], color=colour, marker=marker, s=40, zorder=3)
-    for y, style, label in ((meta["target"], "--", "target"), (meta["chance"], ":", "chance")):
-        if not pd.isna(y):
-            ax.axhline(y, color="grey", linestyle=style, linewidth=1, label=label)
+    _reference_lines(ax, meta)
     ax.set_xscale("log", base=2)
     ticks = sorted(frame["lr_mult"].unique())
     ax.set_xticks(ticks, [f"×{x:g}" for x in ticks])
@@ -137,6 +135,13 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
     ax.set_title(f"{task}: dose-response, mean over seeds", fontsize=10)
     _legend(ax, len(rows) + 2)
     return _save(fig, path)
+
+
+def _reference_lines(ax, meta) -> None:
+    """The task's target (dashed) and chance (dotted) level, where known."""
+    for y, style, label in ((meta["target"], "--", "target"), (meta["chance"], ":", "chance")):
+        if not pd.isna(y):
+            ax.axhline(y, color="grey", linestyle=style, linewidth=1, label=label)
 
 
 def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
@@ -163,9 +168,7 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
             drawn = True
     if not drawn:
         return False
-    for y, style, label in ((meta["target"], "--", "target"), (meta["chance"], ":", "chance")):
-        if not pd.isna(y):
-            ax.axhline(y, color="grey", linestyle=style, linewidth=1, label=label)
+    _reference_lines(ax, meta)
     ax.set_xlabel("step")
     ax.set_ylabel(f"validation {meta['metric']}")
     ax.set_title(f"{task}: validation {meta['metric']} at the chosen stress level, mean over seeds", fontsize=10)

@@ -21,3 +21,9 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
 def unknown(kind: str, name: str, choices: Iterable[str]) -> UserError:
     choices = sorted(choices)
     return UserError(f"unknown {kind} {name!r}{did_you_mean(name, choices)}; valid: {', '.join(choices)}")
+
+
+def one_line_error(e: BaseException, limit: int = 500) -> str:
+    """'TypeError: what it says' on one line, at most `limit` characters: an exception as a
+    record's reason or a warning's cause."""
+    return " ".join(f"{type(e).__name__}: {e}".split())[:limit]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..catalogue import plugins
 from ..catalogue.tasks import priced_ms
-from ..core.errors import UserError
+from ..core.errors import UserError, one_line_error
 from ..core.spec import RunSpec
 from ..training.run import error_record, run_one
 from .ddp import run_distributed, world_size
@@ -84,7 +84,7 @@ def _tracked(step, spec: RunSpec):
     try:
         return step()
     except Exception as e:  # noqa: BLE001
-        why = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        why = one_line_error(e, 300)
         print(f"gradbench: warning: W&B tracking failed for run {spec.run_id} ({why})", file=sys.stderr, flush=True)
         return None
 
@@ -225,7 +225,7 @@ def _result(fut: cf.Future, spec: RunSpec, job: Job) -> dict:
     try:
         return fut.result()
     except Exception as e:  # noqa: BLE001
-        return error_record(spec, job.command, " ".join(f"{type(e).__name__}: {e}".split())[:500])
+        return error_record(spec, job.command, one_line_error(e))
 
 
 def _execute_and_send(spec_dict: dict, job: Job, send, device: str | None) -> None:
@@ -237,7 +237,7 @@ def _execute_and_send(spec_dict: dict, job: Job, send, device: str | None) -> No
     try:
         send.send(("record", execute(spec_dict, job)))
     except Exception as e:  # noqa: BLE001
-        send.send(("raised", " ".join(f"{type(e).__name__}: {e}".split())[:500]))
+        send.send(("raised", one_line_error(e)))
 
 
 def _death(exitcode: int | None) -> str:

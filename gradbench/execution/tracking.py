@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..core.errors import UserError
+from ..core.errors import UserError, one_line_error
 from ..core.spec import RunSpec
 
 KEYS = ("project", "entity", "mode", "dir", "tags")
@@ -116,7 +116,7 @@ def _safe_wandb_logger(**kwargs):
                 return call(*args, **kw)
             except Exception as e:  # noqa: BLE001
                 self._failed = True
-                why = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+                why = one_line_error(e, 300)
                 print(
                     f"gradbench: warning: W&B logging stopped for run {self._name} ({why})", file=sys.stderr, flush=True
                 )
