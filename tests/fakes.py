@@ -86,10 +86,14 @@ def make_record(
     finished_at="2025-01-01T00:00:00Z",
     command="gradbench run configs/quick.yaml",
     run_id=None,
+    params=None,
+    phase="",
+    final_val="same",
 ) -> dict:
     """One record of `task` (a real task) with these outcomes. best_val defaults to `test`;
     a diverged run keeps its best_val (so tests see it is replaced by chance) but has no test
-    metric; skipped and error runs have null metrics and stability."""
+    metric; skipped and error runs have null metrics and stability. final_val defaults to
+    best_val; `params` are the arm's strategy parameters, `phase` its tuning-protocol phase."""
     rec = copy.deepcopy(REAL[task])
     m = rec["metrics"]
     chance = m["chance"]
@@ -99,7 +103,7 @@ def make_record(
         steps = 0
     elif status == "diverged":
         test = None
-    key = f"{task}/{strategy}/{seed}/{lr}"
+    key = f"{task}/{strategy}/{seed}/{lr}" + (f"/{json.dumps(params, sort_keys=True)}" if params else "")
     # Validation improves linearly from chance to best_val (either metric direction).
     curve = (
         []
@@ -109,7 +113,7 @@ def make_record(
     m.update(
         test=test,
         best_val=best_val,
-        final_val=None if status == "diverged" else best_val,
+        final_val=None if status == "diverged" else best_val if final_val == "same" else final_val,
         steps_to_target=steps_to_target,
         val_curve=curve,
         steps=steps,
@@ -117,7 +121,7 @@ def make_record(
     rec.update(
         run_id=run_id or hashlib.sha256(key.encode()).hexdigest()[:12],
         suite=suite,
-        strategy={"label": strategy, "names": strategy.split("+"), "params": {}},
+        strategy={"label": strategy, "names": strategy.split("+"), "params": params or {}},
         seed=seed,
         stress={"lr_mult": lr},
         status=status,
@@ -128,8 +132,10 @@ def make_record(
     )
     # each arm its own resolved spec (a gradient hook per name stands in for what it changes), so
     # no fake arm is baseline's runs under another name unless a test makes it so
-    hooks = [] if strategy == "baseline" else [[name, {}] for name in strategy.split("+")]
+    hooks = [] if strategy == "baseline" else [[name, (params or {}).get(name, {})] for name in strategy.split("+")]
     rec["spec"] = {**rec["spec"], "seed": seed, "lr_mult": lr, "strategy": strategy, "grad_hooks": hooks}
+    if phase:
+        rec["spec"]["phase"] = phase
     rec["stability"] = (
         None
         if status in ("skipped", "error")

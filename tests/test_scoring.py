@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fakes import make_record, suite_records  # hand-built run records (tests/fakes.py)
 
+from gradbench.analysis import runs as runs_module
 from gradbench.analysis import scoring
 from gradbench.analysis.scoring import (
     DEFAULT_WEIGHTS,
@@ -348,7 +349,7 @@ def test_rescoring_the_committed_records_has_no_such_artifacts():
     for task in sorted(runs["task"].unique()):
         t = runs[runs["task"] == task]
         failed_run = (t["status"] == "diverged") | (
-            (t["status"] == "ok") & ~scoring._learned(t["final_val"], scoring._task_meta(runs, task))
+            (t["status"] == "ok") & ~runs_module.learned(t["final_val"], runs_module.task_meta(runs, task))
         )
         for _, r in ranked[ranked["task"] == task].dropna(subset=["chosen_lr_mult"]).iterrows():
             at = t[(t["strategy"] == r["strategy"]) & (t["lr_mult"] == r["chosen_lr_mult"])]

@@ -1,8 +1,9 @@
 """How each strategy responds to the learning rate: stability as a first-class result, read
 off the stress levels (learning-rate multipliers) of a task. No torch.
 
-Per (task, strategy), from the runs at each level, a failed run (diverged, or collapsed:
-see scoring) counting at chance:
+Per (task, strategy), from the runs at each level of the learning-rate grid (under a tuning
+protocol, the sweep: the same seeds at every level), a failed run (diverged, or collapsed:
+runs.py) counting at chance, a level's result being its mean final validation value:
 
 * max stable lr: the highest level such that it and every level below it have no failed
   seed; "≥" when that is the top level run, none when the lowest level already fails.
@@ -11,8 +12,8 @@ see scoring) counting at chance:
   between chance and that best (0 when only the best level is).
 * LR sensitivity (Wortsman et al., 2023): the mean, over the levels, of the gap between the
   arm's best mean result and the level's, as a share of |target - chance|.
-* P(fail) at the chosen level: failed seeds (diverged or collapsed) / seeds there, with a
-  95% Wilson interval.
+* P(fail) at the chosen configuration: failed seeds (diverged or collapsed) / seeds there
+  (the tuning seeds and the final ones), with a 95% Wilson interval.
 
 A strategy with no level where a seed learned has no stable range, sensitivity or chosen
 level (—), and neither has one run at a single level a range or a sensitivity.
@@ -52,9 +53,10 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float, float]:
     return p, max(0.0, center - half), min(1.0, center + half)
 
 
-def response(scored: pd.DataFrame, failed: pd.Series, by_level: pd.DataFrame, meta: dict, chosen: float | None) -> dict:
-    """The learning-rate response of one (task, strategy) from its scored runs, which failed,
-    and its per-level results (scoring.level_results' columns)."""
+def response(by_level: pd.DataFrame, meta: dict, chosen: float | None, failed_at_chosen: pd.Series | None) -> dict:
+    """The learning-rate response of one (task, strategy): from its per-level results on the
+    grid (runs.level_results' columns), and which of its runs at the chosen configuration
+    failed (None without a chosen one)."""
     sign = 1.0 if meta["higher_is_better"] else -1.0
     chance, target = meta["chance"], meta["target"]
     levels = list(by_level.index)
@@ -73,9 +75,12 @@ def response(scored: pd.DataFrame, failed: pd.Series, by_level: pd.DataFrame, me
     scale = abs(target - chance) if target is not None and chance is not None else math.nan
     sensitivity = float(np.mean([sign * (best - means[lr]) for lr in levels]) / scale) if scale else math.nan
 
-    at = scored["lr_mult"] == chosen
-    k, n = int(failed[at].sum()), int(at.sum())
-    p, p_lo, p_hi = wilson(k, n) if chosen is not None else (math.nan, math.nan, math.nan)
+    if chosen is None or failed_at_chosen is None:
+        k = n = 0
+        p, p_lo, p_hi = math.nan, math.nan, math.nan
+    else:
+        k, n = int(failed_at_chosen.sum()), len(failed_at_chosen)
+        p, p_lo, p_hi = wilson(k, n)
     # some level where a seed learned, and more than one level to read a response off
     learned = not by_level["all_failed"].all() and len(levels) > 1
     return {

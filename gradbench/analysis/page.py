@@ -17,7 +17,7 @@ import pandas as pd
 from ..core.errors import UserError
 from ..core.numerics import numerics_of
 from ..store.jsonl import latest_by_run
-from . import scoring
+from . import rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
@@ -40,7 +40,9 @@ def write(
     out_dir.mkdir(parents=True, exist_ok=True)
     images = write_plots(records, scores, out_dir) if plots else {}
     path = out_dir / README
-    path.write_text(render(records, scores, command=command, images=images), encoding="utf-8", newline="\n")
+    measured = rank_stability.saved_for(records, out_dir)
+    page = render(records, scores, command=command, images=images, measured_ranks=measured)
+    path.write_text(page, encoding="utf-8", newline="\n")
     return path
 
 
@@ -56,10 +58,16 @@ def _one_numerics_version(records: list[dict]) -> None:
 
 
 def render(
-    records: list[dict], scores: Scores, *, command: str | None = None, images: dict[str, str] | None = None
+    records: list[dict],
+    scores: Scores,
+    *,
+    command: str | None = None,
+    images: dict[str, str] | None = None,
+    measured_ranks: dict | None = None,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
-    "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked."""
+    "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
+    `measured_ranks` is the rank stability of these records (analysis/rank_stability.py), if any."""
     records = latest_by_run(records)
     images = images or {}
     suites = _unique(r.get("suite") for r in records)
@@ -70,8 +78,9 @@ def render(
         out += ["No scored runs in these results.", ""]
     else:
         out += _overall_section(scores)
+        out += _rank_stability_section(measured_ranks)
         for task, rows in scores.per_task.groupby("task", sort=True):
-            out += _task_section(task, rows, records, images)
+            out += _task_section(task, rows, records, images, scores.weights)
         if "stability_vs_accuracy" in images:
             out += [
                 "## Stability vs accuracy",
@@ -120,7 +129,7 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
             [("Numerics version", str(numerics_of(records[0])))] if any("numerics" in r for r in records) else []
         ),  # records older than the field: version 1
         ("Seeds", ", ".join(str(s) for s in seeds) or "—"),
-        ("Stress levels", ", ".join(lr_label(x) for x in levels) or "—"),
+        *_protocol_rows(records, levels),
         ("Runs", f"{len(records)} ({by_status})" if records else "0"),
         ("Scoring weights", ", ".join(f"{k} {v:.3f}" for k, v in scores.weights.items())),
     ]
@@ -140,6 +149,38 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
         if len({d for d, _ in data}) < len(data):
             out += ["**Warning:** a dataset has more than one fingerprint: runs did not all see the same data.", ""]
     return out
+
+
+def _protocol_rows(records: list[dict], levels: list[float]) -> list[tuple[str, str]]:
+    """The tuning protocol and its budget, read off the records' phases (one row of stress
+    levels for a suite without one)."""
+    phase = [(r, (r.get("spec") or {}).get("phase") or "") for r in records if r.get("status") != "skipped"]
+    sweep = [r for r, p in phase if p == "sweep"]
+    if not sweep:
+        return [("Stress levels", ", ".join(lr_label(x) for x in levels) or "—")]
+    grid = sorted({float(r["stress"]["lr_mult"]) for r in sweep})
+    sweep_seeds = sorted({r["seed"] for r in sweep})
+    trials = Counter()
+    for r, p in phase:
+        if p == "tune":
+            trials[(r["task"], r["strategy"]["label"])] += 1
+    per_arm = sorted({n // max(1, len(sweep_seeds)) for n in trials.values()}) or [0]
+    final = sorted({r["seed"] for r, p in phase if p == "final"} | set(sweep_seeds))
+    return [
+        (
+            "Tuning protocol",
+            f"each strategy's own learning-rate sweep, {len(grid)} levels ({', '.join(lr_label(x) for x in grid)}) "
+            f"on {_seeds(sweep_seeds)}; then {' or '.join(map(str, per_arm))} extra trials "
+            "per strategy and task on the same seeds (its declared parameter in octaves around its value at "
+            "the chosen lr, else the lr in quarter and half octaves around the chosen one); the configuration "
+            f"chosen on the final validation value of those seeds only; then {_seeds(final)} at the chosen "
+            "configuration",
+        )
+    ]
+
+
+def _seeds(seeds: list) -> str:
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
 def _latest(timings) -> str:
@@ -236,7 +277,26 @@ def _overall_section(scores: Scores) -> list[str]:
     )
 
 
-def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: dict[str, str]) -> list[str]:
+def _rank_stability_section(measured: dict | None) -> list[str]:
+    if not measured:
+        return []
+    shares = ", ".join(f"`{k}` {v:.0%}" for k, v in measured["unchanged"].items() if k != "overall")
+    return [
+        "### Rank stability",
+        "",
+        f"In {measured['resamples']} seed-bootstrap resamples of these records (every task's seeds drawn "
+        "again with replacement, the same draw for all its strategies; sweep and final seeds each "
+        "within their own kind), the top 3 was unchanged in: "
+        f"{shares}; overall {measured['unchanged']['overall']:.0%}. Measured by "
+        f"`python benchmarks/rank_stability.py RESULTS --resamples {measured['resamples']} --seed "
+        f"{measured['seed']} --save DIR`; a top 3 that survives under 95% of resamples is not a settled order.",
+        "",
+    ]
+
+
+def _task_section(
+    task: str, rows: pd.DataFrame, records: list[dict], images: dict[str, str], weights: dict[str, float]
+) -> list[str]:
     scored = rows[rows["status"] == "scored"]
     meta = (scored if len(scored) else rows).iloc[0]
     direction = "higher is better" if meta["higher_is_better"] else "lower is better"
@@ -244,7 +304,10 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
     out = [
         f"## Task `{task}`",
         "",
-        f"Metric: {meta['metric'] or '?'} ({direction}); target {_m(meta['target'])}, chance {_m(meta['chance'])}.",
+        f"Metric: {meta['metric'] or '?'} ({direction}); target {_m(meta['target'])}, chance {_m(meta['chance'])}. "
+        f"Ranked by the composite = {weights['stability']:.3f} × stability + {weights['speed']:.3f} × speed + "
+        f"{weights['accuracy']:.3f} × normalised {meta['metric'] or 'metric'}; the tied group is read off the "
+        f"test {meta['metric'] or 'metric'} alone.",
         "",
     ]
     table = []
@@ -274,12 +337,12 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
                 _int(r["rank"]) + (" =" if r["tied"] is True else ""),
                 _code(r["strategy"]),
                 _f(r["composite"], 3),
-                f"{r['scored'] - r['diverged'] - r['collapsed']}/{r['scored']}",
+                f"{r['grid_runs'] - r['grid_failed']}/{r['grid_runs']}",
                 f"{r['stable_levels']}/{r['levels']} lr",
                 _speed(r),
-                "failed: no level where a seed learned"
+                "failed: no configuration tried where a seed learned"
                 if r["failed"]
-                else f"{_m(r['accuracy'])} {_interval(r)}@ {lr_label(r['chosen_lr_mult'])}{_few(r['seeds_at_chosen'])}",
+                else f"{_m(r['accuracy'])} {_interval(r)}@ {_chosen(r)}{_few(r['seeds_at_chosen'])}",
                 _win(r, has_base),
                 str(r["runs"]),
                 str(r["diverged"]),
@@ -320,6 +383,11 @@ def _task_section(task: str, rows: pd.DataFrame, records: list[dict], images: di
         if key in images:
             out += [f"![{alt}]({images[key]})", ""]
     return out
+
+
+def _chosen(r) -> str:
+    """The chosen configuration: its lr, and a parameter a tuning trial changed."""
+    return lr_label(r["chosen_lr_mult"]) + (f", {_esc(r['chosen_params'])}" if r["chosen_params"] else "")
 
 
 def _few(n) -> str:
@@ -434,39 +502,43 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "learned nothing never scores above one that learned. A strategy with no stress level "
         "where a seed learned has failed on the task: it is scored at chance and shares the last "
         "rank with the other failures, never dropped.",
-        "- **Stability**: runs that did not fail / runs, over all seeds and stress levels. "
+        "- **Stability**: runs that did not fail / runs on the learning-rate grid (under a tuning "
+        "protocol, the sweep: every level on the same seeds). "
         "Tie-break: the spike rate (loss + gradient spikes per 1000 steps; fewer is more "
         "stable): rows with an equal rank are listed by stability, then spike rate, then "
         "name; it does not change any score, so equal composites stay tied.",
-        "- **Stable region**: the stress levels at which no seed failed / the levels run.",
+        "- **Stable region**: the grid's levels at which no seed failed / the levels run.",
         "- **Learning-rate response** (the table under each task's): *max stable lr*, the highest "
         "level such that it and every level below it have no failed seed (≥ when that is the top "
         f"level run); *stable range*, log2 of the span of the contiguous levels around the best one "
-        f"whose mean validation result is within {STABLE_TOLERANCE:g} of the chance-to-best gap of "
-        "the best; *LR sensitivity* (Wortsman et al., 2023), the mean gap between the best level's "
+        f"whose mean final validation result is within {STABLE_TOLERANCE:g} of the chance-to-best gap "
+        "of the best; *LR sensitivity* (Wortsman et al., 2023), the mean gap between the best level's "
         "mean result and each level's, failed runs at chance, as a share of |target − chance|; "
-        "*P(fail)*, failed seeds (diverged or collapsed) / seeds at the chosen level, with a 95% "
-        "Wilson interval. With one level run, or no level where a seed learned, the range and the "
+        "*P(fail)*, failed seeds (diverged or collapsed) / seeds at the chosen configuration, with a "
+        "95% Wilson interval. With one level run, or no level where a seed learned, the range and the "
         "sensitivity are —.",
-        "- **Chosen stress level**: among the levels where at least one seed learned, the one "
-        "whose mean best validation metric over seeds is best, a failed seed counting at chance; "
-        "ties go to the smaller `lr×`. Test metrics are never used to choose.",
-        "- **Speed**: at the chosen level, the median over seeds of the steps to reach the "
+        "- **Chosen configuration**: a learning-rate level, and after a tuning protocol's extra "
+        "trials the value of the strategy's tuned parameter. Among the configurations tried on the "
+        "tuning seeds (all seeds without a protocol) where at least one seed learned, the one whose "
+        "mean final validation value over those seeds is best, a failed seed counting at chance; "
+        "ties go to the smaller `lr×`, then to the declared parameters. The final seeds and the test "
+        "metrics are never used to choose; the runner chose with the same rule.",
+        "- **Speed**: at the chosen configuration, the median over seeds of the steps to reach the "
         "task's target; a seed that never reaches it, or failed, counts as infinity "
         "(AlgoPerf). Score = fastest median on the task / this median: 1 for the fastest, 0 "
         "for never.",
-        "- **Accuracy**: at the chosen level, the mean test metric over seeds; a failed seed "
+        "- **Accuracy**: at the chosen configuration, the mean test metric over every seed run there; a failed seed "
         "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
         f"strategy). 95% Student t interval over seeds, shown from {MIN_SEEDS} seeds on (fewer are "
         "flagged as too few). For the composite it is normalised between chance (0) and the "
         "best strategy on the task (1), in the metric's direction (for mse lower is better).",
         "- **Tied group**: the strategies that cannot be told apart from the task's leader (rank 1) "
         "by a one-sided paired t-test over shared seeds of the test metric at each one's chosen "
-        f"level (failed seeds at chance), Holm-corrected over the other strategies that learned, α = "
+        f"configuration (failed seeds at chance), Holm-corrected over the other strategies that learned, α = "
         f"{ALPHA:g}. Seeds on which two strategies differ by exactly the same amount have no spread "
         "to test: that pair's p-value is then 2^-n.",
         "- **vs baseline**: the probability that the strategy beats `baseline` on the same "
-        "seed, each at its own chosen level, on the test metric (the paired form of rliable's "
+        "seed, each at its own chosen configuration, on the test metric (the paired form of rliable's "
         "probability of improvement; ties count 1/2, a seed where both failed does not count; n = "
         "the seeds counted), with a 95% Wilson interval; n/a without a baseline.",
         f"- **Composite**: weighted mean of stability, speed and normalised accuracy "

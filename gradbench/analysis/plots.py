@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import scoring
+from .runs import GRID_PHASES, SCORED, canonical, level_results, runs_frame
 from .scoring import Scores
 
 PLOT_DPI = 100
 
 
 def lr_label(x: float) -> str:
-    return f"lr×{x:g}"
+    """lr×0.5, lr×8; a tuning trial's half-octave level to 3 digits (lr×0.707)."""
+    return f"lr×{x:.3g}"
 
 
 def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str, str]:
@@ -26,7 +27,7 @@ def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str,
     scored = pt[pt["status"] == "scored"]
     colours = _colours(sorted(pt["strategy"].unique()))
     images = {}
-    frame = scoring.runs_frame(records)
+    frame = runs_frame(records)
     for task, rows in scored.groupby("task", sort=True):
         runs = [r for r in records if r.get("task") == task]
         name = f"dose_response_{_slug(task)}.png"
@@ -108,15 +109,16 @@ def _mean_curve(runs: list[dict], chance: float) -> tuple[list[float], list[floa
 
 def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) -> bool:
     """The metric against the learning-rate multiplier (log axis), one line per strategy: the
-    mean best validation value per level, failed seeds at chance; x where a seed diverged,
-    v where one collapsed."""
+    mean final validation value per level of the grid, failed seeds at chance; x where a seed
+    diverged, v where one collapsed."""
     first = rows.iloc[0]
     meta = {k: first[k] for k in ("metric", "higher_is_better", "target", "chance")}
+    frame = frame[frame["phase"].isin(GRID_PHASES)]  # the sweep's levels, not a tuning trial's
     if frame["lr_mult"].nunique() < 2:
         return False
     fig, ax = _figure() if len(rows) <= 10 else _figure((12.0, 5.5))
     for _, row in rows.iterrows():
-        levels = scoring.level_results(frame[frame["strategy"] == row["strategy"]], meta)
+        levels = level_results(frame[frame["strategy"] == row["strategy"]], meta)
         if levels.empty:
             continue
         colour = colours[row["strategy"]]
@@ -131,7 +133,7 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
     ticks = sorted(frame["lr_mult"].unique())
     ax.set_xticks(ticks, [f"×{x:g}" for x in ticks])
     ax.set_xlabel("learning-rate multiplier (x: a seed diverged, v: a seed collapsed)")
-    ax.set_ylabel(f"best validation {meta['metric']} (failed = chance)")
+    ax.set_ylabel(f"final validation {meta['metric']} (failed = chance)")
     ax.set_title(f"{task}: dose-response, mean over seeds", fontsize=10)
     _legend(ax, len(rows) + 2)
     return _save(fig, path)
@@ -153,8 +155,9 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
             r
             for r in runs
             if (r.get("strategy") or {}).get("label") == row["strategy"]
-            and r.get("status") in scoring.SCORED
+            and r.get("status") in SCORED
             and _lr_of(r) == row["chosen_lr_mult"]
+            and canonical(r["strategy"].get("params") or {}) == row["chosen_key"]
         ]
         xs, ys = _mean_curve(sorted(chosen, key=lambda r: (r.get("seed"), r["run_id"])), meta["chance"])
         if xs:
@@ -163,7 +166,8 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
                 ys,
                 color=colours[row["strategy"]],
                 linewidth=1.5,
-                label=f"{row['strategy']} ({lr_label(row['chosen_lr_mult'])})",
+                label=f"{row['strategy']} ({lr_label(row['chosen_lr_mult'])}"
+                + (f", {row['chosen_params']})" if row["chosen_params"] else ")"),
             )
             drawn = True
     if not drawn:
@@ -171,7 +175,7 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
     _reference_lines(ax, meta)
     ax.set_xlabel("step")
     ax.set_ylabel(f"validation {meta['metric']}")
-    ax.set_title(f"{task}: validation {meta['metric']} at the chosen stress level, mean over seeds", fontsize=10)
+    ax.set_title(f"{task}: validation {meta['metric']} at the chosen configuration, mean over seeds", fontsize=10)
     _legend(ax, len(rows) + 2)
     return _save(fig, path)
 
@@ -187,7 +191,11 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     drawn = False
     for strategy in picks:
         mine = [
-            r for r in runs if (r.get("strategy") or {}).get("label") == strategy and r.get("status") in scoring.SCORED
+            r
+            for r in runs
+            if (r.get("strategy") or {}).get("label") == strategy
+            and r.get("status") in SCORED
+            and (r.get("spec") or {}).get("phase", "") in GRID_PHASES  # the sweep's levels
         ]
         top = max(_lr_of(r) for r in mine)
         label = f"{strategy} ({lr_label(top)})"

@@ -62,18 +62,17 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import UserError
-from ..store.jsonl import latest_by_run
 from . import lr_response
+from .choice import changed_params, choose
+from .runs import COLLAPSE_SHARE, GRID_PHASES, SCORED, level_results, outcomes, runs_frame, task_meta
 from .stats import ALPHA, holm, paired_t_p, t_interval
+
+__all__ = ["COLLAPSE_SHARE", "SCORED", "level_results", "runs_frame", "score"]
 
 DEFAULT_WEIGHTS = {"stability": 0.4, "speed": 0.2, "accuracy": 0.4}
 BASELINE = "baseline"
 RANK_DECIMALS = 9  # composites equal to this many decimals are ties
-SCORED = ("ok", "diverged")
 SAME_AS_BASELINE = "= baseline"
-# a run that did not diverge but whose final validation value is no better than chance plus
-# this share of the gap from chance to the target "collapsed": a failure, like divergence
-COLLAPSE_SHARE = 0.25
 
 PER_TASK_COLUMNS = [
     "task",
@@ -92,10 +91,15 @@ PER_TASK_COLUMNS = [
     "skipped",
     "failed",
     "stability",
+    "grid_runs",
+    "grid_failed",
     "spike_rate",
     "stable_levels",
     "levels",
     "chosen_lr_mult",
+    "chosen_params",
+    "chosen_key",
+    "configs_tried",
     "steps_to_target",
     "speed",
     "accuracy",
@@ -171,7 +175,7 @@ def score(records: list[dict], weights: Mapping | None = None) -> Scores:
     runs = runs_frame(records)
     rows, per_seed = [], {}
     for (task, strategy), group in runs.groupby(["task", "strategy"], sort=True):
-        row, seeds = _score_pair(task, strategy, group, _task_meta(runs, task))
+        row, seeds = _score_pair(task, strategy, group, task_meta(runs, task))
         rows.append(row)
         per_seed[(task, strategy)] = seeds
     per_task = _mark_same_as_baseline(pd.DataFrame(rows, columns=PER_TASK_COLUMNS), runs)
@@ -205,97 +209,6 @@ def _mark_same_as_baseline(per_task: pd.DataFrame, runs: pd.DataFrame) -> pd.Dat
     return per_task
 
 
-# ---------------------------------------------------------------------------- flat runs
-
-
-def runs_frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run (last record per run_id), sorted deterministically."""
-    rows = []
-    for r in latest_by_run(records):
-        m = r.get("metrics") or {}
-        st = r.get("stability") or {}
-        rows.append(
-            {
-                "run_id": r.get("run_id"),
-                "task": r.get("task"),
-                "strategy": (r.get("strategy") or {}).get("label"),
-                "seed": r.get("seed"),
-                "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
-                "status": r.get("status"),
-                "reason": r.get("reason"),
-                "metric": m.get("name"),
-                "higher_is_better": m.get("higher_is_better"),
-                "target": m.get("target"),
-                "chance": m.get("chance"),
-                "test": m.get("test"),
-                "best_val": m.get("best_val"),
-                "final_val": m.get("final_val"),
-                "spec_key": _spec_key(r.get("spec")),
-                "steps_to_target": m.get("steps_to_target"),
-                "steps": m.get("steps"),
-                "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
-            }
-        )
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "run_id",
-            "task",
-            "strategy",
-            "seed",
-            "lr_mult",
-            "status",
-            "reason",
-            "metric",
-            "higher_is_better",
-            "target",
-            "chance",
-            "test",
-            "best_val",
-            "final_val",
-            "spec_key",
-            "steps_to_target",
-            "steps",
-            "spikes",
-        ],
-    )
-    return df.sort_values(["task", "strategy", "lr_mult", "seed", "run_id"], kind="mergesort", ignore_index=True)
-
-
-def _spec_key(spec) -> str | None:
-    """What determines the run apart from its name: the spec without the arm's label and
-    parameters and the suite (two arms with one key on a seed and level ran the same run)."""
-    if not isinstance(spec, dict) or not spec:
-        return None
-    rest = {k: v for k, v in spec.items() if k not in ("strategy", "strategy_params", "suite")}
-    return json.dumps(rest, sort_keys=True, separators=(",", ":"))
-
-
-def _task_meta(runs: pd.DataFrame, task: str) -> dict:
-    """The task's metric (name, direction, target, chance), the same in every record of the
-    task; a disagreement in name or direction would make scores meaningless, so it stops."""
-    known = runs[(runs["task"] == task) & runs["metric"].notna()]
-    if known.empty:
-        return {"metric": None, "higher_is_better": True, "target": None, "chance": None}
-    pairs = set(zip(known["metric"], known["higher_is_better"]))
-    if len(pairs) > 1:
-        raise UserError(
-            f"task {task!r}: records disagree on the metric "
-            f"({', '.join(sorted(f'{n} higher_is_better={h}' for n, h in pairs))})"
-        )
-    first = known.iloc[0]
-    return {
-        "metric": first["metric"],
-        "higher_is_better": bool(first["higher_is_better"]),
-        "target": _num(first["target"]),
-        "chance": _num(first["chance"]),
-    }
-
-
-def _num(x) -> float:
-    return float("nan") if x is None or pd.isna(x) else float(x)
-
-
 # ------------------------------------------------------------------- one (task, strategy)
 
 
@@ -321,46 +234,51 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         row["reason"] = "; ".join(sorted({str(x) for x in bad["reason"] if x is not None})) or None
         return row, {}
 
-    sign = 1.0 if meta["higher_is_better"] else -1.0
     chance = meta["chance"]
-    diverged, collapsed = _outcomes(scored, meta)
-    failed = diverged | collapsed
-    # A failed seed's model is unusable: it counts at chance for validation and test, and as
-    # never reaching the target, so surviving seeds never flatter the strategy and a run that
-    # learned nothing never scores above one that learned. An ok run with no finite metric
-    # recorded is treated the same way (it measured nothing better).
-    test = scored["test"].where(~failed & scored["test"].notna(), chance).astype(float)
-    to_target = scored["steps_to_target"].where(~failed & scored["steps_to_target"].notna(), math.inf).astype(float)
-
-    levels = _by_level(scored, diverged, collapsed, chance)
-    level_means = levels["value"][~levels["all_failed"]]  # the levels where a seed learned
+    diverged, collapsed = outcomes(scored, meta)
+    # stability is read off the learning-rate grid, where every level has the same seeds
+    grid = scored[scored["phase"].isin(GRID_PHASES)]
+    grid_failed = _failed(grid, meta)
+    levels = level_results(grid, meta)
     steps = scored["steps"].fillna(0).astype(float).sum()
+    choice = choose(scored, meta)
     row.update(
         status="scored",
+        diverged=int(diverged.sum()),
         collapsed=int(collapsed.sum()),
-        failed=bool(level_means.empty),
-        stability=float((~failed).mean()),
+        failed=choice is None,
+        stability=float((~grid_failed).mean()) if len(grid_failed) else math.nan,
+        grid_runs=len(grid_failed),
+        grid_failed=int(grid_failed.sum()),
         spike_rate=float(scored["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
         stable_levels=int((~levels["failed"]).sum()),
         levels=len(levels),
     )
-    if level_means.empty:  # no level where a seed learned: scored as failed, at chance, never dropped
-        row.update(lr_response.response(scored, failed, levels, meta, None))
+    if choice is None:  # no configuration where a seed learned: scored as failed, at chance, never dropped
+        row.update(lr_response.response(levels, meta, None, None))
         row.update(steps_to_target=math.inf, accuracy=chance, accuracy_lo=chance, accuracy_hi=chance)
         seeds = sorted(set(scored["seed"]))
         return row, {s: chance for s in seeds}
-    # Best mean in the metric's direction, among the levels where a seed learned; the ascending
-    # index makes ties go to the smaller lr_mult. Rounded so float noise in equal means does
-    # not break that rule.
-    chosen = max(level_means.index, key=lambda lr: (round(sign * level_means[lr], 12), -lr))
-    at = (scored["lr_mult"] == chosen).to_numpy()
-    seed_test = test[at].groupby(scored["seed"][at]).mean()  # one value per seed
+    # the chosen configuration's runs at every seed: the tuning seeds and the final ones
+    final = scored[(scored["lr_mult"] == choice.lr_mult) & (scored["params"] == choice.params)]
+    final_failed = _failed(final, meta)
+    # A failed seed's model is unusable: it counts at chance for test, and as never reaching
+    # the target, so surviving seeds never flatter the strategy and a run that learned nothing
+    # never scores above one that learned. An ok run with no finite metric recorded is treated
+    # the same way (it measured nothing better).
+    test = final["test"].where(~final_failed & final["test"].notna(), chance).astype(float)
+    to_target = final["steps_to_target"].where(~final_failed & final["steps_to_target"].notna(), math.inf)
+    seed_test = test.groupby(final["seed"]).mean()  # one value per seed
     acc, lo, hi = t_interval(seed_test.to_numpy())
-    row.update(lr_response.response(scored, failed, levels, meta, float(chosen)))
+    declared = grid["params"].iloc[0] if not grid.empty else choice.params
+    row.update(lr_response.response(levels, meta, choice.lr_mult, final_failed))
     row.update(
-        chosen_lr_mult=float(chosen),
+        chosen_lr_mult=choice.lr_mult,
+        chosen_params=changed_params(choice, json.loads(declared)),
+        chosen_key=choice.params,
+        configs_tried=choice.tried,
         seeds_at_chosen=len(seed_test),
-        steps_to_target=float(np.median(to_target[at].groupby(scored["seed"][at]).mean())),
+        steps_to_target=float(np.median(to_target.astype(float).groupby(final["seed"]).mean())),
         accuracy=acc,
         accuracy_lo=lo,
         accuracy_hi=hi,
@@ -368,48 +286,9 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     return row, seed_test.to_dict()
 
 
-def level_results(runs: pd.DataFrame, meta: dict) -> pd.DataFrame:
-    """Per stress level of one (task, strategy)'s runs, as the scores read them (_by_level):
-    the dose-response curve."""
-    scored = runs[runs["status"].isin(SCORED)]
-    return _by_level(scored, *_outcomes(scored, meta), meta["chance"])
-
-
-def _outcomes(scored: pd.DataFrame, meta: dict) -> tuple[pd.Series, pd.Series]:
-    """(diverged, collapsed) for each scored run; a run failed when either holds."""
-    diverged = scored["status"] == "diverged"
-    return diverged, ~diverged & ~_learned(scored["final_val"], meta)
-
-
-def _by_level(scored: pd.DataFrame, diverged: pd.Series, collapsed: pd.Series, chance: float) -> pd.DataFrame:
-    """Per stress level (ascending): the mean best validation value with failed seeds at chance
-    (what the choice of level compares), whether any seed diverged, collapsed or failed there,
-    and whether every seed failed there."""
-    failed = diverged | collapsed
-    value = scored["best_val"].where(~failed & scored["best_val"].notna(), chance)
-    by = scored["lr_mult"]
-    return pd.DataFrame(
-        {
-            "value": value.astype(float).groupby(by).mean(),
-            "diverged": diverged.groupby(by).any(),
-            "collapsed": collapsed.groupby(by).any(),
-            "failed": failed.groupby(by).any(),
-            "all_failed": failed.groupby(by).all(),
-        }
-    ).sort_index()
-
-
-def _learned(final_val: pd.Series, meta: dict) -> pd.Series:
-    """Whether each run's final validation value is better than chance plus COLLAPSE_SHARE of
-    the gap to the target (in the metric's direction); no value: it did not learn. Without a
-    target and chance, every run counts as having learned."""
-    chance, target = meta["chance"], meta["target"]
-    if chance is None or target is None or math.isnan(chance) or math.isnan(target):
-        return pd.Series(True, index=final_val.index)
-    bar = chance + COLLAPSE_SHARE * (target - chance)
-    sign = 1.0 if meta["higher_is_better"] else -1.0
-    values = final_val.astype(float)
-    return values.notna() & (sign * (values - bar) > 0)
+def _failed(scored: pd.DataFrame, meta: dict) -> pd.Series:
+    diverged, collapsed = outcomes(scored, meta)
+    return diverged | collapsed
 
 
 # ------------------------------------------------------------------------ one task
@@ -535,6 +414,9 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "fail_k",
         "fail_n",
         "seeds_at_chosen",
+        "configs_tried",
+        "grid_runs",
+        "grid_failed",
     ):
         df[col] = df[col].astype("Int64")
     for col in (

@@ -33,6 +33,10 @@ class RunSpec:
     loss_terms: dict = field(default_factory=dict)  # extra loss terms, e.g. {"l1": 1e-5}
     monitor: dict = field(default_factory=dict)  # StabilityMonitor settings
     suite: str = ""  # not part of run_id: the same run in two suites is the same run
+    # not part of run_id either: the tuning-protocol phase that first asked for the run
+    # ("sweep", "tune", "final"; "" outside a protocol). A final seed that the sweep already
+    # ran at the chosen learning rate is that same run, reused, not run again.
+    phase: str = ""
 
     # --- small immutable updates, so a strategy reads as one line -------------------
     def replace(self, **changes: Any) -> RunSpec:
@@ -70,11 +74,12 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """12 hex chars of sha256 over the canonical JSON of the spec (suite name excluded).
+        """12 hex chars of sha256 over the canonical JSON of the spec (suite and phase excluded).
         A field added after the first schema is hashed only when it differs from its default,
         so adding an optional field never changes an existing run's id."""
         d = self.to_dict()
         d.pop("suite")
+        d.pop("phase")
         for f in dataclasses.fields(self):
             if f.name not in HASHED_ALWAYS and f.name in d and d[f.name] == _default(f):
                 del d[f.name]

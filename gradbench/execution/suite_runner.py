@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..analysis.choice import changed_params, chosen_configs
 from ..catalogue.tasks import TASKS, priced_ms
 from ..core.numerics import NUMERICS, numerics_of
 from ..store import jsonl
 from ..store.lock import exclusive
-from ..suite import Skipped, Suite, expand
+from ..suite import Skipped, Suite, expand, final_runs, tuning_trials
 from ..training.run import skipped_record
 from . import interrupts
 
@@ -48,47 +49,104 @@ def run_suite(
     items = expand(suite)
     if getattr(executor, "local_data", True):
         check_data(suite, items, data_root)
+    job = Job(
+        data_root=str(data_root),
+        runs_dir=str(runs_dir(results_path)),
+        results_dir=str(results_path.parent),
+        command=command,
+        threads=suite.threads,
+        wandb=wandb,
+        plugins=tuple(suite.plugins),
+    )
     # one writer per results file (<results>.lock, held for the whole suite); Ctrl-C/SIGTERM
     # stop between runs as interrupts.Interrupted, and the run they cut short is not recorded;
     # one that comes while a record is written takes effect once it is on disk
     with exclusive(results_path), interrupts.interruptible() as guard:
-        recorded = (
-            {r["run_id"]: r for r in jsonl.latest_by_run(jsonl.load(results_path))} if results_path.exists() else {}
-        )
-        done = jsonl.finished_ids(recorded.values(), retry_errors)
+        phase = _Phase(suite, results_path, executor, job, guard, command, log, retry_errors)
+        if suite.protocol is None:
+            phase.run("", items)
+        else:
+            phase.run("sweep", items)
+            # an arm that failed every level gets its extra trials too, around its best one
+            phase.run("tune", tuning_trials(suite, phase.choices(or_best_failed=True)))
+            phase.run("final", final_runs(suite, phase.choices()))
+            phase.log_choices()
+    return [r for r in jsonl.latest_by_run(jsonl.load(results_path)) if r["run_id"] in phase.ids]
+
+
+class _Phase:
+    """Runs one phase's runs that are not yet recorded (all of a suite without a protocol),
+    writing each record as it comes; remembers every run id asked for, so the choice between
+    phases reads this suite's records only."""
+
+    def __init__(self, suite, results_path, executor, job, guard, command, log, retry_errors):
+        self.suite, self.results_path, self.executor, self.job = suite, results_path, executor, job
+        self.guard, self.command, self.log, self.retry_errors = guard, command, log, retry_errors
+        self.ids: set[str] = set()
+
+    def run(self, name: str, items: list) -> None:
+        self.ids |= {i.run_id for i in items}
+        recorded = {r["run_id"]: r for r in self._records()}
+        done = jsonl.finished_ids(recorded.values(), self.retry_errors)
         todo = [i for i in items if i.run_id not in done]
         again = [recorded[i.run_id] for i in todo if i.run_id in recorded]
         retried = sum(r["status"] == "error" and numerics_of(r) == NUMERICS for r in again)
         why = [f"{len(again) - retried} recorded under another numerics version"] if len(again) > retried else []
         why += [f"{retried} that failed with an error (--retry-errors)"] if retried else []
         again = f", again: {' and '.join(why)}" if why else ""
-        log(
-            f"suite {suite.name}: {len(items)} runs ({len(items) - len(todo)} already in {results_path}, "
-            f"{len(todo)} to run{again}); {len(suite.tasks)} tasks x {len(suite.arms)} strategies x "
-            f"{len(suite.seeds)} seeds x {len(suite.lr_mults)} lr multipliers; {executor.describe()}"
+        self.log(
+            f"{self._what(name)}: {len(items)} runs ({len(items) - len(todo)} already in {self.results_path}, "
+            f"{len(todo)} to run{again}); {self.executor.describe()}"
         )
-        progress = Progress(todo, len(items) - len(todo), len(items), log, parallel=getattr(executor, "workers", 1))
+        progress = Progress(
+            todo, len(items) - len(todo), len(items), self.log, parallel=getattr(self.executor, "workers", 1)
+        )
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
-            rec = skipped_record(item, command)
-            with guard.deferred():
-                jsonl.append(results_path, rec)
+            rec = skipped_record(item, self.command)
+            with self.guard.deferred():
+                jsonl.append(self.results_path, rec)
             progress.done(item, rec)
-        job = Job(
-            data_root=str(data_root),
-            runs_dir=str(runs_dir(results_path)),
-            results_dir=str(results_path.parent),
-            command=command,
-            threads=suite.threads,
-            wandb=wandb,
-            plugins=tuple(suite.plugins),
-        )
-        for spec, rec in executor.map([i for i in todo if not isinstance(i, Skipped)], job):
-            guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
-            with guard.deferred():
-                jsonl.append(results_path, rec)
+        for spec, rec in self.executor.map([i for i in todo if not isinstance(i, Skipped)], self.job):
+            self.guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
+            with self.guard.deferred():
+                jsonl.append(self.results_path, rec)
             progress.done(spec, rec)
-    ids = {i.run_id for i in items}
-    return [r for r in jsonl.latest_by_run(jsonl.load(results_path)) if r["run_id"] in ids]
+
+    def _what(self, name: str) -> str:
+        s = self.suite
+        if not name:
+            return (
+                f"suite {s.name}: {len(s.tasks)} tasks x {len(s.arms)} strategies x "
+                f"{len(s.seeds)} seeds x {len(s.lr_mults)} lr multipliers"
+            )
+        p = s.protocol
+        return {
+            "sweep": f"suite {s.name}, phase 1 of 3, the sweep: {len(s.tasks)} tasks x {len(s.arms)} strategies x "
+            f"{p.sweep_seeds} seeds x {len(s.lr_mults)} lr multipliers",
+            "tune": f"suite {s.name}, phase 2 of 3, extra trials: {p.extra_trials} per strategy and task "
+            f"x {p.sweep_seeds} seeds, around each one's choice from the sweep",
+            "final": f"suite {s.name}, phase 3 of 3, final seeds: {len(s.seeds)} seeds at each strategy's chosen "
+            "configuration",
+        }[name]
+
+    def _records(self) -> list[dict]:
+        if not self.results_path.exists():
+            return []
+        return jsonl.latest_by_run(jsonl.load(self.results_path))
+
+    def choices(self, or_best_failed: bool = False) -> dict:
+        """(task, strategy) -> its choice from this suite's records so far (torch-free)."""
+        return chosen_configs([r for r in self._records() if r["run_id"] in self.ids], or_best_failed=or_best_failed)
+
+    def log_choices(self) -> None:
+        by_task: dict[str, list[str]] = {}
+        declared = {arm.label: arm.params for arm in self.suite.arms}
+        for (task, strategy), c in self.choices().items():
+            changed = changed_params(c, declared.get(strategy, {})) if c is not None else ""
+            shown = "failed every level" if c is None else f"lr x{c.lr_mult:.3g}" + (f" {changed}" if changed else "")
+            by_task.setdefault(task, []).append(f"{strategy} {shown}")
+        for task, chosen in by_task.items():
+            self.log(f"chosen on validation, {task}: {'; '.join(chosen)}")
 
 
 def check_data(suite: Suite, items: list, data_root: Path) -> None:
@@ -99,6 +157,18 @@ def check_data(suite: Suite, items: list, data_root: Path) -> None:
         first = next(i for i in items if TASKS.get(i.spec.task if isinstance(i, Skipped) else i.task).dataset == name)
         spec = first.spec if isinstance(first, Skipped) else first
         load_dataset(name, data_root, **spec.data)
+
+
+def _trial(spec) -> str:
+    """A tuning trial's parameters (', max_norm=0.5'), which the lr alone does not tell apart."""
+    if spec.phase != "tune":
+        return ""
+    shown = [
+        f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+        for p in spec.strategy_params.values()
+        for k, v in p.items()
+    ]
+    return f" ({', '.join(shown)})" if shown else ""
 
 
 class Progress:
@@ -132,7 +202,7 @@ class Progress:
         width = len(str(self.total))
         self.log(
             f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "
-            f"lr x{spec.lr_mult:g}: {outcome}{took}  | ETA {self._eta()}"
+            f"lr x{spec.lr_mult:.3g}{_trial(spec)}: {outcome}{took}  | ETA {self._eta()}"
         )
 
     def _eta(self) -> str:

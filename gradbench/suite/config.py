@@ -36,6 +36,29 @@ class Stress(Strict):
     )
 
 
+# a tuning protocol's default learning-rate grid: 7 levels, x1/8 ... x8 of each arm's own lr
+SWEEP_LR_MULTS = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+MAX_EXTRA_TRIALS = 6
+
+
+class Protocol(Strict):
+    """A tuning protocol (the DeepOBS and AlgoPerf pattern), run in phases by one command:
+    every arm's own learning-rate sweep (stress.lr_mult, default x1/8 ... x8) on the first
+    `sweep_seeds` seeds; the same number of extra trials for every arm (its declared
+    parameter's search, else a finer learning rate); a choice on validation from those seeds
+    only; then every seed at each arm's chosen configuration."""
+
+    sweep_seeds: int = Field(2, gt=0, description="the sweep and the extra trials run the first this many of `seeds`")
+    extra_trials: int = Field(
+        2,
+        ge=0,
+        le=MAX_EXTRA_TRIALS,
+        description="tuning trials per arm and task beyond the grid, the same for every arm: "
+        "its declared parameter (a clipping threshold, a coefficient) in octaves around its value "
+        "at the chosen lr, else the lr in quarter and half octaves around the chosen one",
+    )
+
+
 class TaskOverrides(Strict):
     max_steps: int = Field(None, gt=0, description="optimizer steps per run")
     eval_every: int = Field(None, gt=0, description="validate every this many optimizer steps")
@@ -133,7 +156,10 @@ class SuiteFile(Strict):
     strategies: list[str | dict[str, dict[str, Any] | None]] = Field(
         description="strategy arms: 'name', 'a+b', or {name: {param: value}}"
     )
-    stress: Stress = Field(Stress(), description="stress levels")
+    stress: Stress = Field(Stress(), description="stress levels (under a protocol: the learning-rate sweep)")
+    protocol: Protocol | None = Field(
+        None, description="a tuning protocol: per-arm lr sweep, equal extra trials, choice on validation, final seeds"
+    )
     max_steps: int = Field(None, gt=0, description="optimizer steps per run, for every task (a task override wins)")
     eval_every: int = Field(
         None, gt=0, description="validate every this many steps, for every task (a task override wins)"
@@ -189,6 +215,7 @@ class Suite:
     arms: list[Arm]
     lr_mults: list[float]
     description: str = ""
+    protocol: Protocol | None = None
     max_steps: int | None = None
     eval_every: int | None = None
     trainer: dict = field(default_factory=dict)
@@ -231,13 +258,22 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
     except ValidationError as e:
         raise UserError(one_line(e, "", SuiteFile)) from None
     tasks = _tasks(raw["tasks"], f)
+    seeds = _seeds(f.seeds)
+    stress_given = isinstance(raw.get("stress"), dict) and "lr_mult" in raw["stress"]
+    lr_mults = SWEEP_LR_MULTS if f.protocol and not stress_given else f.stress.lr_mult
+    if f.protocol and f.protocol.sweep_seeds > len(seeds):
+        raise UserError(
+            f"protocol.sweep_seeds: {f.protocol.sweep_seeds} is more than the suite's {len(seeds)} seeds; "
+            "the sweep runs the first of them"
+        )
     return Suite(
         name=f.name if f.name is not None else default_name,
         description=f.description,
-        seeds=_seeds(f.seeds),
+        seeds=seeds,
         tasks=tasks,
         arms=_arms(f.strategies),
-        lr_mults=_lr_mults(f.stress.lr_mult, "stress.lr_mult"),
+        lr_mults=_lr_mults(lr_mults, "stress.lr_mult"),
+        protocol=f.protocol,
         max_steps=f.max_steps,
         eval_every=f.eval_every,
         trainer=dict(raw.get("trainer") or {}),

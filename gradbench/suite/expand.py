@@ -1,15 +1,31 @@
 """A validated Suite -> its runs: tasks x stress levels x seeds x strategy arms, each a
-RunSpec, or a Skipped run where an arm does not apply to the task's model."""
+RunSpec, or a Skipped run where an arm does not apply to the task's model.
+
+Under a tuning protocol (config.Protocol) the runs come in three phases, each a function
+here: the sweep (`expand`: the grid on the sweep seeds), the extra trials (`tuning_trials`,
+around each arm's choice from the sweep) and the final seeds (`final_runs`, at each arm's
+choice from both). The choices are made from the records between phases
+(analysis/choice.py); these functions take them as plain data: (task, arm label) -> an
+object with `lr_mult` and `strategy_params`, or None for an arm that failed every level.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from ..catalogue.model_knobs import checked_knobs
-from ..catalogue.strategies import apply_arm, not_applicable
+from ..catalogue.strategies import STRATEGIES, Arm, apply_arm, not_applicable
 from ..catalogue.tasks import TASKS
+from ..core.errors import UserError
 from ..core.spec import RunSpec
 from .config import Suite
+
+# an arm's extra trials, in this order, until it has its budget: its declared parameter at
+# these multiples of its value (a value the strategy rejects is passed over) ...
+PARAM_FACTORS = (0.5, 2.0, 0.25, 4.0, 0.125, 8.0, 0.0625, 16.0)
+# ... or, for an arm without one, the chosen learning rate moved by these octaves
+LR_OCTAVES = (-0.5, 0.5, -0.25, 0.25, -0.75, 0.75)
 
 
 @dataclass(frozen=True)
@@ -26,33 +42,97 @@ class Skipped:
 
 def expand(suite: Suite) -> list[RunSpec | Skipped]:
     """tasks x stress levels x seeds x arms, in that order (each seed's arms run side by side,
-    so a partial suite already has paired comparisons)."""
+    so a partial suite already has paired comparisons). Under a protocol: the sweep, on its
+    seeds only."""
+    protocol = suite.protocol
+    seeds = suite.seeds[: protocol.sweep_seeds] if protocol else suite.seeds
     runs: list[RunSpec | Skipped] = []
     for task_name, ov in suite.tasks.items():
-        task = TASKS.get(task_name)
-        steps = ov.get("max_steps", suite.max_steps or task.max_steps)
-        every = ov.get("eval_every", suite.eval_every or task.eval_every)
         for lr_mult in ov.get("lr_mult", suite.lr_mults):
-            for seed in suite.seeds:
-                base = task.base_spec(
-                    seed,
-                    lr_mult,
-                    suite=suite.name,
-                    max_steps=steps,
-                    eval_every=min(every, steps),
-                    batch_size=ov.get("batch_size", task.batch_size),
-                    model={**task.model, **ov.get("model", {})},
-                    data={**task.data, **ov.get("data", {})},
-                    trainer=dict(suite.trainer),
-                    monitor=dict(suite.monitor),
-                )
+            for seed in seeds:
+                base = _base(suite, task_name, seed, lr_mult, "sweep" if protocol else "")
                 for arm in suite.arms:
-                    reason = not_applicable(arm, task.model_family)
+                    reason = not_applicable(arm, TASKS.get(task_name).model_family)
                     if reason:
                         runs.append(Skipped(base.replace(strategy=arm.label, strategy_params=arm.params), reason))
                     else:
-                        spec = apply_arm(arm, base)
-                        # what the strategies made of the knobs (a plugin's typo too), before anything trains
-                        checked_knobs(task.model_family, spec.model, f"strategies.{arm.label} on {task_name}: model")
-                        runs.append(spec)
+                        runs.append(_applied(arm, base, task_name))
     return runs
+
+
+def tuning_trials(suite: Suite, choices: Mapping) -> list[RunSpec]:
+    """Every arm's extra trials on the sweep seeds, around its choice from the sweep: the same
+    number for every arm that has a choice (protocol.extra_trials)."""
+    seeds = suite.seeds[: suite.protocol.sweep_seeds]
+    runs = []
+    for task_name, arm, choice in _chosen(suite, choices):
+        for arm_trial, lr_mult in _trials(arm, choice, suite.protocol.extra_trials, task_name, suite):
+            for seed in seeds:
+                runs.append(_applied(arm_trial, _base(suite, task_name, seed, lr_mult, "tune"), task_name))
+    return runs
+
+
+def final_runs(suite: Suite, choices: Mapping) -> list[RunSpec]:
+    """Every seed at each arm's chosen configuration (the tuning seeds' runs there exist
+    already: the same runs, not run again)."""
+    runs = []
+    for task_name, arm, choice in _chosen(suite, choices):
+        chosen = Arm(label=arm.label, names=arm.names, params=choice.strategy_params)
+        for seed in suite.seeds:
+            runs.append(_applied(chosen, _base(suite, task_name, seed, choice.lr_mult, "final"), task_name))
+    return runs
+
+
+def _chosen(suite: Suite, choices: Mapping) -> Iterator[tuple[str, Arm, object]]:
+    for task_name in suite.tasks:
+        for arm in suite.arms:
+            choice = choices.get((task_name, arm.label))
+            if choice is not None and not not_applicable(arm, TASKS.get(task_name).model_family):
+                yield task_name, arm, choice
+
+
+def _trials(arm: Arm, choice, budget: int, task_name: str, suite: Suite) -> list[tuple[Arm, float]]:
+    """`budget` (arm, lr_mult) trials: the first strategy of the arm that declares a tuned
+    parameter searches it at the chosen lr; an arm without one refines the lr."""
+    params = choice.strategy_params
+    tuned = next((n for n in arm.names if STRATEGIES.get(n).tune), None)
+    if tuned is None:
+        return [(arm, choice.lr_mult * 2.0**octaves) for octaves in LR_OCTAVES[:budget]]
+    key = STRATEGIES.get(tuned).tune
+    trials = []
+    for factor in PARAM_FACTORS:
+        if len(trials) == budget:
+            break
+        trial = Arm(arm.label, arm.names, {**params, tuned: {**params[tuned], key: params[tuned][key] * factor}})
+        try:  # a value the strategy itself rejects (a percentile above 100 ...) is passed over
+            _applied(trial, _base(suite, task_name, suite.seeds[0], choice.lr_mult, "tune"), task_name)
+        except UserError:
+            continue
+        trials.append((trial, choice.lr_mult))
+    return trials
+
+
+def _base(suite: Suite, task_name: str, seed: int, lr_mult: float, phase: str) -> RunSpec:
+    task = TASKS.get(task_name)
+    ov = suite.tasks[task_name]
+    steps = ov.get("max_steps", suite.max_steps or task.max_steps)
+    every = ov.get("eval_every", suite.eval_every or task.eval_every)
+    return task.base_spec(
+        seed,
+        lr_mult,
+        suite=suite.name,
+        max_steps=steps,
+        eval_every=min(every, steps),
+        batch_size=ov.get("batch_size", task.batch_size),
+        model={**task.model, **ov.get("model", {})},
+        data={**task.data, **ov.get("data", {})},
+        trainer=dict(suite.trainer),
+        monitor=dict(suite.monitor),
+    ).replace(phase=phase)
+
+
+def _applied(arm: Arm, base: RunSpec, task_name: str) -> RunSpec:
+    spec = apply_arm(arm, base)
+    # what the strategies made of the knobs (a plugin's typo too), before anything trains
+    checked_knobs(TASKS.get(task_name).model_family, spec.model, f"strategies.{arm.label} on {task_name}: model")
+    return spec

@@ -31,6 +31,9 @@ class Strategy:
     slot: str | None  # what it owns; two strategies with one slot conflict
     defaults: dict  # parameter name -> default value
     types: dict  # parameter name -> type
+    # the parameter a tuning protocol's extra trials search (a clipping threshold, a
+    # coefficient), in octaves around its value; None: the trials refine the learning rate
+    tune: str | None = None
 
     @property
     def description(self) -> str:
@@ -57,8 +60,9 @@ class Strategy:
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 
 
-def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = None):
-    """Register `fn(spec, **params)` as a strategy. Every parameter needs a default and a type."""
+def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = None, tune: str | None = None):
+    """Register `fn(spec, **params)` as a strategy. Every parameter needs a default and a type;
+    `tune` names a positive float parameter that a tuning protocol's extra trials search."""
 
     def register(fn):
         sig = inspect.signature(fn)
@@ -72,6 +76,10 @@ def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = No
             raise TypeError(f"strategy {fn.__name__}: unknown model families {sorted(bad)}")
         if not inspect.getdoc(fn):
             raise TypeError(f"strategy {fn.__name__}: needs a one-line docstring naming its source")
+        if tune is not None and (hints.get(tune) is not float or not sig.parameters[tune].default > 0):
+            raise TypeError(
+                f"strategy {fn.__name__}: tune={tune!r} must name a float parameter with a positive default"
+            )
         STRATEGIES.add(
             fn.__name__,
             Strategy(
@@ -82,6 +90,7 @@ def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = No
                 slot=slot,
                 defaults={n: sig.parameters[n].default for n in names},
                 types={n: hints[n] for n in names},
+                tune=tune,
             ),
         )
         return fn

@@ -33,20 +33,20 @@ from .base import strategy
 ADAPTIVE = "adaptive norm rule"
 
 
-@strategy(family="clipping", slot="Lightning gradient clipping")
+@strategy(family="clipping", slot="Lightning gradient clipping", tune="max_norm")
 def clip_norm(spec: RunSpec, max_norm: float = 1.0) -> RunSpec:
     """Rescale the global gradient L2 norm to at most max_norm (Pascanu et al., 2013)."""
     return spec.with_trainer(gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
 
 
-@strategy(family="clipping", slot="Lightning gradient clipping")
+@strategy(family="clipping", slot="Lightning gradient clipping", tune="clip_value")
 def clip_value(spec: RunSpec, clip_value: float = 0.5) -> RunSpec:
     """Clamp every gradient element to [-clip_value, clip_value] (Mikolov, 2012; Keras clipvalue)."""
     return spec.with_trainer(gradient_clip_val=clip_value, gradient_clip_algorithm="value")
 
 
 # --- AGC -----------------------------------------------------------------------------------
-@strategy(family="clipping", slot="unit-wise clipping")
+@strategy(family="clipping", slot="unit-wise clipping", tune="clipping")
 def agc(spec: RunSpec, clipping: float = 0.01, eps: float = 1e-3, exclude_head: bool = True) -> RunSpec:
     """Adaptive gradient clipping, unit-wise |G_i|/max(|W_i|, eps) <= clipping (Brock et al., 2021, NFNets)."""
     return spec.add_grad_hook("agc", clipping=clipping, eps=eps, exclude_head=exclude_head)
@@ -96,7 +96,7 @@ def _agc(clipping: float = 0.01, eps: float = 1e-3, exclude_head: bool = True) -
 
 
 # --- AutoClip ------------------------------------------------------------------------------
-@strategy(family="clipping", slot=ADAPTIVE)
+@strategy(family="clipping", slot=ADAPTIVE, tune="percentile")
 def autoclip(spec: RunSpec, percentile: float = 10.0) -> RunSpec:
     """AutoClip: clip the global norm to the p-th percentile of all norms seen so far (Seetharaman et al., 2020)."""
     return spec.add_grad_hook("autoclip", percentile=percentile)
@@ -150,7 +150,7 @@ def _autoclip(percentile: float = 10.0) -> AutoClip:
 
 
 # --- ZClip ---------------------------------------------------------------------------------
-@strategy(family="clipping", slot=ADAPTIVE)
+@strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
 def zclip(
     spec: RunSpec,
     z_thresh: float = 2.5,
@@ -254,7 +254,7 @@ def _zclip(z_thresh: float = 2.5, alpha: float = 0.97, warmup_steps: int = 25, m
 
 
 # --- skipping spikes -----------------------------------------------------------------------
-@strategy(family="clipping", slot=ADAPTIVE)
+@strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
 def skip_spikes(spec: RunSpec, z_thresh: float = 4.0, alpha: float = 0.97, warmup_steps: int = 25) -> RunSpec:
     """Skip the update on a non-finite or z-score-outlier gradient norm (AMP's skipped steps, Micikevicius et al., 2018; PaLM, Chowdhery et al., 2022)."""
     return spec.add_grad_hook("skip_spikes", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps)

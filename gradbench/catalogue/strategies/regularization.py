@@ -19,13 +19,13 @@ from ..grad_hooks import grad_hook
 from .base import strategy
 
 
-@strategy(family="regularization", slot="weight decay")
+@strategy(family="regularization", slot="weight decay", tune="coeff")
 def l2(spec: RunSpec, coeff: float = 5e-4) -> RunSpec:
     """Coupled L2 penalty: loss + coeff/2 * sum |W|^2 over weights, so the gradient gains coeff*W (Krogh & Hertz, 1992)."""
     return spec.with_loss_terms(l2=coeff)
 
 
-@strategy(family="regularization", slot="weight decay")
+@strategy(family="regularization", slot="weight decay", tune="wd")
 def weight_decay(spec: RunSpec, wd: float = 5e-4) -> RunSpec:
     """Decoupled weight decay, W <- W (1 - lr wd) before the step, gradient untouched (Loshchilov & Hutter, 2019)."""
     return spec.add_grad_hook("decoupled_weight_decay", wd=wd)
@@ -55,7 +55,7 @@ def _decoupled_weight_decay(wd: float = 5e-4) -> DecoupledWeightDecay:
     return DecoupledWeightDecay(wd)
 
 
-@strategy(family="regularization")
+@strategy(family="regularization", tune="coeff")
 def l1(spec: RunSpec, coeff: float = 1e-5) -> RunSpec:
     """L1 penalty: loss + coeff * sum |W| over weights (Tibshirani, 1996; Ng, 2004)."""
     return spec.with_loss_terms(l1=coeff)

@@ -1,0 +1,103 @@
+"""How stable a leaderboard's ranking is under its own seed noise: the share of seed-bootstrap
+resamples in which each task's top 3, and the overall top 3, are unchanged. No torch.
+
+Each resample draws every task's seeds again with replacement, the same draw for all its
+strategies and levels (a paired bootstrap), and re-scores (scoring.score). A ranking whose
+top 3 survives 95% of resamples means something; one that survives 20% is a draw.
+
+A measurement is saved beside a page (FILE) with a fingerprint of the records it was made
+from; the page shows it only while the records are the same (page.write).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from ..store.jsonl import latest_by_run
+from .choice import TUNING_PHASES
+from .scoring import Scores, score
+
+TOP = 3
+FILE = "rank_stability.json"
+
+
+def top(scores: Scores) -> dict[str, tuple[str, ...]]:
+    """The top-3 strategies per task and overall, in the page's order."""
+    pt = scores.per_task
+    out = {task: tuple(g.loc[g["status"] == "scored", "strategy"][:TOP]) for task, g in pt.groupby("task", sort=True)}
+    out["overall"] = tuple(scores.overall["strategy"][:TOP])
+    return out
+
+
+def resample(records: list[dict], rng: random.Random) -> list[dict]:
+    """One seed bootstrap: per task, the seeds drawn again with replacement, the same draw for
+    every strategy and level (so comparisons stay paired); draw j of seed s becomes seed
+    "s#j" in every strategy's copy of its runs (a run_id of its own: the scorer keeps one
+    record per run_id). Under a tuning protocol the tuning seeds (which the choice reads) and
+    the final-only seeds are drawn each from their own kind, so every resample still has a
+    sweep to choose from."""
+    by_task = defaultdict(list)
+    for r in records:
+        by_task[r["task"]].append(r)
+    out = []
+    for runs in by_task.values():
+        tuning = sorted({r["seed"] for r in runs if (r.get("spec") or {}).get("phase", "") in TUNING_PHASES})
+        final = sorted({r["seed"] for r in runs} - set(tuning))
+        draw = [rng.choice(tuning) for _ in tuning] + [rng.choice(final) for _ in final]
+        for j, seed in enumerate(draw):
+            for r in runs:
+                if r["seed"] == seed:
+                    out.append({**r, "seed": f"{seed}#{j}", "run_id": f"{r['run_id']}#{j}"})
+    return out
+
+
+def measure(
+    records: list[dict], resamples: int = 200, seed: int = 0, progress: Callable[[int], None] | None = None
+) -> dict:
+    """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share}}."""
+    records = [r for r in latest_by_run(records) if r["status"] != "skipped"]
+    reference = top(score(records))
+    rng = random.Random(seed)
+    same = dict.fromkeys(reference, 0)
+    for i in range(resamples):
+        got = top(score(resample(records, rng)))
+        for key, ranking in reference.items():
+            same[key] += got.get(key) == ranking
+        if progress:
+            progress(i + 1)
+    return {
+        "fingerprint": fingerprint(records),
+        "resamples": resamples,
+        "seed": seed,
+        "top": {k: list(v) for k, v in reference.items()},
+        "unchanged": {k: n / resamples for k, n in same.items()},
+    }
+
+
+def fingerprint(records: list[dict]) -> str:
+    """sha256 of the scored records (skipped runs aside), in run_id order."""
+    kept = sorted((r for r in latest_by_run(records) if r["status"] != "skipped"), key=lambda r: r["run_id"])
+    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def save(measured: dict, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def saved_for(records: list[dict], out_dir: str | Path) -> dict | None:
+    """The measurement saved in out_dir, if it was made from these very records."""
+    path = Path(out_dir) / FILE
+    try:
+        measured = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return measured if measured.get("fingerprint") == fingerprint(records) else None

@@ -1,0 +1,176 @@
+"""Run records as a table, and what each run's outcome was: the facts every score, the choice
+of configuration and the plots read. pandas only (no torch).
+
+A run failed when it diverged, or collapsed: it finished, but its final validation value is
+no better than chance plus COLLAPSE_SHARE of the gap from chance to the target. A failed run
+counts at chance wherever a value is averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+from ..core.errors import UserError
+from ..store.jsonl import latest_by_run
+
+SCORED = ("ok", "diverged")  # skipped and error runs say nothing about a strategy's stability
+# a run that did not diverge but whose final validation value is no better than chance plus
+# this share of the gap from chance to the target "collapsed": a failure, like divergence
+COLLAPSE_SHARE = 0.25
+# the phases whose runs lie on the learning-rate grid (the sweep; "" is a suite without a
+# tuning protocol, where every seed runs at every level)
+GRID_PHASES = ("", "sweep")
+
+COLUMNS = [
+    "run_id",
+    "task",
+    "strategy",
+    "params",
+    "phase",
+    "seed",
+    "lr_mult",
+    "status",
+    "reason",
+    "metric",
+    "higher_is_better",
+    "target",
+    "chance",
+    "test",
+    "best_val",
+    "final_val",
+    "spec_key",
+    "steps_to_target",
+    "steps",
+    "spikes",
+]
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run (last record per run_id), sorted deterministically. `params` is the
+    arm's strategy parameters as canonical JSON (a tuning trial changes them), `phase` the
+    tuning-protocol phase that asked for the run."""
+    rows = []
+    for r in latest_by_run(records):
+        m = r.get("metrics") or {}
+        st = r.get("stability") or {}
+        label = r.get("strategy") or {}
+        rows.append(
+            {
+                "run_id": r.get("run_id"),
+                "task": r.get("task"),
+                "strategy": label.get("label"),
+                "params": canonical(label.get("params") or {}),
+                "phase": (r.get("spec") or {}).get("phase") or "",
+                "seed": r.get("seed"),
+                "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
+                "status": r.get("status"),
+                "reason": r.get("reason"),
+                "metric": m.get("name"),
+                "higher_is_better": m.get("higher_is_better"),
+                "target": m.get("target"),
+                "chance": m.get("chance"),
+                "test": m.get("test"),
+                "best_val": m.get("best_val"),
+                "final_val": m.get("final_val"),
+                "spec_key": spec_key(r.get("spec")),
+                "steps_to_target": m.get("steps_to_target"),
+                "steps": m.get("steps"),
+                "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
+            }
+        )
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(
+        ["task", "strategy", "lr_mult", "params", "seed", "run_id"], kind="mergesort", ignore_index=True
+    )
+
+
+def canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def spec_key(spec) -> str | None:
+    """What determines the run apart from its name: the spec without the arm's label and
+    parameters, the suite and the phase (two arms with one key on a seed and level ran the
+    same run)."""
+    if not isinstance(spec, dict) or not spec:
+        return None
+    rest = {k: v for k, v in spec.items() if k not in ("strategy", "strategy_params", "suite", "phase")}
+    return canonical(rest)
+
+
+def task_meta(runs: pd.DataFrame, task: str) -> dict:
+    """The task's metric (name, direction, target, chance), the same in every record of the
+    task; a disagreement in name or direction would make scores meaningless, so it stops."""
+    known = runs[(runs["task"] == task) & runs["metric"].notna()]
+    if known.empty:
+        return {"metric": None, "higher_is_better": True, "target": None, "chance": None}
+    pairs = set(zip(known["metric"], known["higher_is_better"]))
+    if len(pairs) > 1:
+        raise UserError(
+            f"task {task!r}: records disagree on the metric "
+            f"({', '.join(sorted(f'{n} higher_is_better={h}' for n, h in pairs))})"
+        )
+    first = known.iloc[0]
+    return {
+        "metric": first["metric"],
+        "higher_is_better": bool(first["higher_is_better"]),
+        "target": _num(first["target"]),
+        "chance": _num(first["chance"]),
+    }
+
+
+def _num(x) -> float:
+    return float("nan") if x is None or pd.isna(x) else float(x)
+
+
+def outcomes(scored: pd.DataFrame, meta: dict) -> tuple[pd.Series, pd.Series]:
+    """(diverged, collapsed) for each scored run; a run failed when either holds."""
+    diverged = scored["status"] == "diverged"
+    return diverged, ~diverged & ~learned(scored["final_val"], meta)
+
+
+def learned(final_val: pd.Series, meta: dict) -> pd.Series:
+    """Whether each run's final validation value is better than chance plus COLLAPSE_SHARE of
+    the gap to the target (in the metric's direction); no value: it did not learn. Without a
+    target and chance, every run counts as having learned."""
+    chance, target = meta["chance"], meta["target"]
+    if chance is None or target is None or math.isnan(chance) or math.isnan(target):
+        return pd.Series(True, index=final_val.index)
+    bar = chance + COLLAPSE_SHARE * (target - chance)
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    values = final_val.astype(float)
+    return values.notna() & (sign * (values - bar) > 0)
+
+
+def per_config(scored: pd.DataFrame, meta: dict, keys: list[str]) -> pd.DataFrame:
+    """Per configuration (a group of `keys`, ascending): the mean final validation value over
+    its seeds with failed seeds at chance (what a choice compares, and the dose-response
+    curve), the same with only diverged seeds at chance (how close a collapsed one came),
+    whether any seed diverged, collapsed or failed there, whether every seed failed,
+    and how many seeds ran."""
+    diverged, collapsed = outcomes(scored, meta)
+    failed = diverged | collapsed
+    value = scored["final_val"].where(~failed & scored["final_val"].notna(), meta["chance"])
+    reached = scored["final_val"].where(~diverged & scored["final_val"].notna(), meta["chance"])
+    by = [scored[k] for k in keys]
+    return pd.DataFrame(
+        {
+            "value": value.astype(float).groupby(by).mean(),
+            "reached": reached.astype(float).groupby(by).mean(),
+            "diverged": diverged.groupby(by).any(),
+            "collapsed": collapsed.groupby(by).any(),
+            "failed": failed.groupby(by).any(),
+            "all_failed": failed.groupby(by).all(),
+            "seeds": scored["seed"].groupby(by).nunique(),
+        }
+    ).sort_index()
+
+
+def level_results(runs: pd.DataFrame, meta: dict) -> pd.DataFrame:
+    """Per learning-rate level of one (task, strategy)'s runs on the grid (the sweep's seeds
+    only, so every level has the same seeds): the dose-response curve."""
+    scored = runs[runs["status"].isin(SCORED) & runs["phase"].isin(GRID_PHASES)]
+    return per_config(scored, meta, ["lr_mult"])

@@ -1,0 +1,242 @@
+"""The tuning protocol: the suite's `protocol:` section, the three phases' runs, the torch-free
+choice between them (validation only, tuning seeds only), the scores read off them, and one
+real protocol suite run end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import real_data_or_skip
+from fakes import make_record
+
+from gradbench.analysis.choice import chosen_configs
+from gradbench.analysis.scoring import score
+from gradbench.core.errors import UserError
+from gradbench.suite import expand, final_runs, parse_suite, tuning_trials
+from gradbench.suite.config import SWEEP_LR_MULTS
+from gradbench.suite.expand import LR_OCTAVES, PARAM_FACTORS
+
+MNIST = {"max_steps": 40, "eval_every": 20, "batch_size": 32, "model": {"depth": 2, "width": 32}}
+
+
+def protocol_suite(**extra):
+    raw = {
+        "name": "p",
+        "seeds": 3,
+        "tasks": {"mnist_mlp": MNIST},
+        "strategies": ["baseline", "clip_norm", "lstm"],
+        "protocol": {"sweep_seeds": 2, "extra_trials": 2},
+        **extra,
+    }
+    return parse_suite(raw)
+
+
+# ------------------------------------------------------------------------------- config
+
+
+def test_a_protocol_sweeps_seven_levels_by_default_and_the_stress_levels_when_given():
+    assert protocol_suite().lr_mults == SWEEP_LR_MULTS == [2.0**k for k in range(-3, 4)]
+    assert protocol_suite(stress={"lr_mult": [0.5, 1]}).lr_mults == [0.5, 1.0]
+    assert parse_suite({"tasks": ["mnist_mlp"], "strategies": ["baseline"]}).lr_mults == [1.0]  # no protocol
+
+
+@pytest.mark.parametrize(
+    "protocol, expected",
+    [
+        ({"sweep_seeds": 4}, "protocol.sweep_seeds: 4 is more than the suite's 3 seeds"),
+        ({"extra_trials": 7}, "protocol.extra_trials: must be <= 6"),
+        ({"sweep_seeds": 0}, "protocol.sweep_seeds: must be a positive integer, got 0"),
+        ({"sweep_seedz": 1}, "protocol: unknown key 'sweep_seedz' (did you mean 'sweep_seeds'?)"),
+    ],
+)
+def test_a_bad_protocol_is_one_line_naming_the_field(protocol, expected):
+    with pytest.raises(UserError) as e:
+        protocol_suite(protocol=protocol)
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+# ------------------------------------------------------------------------------- phases
+
+
+class Chosen:
+    def __init__(self, lr_mult, strategy_params):
+        self.lr_mult, self.strategy_params = lr_mult, strategy_params
+
+
+def test_the_sweep_runs_every_level_on_the_sweep_seeds_only():
+    suite = protocol_suite()
+    runs = expand(suite)
+    assert len(runs) == 7 * 2 * 3  # levels x sweep seeds x arms (lstm recorded as skipped)
+    assert {r.spec.phase if hasattr(r, "reason") else r.phase for r in runs} == {"sweep"}
+    assert {r.spec.seed if hasattr(r, "reason") else r.seed for r in runs} == {0, 1}
+
+
+def test_extra_trials_search_a_declared_parameter_or_refine_the_lr_and_cost_every_arm_the_same():
+    suite = protocol_suite()
+    choices = {
+        ("mnist_mlp", "baseline"): Chosen(0.5, {"baseline": {}}),
+        ("mnist_mlp", "clip_norm"): Chosen(2.0, {"clip_norm": {"max_norm": 1.0}}),
+    }
+    trials = tuning_trials(suite, choices)
+    base = [t for t in trials if t.strategy == "baseline"]
+    clip = [t for t in trials if t.strategy == "clip_norm"]
+    assert len(base) == len(clip) == 2 * 2  # extra_trials x sweep seeds, whatever the arm
+    assert sorted({t.lr_mult for t in base}) == sorted(0.5 * 2.0**o for o in LR_OCTAVES[:2])
+    assert {t.lr_mult for t in clip} == {2.0}
+    assert sorted({t.strategy_params["clip_norm"]["max_norm"] for t in clip}) == sorted(PARAM_FACTORS[:2])
+    assert {t.phase for t in trials} == {"tune"} and {t.seed for t in trials} == {0, 1}
+    assert tuning_trials(suite, {}) == []  # no choice (n/a arms): no trials
+
+
+def test_final_seeds_reuse_the_tuning_runs_at_the_chosen_configuration():
+    suite = protocol_suite(stress={"lr_mult": [0.5, 1.0]})
+    choices = {("mnist_mlp", "baseline"): Chosen(0.5, {"baseline": {}})}
+    final = final_runs(suite, choices)
+    assert [r.seed for r in final] == [0, 1, 2] and {r.phase for r in final} == {"final"}
+    sweep_ids = {r.run_id for r in expand(suite) if not hasattr(r, "reason")}
+    # the phase is not part of a run's identity: seeds 0 and 1 are the sweep's runs, not new ones
+    assert {r.run_id for r in final} & sweep_ids == {final[0].run_id, final[1].run_id}
+    assert final[0].replace(phase="").run_id == final[0].run_id
+
+
+# ------------------------------------------------------------------------------- choice
+
+
+def arm_records(strategy="clip_norm", **kw):
+    """A sweep on seeds 0, 1 at lr x1 and x2, and two extra trials of max_norm at lr x1."""
+    p = {"clip_norm": {"max_norm": 1.0}}
+    vals = {1.0: 0.90, 2.0: 0.93}
+    recs = [
+        make_record(strategy=strategy, seed=s, lr=lr, test=v, params=p, phase="sweep", **kw)
+        for lr, v in vals.items()
+        for s in (0, 1)
+    ]
+    for norm, v in ((0.5, 0.92), (2.0, 0.95)):
+        recs += [
+            make_record(
+                strategy=strategy, seed=s, lr=1.0, test=v, params={"clip_norm": {"max_norm": norm}}, phase="tune"
+            )
+            for s in (0, 1)
+        ]
+    return recs
+
+
+def test_the_choice_reads_the_tuning_seeds_validation_only():
+    recs = arm_records()
+    (choice,) = chosen_configs(recs).values()
+    assert (choice.lr_mult, choice.strategy_params) == (1.0, {"clip_norm": {"max_norm": 2.0}})
+    assert choice.tried == 4
+    # final seeds, however good, and test metrics, however bad, never move the choice
+    tempting = make_record(
+        strategy="clip_norm", seed=2, lr=2.0, test=0.99, params={"clip_norm": {"max_norm": 1.0}}, phase="final"
+    )
+    worse_test = [
+        {**r, "metrics": {**r["metrics"], "test": 0.11}} if r["spec"].get("phase") == "tune" else r for r in recs
+    ]
+    assert chosen_configs(recs + [tempting])[("mnist_mlp", "clip_norm")] == choice
+    assert chosen_configs(worse_test)[("mnist_mlp", "clip_norm")] == choice
+
+
+def test_a_collapsed_configuration_is_never_chosen_but_still_gets_the_trials_budget():
+    collapsed = [
+        make_record(seed=s, lr=lr, test=v, phase="sweep") for lr, v in ((1.0, 0.2), (2.0, 0.25)) for s in (0, 1)
+    ]  # chance 0.1, target 0.95: at most 0.3125 is a collapse
+    assert chosen_configs(collapsed)[("mnist_mlp", "baseline")] is None
+    fallback = chosen_configs(collapsed, or_best_failed=True)[("mnist_mlp", "baseline")]
+    assert fallback.lr_mult == 2.0  # the one that came closest: its extra trials go around it
+
+
+def test_scores_read_stability_off_the_grid_and_accuracy_off_every_seed_at_the_choice():
+    recs = arm_records() + [
+        make_record(
+            strategy="clip_norm", seed=s, lr=1.0, test=0.96, params={"clip_norm": {"max_norm": 2.0}}, phase="final"
+        )
+        for s in (2, 3, 4)
+    ]
+    recs += [make_record(strategy="clip_norm", seed=s, lr=4.0, status="diverged", phase="sweep") for s in (0, 1)]
+    row = score(recs).per_task.iloc[0]
+    assert row["chosen_lr_mult"] == 1.0 and row["chosen_params"] == "max_norm=2"
+    assert row["seeds_at_chosen"] == 5 and row["accuracy"] == pytest.approx((2 * 0.95 + 3 * 0.96) / 5)
+    assert (row["grid_runs"], row["grid_failed"]) == (6, 2)  # the sweep's 3 levels x 2 seeds, not the trials
+    assert row["max_stable_lr"] == 2.0 and row["levels"] == 3
+    assert (row["fail_k"], row["fail_n"]) == (0, 5)
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_path):
+    from gradbench.cli import main
+
+    data = real_data_or_skip("MNIST")  # something must learn for a choice to exist
+
+    config = tmp_path / "p.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "p",
+                "seeds": 3,
+                "tasks": {"mnist_mlp": MNIST},
+                "strategies": ["baseline", "clip_norm"],
+                "stress": {"lr_mult": [0.125, 0.25]},
+                "protocol": {"sweep_seeds": 2, "extra_trials": 1},
+            }
+        )
+    )
+    results = tmp_path / "r.jsonl"
+    argv = ["run", str(config), "--results", str(results), "--data", str(data)]
+    assert main(argv) == 0
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    phases = [r["spec"]["phase"] for r in recs]
+    assert phases.count("sweep") == 2 * 2 * 2 and phases.count("tune") == 1 * 2 * 2
+    # at each choice, seeds 0-1 are the tuning runs already there: the final phase adds seed 2
+    choices = chosen_configs(recs)
+    assert all(choices.values()), choices
+    assert phases.count("final") == 2 and {r["seed"] for r in recs if r["spec"]["phase"] == "final"} == {2}
+    for (_task, arm), c in choices.items():
+        at = [
+            r["seed"]
+            for r in recs
+            if r["strategy"]["label"] == arm
+            and (r["stress"]["lr_mult"], r["strategy"]["params"]) == (c.lr_mult, c.strategy_params)
+        ]
+        assert sorted(at) == [0, 1, 2]
+    page = (tmp_path / "p_leaderboard" / "README.md").read_text()
+    assert "Tuning protocol" in page and "seeds 0, 1" in page
+    assert main(argv) == 0  # resumed: nothing left to run
+    assert len(results.read_text().splitlines()) == len(recs)
+
+
+# ------------------------------------------------------------------------ rank stability
+
+
+def test_a_bootstrap_draws_sweep_seeds_and_final_seeds_each_within_their_kind():
+    import random
+
+    from gradbench.analysis.rank_stability import resample
+
+    recs = arm_records() + [
+        make_record(
+            strategy="clip_norm", seed=s, lr=1.0, test=0.96, params={"clip_norm": {"max_norm": 2.0}}, phase="final"
+        )
+        for s in (2, 3, 4)
+    ]
+    rng = random.Random(0)
+    for _ in range(20):
+        drawn = {r["seed"] for r in resample(recs, rng)}
+        for label in drawn:
+            seed, j = (int(x) for x in label.split("#"))
+            assert (seed in (0, 1)) == (j < 2), drawn
+
+
+def test_the_page_shows_a_saved_rank_stability_only_while_its_records_are_the_same(tmp_path):
+    from gradbench.analysis import page, rank_stability
+
+    recs = arm_records() + [make_record(seed=s, lr=lr, test=0.9, phase="sweep") for lr in (1.0, 2.0) for s in (0, 1)]
+    measured = rank_stability.measure(recs, resamples=3, seed=1)
+    assert measured["top"]["mnist_mlp"] == ["clip_norm", "baseline"] and measured["resamples"] == 3
+    rank_stability.save(measured, tmp_path)
+    shown = page.write(recs, tmp_path, plots=False).read_text()
+    assert "### Rank stability" in shown and "--resamples 3 --seed 1" in shown
+    assert "### Rank stability" not in page.write(recs[1:], tmp_path, plots=False).read_text()
