@@ -120,3 +120,35 @@ def test_runs_without_a_fingerprint_do_not_count_as_other_data(tmp_path):
     page = leaderboard.render(recs + [skipped], scoring.score(recs + [skipped]), command="x")
     assert "more than one fingerprint" not in page
     assert fp in page
+
+
+COMMITTED = [Path(__file__).parent.parent / "leaderboard", Path(__file__).parent.parent / "leaderboard" / "protocol_demo"]
+
+
+@pytest.mark.parametrize("folder", COMMITTED, ids=lambda p: p.name)
+def test_a_committed_page_rebuilds_from_its_own_results(folder, tmp_path):
+    """Main always holds pages that rebuild from their own results, byte for byte (the plots
+    are drawn too, so the page links the same images; a saved rank stability comes along)."""
+    import shutil
+
+    from gradbench.analysis.rank_stability import FILE
+    from gradbench.store import jsonl
+
+    if (folder / FILE).exists():
+        shutil.copy(folder / FILE, tmp_path / FILE)
+    page = leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path).read_text(encoding="utf-8")
+    assert page == (folder / "README.md").read_text(encoding="utf-8")
+    assert "### Rank stability" in page  # both pages carry their measured rank stability
+
+
+def test_the_protocol_demo_page_shows_the_protocol_and_its_readings():
+    page = (COMMITTED[1] / "README.md").read_text(encoding="utf-8")
+    for shown in (
+        "Tuning protocol",
+        "dose_response_mnist_mlp.png",
+        "max stable lr",
+        "Tied with the leader",
+        "7 levels",
+        "2 extra trials",
+    ):
+        assert shown in page, shown
