@@ -122,7 +122,10 @@ def test_runs_without_a_fingerprint_do_not_count_as_other_data(tmp_path):
     assert fp in page
 
 
-COMMITTED = [Path(__file__).parent.parent / "leaderboard", Path(__file__).parent.parent / "leaderboard" / "protocol_demo"]
+COMMITTED = [
+    Path(__file__).parent.parent / "leaderboard",
+    Path(__file__).parent.parent / "leaderboard" / "protocol_demo",
+]
 
 
 @pytest.mark.parametrize("folder", COMMITTED, ids=lambda p: p.name)

@@ -13,6 +13,7 @@ from fakes import make_record
 from gradbench.analysis.choice import chosen_configs
 from gradbench.analysis.scoring import score
 from gradbench.core.errors import UserError
+from gradbench.store import jsonl
 from gradbench.suite import expand, final_runs, parse_suite, tuning_trials
 from gradbench.suite.config import SWEEP_LR_MULTS
 from gradbench.suite.expand import LR_OCTAVES, PARAM_FACTORS
@@ -87,6 +88,19 @@ def test_extra_trials_search_a_declared_parameter_or_refine_the_lr_and_cost_ever
     assert sorted({t.strategy_params["clip_norm"]["max_norm"] for t in clip}) == sorted(PARAM_FACTORS[:2])
     assert {t.phase for t in trials} == {"tune"} and {t.seed for t in trials} == {0, 1}
     assert tuning_trials(suite, {}) == []  # no choice (n/a arms): no trials
+
+
+def test_a_search_passes_over_values_its_strategy_rejects_and_fills_the_budget_with_the_lr():
+    suite = protocol_suite(strategies=["autoclip", "l1"], protocol={"sweep_seeds": 1, "extra_trials": 4})
+    choices = {
+        ("mnist_mlp", "autoclip"): Chosen(1.0, {"autoclip": {"percentile": 50.0}}),
+        ("mnist_mlp", "l1"): Chosen(1.0, {"l1": {"coeff": 0.0}}),  # nothing to search at 0
+    }
+    trials = tuning_trials(suite, choices)
+    auto = [t.strategy_params["autoclip"]["percentile"] for t in trials if t.strategy == "autoclip"]
+    assert auto == [25.0, 100.0, 12.5, 6.25]  # 200 is not a percentile: passed over
+    l1 = [t for t in trials if t.strategy == "l1"]
+    assert len(l1) == 4 and sorted(t.lr_mult for t in l1) == sorted(2.0**o for o in LR_OCTAVES[:4])
 
 
 def test_final_seeds_reuse_the_tuning_runs_at_the_chosen_configuration():
@@ -206,6 +220,17 @@ def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_p
     assert "Tuning protocol" in page and "seeds 0, 1" in page
     assert main(argv) == 0  # resumed: nothing left to run
     assert len(results.read_text().splitlines()) == len(recs)
+
+    # the same file under a protocol that sweeps seed 0 only: seed 1's runs there are final
+    # runs now, recorded again in that role, so neither the choice nor the grid reads them
+    config.write_text(config.read_text().replace('"sweep_seeds": 2', '"sweep_seeds": 1'))
+    from gradbench.execution.suite_runner import run_suite
+    from gradbench.suite import load_suite
+
+    again = run_suite(load_suite(config), results, data, log=lambda s: None)
+    assert {r["seed"] for r in again if r["spec"]["phase"] in ("sweep", "tune")} == {0}
+    assert {r["seed"] for r in again if r["spec"]["phase"] == "final"} == {1, 2}
+    assert len(jsonl.load(results)) > len(recs)  # the re-tagged records, appended: nothing rewritten
 
 
 # ------------------------------------------------------------------------ rank stability

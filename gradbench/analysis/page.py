@@ -170,11 +170,17 @@ def _protocol_rows(records: list[dict], levels: list[float]) -> list[tuple[str, 
         (
             "Tuning protocol",
             f"each strategy's own learning-rate sweep, {len(grid)} levels ({', '.join(lr_label(x) for x in grid)}) "
-            f"on {_seeds(sweep_seeds)}; then {' or '.join(map(str, per_arm))} extra trials "
-            "per strategy and task on the same seeds (its declared parameter in octaves around its value at "
-            "the chosen lr, else the lr in quarter and half octaves around the chosen one); the configuration "
-            f"chosen on the final validation value of those seeds only; then {_seeds(final)} at the chosen "
-            "configuration",
+            f"on {_seeds(sweep_seeds)}; then "
+            + (
+                "no extra trials"
+                if per_arm == [0]
+                else f"{' or '.join(map(str, per_arm))} extra trials per strategy and task on the same seeds "
+                "(its declared parameter in octaves around its value at the chosen lr, else the lr half an "
+                "octave, then a quarter and three quarters, either side of the chosen one)"
+            )
+            + f"; the configuration chosen on the final validation value of those seeds only; then "
+            f"{_seeds(final)} at the chosen configuration (the tuning seeds' runs there count among them, as "
+            "in DeepOBS and AlgoPerf, which favours the chosen configuration slightly)",
         )
     ]
 
@@ -357,7 +363,7 @@ def _task_section(
         "stability",
         "stable region",
         "speed",
-        f"{meta['metric'] or 'metric'} [95% t interval] @ chosen lr",
+        f"{meta['metric'] or 'metric'} [95% t interval] @ chosen configuration",
         "vs baseline",
         "runs",
         "diverged",
@@ -440,7 +446,7 @@ def _response_table(ranked: pd.DataFrame) -> list[str]:
         "max stable lr",
         "stable range (octaves)",
         "LR sensitivity",
-        "P(fail) @ chosen lr [95% Wilson]",
+        "P(fail) @ chosen configuration [95% Wilson]",
     ]
     return ["Learning-rate response:", ""] + _table(head, rows) + [""]
 
@@ -499,7 +505,7 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         f"10x the first), or it collapsed: it finished, but its final validation value is no better "
         f"than chance plus {COLLAPSE_SHARE:g} of the gap from chance to the target. A failed run "
         "counts at chance everywhere (validation, test, never reaching the target), so a run that "
-        "learned nothing never scores above one that learned. A strategy with no stress level "
+        "learned nothing never scores above one that learned. A strategy with no configuration "
         "where a seed learned has failed on the task: it is scored at chance and shares the last "
         "rank with the other failures, never dropped.",
         "- **Stability**: runs that did not fail / runs on the learning-rate grid (under a tuning "
@@ -507,7 +513,9 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "Tie-break: the spike rate (loss + gradient spikes per 1000 steps; fewer is more "
         "stable): rows with an equal rank are listed by stability, then spike rate, then "
         "name; it does not change any score, so equal composites stay tied.",
-        "- **Stable region**: the grid's levels at which no seed failed / the levels run.",
+        "- **Stable region**: the grid's levels at which no seed failed / the levels run. The "
+        "*runs*, *diverged* and *collapsed* columns count every run of every phase (sweep, extra "
+        "trials, final seeds).",
         "- **Learning-rate response** (the table under each task's): *max stable lr*, the highest "
         "level such that it and every level below it have no failed seed (≥ when that is the top "
         f"level run); *stable range*, log2 of the span of the contiguous levels around the best one "

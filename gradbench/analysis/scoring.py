@@ -11,28 +11,36 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
 * Failure: a run diverged, or collapsed (it finished, but its final validation value is no
   better than chance + COLLAPSE_SHARE of the gap to the target). A failed run counts at
   chance for validation and test and as never reaching the target.
-* Stability: the share of scored runs (ok + diverged) that did not fail, over all seeds
-  and stress levels. Tie-break: the spike rate, (loss_spikes + grad_spikes) per 1000
-  optimizer steps over the scored runs; fewer is more stable. It orders rows with an equal
-  composite and picks the most/least stable strategy to plot; it never changes a score, so
-  equal composites stay exact ties.
-* Stable region: the stress levels at which no seed failed, out of the levels run; the
+* Grid: the runs at the learning-rate levels of the suite (under a tuning protocol, the
+  sweep: every level on the same seeds; without one, every run). Extra trials and final
+  seeds are not on it.
+* Stability: the share of the grid's scored runs (ok + diverged) that did not fail.
+  Tie-break: the spike rate, (loss_spikes + grad_spikes) per 1000 optimizer steps over the
+  grid's runs; fewer is more stable. It orders rows with an equal composite and picks the
+  most/least stable strategy to plot; it never changes a score, so equal composites stay
+  exact ties.
+* Stable region: the grid's levels at which no seed failed, out of the levels run; the
   learning-rate response (lr_response.py) reads more off the levels.
-* Chosen stress level: per (task, strategy), among the levels where a seed learned, the
-  lr_mult whose mean best_val over seeds is best, failed seeds at chance; ties go to the
-  smaller lr_mult. Test metrics are never looked at to choose. No such level: the strategy
-  failed the task; it is scored at chance and shares the task's last rank.
-* Speed: at the chosen level, the median over seeds of steps_to_target, where a seed that
-  never reaches the target, or failed, counts as infinity (AlgoPerf). The score is the
-  best median on the task divided by this one: 1 for the fastest, 0 for never.
-* Accuracy: at the chosen level, the mean test metric over seeds, a failed seed counting
-  at chance (never dropped), with a 95% Student t interval (stats.py; the page flags it
-  under MIN_SEEDS seeds). Normalised to [0, 1] between chance (0) and the best strategy on
-  the task (1), in the metric's direction (for mse lower is better).
+* Chosen configuration (choice.py): a level, and after a protocol's extra trials the value
+  of a tuned parameter; among those tried on the tuning seeds where a seed learned, the one
+  whose mean final validation value is best, failed seeds at chance; ties go to the smaller
+  lr_mult. Final seeds and test metrics are never looked at to choose. No such
+  configuration: the strategy failed the task; it is scored at chance and shares the task's
+  last rank.
+* Speed: at the chosen configuration, the median over its seeds (the tuning seeds that ran
+  there and the final ones) of steps_to_target, where a seed that never reaches the target,
+  or failed, counts as infinity (AlgoPerf). The score is the best median on the task divided
+  by this one: 1 for the fastest, 0 for never.
+* Accuracy: at the chosen configuration, the mean test metric over its seeds, a failed seed
+  counting at chance (never dropped), with a 95% Student t interval (stats.py; the page
+  flags it under MIN_SEEDS seeds). The tuning seeds among them were part of the choice (the
+  DeepOBS/AlgoPerf pattern reuses them), which favours the chosen configuration a little;
+  the page says so. Normalised to [0, 1] between chance (0) and the best strategy on the
+  task (1), in the metric's direction (for mse lower is better).
 * Tied group: the strategies a one-sided paired t-test over seeds (Holm-corrected over the
   other strategies that learned, ALPHA) cannot tell from the task's leader on the test metric.
 * Paired comparison: P(strategy beats "baseline" on the same seed), each at its own chosen
-  level, on the test metric (failed = chance); a tie counts 1/2, a seed where both failed
+  configuration, on the test metric (failed = chance); a tie counts 1/2, a seed where both failed
   does not count; with a Wilson interval.
   n/a without a baseline.
 * Composite: weighted mean of stability share, speed ratio and normalised accuracy
@@ -240,7 +248,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     grid = scored[scored["phase"].isin(GRID_PHASES)]
     grid_failed = _failed(grid, meta)
     levels = level_results(grid, meta)
-    steps = scored["steps"].fillna(0).astype(float).sum()
+    steps = grid["steps"].fillna(0).astype(float).sum()
     choice = choose(scored, meta)
     row.update(
         status="scored",
@@ -250,7 +258,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         stability=float((~grid_failed).mean()) if len(grid_failed) else math.nan,
         grid_runs=len(grid_failed),
         grid_failed=int(grid_failed.sum()),
-        spike_rate=float(scored["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
+        spike_rate=float(grid["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
         stable_levels=int((~levels["failed"]).sum()),
         levels=len(levels),
     )

@@ -31,6 +31,25 @@ DATA_PARAMS: dict[str, type[Strict]] = {
 }
 
 
+def data_params_model(task) -> type[Strict]:
+    """The typed parameters of a task's data: its dataset's, or a plugin data_fn's own."""
+    if getattr(task, "data_fn", None) is None:
+        return DATA_PARAMS[task.dataset]
+    from .model_knobs import _signature_model
+
+    return _signature_model(task.data_fn, skip=0, name=f"{task.name}_data")
+
+
+def checked_task_data(task, params: dict, where: str = "data") -> dict:
+    """The task's data parameters with the given values over their defaults; a UserError
+    naming the parameter otherwise."""
+    model = data_params_model(task)
+    try:
+        return model(**params).model_dump()
+    except ValidationError as e:
+        raise UserError(one_line(e, where, model)) from None
+
+
 def checked_data_params(dataset: str, params: dict, where: str = "data") -> None:
     """A UserError naming the parameter when `params` is not what `dataset` takes."""
     if dataset not in DATA_PARAMS:

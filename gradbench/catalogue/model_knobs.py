@@ -8,9 +8,12 @@ expansion checks what the strategies made of them, so a typo (`depht`) or a bad 
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+import inspect
+import typing
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from ..core.errors import UserError
 from ..core.settings import Strict
@@ -72,6 +75,39 @@ class RNNKnobs(Strict):
 KNOBS: dict[str, type[Strict]] = {"mlp": MLPKnobs, "cnn": CNNKnobs, "rnn": RNNKnobs}
 
 
+def knobs_model(task) -> type[BaseModel]:
+    """The typed knobs of a task's model: its family's, or a plugin builder's own keyword
+    parameters (typed by their annotations; untyped ones take any value)."""
+    if getattr(task, "model_fn", None) is None:
+        return KNOBS[task.model_family]
+    return _signature_model(task.model_fn, skip=2, name=f"{task.name}_knobs")
+
+
+@functools.cache
+def _signature_model(fn, skip: int, name: str) -> type[BaseModel]:
+    params = list(inspect.signature(fn).parameters.values())[skip:]
+    fields = {
+        p.name: (
+            Any if p.annotation is inspect.Parameter.empty else p.annotation,
+            Field(p.default, description=f"{fn.__name__}'s parameter {p.name} (default {p.default!r})"),
+        )
+        for p in params
+    }
+    hints = typing.get_type_hints(fn)  # resolves string annotations (from __future__ import annotations)
+    fields = {k: (hints.get(k, t), f) for k, (t, f) in fields.items()}
+    return create_model(name, __base__=Strict, **fields)
+
+
+def checked_task_knobs(task, knobs: dict, where: str = "model") -> dict:
+    """Every knob of the task's model with the given values over its defaults; a UserError
+    naming the knob for a wrong name, type or value."""
+    model = knobs_model(task)
+    try:
+        return model(**knobs).model_dump()
+    except ValidationError as e:
+        raise UserError(one_line(e, where, model)) from None
+
+
 def checked_knobs(family: str, knobs: dict, where: str = "model") -> dict:
     """Every knob of the family with the given values over its defaults; a UserError naming
     the knob (`model.depht: unknown knob ...`) for a wrong name, type or value."""
@@ -83,6 +119,10 @@ def checked_knobs(family: str, knobs: dict, where: str = "model") -> dict:
         raise UserError(one_line(e, where, KNOBS[family])) from None
 
 
-def default_knob(family: str, key: str):
-    """A knob's default for the family (what a model built without it uses)."""
-    return KNOBS[family].model_fields[key].default
+def default_knob(task, key: str):
+    """A knob's default for the task's model (what a model built without it uses); a
+    UserError when its builder has no such knob."""
+    fields = knobs_model(task).model_fields
+    if key not in fields:
+        raise UserError(f"the model of {task.name} has no knob {key!r} (its knobs: {', '.join(fields) or 'none'})")
+    return fields[key].default

@@ -1,6 +1,7 @@
-"""User strategies without touching the package: a Python file or module named in the suite
-(`plugins: [my_strategies.py]`), or an installed package's `gradbench.strategies` entry point.
-Importing it runs its @strategy decorators, which register the strategies."""
+"""User strategies and tasks without touching the package: a Python file or module named in
+the suite (`plugins: [my_strategies.py]`), or an installed package's `gradbench.strategies` or
+`gradbench.tasks` entry point. Importing it runs its @strategy decorators and register_task
+calls, which register them."""
 
 from __future__ import annotations
 
@@ -36,8 +37,11 @@ def load(names: list[str], base_dir: Path | None = None) -> list[str]:
     return resolved
 
 
+ENTRY_POINT_GROUPS = ("gradbench.strategies", "gradbench.tasks")
+
+
 def load_entry_points() -> None:
-    for ep in entry_points(group="gradbench.strategies"):
+    for ep in (ep for group in ENTRY_POINT_GROUPS for ep in entry_points(group=group)):
         if ep.value not in _loaded:
             _import(ep.value, ep.load, f"entry point {ep.name!r} ({ep.value})")
             _loaded.add(ep.value)

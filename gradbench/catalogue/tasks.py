@@ -6,10 +6,19 @@ genuinely prone to explode at stress level lr_mult = 1 (see README, "What the ba
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..core.errors import UserError
 from ..core.registry import Registry
 from ..core.spec import RunSpec
+
+# a task's model that is the user's own builder, not one of gradbench's families: strategies
+# apply to it by the knobs its builder takes (suite/expand.py), never by a family name
+CUSTOM = "custom"
+LOSSES = ("cross_entropy", "mse")
+METRICS = ("accuracy", "mse")
 
 
 @dataclass(frozen=True)
@@ -17,7 +26,7 @@ class Task:
     name: str
     description: str
     dataset: str  # a name in data.DATASETS
-    model_family: str  # "mlp" | "cnn" | "rnn": what strategies check to see if they apply
+    model_family: str  # "mlp" | "cnn" | "rnn" (what strategies check to see if they apply) | CUSTOM
     loss: str  # "cross_entropy" | "mse"
     metric: str  # "accuracy" | "mse"
     higher_is_better: bool
@@ -36,6 +45,11 @@ class Task:
     cpu_ms_per_step: float = 10.0
     # examples per evaluation batch: a matter of speed (CPU caches); accuracy counts do not depend on it
     eval_batch_size: int = 1000
+    # a plugin task's own data and model (register_task): data_fn(**data params) returns
+    # (train_x, train_y, test_x, test_y), or with (val_x, val_y) after train; model_fn(input_shape,
+    # num_outputs, **knobs) returns the nn.Module, its typed keyword parameters being the knobs
+    data_fn: Callable | None = None
+    model_fn: Callable | None = None
 
     def base_spec(self, seed: int, lr_mult: float, suite: str = "", **overrides) -> RunSpec:
         """The unmitigated run for this task at one seed and stress level."""
@@ -59,6 +73,29 @@ class Task:
 
 
 TASKS: Registry[Task] = Registry("task")
+
+
+def register_task(task: Task) -> Task:
+    """Register a plugin task (a user's own data and model; examples/signal_task.py). Checked
+    here, so a mistake is one line when the plugin loads, before anything trains."""
+    where = f"task {task.name!r}"
+    if task.name in TASKS:
+        raise UserError(f"{where}: registered twice (a task name is unique: rename yours)")
+    if task.model_family != CUSTOM or not callable(task.data_fn) or not callable(task.model_fn):
+        raise UserError(f"{where}: a plugin task has model_family={CUSTOM!r}, a callable data_fn and a model_fn")
+    for field_name, value, valid in (("loss", task.loss, LOSSES), ("metric", task.metric, METRICS)):
+        if value not in valid:
+            raise UserError(f"{where}: {field_name} {value!r} is not one of {', '.join(valid)}")
+    for fn, role, first in ((task.data_fn, "data_fn", 0), (task.model_fn, "model_fn", 2)):
+        params = list(inspect.signature(fn).parameters.values())[first:]
+        bare = [p.name for p in params if p.default is inspect.Parameter.empty or p.kind != p.POSITIONAL_OR_KEYWORD]
+        if bare:
+            raise UserError(
+                f"{where}: {role} parameter(s) {', '.join(bare)} need a default (they are the task's knobs)"
+            )
+    if task.dataset != task.name:
+        raise UserError(f"{where}: dataset must be the task's own name ({task.name!r}) for a plugin task")
+    return TASKS.add(task.name, task)
 
 
 def priced_ms(task: str, steps: int) -> float:

@@ -76,18 +76,24 @@ def run_suite(
 
 class _Phase:
     """Runs one phase's runs that are not yet recorded (all of a suite without a protocol),
-    writing each record as it comes; remembers every run id asked for, so the choice between
-    phases reads this suite's records only."""
+    writing each record as it comes; remembers every run id asked for and its role (the first
+    phase that asked for it), so the choice between phases reads this suite's records only."""
 
     def __init__(self, suite, results_path, executor, job, guard, command, log, retry_errors):
         self.suite, self.results_path, self.executor, self.job = suite, results_path, executor, job
         self.guard, self.command, self.log, self.retry_errors = guard, command, log, retry_errors
-        self.ids: set[str] = set()
+        self.role: dict[str, str] = {}  # run_id -> its phase in this suite
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self.role)
 
     def run(self, name: str, items: list) -> None:
-        self.ids |= {i.run_id for i in items}
+        for i in items:
+            self.role.setdefault(i.run_id, name)
         recorded = {r["run_id"]: r for r in self._records()}
         done = jsonl.finished_ids(recorded.values(), self.retry_errors)
+        self._retag([recorded[i.run_id] for i in items if i.run_id in done])
         todo = [i for i in items if i.run_id not in done]
         again = [recorded[i.run_id] for i in todo if i.run_id in recorded]
         retried = sum(r["status"] == "error" and numerics_of(r) == NUMERICS for r in again)
@@ -99,7 +105,12 @@ class _Phase:
             f"{len(todo)} to run{again}); {self.executor.describe()}"
         )
         progress = Progress(
-            todo, len(items) - len(todo), len(items), self.log, parallel=getattr(self.executor, "workers", 1)
+            todo,
+            len(items) - len(todo),
+            len(items),
+            self.log,
+            parallel=getattr(self.executor, "workers", 1),
+            declared={arm.label: arm.params for arm in self.suite.arms},
         )
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
             rec = skipped_record(item, self.command)
@@ -111,6 +122,19 @@ class _Phase:
             with self.guard.deferred():
                 jsonl.append(self.results_path, rec)
             progress.done(spec, rec)
+
+    def _retag(self, reused: list[dict]) -> None:
+        """A run recorded before (by a suite without a protocol, another protocol, an older
+        version) keeps its record, but its phase there may not be its role here: the sweep
+        would lose a seed to "final", or the choice gain one. Its record is written again with
+        this suite's role (the latest record of a run wins), so the choice, the grid and the
+        page read the roles of the suite that was run."""
+        stale = [r for r in reused if ((r.get("spec") or {}).get("phase") or "") != self.role[r["run_id"]]]
+        for r in stale:
+            with self.guard.deferred():
+                jsonl.append(self.results_path, {**r, "spec": {**r["spec"], "phase": self.role[r["run_id"]]}})
+        if stale:
+            self.log(f"{len(stale)} runs recorded before under another role: recorded again as this suite's")
 
     def _what(self, name: str) -> str:
         s = self.suite
@@ -151,22 +175,24 @@ class _Phase:
 
 def check_data(suite: Suite, items: list, data_root: Path) -> None:
     """Fail fast on missing or corrupt data, before anything trains (and warm this process's cache)."""
-    from ..training.data import load_dataset
+    from ..training.data import load_task_data
 
     for name in dict.fromkeys(TASKS.get(t).dataset for t in suite.tasks):
         first = next(i for i in items if TASKS.get(i.spec.task if isinstance(i, Skipped) else i.task).dataset == name)
         spec = first.spec if isinstance(first, Skipped) else first
-        load_dataset(name, data_root, **spec.data)
+        load_task_data(TASKS.get(spec.task), data_root, spec.data)
 
 
-def _trial(spec) -> str:
-    """A tuning trial's parameters (', max_norm=0.5'), which the lr alone does not tell apart."""
+def _trial(spec, declared: dict) -> str:
+    """The parameters a tuning trial changed (', max_norm=0.5'), which its lr does not show."""
     if spec.phase != "tune":
         return ""
+    mine = declared.get(spec.strategy, {})
     shown = [
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-        for p in spec.strategy_params.values()
-        for k, v in p.items()
+        for name, params in spec.strategy_params.items()
+        for k, v in params.items()
+        if (mine.get(name) or {}).get(k) != v
     ]
     return f" ({', '.join(shown)})" if shown else ""
 
@@ -179,8 +205,9 @@ class Progress:
     same task really took (of any task, before one has finished): with longest-first
     scheduling the first runs to finish are the long ones, so a plain mean would overshoot."""
 
-    def __init__(self, todo: list, already: int, total: int, log, parallel: int = 1):
+    def __init__(self, todo: list, already: int, total: int, log, parallel: int = 1, declared: dict | None = None):
         self.left = [i for i in todo if not isinstance(i, Skipped)]
+        self.declared = declared or {}  # arm label -> its declared parameters
         self.count, self.total, self.log, self.parallel = already, total, log, max(1, parallel)
         self.spent: dict[str, list[float]] = {}  # task -> [wall seconds, priced ms] of finished runs
 
@@ -202,7 +229,7 @@ class Progress:
         width = len(str(self.total))
         self.log(
             f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "
-            f"lr x{spec.lr_mult:.3g}{_trial(spec)}: {outcome}{took}  | ETA {self._eta()}"
+            f"lr x{spec.lr_mult:.3g}{_trial(spec, self.declared)}: {outcome}{took}  | ETA {self._eta()}"
         )
 
     def _eta(self) -> str:

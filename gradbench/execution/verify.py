@@ -79,7 +79,7 @@ def verify(
 
     from ..catalogue.grad_hooks import GRAD_HOOKS
     from ..catalogue.tasks import TASKS
-    from ..training.data import load_dataset
+    from ..training.data import load_task_data
     from ..training.run import run_one
 
     records = jsonl.latest_by_run(jsonl.load(path))
@@ -99,8 +99,8 @@ def verify(
                     "loaded registers; pass the plugin that defines it with --plugins FILE_OR_MODULE"
                 )
     # fail fast on missing or changed data, before anything trains
-    for key in dict.fromkeys((TASKS.get(s.task).dataset, json.dumps(s.data, sort_keys=True)) for s in specs):
-        load_dataset(key[0], data_root, **json.loads(key[1]))
+    for key in dict.fromkeys((s.task, json.dumps(s.data, sort_keys=True)) for s in specs):
+        load_task_data(TASKS.get(key[0]), data_root, json.loads(key[1]))
     skipped = len(records) - len([r for r in records if r.get("status") != "skipped"])
     log(
         f"verify {path}: re-running {len(chosen)} of {len(records)} runs"

@@ -21,8 +21,8 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError, create_model, model_validator
 
 from ..catalogue import plugins
-from ..catalogue.data_params import DATA_PARAMS, checked_data_params
-from ..catalogue.model_knobs import KNOBS, checked_knobs
+from ..catalogue.data_params import checked_task_data, data_params_model
+from ..catalogue.model_knobs import checked_task_knobs, knobs_model
 from ..catalogue.strategies import STRATEGIES, Arm, make_arm
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError, did_you_mean, unknown
@@ -55,7 +55,8 @@ class Protocol(Strict):
         le=MAX_EXTRA_TRIALS,
         description="tuning trials per arm and task beyond the grid, the same for every arm: "
         "its declared parameter (a clipping threshold, a coefficient) in octaves around its value "
-        "at the chosen lr, else the lr in quarter and half octaves around the chosen one",
+        "at the chosen lr, else the lr half an octave, then a quarter and three quarters, either side of the "
+        "chosen one (equal budgets are equal trial counts)",
     )
 
 
@@ -187,8 +188,8 @@ def schema() -> dict:
         overrides = create_model(
             f"{name}_overrides",
             __base__=TaskOverrides,
-            model=(KNOBS[task.model_family], Field(None, description=f"{task.model_family} knobs over the task's")),
-            data=(DATA_PARAMS[task.dataset], Field(None, description=f"{task.dataset} parameters")),
+            model=(knobs_model(task), Field(None, description=f"{task.model_family} knobs over the task's")),
+            data=(data_params_model(task), Field(None, description=f"{task.dataset} parameters")),
         )
         tasks[name] = (overrides | None, Field(None, description=task.description))
     task_map = create_model("Tasks", __config__=ConfigDict(extra="forbid"), **tasks)
@@ -343,8 +344,8 @@ def _tasks(raw_tasks, f: SuiteFile) -> dict[str, dict]:
         ov = dict(ov or {})
         if "lr_mult" in ov:
             ov["lr_mult"] = _lr_mults(ov["lr_mult"], f"tasks.{name}.lr_mult")
-        checked_knobs(task.model_family, {**task.model, **ov.get("model", {})}, f"tasks.{name}.model")
-        checked_data_params(task.dataset, {**task.data, **ov.get("data", {})}, f"tasks.{name}.data")
+        checked_task_knobs(task, {**task.model, **ov.get("model", {})}, f"tasks.{name}.model")
+        checked_task_data(task, {**task.data, **ov.get("data", {})}, f"tasks.{name}.data")
         out[name] = ov
     return out
 

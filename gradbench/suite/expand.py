@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..catalogue.model_knobs import checked_knobs
+from ..catalogue.model_knobs import checked_task_knobs
 from ..catalogue.strategies import STRATEGIES, Arm, apply_arm, not_applicable
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError
@@ -52,7 +52,7 @@ def expand(suite: Suite) -> list[RunSpec | Skipped]:
             for seed in seeds:
                 base = _base(suite, task_name, seed, lr_mult, "sweep" if protocol else "")
                 for arm in suite.arms:
-                    reason = not_applicable(arm, TASKS.get(task_name).model_family)
+                    reason = _not_applicable(arm, base)
                     if reason:
                         runs.append(Skipped(base.replace(strategy=arm.label, strategy_params=arm.params), reason))
                     else:
@@ -87,29 +87,36 @@ def _chosen(suite: Suite, choices: Mapping) -> Iterator[tuple[str, Arm, object]]
     for task_name in suite.tasks:
         for arm in suite.arms:
             choice = choices.get((task_name, arm.label))
-            if choice is not None and not not_applicable(arm, TASKS.get(task_name).model_family):
+            base = _base(suite, task_name, suite.seeds[0], 1.0, "")
+            if choice is not None and not _not_applicable(arm, base):
                 yield task_name, arm, choice
 
 
 def _trials(arm: Arm, choice, budget: int, task_name: str, suite: Suite) -> list[tuple[Arm, float]]:
     """`budget` (arm, lr_mult) trials: the first strategy of the arm that declares a tuned
-    parameter searches it at the chosen lr; an arm without one refines the lr."""
+    parameter searches it at the chosen lr (a value the strategy rejects, or one equal to the
+    chosen value, is passed over); the rest of the budget, or all of it for an arm without
+    one, refines the lr."""
     params = choice.strategy_params
     tuned = next((n for n in arm.names if STRATEGIES.get(n).tune), None)
-    if tuned is None:
-        return [(arm, choice.lr_mult * 2.0**octaves) for octaves in LR_OCTAVES[:budget]]
-    key = STRATEGIES.get(tuned).tune
-    trials = []
-    for factor in PARAM_FACTORS:
-        if len(trials) == budget:
-            break
-        trial = Arm(arm.label, arm.names, {**params, tuned: {**params[tuned], key: params[tuned][key] * factor}})
-        try:  # a value the strategy itself rejects (a percentile above 100 ...) is passed over
-            _applied(trial, _base(suite, task_name, suite.seeds[0], choice.lr_mult, "tune"), task_name)
-        except UserError:
-            continue
-        trials.append((trial, choice.lr_mult))
-    return trials
+    trials: list[tuple[Arm, float]] = []
+    if tuned is not None:
+        key = STRATEGIES.get(tuned).tune
+        value = params[tuned][key]
+        for factor in PARAM_FACTORS:
+            if len(trials) == budget:
+                break
+            if value * factor == value:  # a value of 0 searches nothing
+                continue
+            trial = Arm(arm.label, arm.names, {**params, tuned: {**params[tuned], key: value * factor}})
+            try:  # a value the strategy itself rejects (a percentile above 100 ...) is passed over
+                _applied(trial, _base(suite, task_name, suite.seeds[0], choice.lr_mult, "tune"), task_name)
+            except UserError:
+                continue
+            trials.append((trial, choice.lr_mult))
+    chosen = Arm(arm.label, arm.names, params)
+    refine = [(chosen, choice.lr_mult * 2.0**octaves) for octaves in LR_OCTAVES]
+    return trials + refine[: budget - len(trials)]
 
 
 def _base(suite: Suite, task_name: str, seed: int, lr_mult: float, phase: str) -> RunSpec:
@@ -131,8 +138,22 @@ def _base(suite: Suite, task_name: str, seed: int, lr_mult: float, phase: str) -
     ).replace(phase=phase)
 
 
+def _not_applicable(arm: Arm, base: RunSpec) -> str | None:
+    """Why the arm does not apply to the task's model, or None. A gradbench model: by its
+    family. A plugin task's own model: by its builder's knobs, so a strategy that sets a knob
+    the builder does not take, or a value it does not allow, is n/a there with that reason."""
+    task = TASKS.get(base.task)
+    if task.model_fn is None:
+        return not_applicable(arm, task.model_family)
+    try:
+        checked_task_knobs(task, apply_arm(arm, base).model, "model")
+    except UserError as e:
+        return f"{task.model_fn.__name__}, the model builder of {task.name}, does not take it: {e}"
+    return None
+
+
 def _applied(arm: Arm, base: RunSpec, task_name: str) -> RunSpec:
     spec = apply_arm(arm, base)
     # what the strategies made of the knobs (a plugin's typo too), before anything trains
-    checked_knobs(TASKS.get(task_name).model_family, spec.model, f"strategies.{arm.label} on {task_name}: model")
+    checked_task_knobs(TASKS.get(task_name), spec.model, f"strategies.{arm.label} on {task_name}: model")
     return spec

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..catalogue.model_knobs import checked_knobs
+from ..catalogue.model_knobs import checked_knobs, checked_task_knobs
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -251,6 +251,14 @@ def _init(net: nn.Module, init: str, activation: str) -> nn.Module:
 
 
 BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn}
+
+
+def build_task_model(task, input_shape, knobs: dict) -> nn.Module:
+    """The task's model: its family's (build_model), or a plugin task's own builder called with
+    its checked knobs."""
+    if task.model_fn is None:
+        return build_model(task.model_family, input_shape, task.num_outputs, knobs)
+    return task.model_fn(input_shape, task.num_outputs, **checked_task_knobs(task, knobs))
 
 
 def build_model(family: str, input_shape, num_outputs: int, knobs: dict) -> nn.Module:

@@ -145,9 +145,9 @@ def run_one(
     import lightning.pytorch as L
     import torch
 
-    from .data import TensorDataModule, load_dataset
+    from .data import TensorDataModule, load_task_data
     from .lightning_compat import NullProfiler
-    from .models import build_model
+    from .models import build_task_model
     from .module import BenchModule
     from .monitor import StabilityMonitor
 
@@ -158,10 +158,10 @@ def run_one(
     freeze_long_lived_objects()
     accelerator = spec.trainer.get("accelerator", "auto")
     try:
-        splits = load_dataset(task.dataset, data_root, **spec.data)
+        splits = load_task_data(task, data_root, spec.data)
         record["data"]["fingerprint"] = splits.fingerprint
         torch.manual_seed(spec.seed)  # same seed + same architecture -> same initial weights
-        model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
+        model = build_task_model(task, splits.input_shape, spec.model)
         module = BenchModule(spec, task, model)
         dm = TensorDataModule(
             splits, spec.batch_size, seed=spec.seed, augment=task.augment, eval_batch_size=task.eval_batch_size

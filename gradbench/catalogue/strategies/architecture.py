@@ -42,8 +42,7 @@ def gru(spec: RunSpec) -> RunSpec:
 
 def _knob(spec: RunSpec, key: str):
     """The model knob as the run will build it: the spec's value, else the builder's default."""
-    family = TASKS.get(spec.task).model_family
-    return spec.model.get(key, default_knob(family, key))
+    return spec.model.get(key, default_knob(TASKS.get(spec.task), key))
 
 
 def _factor(name: str, factor: float) -> float:

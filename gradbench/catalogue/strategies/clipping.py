@@ -25,6 +25,7 @@ from typing import Literal
 
 import torch
 
+from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..foreach import scale_
 from ..grad_hooks import global_norm, grad_hook, grads_of
@@ -99,6 +100,8 @@ def _agc(clipping: float = 0.01, eps: float = 1e-3, exclude_head: bool = True) -
 @strategy(family="clipping", slot=ADAPTIVE, tune="percentile")
 def autoclip(spec: RunSpec, percentile: float = 10.0) -> RunSpec:
     """AutoClip: clip the global norm to the p-th percentile of all norms seen so far (Seetharaman et al., 2020)."""
+    if not 0 <= percentile <= 100:  # checked here too, so a suite fails at load, not a run at training
+        raise UserError(f"autoclip.percentile: must be in [0, 100], got {percentile:g}")
     return spec.add_grad_hook("autoclip", percentile=percentile)
 
 

@@ -16,7 +16,7 @@ from .datamodule import (
     augment_batch,
     draw_augment,
 )
-from .datasets import DATASETS, load_dataset, resolve_data_root
+from .datasets import DATASETS, load_dataset, load_task_data, resolve_data_root
 from .download import download
 from .files import (
     CIFAR_TEST_FILE,
@@ -49,6 +49,7 @@ __all__ = [
     "load_cifar10",
     "load_dataset",
     "load_mnist",
+    "load_task_data",
     "make_adding",
     "read_idx",
     "resolve_data_root",

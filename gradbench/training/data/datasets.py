@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ...core.errors import UserError, unknown
 from .adding import make_adding
 from .files import _cifar_paths, _mnist_paths, load_cifar10, load_mnist
-from .splits import Splits
+from .splits import Splits, make_splits
 
 DATASETS = ("mnist", "cifar10", "adding")
 
@@ -61,3 +61,44 @@ def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
         splits = fn(**params) if name == "adding" else fn(root_key, **params)
         _MEMO[key] = (stamp, splits)  # replaces a stale entry: changed files are reloaded
         return splits
+
+
+def load_task_data(task, root: pathlib.Path, params: dict) -> Splits:
+    """A task's data: its named dataset (load_dataset), or a plugin task's data_fn called with
+    its parameters, memoized per process like the built-in ones. data_fn returns (train_x,
+    train_y, test_x, test_y), and a fixed validation split is carved out of train; or (train_x,
+    train_y, val_x, val_y, test_x, test_y) with its own."""
+    if task.data_fn is None:
+        return load_dataset(task.dataset, root, **params)
+    key = (task.name, None, repr(sorted(params.items())))
+    with _MEMO_LOCK:
+        hit = _MEMO.get(key)
+        if hit is not None:
+            return hit[1]
+        out = task.data_fn(**params)
+        num_classes = task.num_outputs if task.loss == "cross_entropy" else None
+        if not isinstance(out, (tuple, list)) or len(out) not in (4, 6):
+            raise UserError(
+                f"task {task.name!r}: data_fn returned {type(out).__name__}; expected 4 tensors (train x, y, "
+                "test x, y) or 6 (train, validation, test)"
+            )
+        if len(out) == 4:
+            splits = make_splits(task.name, *out, val_size=None, num_classes=num_classes)
+        else:
+            splits = _given_splits(task.name, out, num_classes)
+        _MEMO[key] = ((), splits)
+        return splits
+
+
+def _given_splits(name: str, out, num_classes) -> Splits:
+    from .splits import fingerprint
+
+    keys = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
+    parts = dict(zip(keys, out))
+    return Splits(
+        **parts,
+        fingerprint=fingerprint(parts),
+        name=name,
+        num_classes=num_classes,
+        input_shape=tuple(parts["train_x"].shape[1:]),
+    )
