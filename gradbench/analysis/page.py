@@ -78,7 +78,7 @@ def render(
         out += ["No scored runs in these results.", ""]
     else:
         out += _overall_section(scores)
-        out += _rank_stability_section(measured_ranks)
+        out += _rank_stability_section(measured_ranks, uninformative_tasks(scores.per_task))
         for task, rows in scores.per_task.groupby("task", sort=True):
             out += _task_section(task, rows, records, images, scores.weights)
         if "stability_vs_accuracy" in images:
@@ -283,16 +283,17 @@ def _overall_section(scores: Scores) -> list[str]:
     )
 
 
-def _rank_stability_section(measured: dict | None) -> list[str]:
+def _rank_stability_section(measured: dict | None, flat: list[str]) -> list[str]:
     if not measured:
         return []
     shares = ", ".join(f"`{k}` {v:.0%}" for k, v in measured["unchanged"].items() if k != "overall")
+    shares += "".join(f", `{t}` — (every strategy shares one rank: no top 3)" for t in flat)
     return [
         "### Rank stability",
         "",
         f"In {measured['resamples']} seed-bootstrap resamples of these records (every task's seeds drawn "
         "again with replacement, the same draw for all its strategies; sweep and final seeds each "
-        "within their own kind), the top 3 was unchanged in: "
+        "within their own kind), the top 3 of the strategies that learned was unchanged in: "
         f"{shares}; overall {measured['unchanged']['overall']:.0%}. Measured by "
         f"`python benchmarks/rank_stability.py RESULTS --resamples {measured['resamples']} --seed "
         f"{measured['seed']} --save DIR`; a top 3 that survives under 95% of resamples is not a settled order.",

@@ -20,16 +20,23 @@ from pathlib import Path
 
 from ..store.jsonl import latest_by_run
 from .choice import TUNING_PHASES
-from .scoring import Scores, score
+from .scoring import Scores, score, uninformative_tasks
 
 TOP = 3
 FILE = "rank_stability.json"
 
 
 def top(scores: Scores) -> dict[str, tuple[str, ...]]:
-    """The top-3 strategies per task and overall, in the page's order."""
+    """The top-3 strategies per task and overall, in the page's order, among those that learned
+    (failed ones share the last rank, in an order only tie-breaks give); a task where every
+    strategy shares one rank (all failed, say) has no top 3 and is left out."""
     pt = scores.per_task
-    out = {task: tuple(g.loc[g["status"] == "scored", "strategy"][:TOP]) for task, g in pt.groupby("task", sort=True)}
+    flat = set(uninformative_tasks(pt))
+    out = {
+        task: tuple(g.loc[(g["status"] == "scored") & ~g["failed"].fillna(False).astype(bool), "strategy"][:TOP])
+        for task, g in pt.groupby("task", sort=True)
+        if task not in flat
+    }
     out["overall"] = tuple(scores.overall["strategy"][:TOP])
     return out
 
