@@ -100,7 +100,7 @@ def test_resume_reruns_records_of_another_numerics_version_and_pages_never_mix_t
     assert {r["numerics"] for r in again} == {numerics.NUMERICS} and len(results.load(path)) == 4
     # the latest record of each run wins, so the suite's own page has one version; a mix does not score
     page.write(again, tmp_path / "page", plots=False)
-    assert "| Numerics version | 2 |" in (tmp_path / "page" / "README.md").read_text()
+    assert f"| Numerics version | {numerics.NUMERICS} |" in (tmp_path / "page" / "README.md").read_text()
     with pytest.raises(UserError, match="2 numerics versions"):
         page.write([first[0], again[1]], tmp_path / "mixed", plots=False)
 
@@ -275,3 +275,17 @@ def test_a_line_that_is_not_a_record_is_one_error_naming_the_field(tmp_path):
     results.append(path, bad)
     with pytest.raises(UserError, match=r"r.jsonl:2: not a gradbench run record \(metrics.test: expected a number"):
         results.load(path)
+
+
+def test_residual_batchnorm_trains_on_mnist_at_half_the_exploding_lr():
+    """Numerics version 2's residual blocks (pre-activation, Fixup-initialized branches, the
+    trunk's own norm and activation before the head): residual+batchnorm learns at lr x0.5,
+    where version 1's post-activation blocks diverged by step 2 (a real 1000-step run)."""
+    data = real_data_or_skip("MNIST")
+    suite = parse_suite({"tasks": ["mnist_mlp"], "strategies": ["residual+batchnorm"], "stress": {"lr_mult": [0.5]}})
+    rec = run_one(expand(suite)[0], data)
+    assert rec["status"] == "ok" and rec["metrics"]["test"] > 0.95, (
+        rec["status"],
+        rec["reason"],
+        rec["metrics"]["test"],
+    )

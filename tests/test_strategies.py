@@ -676,6 +676,60 @@ def test_rezero_blocks_start_as_the_identity(task, data):
     assert len(seen) == len(blocks) and all(torch.equal(i, o) for i, o in seen)
 
 
+@pytest.mark.parametrize("arm", ["residual", "residual+batchnorm"])
+@pytest.mark.parametrize("task", ["mnist_mlp", "cifar10_cnn"])
+def test_residual_blocks_are_pre_activation_branches_that_start_at_zero(arm, task, data):
+    """He et al. (2016b): the branch is norm -> activation -> layer, on an untouched trunk;
+    Fixup: the branch's layer starts at zero, so every residual block starts as the identity
+    and the net as its non-residual path, whatever its depth."""
+    model, splits = model_of(one(arm, task), data)
+    blocks = [m for m in model.modules() if isinstance(m, Block) and m.residual]
+    assert blocks and all(b.f[-1] is b.layer and not b.layer.weight.any() for b in blocks)
+    if "batchnorm" in arm:
+        assert all(isinstance(b.f[0], (nn.BatchNorm1d, nn.BatchNorm2d)) for b in blocks)
+    x = splits.train_x[:4]
+    x = x.float() if x.dtype != torch.uint8 else x.float() / 255
+    seen = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append((i[0], o))) for b in blocks]
+    model.eval()(x)
+    for h in hooks:
+        h.remove()
+    assert len(seen) == len(blocks) and all(torch.equal(i, o) for i, o in seen)
+
+
+def test_a_plain_models_parameters_keep_their_names():
+    """Numerics version 2 changed residual blocks only: a plain model builds as before, with
+    the same parameter names in the same order (what per-layer series and optimizers see)."""
+    from gradbench.training.models import build_model
+
+    names = [n for n, _ in build_model("mlp", (1, 28, 28), 10, {"depth": 3, "width": 8}).named_parameters()]
+    assert names == [
+        "1.f.0.weight",
+        "1.f.0.bias",
+        "2.f.0.weight",
+        "2.f.0.bias",
+        "3.f.0.weight",
+        "3.f.0.bias",
+        "4.weight",
+        "4.bias",
+    ]
+
+
+def test_the_lstm_forget_gate_bias_starts_at_one(data):
+    """Gers et al. (2000), Jozefowicz et al. (2015): PyTorch adds bias_ih and bias_hh; the
+    forget gate is the second quarter of each."""
+    cell = model_of(one("lstm", "adding_rnn"), data)[0].cell
+    h = cell.hidden_size
+    total = (cell.bias_ih_l0 + cell.bias_hh_l0).detach()
+    assert torch.equal(total[h : 2 * h], torch.ones(h))
+    assert not torch.equal(total[:h], torch.ones(h))  # the other gates keep PyTorch's draw
+    assert not any(
+        torch.equal(p[h : 2 * h], torch.ones(h))
+        for n, p in model_of(one("gru", "adding_rnn"), data)[0].cell.named_parameters()
+        if "bias" in n
+    )
+
+
 # --- architecture, activations, norms: the knob reaches the built model ----------------------
 def test_lstm_and_gru_swap_the_cell(data):
     assert type(model_of(one("baseline", "adding_rnn"), data)[0].cell) is nn.RNN

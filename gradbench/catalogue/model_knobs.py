@@ -32,7 +32,11 @@ class FeedForwardKnobs(Strict):
     width: int = Field(ge=1, description="units per hidden layer (mlp) or base channels (cnn)")
     activation: Activation = Field("relu", description="the nonlinearity of every hidden block")
     norm: Norm = Field("none", description="normalization after each layer (layer: over all features of an example)")
-    residual: bool = Field(False, description="identity skips around every equal-shape hidden block")
+    residual: bool = Field(
+        False,
+        description="pre-activation residual blocks (norm -> activation -> layer on an identity trunk) around "
+        "every equal-shape hidden block, the branch's layer starting at zero",
+    )
     branch_scale: BranchScale = Field(
         "none", description="zero: a learnable scalar per residual branch, at 0 (ReZero/SkipInit)"
     )

@@ -87,21 +87,47 @@ class WSConv2d(nn.Conv2d):
 
 
 class Block(nn.Module):
-    """layer -> norm -> activation -> dropout, optionally as a residual branch x + a*f(x)."""
+    """A hidden block. Plain: layer -> norm -> activation -> dropout. Residual (He et al.,
+    2016b, pre-activation): x + a * f(x) with the branch f = norm -> activation -> dropout ->
+    layer, so the trunk carries x unchanged and a normalization acts inside the branch. The
+    branch's layer starts at zero (zero_branches, Fixup's point), so the net starts as its
+    non-residual path whatever its depth; `a` is a learnable scalar at 0 with branch_scale
+    "zero" (ReZero/SkipInit), else 1. A residual net ends with the trunk's norm and
+    activation before its head (_final)."""
 
     def __init__(
         self, layer: nn.Module, norm: nn.Module, act: nn.Module, dropout: float, residual: bool, branch_scale: str
     ):
         super().__init__()
-        self.f = nn.Sequential(layer, norm, act, nn.Dropout(dropout) if dropout > 0 else nn.Identity())
+        drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.residual = residual
+        # the layer is reached through f (one registered name per parameter: f.<i>.weight)
+        self.f = nn.Sequential(norm, act, drop, layer) if residual else nn.Sequential(layer, norm, act, drop)
         self.scale = nn.Parameter(torch.zeros(())) if residual and branch_scale == "zero" else None
+
+    @property
+    def layer(self) -> nn.Module:
+        return self.f[3] if self.residual else self.f[0]
 
     def forward(self, x):
         if not self.residual:
             return self.f(x)
         y = self.f(x)
         return x + (self.scale * y if self.scale is not None else y)
+
+
+def zero_branches(net: nn.Module) -> nn.Module:
+    """Fixup's zero initialization (Zhang et al., 2019) of each residual branch's last (here,
+    only) layer: weight and bias at 0 (a standardized layer, whose weight cannot be 0: its
+    gain). The branch's layer still gets a gradient at the first step, its input being the
+    non-zero pre-activation of the trunk. Not where a learnable zero scale (ReZero) gates
+    the branch: that is the other way to start at the identity."""
+    with torch.no_grad():
+        for b in net.modules():
+            if isinstance(b, Block) and b.residual and b.scale is None:
+                for name in ("gain", "bias") if hasattr(b.layer, "gain") else ("weight", "bias"):
+                    getattr(b.layer, name).zero_()
+    return net
 
 
 def _blocks(n_in: int, n_out: int, conv: bool, stride: int, m: dict, residual_ok: bool) -> Block:
@@ -122,6 +148,15 @@ def _blocks(n_in: int, n_out: int, conv: bool, stride: int, m: dict, residual_ok
     )
 
 
+def _final(m: dict, features: int, conv: bool) -> list[nn.Module]:
+    """A pre-activation residual net ends with the trunk's own norm -> activation before the
+    head (He et al., 2016b): the branches add to a trunk nothing else normalizes. A plain
+    net has none (its blocks end with their activation)."""
+    if not m["residual"]:
+        return []
+    return [_norm(m["norm"], features, conv), ACTIVATIONS[m["activation"]]()]
+
+
 def mlp(
     input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init, weight_std
 ) -> nn.Module:
@@ -140,8 +175,8 @@ def mlp(
     n_in = math.prod(input_shape)
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
     layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(depth - 1)]
-    net = nn.Sequential(*layers, nn.Linear(width, num_outputs))
-    return _init(net, init, activation)
+    net = nn.Sequential(*layers, *_final(m, width, False), nn.Linear(width, num_outputs))
+    return zero_branches(_init(net, init, activation))
 
 
 def cnn(
@@ -170,8 +205,23 @@ def cnn(
             # a skip needs equal shapes: the first conv of a stage changes channels or size
             layers.append(_blocks(c_in, c_out, True, stride, m, residual_ok=not first))
             c_in = c_out
-    net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs))
-    return _init(net, init, activation)
+    net = nn.Sequential(
+        *layers, *_final(m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
+    )
+    return zero_branches(_init(net, init, activation))
+
+
+def forget_bias_one(lstm: nn.LSTM) -> None:
+    """The standard LSTM forget-gate bias of 1 (Gers et al., 2000; Jozefowicz et al., 2015):
+    the cell remembers by default at the start. PyTorch keeps two biases per layer, whose sum
+    acts: the forget gate's slice (the second quarter) of bias_ih is set to 1, of bias_hh to 0."""
+    h = lstm.hidden_size
+    with torch.no_grad():
+        for name, p in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                p[h : 2 * h].fill_(1.0)
+            elif name.startswith("bias_hh"):
+                p[h : 2 * h].zero_()
 
 
 class RecurrentRegressor(nn.Module):
@@ -222,6 +272,8 @@ def rnn(
         )
     net = RecurrentRegressor(core, hidden, num_outputs)
     _init(net, init, activation)
+    if cell == "lstm":
+        forget_bias_one(core)
     if cell == "rnn" and recurrent_gain:
         with torch.no_grad():
             for name, p in core.named_parameters():

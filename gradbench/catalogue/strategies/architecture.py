@@ -15,7 +15,7 @@ FF = ("mlp", "cnn")
 
 @strategy(family="architecture", applies_to=FF, slot="residual")
 def residual(spec: RunSpec) -> RunSpec:
-    """Identity skip connections around every equal-shape hidden block (He et al., 2016, ResNet)."""
+    """Pre-activation residual blocks x + f(x), the branch's layer at zero (He et al., 2016b; Fixup, Zhang et al., 2019)."""
     return spec.with_model(residual=True)
 
 
@@ -30,7 +30,7 @@ def _gated(spec: RunSpec, cell: str) -> RunSpec:
 
 @strategy(family="architecture", applies_to=("rnn",), slot="cell")
 def lstm(spec: RunSpec) -> RunSpec:
-    """LSTM cell: gated additive memory (Hochreiter & Schmidhuber, 1997)."""
+    """LSTM cell, forget-gate bias 1: gated additive memory (Hochreiter & Schmidhuber, 1997; Jozefowicz et al., 2015)."""
     return _gated(spec, "lstm")
 
 
