@@ -387,7 +387,8 @@ def test_autoclip_clips_to_the_percentile_of_the_norm_history(trainer, data):
 
 @pytest.mark.parametrize("trainer", TRAINERS.values(), ids=TRAINERS.keys())
 def test_zclip_follows_the_documented_ema_rule(trainer, data):
-    item = {"zclip": {"warmup_steps": 2, "z_thresh": 0.0}}  # clip whenever above the EMA mean
+    # clip whenever above the EMA mean; no fixed cap, to see the z-rule alone
+    item = {"zclip": {"warmup_steps": 2, "z_thresh": 0.0, "max_grad_norm": 0.0}}
     _, spy = spied_run(item, data, trainer, steps=8)
     norms = [gnorm(pre) for pre in spy.pre]
     levels = ref_zclip(norms, 0.0, 0.97, 2)
@@ -436,7 +437,7 @@ def test_autoclip_threshold_is_the_running_percentile():
 
 def test_zclip_warms_up_then_clips_outliers_to_mean_plus_z_sigma():
     norms = [1.0, 2.0, 3.0, 10.0, 2.0, 2.5, 30.0]
-    hook = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3)
+    hook = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3, max_grad_norm=0.0)  # the z-rule alone
     out = feed(hook, norms)
     assert out[:3] == pytest.approx([1.0, 2.0, 3.0])  # warm-up: collected, not clipped
     # after warm-up mu = 2, sigma = sqrt(2/3): 10 has z = 9.8 -> clipped to 2 + 2.5 sqrt(2/3)
@@ -451,11 +452,48 @@ def test_zclip_warms_up_then_clips_outliers_to_mean_plus_z_sigma():
     assert float(hook.stats.mean) == pytest.approx(mu, rel=1e-5)
 
 
+def test_zclip_clips_to_its_max_grad_norm_in_warm_up_and_caps_at_it_after_as_its_reference():
+    """bluorion-com/ZClip: during warm-up the gradients are clipped to max_grad_norm; after
+    it, the norm is min(z-score level or the norm, max_grad_norm); the EMA sees the first."""
+    norms = [0.5, 4.0, 3.0, 10.0, 2.0, 30.0]
+    hook = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3, max_grad_norm=2.5)
+    out = feed(hook, norms)
+    assert out[:3] == pytest.approx([0.5, 2.5, 2.5])  # warm-up: clipped to the fixed cap
+    assert out[3:] == pytest.approx([2.5, 2.0, 2.5], rel=1e-5)
+    uncapped = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3, max_grad_norm=0.0)
+    feed(uncapped, norms)
+    assert float(hook.stats.mean) == pytest.approx(float(uncapped.stats.mean))  # the cap is not in the EMA
+
+
+def test_the_adaptive_clippers_act_before_step_5_on_the_exploding_adding_baseline(data):
+    """The adding problem's baseline at lr x1 diverges within its first 5-9 steps; its norm
+    falls over the first 4 (about 78, 55, 25, 5) and rises from step 5. zclip (its
+    reference's warm-up cap) clips from step 1; autoclip (a percentile of the norms so far)
+    clips the first rise, step 5; skip_spikes' z-test is armed by step 4 (a 3-step warm-up),
+    so a spike there is already skipped."""
+    for arm, within in (("zclip", 1), ("autoclip", 5)):
+        spy = GradSpy()
+        raw = {"tasks": {"adding_rnn": {"max_steps": 8, "eval_every": 8}}, "strategies": [arm]}
+        (spec,) = expand(parse_suite(raw))  # the task as it is: T=50, lr x1
+        run_one(spec, data, callbacks=(spy,))
+        acted = [gnorm(post) < gnorm(pre) * 0.999 for pre, post in zip(spy.pre[:within], spy.post[:within])]
+        assert acted[-1] or (arm == "zclip" and acted[0]), (arm, [gnorm(p) for p in spy.pre[:6]])
+    hook = SkipSpikes(**{k: v for k, v in STRATEGIES.get("skip_spikes").defaults.items()})
+    p = nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.0)
+    skipped = []
+    for g in [77.7, 55.5, 25.0, 900.0]:  # the baseline's first norms, then a spike at step 4
+        p.grad = torch.tensor([0.6 * g, 0.8 * g])
+        hook(None, opt)
+        skipped.append(p.grad is None)
+    assert skipped == [False, False, False, True]
+
+
 def test_zclip_adaptive_mode_and_nonfinite_norms():
     norms = [1.0, 2.0, 3.0, 10.0]
-    out = feed(ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3, mode="adaptive"), norms)
+    out = feed(ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3, mode="adaptive", max_grad_norm=0.0), norms)
     assert out[3] == pytest.approx(ref_zclip(norms, 2.5, 0.97, 3, mode="adaptive")[3], rel=1e-5)
-    hook = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3)
+    hook = ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=3, max_grad_norm=0.0)
     feed(hook, [1.0, 2.0, 3.0])
     mean, var = float(hook.stats.mean), float(hook.stats.var)
     feed(hook, [math.inf])

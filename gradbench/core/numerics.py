@@ -11,7 +11,9 @@ field existed are version 1: the committed leaderboard reproduces bit for bit un
 
 Versions: 1, the first. 2: residual blocks are pre-activation with their branch's layer
 initialized at zero (Fixup) and a residual net ends with the trunk's norm and activation
-before its head; the LSTM's forget-gate bias starts at 1. Every other model's numbers are
+before its head; the LSTM's forget-gate bias starts at 1; zclip clips to its reference
+code's max_grad_norm (1.0) during its warm-up and never lets the norm above it after;
+skip_spikes' warm-up is 3 steps, not 25. Every other arm's numbers are
 those of version 1 (its parameters keep their names and order; gradbench verify reproduced
 a sample of the committed version-1 records bit for bit under version 2).
 """

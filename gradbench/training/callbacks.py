@@ -77,14 +77,15 @@ class AutoClip(GradientCallback):
 
 class ZClip(GradientCallback):
     """Clip global-norm outliers by their z-score against an EMA (Kumar et al., 2025):
-    ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=25, mode="clip")."""
+    ZClip(z_thresh=2.5, alpha=0.97, warmup_steps=25, mode="clip", max_grad_norm=1.0); the
+    reference code's fixed cap, 0 for none."""
 
     hook = "zclip"
 
 
 class SkipSpikes(GradientCallback):
     """Skip the update on a non-finite or outlier gradient norm (one host sync a step):
-    SkipSpikes(z_thresh=4.0, alpha=0.97, warmup_steps=25)."""
+    SkipSpikes(z_thresh=4.0, alpha=0.97, warmup_steps=3)."""
 
     hook = "skip_spikes"
 

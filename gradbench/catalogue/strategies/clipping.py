@@ -160,27 +160,45 @@ def zclip(
     alpha: float = 0.97,
     warmup_steps: int = 25,
     mode: Literal["clip", "adaptive", "mean"] = "clip",
+    max_grad_norm: float = 1.0,
 ) -> RunSpec:
     """ZClip: clip global-norm outliers by their z-score against an EMA mean and variance (Kumar et al., 2025)."""
-    return spec.add_grad_hook("zclip", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps, mode=mode)
+    if max_grad_norm < 0:
+        raise UserError(f"zclip.max_grad_norm: must be >= 0 (0: none), got {max_grad_norm:g}")
+    return spec.add_grad_hook(
+        "zclip", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps, mode=mode, max_grad_norm=max_grad_norm
+    )
 
 
 class ZClip:
     """ZClip on the global gradient norm g.
 
-    Warm-up: the first `warmup_steps` norms are only collected (no clipping); then mean mu and
-    variance var start as their mean and (population) variance. After that, each step:
+    Warm-up: the first `warmup_steps` norms are collected, and the gradients clipped to the
+    fixed `max_grad_norm`, as the reference code does (so a run that explodes in its first
+    steps is clipped from the first); then mean mu and variance var start as their mean and
+    (population) variance. After that, each step:
       z = (g - mu) / (sqrt(var) + 1e-6); if z > z_thresh the global norm is clipped to
         mode "clip":     mu + z_thresh * sigma              (the default here)
         mode "adaptive": mu + z_thresh**2 * sigma / z       (the reference code's "adaptive_scaling")
         mode "mean":     mu
       then the EMA takes the effective (clipped) norm g*: mu <- alpha mu + (1 - alpha) g*,
       var <- alpha var + (1 - alpha) (g* - mu)^2 with the updated mu (as the reference code).
-    Non-finite norms leave the statistics alone. Everything stays on the device: no host sync.
+    And, as in the reference code, the global norm is never let above `max_grad_norm` (0:
+    no such cap), whether or not the step is an outlier; the EMA sees the z-score level or
+    the norm itself, not that cap. Non-finite norms leave the statistics alone. Everything
+    stays on the device: no host sync.
     """
 
-    def __init__(self, z_thresh: float, alpha: float, warmup_steps: int, mode: str = "clip", eps: float = 1e-6):
-        self.z_thresh, self.mode = z_thresh, mode
+    def __init__(
+        self,
+        z_thresh: float,
+        alpha: float,
+        warmup_steps: int,
+        mode: str = "clip",
+        max_grad_norm: float = 1.0,
+        eps: float = 1e-6,
+    ):
+        self.z_thresh, self.mode, self.max_grad_norm = z_thresh, mode, max_grad_norm
         self.stats = _NormEMA(alpha, warmup_steps, eps)
         self.threshold: torch.Tensor | None = None  # the last clip level (inf: no outlier)
 
@@ -189,8 +207,12 @@ class ZClip:
         if not grads:
             return
         finite = torch.isfinite(norm)
+        cap = self.max_grad_norm if self.max_grad_norm > 0 else float("inf")
         if not self.stats.ready:
             self.stats.warm(norm, finite)
+            self.threshold = torch.full_like(norm, cap)
+            if self.max_grad_norm > 0:
+                _clip_to(grads, norm, self.threshold)
             return
         z, mean, std = self.stats.z(norm)
         spike = z > self.z_thresh
@@ -200,7 +222,7 @@ class ZClip:
             level = mean + self.z_thresh**2 * std / z.clamp_min(self.z_thresh)
         else:
             level = mean
-        self.threshold = torch.where(spike, level, float("inf"))
+        self.threshold = torch.where(spike, level, float("inf")).clamp(max=cap)
         _clip_to(grads, norm, self.threshold)
         self.stats.update(torch.where(spike, level, norm), finite)
 
@@ -252,13 +274,15 @@ def _mean_var(values: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @grad_hook("zclip")
-def _zclip(z_thresh: float = 2.5, alpha: float = 0.97, warmup_steps: int = 25, mode: str = "clip") -> ZClip:
-    return ZClip(z_thresh, alpha, warmup_steps, mode)
+def _zclip(
+    z_thresh: float = 2.5, alpha: float = 0.97, warmup_steps: int = 25, mode: str = "clip", max_grad_norm: float = 1.0
+) -> ZClip:
+    return ZClip(z_thresh, alpha, warmup_steps, mode, max_grad_norm)
 
 
 # --- skipping spikes -----------------------------------------------------------------------
 @strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
-def skip_spikes(spec: RunSpec, z_thresh: float = 4.0, alpha: float = 0.97, warmup_steps: int = 25) -> RunSpec:
+def skip_spikes(spec: RunSpec, z_thresh: float = 4.0, alpha: float = 0.97, warmup_steps: int = 3) -> RunSpec:
     """Skip the update on a non-finite or z-score-outlier gradient norm (AMP's skipped steps, Micikevicius et al., 2018; PaLM, Chowdhery et al., 2022)."""
     return spec.add_grad_hook("skip_spikes", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps)
 
@@ -271,7 +295,9 @@ class SkipSpikes:
     moments and step count) change. The lr schedule still advances (it counts optimizer steps).
     mu and var are EMAs (decay alpha) of the norm, started as the mean and variance of the
     finite norms of the first `warmup_steps` steps (no z-test before that; non-finite norms are
-    always dropped and never enter the statistics). A dropped outlier enters the EMA capped at
+    always dropped and never enter the statistics). There is no reference code; the warm-up
+    is short by default (3 steps), gradbench's variant, so that a run that explodes within
+    its first ten steps meets the z-test before it does. A dropped outlier enters the EMA capped at
     mu + z_thresh*sigma, so a lasting rise of the norm lifts the threshold within a few dozen
     steps instead of freezing training. Deciding costs one host sync per step.
     """
@@ -301,5 +327,5 @@ class SkipSpikes:
 
 
 @grad_hook("skip_spikes")
-def _skip_spikes(z_thresh: float = 4.0, alpha: float = 0.97, warmup_steps: int = 25) -> SkipSpikes:
+def _skip_spikes(z_thresh: float = 4.0, alpha: float = 0.97, warmup_steps: int = 3) -> SkipSpikes:
     return SkipSpikes(z_thresh, alpha, warmup_steps)
