@@ -79,6 +79,11 @@ class RNNKnobs(Strict):
 KNOBS: dict[str, type[Strict]] = {"mlp": MLPKnobs, "cnn": CNNKnobs, "rnn": RNNKnobs}
 
 
+class KnobNotTaken(UserError):
+    """A plugin task's builder does not take a knob, or a value of it: for a strategy that
+    sets it, the strategy is n/a on that task (suite/expand.py), not a mistake in the suite."""
+
+
 def knobs_model(task) -> type[BaseModel]:
     """The typed knobs of a task's model: its family's, or a plugin builder's own keyword
     parameters (typed by their annotations; untyped ones take any value)."""
@@ -87,13 +92,17 @@ def knobs_model(task) -> type[BaseModel]:
     return _signature_model(task.model_fn, skip=2, name=f"{task.name}_knobs")
 
 
+def fn_name(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
 @functools.cache
 def _signature_model(fn, skip: int, name: str) -> type[BaseModel]:
     params = list(inspect.signature(fn).parameters.values())[skip:]
     fields = {
         p.name: (
             Any if p.annotation is inspect.Parameter.empty else p.annotation,
-            Field(p.default, description=f"{fn.__name__}'s parameter {p.name} (default {p.default!r})"),
+            Field(p.default, description=f"{fn_name(fn)}'s parameter {p.name} (default {p.default!r})"),
         )
         for p in params
     }
@@ -109,7 +118,8 @@ def checked_task_knobs(task, knobs: dict, where: str = "model") -> dict:
     try:
         return model(**knobs).model_dump()
     except ValidationError as e:
-        raise UserError(one_line(e, where, model)) from None
+        error = KnobNotTaken if getattr(task, "model_fn", None) is not None else UserError
+        raise error(one_line(e, where, model)) from None
 
 
 def checked_knobs(family: str, knobs: dict, where: str = "model") -> dict:
@@ -128,5 +138,5 @@ def default_knob(task, key: str):
     UserError when its builder has no such knob."""
     fields = knobs_model(task).model_fields
     if key not in fields:
-        raise UserError(f"the model of {task.name} has no knob {key!r} (its knobs: {', '.join(fields) or 'none'})")
+        raise KnobNotTaken(f"the model of {task.name} has no knob {key!r} (its knobs: {', '.join(fields) or 'none'})")
     return fields[key].default

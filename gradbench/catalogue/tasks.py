@@ -77,25 +77,51 @@ TASKS: Registry[Task] = Registry("task")
 
 def register_task(task: Task) -> Task:
     """Register a plugin task (a user's own data and model; examples/signal_task.py). Checked
-    here, so a mistake is one line when the plugin loads, before anything trains."""
+    here, so a mistake is one line when the plugin loads, before anything trains: its
+    functions' signatures and knobs, its defaults, its loss and metric. data_fn must be
+    deterministic (every worker process calls it; gradbench seeds torch's generator for it)."""
+    from .data_params import checked_task_data
+    from .model_knobs import checked_task_knobs, fn_name
+
     where = f"task {task.name!r}"
     if task.name in TASKS:
         raise UserError(f"{where}: registered twice (a task name is unique: rename yours)")
     if task.model_family != CUSTOM or not callable(task.data_fn) or not callable(task.model_fn):
         raise UserError(f"{where}: a plugin task has model_family={CUSTOM!r}, a callable data_fn and a model_fn")
+    if task.dataset != task.name:
+        raise UserError(f"{where}: dataset must be the task's own name ({task.name!r}) for a plugin task")
     for field_name, value, valid in (("loss", task.loss, LOSSES), ("metric", task.metric, METRICS)):
         if value not in valid:
             raise UserError(f"{where}: {field_name} {value!r} is not one of {', '.join(valid)}")
     for fn, role, first in ((task.data_fn, "data_fn", 0), (task.model_fn, "model_fn", 2)):
-        params = list(inspect.signature(fn).parameters.values())[first:]
-        bare = [p.name for p in params if p.default is inspect.Parameter.empty or p.kind != p.POSITIONAL_OR_KEYWORD]
-        if bare:
-            raise UserError(
-                f"{where}: {role} parameter(s) {', '.join(bare)} need a default (they are the task's knobs)"
-            )
-    if task.dataset != task.name:
-        raise UserError(f"{where}: dataset must be the task's own name ({task.name!r}) for a plugin task")
+        _check_signature(fn, role, first, where)
+    try:  # the task's own defaults, typed by the functions' annotations
+        checked_task_knobs(task, dict(task.model), f"{where}: model")
+        checked_task_data(task, dict(task.data), f"{where}: data")
+    except UserError:
+        raise
+    except Exception as e:  # an annotation pydantic cannot check, a name it cannot resolve
+        raise UserError(
+            f"{where}: the parameters of {fn_name(task.model_fn)} or {fn_name(task.data_fn)} "
+            f"cannot be typed: {type(e).__name__}: {e}"
+        ) from None
     return TASKS.add(task.name, task)
+
+
+def _check_signature(fn, role: str, first: int, where: str) -> None:
+    """model_fn takes (input_shape, num_outputs) first; every other parameter is a knob: a
+    keyword with a default (no *args, **kwargs or positional-only ones)."""
+    params = list(inspect.signature(fn).parameters.values())
+    leading = [p for p in params[:first] if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(leading) < first:
+        raise UserError(f"{where}: {role} must take (input_shape, num_outputs) first, then its knobs")
+    for p in params[first:]:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise UserError(f"{where}: {role} takes *{p.name} or **{p.name}; name each knob (a keyword with a default)")
+        if p.kind == p.POSITIONAL_ONLY:
+            raise UserError(f"{where}: {role} parameter {p.name} is positional-only; a knob is a keyword")
+        if p.default is inspect.Parameter.empty:
+            raise UserError(f"{where}: {role} parameter {p.name} needs a default (it is a knob of the task)")
 
 
 def priced_ms(task: str, steps: int) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..catalogue.model_knobs import checked_task_knobs
+from ..catalogue.model_knobs import KnobNotTaken, checked_task_knobs, fn_name
 from ..catalogue.strategies import STRATEGIES, Arm, apply_arm, not_applicable
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError
@@ -147,8 +147,8 @@ def _not_applicable(arm: Arm, base: RunSpec) -> str | None:
         return not_applicable(arm, task.model_family)
     try:
         checked_task_knobs(task, apply_arm(arm, base).model, "model")
-    except UserError as e:
-        return f"{task.model_fn.__name__}, the model builder of {task.name}, does not take it: {e}"
+    except KnobNotTaken as e:  # any other error is the suite's mistake, as on a built-in task
+        return f"{fn_name(task.model_fn)}, the model builder of {task.name}, does not take it: {e}"
     return None
 
 

@@ -87,8 +87,9 @@ class WSConv2d(nn.Conv2d):
 
 
 class Block(nn.Module):
-    """A hidden block. Plain: layer -> norm -> activation -> dropout. Residual (He et al.,
-    2016b, pre-activation): x + a * f(x) with the branch f = norm -> activation -> dropout ->
+    """A hidden block. Plain: layer -> norm -> activation -> dropout. Residual (the
+    pre-activation block of He et al., 2016b; the stem and each stage's first block stay
+    plain, ending with their activation): x + a * f(x) with the branch f = norm -> activation -> dropout ->
     layer, so the trunk carries x unchanged and a normalization acts inside the branch. The
     branch's layer starts at zero (zero_branches, Fixup's point), so the net starts as its
     non-residual path whatever its depth; `a` is a learnable scalar at 0 with branch_scale
@@ -148,11 +149,12 @@ def _blocks(n_in: int, n_out: int, conv: bool, stride: int, m: dict, residual_ok
     )
 
 
-def _final(m: dict, features: int, conv: bool) -> list[nn.Module]:
-    """A pre-activation residual net ends with the trunk's own norm -> activation before the
-    head (He et al., 2016b): the branches add to a trunk nothing else normalizes. A plain
-    net has none (its blocks end with their activation)."""
-    if not m["residual"]:
+def _final(layers: list[nn.Module], m: dict, features: int, conv: bool) -> list[nn.Module]:
+    """A net with pre-activation residual blocks ends with the trunk's own norm -> activation
+    before the head (He et al., 2016b): the branches add to a trunk nothing else normalizes.
+    A net without one (plain, or too shallow for a skip) has none: its blocks end with their
+    activation."""
+    if not any(isinstance(b, Block) and b.residual for b in layers):
         return []
     return [_norm(m["norm"], features, conv), ACTIVATIONS[m["activation"]]()]
 
@@ -175,7 +177,7 @@ def mlp(
     n_in = math.prod(input_shape)
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
     layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(depth - 1)]
-    net = nn.Sequential(*layers, *_final(m, width, False), nn.Linear(width, num_outputs))
+    net = nn.Sequential(*layers, *_final(layers, m, width, False), nn.Linear(width, num_outputs))
     return zero_branches(_init(net, init, activation))
 
 
@@ -206,7 +208,7 @@ def cnn(
             layers.append(_blocks(c_in, c_out, True, stride, m, residual_ok=not first))
             c_in = c_out
     net = nn.Sequential(
-        *layers, *_final(m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
+        *layers, *_final(layers, m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
     )
     return zero_branches(_init(net, init, activation))
 

@@ -162,7 +162,7 @@ def zclip(
     mode: Literal["clip", "adaptive", "mean"] = "clip",
     max_grad_norm: float = 1.0,
 ) -> RunSpec:
-    """ZClip: clip global-norm outliers by their z-score against an EMA mean and variance (Kumar et al., 2025)."""
+    """ZClip: clip global-norm outliers by their z-score against an EMA mean and variance, the norm capped at max_grad_norm as in its reference code (Kumar et al., 2025)."""
     if max_grad_norm < 0:
         raise UserError(f"zclip.max_grad_norm: must be >= 0 (0: none), got {max_grad_norm:g}")
     return spec.add_grad_hook(
@@ -200,7 +200,10 @@ class ZClip:
     ):
         self.z_thresh, self.mode, self.max_grad_norm = z_thresh, mode, max_grad_norm
         self.stats = _NormEMA(alpha, warmup_steps, eps)
-        self.threshold: torch.Tensor | None = None  # the last clip level (inf: no outlier)
+        if max_grad_norm < 0:
+            raise ValueError(f"zclip: max_grad_norm must be >= 0 (0: no cap), got {max_grad_norm}")
+        # the last clip level: the z-score level on an outlier, else max_grad_norm (inf without a cap)
+        self.threshold: torch.Tensor | None = None
 
     def __call__(self, module, optimizer) -> None:
         grads, norm = _grads_and_norm(optimizer)

@@ -70,12 +70,19 @@ def load_task_data(task, root: pathlib.Path, params: dict) -> Splits:
     train_y, val_x, val_y, test_x, test_y) with its own."""
     if task.data_fn is None:
         return load_dataset(task.dataset, root, **params)
-    key = (task.name, None, repr(sorted(params.items())))
+    from ...catalogue.data_params import checked_task_data
+
+    params = checked_task_data(task, params)  # typed as the suite checked them
+    key = ("plugin task", task.name, task.data_fn, repr(sorted(params.items())))
     with _MEMO_LOCK:
         hit = _MEMO.get(key)
         if hit is not None:
             return hit[1]
-        out = task.data_fn(**params)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):  # the same data in every process, even from torch's generator
+            torch.manual_seed(0)
+            out = task.data_fn(**params)
         num_classes = task.num_outputs if task.loss == "cross_entropy" else None
         if not isinstance(out, (tuple, list)) or len(out) not in (4, 6):
             raise UserError(
