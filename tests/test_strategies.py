@@ -860,3 +860,54 @@ def test_example_plugin_runs_in_a_suite(data, tmp_path):
         assert rec["status"] == "ok", rec["reason"]
         st = rec["stability"]
         assert st["clip_fraction"] > 0 and st["post_clip_max"] <= math.sqrt(6) * c * (1 + 1e-5)  # 6 tensors
+
+
+# --- the update rules torch does not ship, against their papers' formulas ----------------------
+def two_steps(opt_cls, grads, **kw):
+    p = nn.Parameter(torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64))
+    opt = opt_cls([p], **kw)
+    out = []
+    for g in grads:
+        p.grad = torch.tensor(g, dtype=torch.float64)
+        opt.step()
+        out.append(p.detach().clone())
+    return out
+
+
+def test_stable_adamw_is_adamw_with_per_tensor_update_clipping():
+    """Wortsman et al. (2023), Algorithm 2 and the authors' reference: debiased betas, the step
+    divided by max(1, RMS(g^2 / max(u, eps^2)) / d), decay at the full lr."""
+    from gradbench.training.update_rules import StableAdamW
+
+    lr, b1, b2, eps, wd, d = 0.1, 0.9, 0.99, 1e-6, 0.2, 1.0
+    grads = [[1.0, -1.0, 2.0], [10.0, 0.1, -30.0]]  # a spike at step 2
+    got = two_steps(StableAdamW, grads, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd, d=d)
+    theta = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    v = u = torch.zeros(3, dtype=torch.float64)
+    rms_seen = []
+    for t, g in enumerate(grads, start=1):
+        g = torch.tensor(g, dtype=torch.float64)
+        bh1, bh2 = b1 * (1 - b1 ** (t - 1)) / (1 - b1**t), b2 * (1 - b2 ** (t - 1)) / (1 - b2**t)
+        v, u = bh1 * v + (1 - bh1) * g, bh2 * u + (1 - bh2) * g * g
+        rms = float(torch.sqrt(torch.mean(g * g / torch.clamp(u, min=eps**2))))
+        rms_seen.append(rms)
+        theta = theta * (1 - lr * wd) - lr / max(1.0, rms / d) * v / (torch.sqrt(u) + eps)
+        assert torch.allclose(got[t - 1], theta, rtol=1e-12), t
+    assert rms_seen[0] == pytest.approx(1.0) and rms_seen[1] > 1.1  # the spike's step is clipped
+
+
+def test_lion_steps_by_the_sign_of_interpolated_momentum():
+    """Chen et al. (2023), Program 1."""
+    from gradbench.training.update_rules import Lion
+
+    lr, b1, b2, wd = 0.01, 0.9, 0.99, 0.1
+    grads = [[1.0, -1.0, 2.0], [-3.0, 0.5, 0.0]]
+    got = two_steps(Lion, grads, lr=lr, betas=(b1, b2), weight_decay=wd)
+    theta, m = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64), torch.zeros(3, dtype=torch.float64)
+    for t, g in enumerate(grads):
+        g = torch.tensor(g, dtype=torch.float64)
+        theta = theta - lr * (torch.sign(b1 * m + (1 - b1) * g) + wd * theta)
+        m = b2 * m + (1 - b2) * g
+        assert torch.allclose(got[t], theta, rtol=1e-12), t
+    first_step = got[0] - torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) * (1 - lr * wd)
+    assert torch.allclose(first_step, torch.tensor([-lr, lr, -lr], dtype=torch.float64))  # a fixed-size step

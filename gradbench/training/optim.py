@@ -7,6 +7,7 @@ import math
 import torch
 
 from ..core.errors import UserError
+from .update_rules import Lion, StableAdamW
 
 # name -> (class, the keyword arguments the spec may set besides lr)
 OPTIMIZERS = {
@@ -16,6 +17,8 @@ OPTIMIZERS = {
     "adagrad": (torch.optim.Adagrad, ("eps", "weight_decay", "lr_decay")),
     "adadelta": (torch.optim.Adadelta, ("rho", "eps", "weight_decay")),
     "rmsprop": (torch.optim.RMSprop, ("alpha", "eps", "momentum", "weight_decay")),
+    "stable_adamw": (StableAdamW, ("betas", "eps", "weight_decay", "d")),
+    "lion": (Lion, ("betas", "weight_decay")),
 }
 
 

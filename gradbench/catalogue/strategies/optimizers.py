@@ -67,3 +67,15 @@ def adadelta(spec: RunSpec, lr: float = 1.0) -> RunSpec:
 def rmsprop(spec: RunSpec, lr: float = 1e-3, alpha: float = 0.99) -> RunSpec:
     """RMSprop, gradient divided by an EMA of its square (Tieleman & Hinton, 2012)."""
     return _use(spec, "rmsprop", lr, alpha=alpha)
+
+
+@strategy(family="optimizers", slot="optimizer", tune="d")
+def stable_adamw(spec: RunSpec, lr: float = 1e-3, weight_decay: float = 0.2, d: float = 1.0) -> RunSpec:
+    """StableAdamW: AdamW with Adafactor's update clipping per tensor, betas (0.9, 0.99) (Wortsman et al., 2023)."""
+    return _use(spec, "stable_adamw", lr, betas=[0.9, 0.99], eps=1e-6, weight_decay=weight_decay, d=d)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def lion(spec: RunSpec, lr: float = 1e-4, weight_decay: float = 0.0) -> RunSpec:
+    """Lion: the sign of interpolated momentum, betas (0.9, 0.99), lr a tenth of AdamW's (Chen et al., 2023)."""
+    return _use(spec, "lion", lr, betas=[0.9, 0.99], weight_decay=weight_decay)
