@@ -53,7 +53,7 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float, float]:
     return p, max(0.0, center - half), min(1.0, center + half)
 
 
-def response(by_level: pd.DataFrame, meta: dict, chosen: float | None, failed_at_chosen: pd.Series | None) -> dict:
+def response(by_level: pd.DataFrame, meta: dict, failed_at_chosen: pd.Series | None) -> dict:
     """The learning-rate response of one (task, strategy): from its per-level results on the
     grid (runs.level_results' columns), and which of its runs at the chosen configuration
     failed (None without a chosen one)."""
@@ -75,7 +75,7 @@ def response(by_level: pd.DataFrame, meta: dict, chosen: float | None, failed_at
     scale = abs(target - chance) if target is not None and chance is not None else math.nan
     sensitivity = float(np.mean([sign * (best - means[lr]) for lr in levels]) / scale) if scale else math.nan
 
-    if chosen is None or failed_at_chosen is None:
+    if failed_at_chosen is None:
         k = n = 0
         p, p_lo, p_hi = math.nan, math.nan, math.nan
     else:

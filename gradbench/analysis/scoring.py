@@ -263,7 +263,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         levels=len(levels),
     )
     if choice is None:  # no configuration where a seed learned: scored as failed, at chance, never dropped
-        row.update(lr_response.response(levels, meta, None, None))
+        row.update(lr_response.response(levels, meta, None))
         row.update(steps_to_target=math.inf, accuracy=chance, accuracy_lo=chance, accuracy_hi=chance)
         seeds = sorted(set(scored["seed"]))
         return row, {s: chance for s in seeds}
@@ -279,7 +279,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     seed_test = test.groupby(final["seed"]).mean()  # one value per seed
     acc, lo, hi = t_interval(seed_test.to_numpy())
     declared = grid["params"].iloc[0] if not grid.empty else choice.params
-    row.update(lr_response.response(levels, meta, choice.lr_mult, final_failed))
+    row.update(lr_response.response(levels, meta, final_failed))
     row.update(
         chosen_lr_mult=choice.lr_mult,
         chosen_params=changed_params(choice, json.loads(declared)),

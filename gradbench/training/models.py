@@ -159,48 +159,25 @@ def _final(layers: list[nn.Module], m: dict, features: int, conv: bool) -> list[
     return [_norm(m["norm"], features, conv), ACTIVATIONS[m["activation"]]()]
 
 
-def mlp(
-    input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init, weight_std
-) -> nn.Module:
-    """`depth` hidden layers of `width` units; residual skips join equal-width hidden layers."""
-    m = dict(
-        depth=depth,
-        width=width,
-        activation=activation,
-        norm=norm,
-        residual=residual,
-        branch_scale=branch_scale,
-        dropout=dropout,
-        init=init,
-        weight_std=weight_std,
-    )
-    n_in = math.prod(input_shape)
+def mlp(input_shape, num_outputs, **m) -> nn.Module:
+    """`depth` hidden layers of `width` units; residual skips join equal-width hidden layers.
+    `m`: the family's checked knobs (catalogue/model_knobs.py), all of them."""
+    width, n_in = m["width"], math.prod(input_shape)
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
-    layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(depth - 1)]
+    layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(m["depth"] - 1)]
     net = nn.Sequential(*layers, *_final(layers, m, width, False), nn.Linear(width, num_outputs))
-    return zero_branches(_init(net, init, activation))
+    return zero_branches(_init(net, m["init"], m["activation"]))
 
 
-def cnn(
-    input_shape, num_outputs, *, depth, width, activation, norm, residual, branch_scale, dropout, init, weight_std
-) -> nn.Module:
+def cnn(input_shape, num_outputs, **m) -> nn.Module:
     """`depth` 3x3 convs in three stages of width, 2*width, 4*width channels, stride 2 between
-    stages, global average pooling and a linear head (no normalization or skips by default)."""
-    m = dict(
-        depth=depth,
-        width=width,
-        activation=activation,
-        norm=norm,
-        residual=residual,
-        branch_scale=branch_scale,
-        dropout=dropout,
-        init=init,
-        weight_std=weight_std,
-    )
+    stages, global average pooling and a linear head (no normalization or skips by default).
+    `m`: the family's checked knobs (catalogue/model_knobs.py), all of them."""
+    depth = m["depth"]
     per_stage = [depth // 3 + (1 if i < depth % 3 else 0) for i in range(3)]
     layers, c_in = [], input_shape[0]
     for stage, n in enumerate(per_stage):
-        c_out = width * 2**stage
+        c_out = m["width"] * 2**stage
         for i in range(n):
             first = i == 0
             stride = 2 if first and stage > 0 else 1
@@ -210,7 +187,7 @@ def cnn(
     net = nn.Sequential(
         *layers, *_final(layers, m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
     )
-    return zero_branches(_init(net, init, activation))
+    return zero_branches(_init(net, m["init"], m["activation"]))
 
 
 def forget_bias_one(lstm: nn.LSTM) -> None:

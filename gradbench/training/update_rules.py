@@ -11,7 +11,27 @@ from __future__ import annotations
 import torch
 
 
-class StableAdamW(torch.optim.Optimizer):
+class _PerTensorRule(torch.optim.Optimizer):
+    """step() runs the closure, then `update` on each parameter that has a gradient, with its
+    state and its group's hyperparameters (foreach is accepted and ignored: one loop)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, self.state[p], group)
+        return loss
+
+    def update(self, p: torch.Tensor, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
+
+class StableAdamW(_PerTensorRule):
     """Per tensor, at step t (from 1), gradient g:
         b1 = beta1 (1 - beta1^(t-1)) / (1 - beta1^t), b2 likewise (the debiased betas)
         v <- b1 v + (1 - b1) g;  u <- b2 u + (1 - b2) g^2
@@ -22,37 +42,24 @@ class StableAdamW(torch.optim.Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.99), eps=1e-6, weight_decay=0.2, d=1.0, foreach=None):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, d=d))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, eps, wd, d = group["lr"], group["eps"], group["weight_decay"], group["d"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["v"] = torch.zeros_like(p)
-                    state["u"] = torch.zeros_like(p)
-                state["step"] += 1
-                t, g, v, u = state["step"], p.grad, state["v"], state["u"]
-                b1 = beta1 * (1 - beta1 ** (t - 1)) / (1 - beta1**t)
-                b2 = beta2 * (1 - beta2 ** (t - 1)) / (1 - beta2**t)
-                v.mul_(b1).add_(g, alpha=1 - b1)
-                u.mul_(b2).addcmul_(g, g, value=1 - b2)
-                rms = (g.pow(2) / u.clamp_min(eps**2)).mean().sqrt()
-                scale = lr / torch.clamp(rms / d, min=1.0)  # a tensor: no host sync
-                p.mul_(1 - lr * wd)
-                p.sub_(scale * v / (u.sqrt() + eps))
-        return loss
+    def update(self, p, state, group):
+        beta1, beta2 = group["betas"]
+        lr, eps, wd, d = group["lr"], group["eps"], group["weight_decay"], group["d"]
+        if not state:
+            state.update(step=0, v=torch.zeros_like(p), u=torch.zeros_like(p))
+        state["step"] += 1
+        t, g, v, u = state["step"], p.grad, state["v"], state["u"]
+        b1 = beta1 * (1 - beta1 ** (t - 1)) / (1 - beta1**t)
+        b2 = beta2 * (1 - beta2 ** (t - 1)) / (1 - beta2**t)
+        v.mul_(b1).add_(g, alpha=1 - b1)
+        u.mul_(b2).addcmul_(g, g, value=1 - b2)
+        rms = (g.pow(2) / u.clamp_min(eps**2)).mean().sqrt()
+        scale = lr / torch.clamp(rms / d, min=1.0)  # a tensor: no host sync
+        p.mul_(1 - lr * wd)
+        p.sub_(scale * v / (u.sqrt() + eps))
 
 
-class Lion(torch.optim.Optimizer):
+class Lion(_PerTensorRule):
     """Per parameter, gradient g, momentum m:
     theta <- theta - lr (sign(beta1 m + (1 - beta1) g) + wd theta)
     m <- beta2 m + (1 - beta2) g"""
@@ -60,20 +67,10 @@ class Lion(torch.optim.Optimizer):
     def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0, foreach=None):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, wd = group["lr"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                m = self.state[p].setdefault("m", torch.zeros_like(p))
-                update = (beta1 * m + (1 - beta1) * p.grad).sign_()
-                p.sub_(lr * (update + wd * p))
-                m.mul_(beta2).add_(p.grad, alpha=1 - beta2)
-        return loss
+    def update(self, p, state, group):
+        beta1, beta2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
+        m = state.setdefault("m", torch.zeros_like(p))
+        direction = (beta1 * m + (1 - beta1) * p.grad).sign_()
+        p.sub_(lr * (direction + wd * p))
+        m.mul_(beta2).add_(p.grad, alpha=1 - beta2)

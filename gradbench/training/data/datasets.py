@@ -11,7 +11,7 @@ from collections.abc import Callable
 from ...core.errors import UserError, unknown
 from .adding import make_adding
 from .files import _cifar_paths, _mnist_paths, load_cifar10, load_mnist
-from .splits import Splits, make_splits
+from .splits import Splits, fingerprint, make_splits
 
 DATASETS = ("mnist", "cifar10", "adding")
 
@@ -98,8 +98,6 @@ def load_task_data(task, root: pathlib.Path, params: dict) -> Splits:
 
 
 def _given_splits(name: str, out, num_classes) -> Splits:
-    from .splits import fingerprint
-
     keys = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
     parts = dict(zip(keys, out))
     return Splits(
