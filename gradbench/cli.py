@@ -329,7 +329,7 @@ FAMILY_ORDER = (
 
 def cmd_list(args) -> int:
     from .catalogue.plugins import load_entry_points
-    from .catalogue.strategies import STRATEGIES
+    from .catalogue.strategies import MODEL_FAMILIES, STRATEGIES
     from .catalogue.tasks import TASKS
 
     load_entry_points()
@@ -350,7 +350,7 @@ def cmd_list(args) -> int:
         print(f"  {family}:")
         for n in members:
             s = STRATEGIES.get(n)
-            where = "" if set(s.applies_to) == {"mlp", "cnn", "rnn"} else f" [{'/'.join(s.applies_to)} only]"
+            where = "" if set(s.applies_to) == set(MODEL_FAMILIES) else f" [{'/'.join(s.applies_to)} only]"
             print(f"    {n:<14} {s.description}{where}")
     if not tasks and not names:
         raise UserError(f"nothing matches {args.pattern!r}")
@@ -359,15 +359,17 @@ def cmd_list(args) -> int:
 
 def cmd_data(args) -> int:
     from .training.data import DATASETS, describe, download, resolve_data_root
+    from .training.data.datasets import GENERATED
 
     root = resolve_data_root(args.data)
     if args.action == "download":
-        download([d for d in DATASETS if d != "adding"], root)
+        download([d for d in DATASETS if d not in GENERATED], root)
     rows = describe(root)
     print(f"data root: {root}")
     for name, status, where in rows:
         print(f"  {name:<8} {status:<10} {where}")
-    print("  adding   generated  (synthetic, from the seed; nothing to download)")
+    for name in GENERATED:
+        print(f"  {name:<8} generated  (synthetic, from the seed; nothing to download)")
     if any(status != "ok" for _, status, _ in rows):
         print(
             "missing data: 'gradbench data download' (needs the 'vision' extra and internet), "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job: run the quick suite on real MNIST, CIFAR-10 and the adding problem, then
+# The main job: run the quick suite on real MNIST, CIFAR-10, the adding problem and recall, then
 # write the leaderboard. Sets up ./.venv and the data on first use. Extra arguments go to
 # 'gradbench run' (e.g. --results PATH, --leaderboard DIR, --workers 1).
 set -euo pipefail

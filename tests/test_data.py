@@ -424,12 +424,46 @@ def test_real_mnist_sizes_and_first_labels():
     assert len(s.train_y) == 55000 and len(s.val_y) == 5000 and len(s.test_y) == 10000
 
 
-def test_the_adding_generators_defaults_are_the_typed_parameters():
+@pytest.mark.parametrize("name", ["adding", "recall"])
+def test_the_generators_defaults_are_the_typed_parameters(name):
     """catalogue/data_params.py declares what a suite may set; the generator's own defaults
     must be the same values, or a suite and a direct call would build different data."""
     import inspect
 
-    from gradbench.catalogue.data_params import AddingDataParams
+    from gradbench.catalogue.data_params import DATA_PARAMS
+    from gradbench.training.data.datasets import GENERATED
 
-    defaults = {k: p.default for k, p in inspect.signature(data.make_adding).parameters.items()}
-    assert defaults == AddingDataParams().model_dump()
+    defaults = {k: p.default for k, p in inspect.signature(GENERATED[name]).parameters.items()}
+    assert defaults == DATA_PARAMS[name]().model_dump()
+
+
+def test_recall_sequences_hold_distinct_keys_and_the_query_names_the_value_that_followed_it():
+    a = data.make_recall(pairs=5, keys=7, values=3, n_train=40, n_val=6, n_test=8, seed=2)
+    b = data.make_recall(pairs=5, keys=7, values=3, n_train=40, n_val=6, n_test=8, seed=2)
+    assert a.fingerprint == b.fingerprint != data.make_recall(pairs=5, keys=7, values=3, seed=3).fingerprint
+    assert a.name == "recall" and a.num_classes == 3 and a.input_shape == (11, 10)
+    for x, y, n in ((a.train_x, a.train_y, 40), (a.val_x, a.val_y, 6), (a.test_x, a.test_y, 8)):
+        assert x.shape == (n, 11) and y.shape == (n,) and x.dtype == y.dtype == torch.int64
+        keys, values, query = x[:, 0:-1:2], x[:, 1:-1:2], x[:, -1]
+        assert ((keys >= 0) & (keys < 7)).all() and ((values >= 7) & (values < 10)).all()
+        assert all(len(set(row.tolist())) == 5 for row in keys)  # distinct keys in a sequence
+        where = (keys == query[:, None]).int().argmax(1)
+        assert (keys[torch.arange(n), where] == query).all()
+        assert torch.equal(values[torch.arange(n), where] - 7, y)
+    with pytest.raises(UserError, match="pairs"):
+        data.make_recall(pairs=8, keys=4)
+
+
+@pytest.mark.parametrize("task_name", ["adding_rnn", "recall_transformer"])
+def test_a_generated_tasks_chance_is_the_best_constant_predictor_on_its_test_set(task_name):
+    """adding: the test targets' variance (the MSE of predicting their mean); recall: the share
+    of the most common value (the accuracy of always naming it)."""
+    from gradbench.catalogue.tasks import TASKS
+
+    task = TASKS.get(task_name)
+    s = data.load_dataset(task.dataset, REPO / "data", **task.data)
+    if task.metric == "mse":
+        best = float(s.test_y.var(unbiased=False))
+    else:
+        best = float(torch.bincount(s.test_y).max()) / len(s.test_y)
+    assert task.chance == pytest.approx(best, abs=5e-5)

@@ -24,10 +24,21 @@ class AddingDataParams(Strict):
     seed: int = Field(1234, description="the generator's seed (fixed: every run sees the same data)")
 
 
+class RecallDataParams(Strict):
+    pairs: int = Field(8, ge=1, description="key-value pairs before the query (sequence length 2 pairs + 1)")
+    keys: int = Field(16, ge=1, description="key tokens (at least pairs: a sequence's keys are distinct)")
+    values: int = Field(16, ge=1, description="value tokens, the classes")
+    n_train: int = Field(50000, ge=1, description="training sequences")
+    n_val: int = Field(2000, ge=1, description="validation sequences")
+    n_test: int = Field(2000, ge=1, description="test sequences")
+    seed: int = Field(1234, description="the generator's seed (fixed: every run sees the same data)")
+
+
 DATA_PARAMS: dict[str, type[Strict]] = {
     "mnist": ImageDataParams,
     "cifar10": ImageDataParams,
     "adding": AddingDataParams,
+    "recall": RecallDataParams,
 }
 
 

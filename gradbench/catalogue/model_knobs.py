@@ -13,9 +13,9 @@ import inspect
 import typing
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
-from ..core.errors import UserError
+from ..core.errors import NotApplicable, UserError
 from ..core.settings import Strict
 from ..core.validation import one_line
 
@@ -76,10 +76,29 @@ class RNNKnobs(Strict):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout between stacked layers (depth > 1)")
 
 
-KNOBS: dict[str, type[Strict]] = {"mlp": MLPKnobs, "cnn": CNNKnobs, "rnn": RNNKnobs}
+class TransformerKnobs(Strict):
+    """A decoder-only pre-LayerNorm Transformer that classifies from its last position."""
+
+    depth: int = Field(2, ge=1, description="Transformer blocks (attention, then MLP)")
+    width: int = Field(64, ge=1, description="model width; a multiple of heads")
+    heads: int = Field(4, ge=1, description="attention heads")
+    activation: Activation = Field("gelu", description="the MLP's nonlinearity")
+    norm: Literal["layer", "none"] = Field("layer", description="LayerNorm before attention, MLP and head (pre-LN)")
+    qk_norm: bool = Field(False, description="LayerNorm over each head's queries and keys (QK-LayerNorm)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the attention and MLP outputs")
+    init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self):
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
+        return self
 
 
-class KnobNotTaken(UserError):
+KNOBS: dict[str, type[Strict]] = {"mlp": MLPKnobs, "cnn": CNNKnobs, "rnn": RNNKnobs, "transformer": TransformerKnobs}
+
+
+class KnobNotTaken(NotApplicable):
     """A plugin task's builder does not take a knob, or a value of it: for a strategy that
     sets it, the strategy is n/a on that task (suite/expand.py), not a mistake in the suite."""
 

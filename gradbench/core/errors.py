@@ -10,6 +10,11 @@ class UserError(Exception):
     """Bad input (config, data, plugin, results file). The message names the field and the fix."""
 
 
+class NotApplicable(UserError):
+    """A strategy that does not fit a task (a knob its model lacks, a loss it cannot act on):
+    expansion records the arm as n/a there with this reason, not as the suite's mistake."""
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for the closest choices, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)

@@ -71,6 +71,9 @@ class Stability(Part):
     diverged_at_step: int | None
     max_loss_ratio: Number
     grad_norm_curve: Curve = Field(description="[[step, max pre-clip norm in the bucket], ...], at most 200 points")
+    # models that tell their largest attention logit (the transformer family) only
+    attn_logit_max: Number | None = Field(None, description="the largest attention logit over the run")
+    attn_logit_curve: Curve | None = Field(None, description="[[step, max attention logit in the bucket], ...]")
 
 
 class Timings(Part):

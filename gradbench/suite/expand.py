@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..catalogue.model_knobs import KnobNotTaken, checked_task_knobs, fn_name
 from ..catalogue.strategies import STRATEGIES, Arm, apply_arm, not_applicable
 from ..catalogue.tasks import TASKS
-from ..core.errors import UserError
+from ..core.errors import NotApplicable, UserError
 from ..core.spec import RunSpec
 from .config import Suite
 
@@ -144,12 +144,18 @@ def _not_applicable(arm: Arm, base: RunSpec) -> str | None:
     the builder does not take, or a value it does not allow, is n/a there with that reason."""
     task = TASKS.get(base.task)
     if task.model_fn is None:
-        return not_applicable(arm, task.model_family)
+        reason = not_applicable(arm, task.model_family)
+        if reason:
+            return reason
     try:
-        checked_task_knobs(task, apply_arm(arm, base).model, "model")
-    except KnobNotTaken as e:  # any other error is the suite's mistake, as on a built-in task
+        spec = apply_arm(arm, base)
+        if task.model_fn is not None:
+            checked_task_knobs(task, spec.model, "model")
+    except KnobNotTaken as e:
         return f"{fn_name(task.model_fn)}, the model builder of {task.name}, does not take it: {e}"
-    return None
+    except NotApplicable as e:  # a strategy that says it does not fit this task (z_loss on an mse loss)
+        return str(e)
+    return None  # any other error is the suite's mistake: _applied raises it
 
 
 def _applied(arm: Arm, base: RunSpec, task_name: str) -> RunSpec:

@@ -1,4 +1,4 @@
-"""The three model families, each with the knobs strategies turn.
+"""The model families, each with the knobs strategies turn (the transformer: transformer.py).
 
 Defaults are deliberately plain (no normalization, no skips) so the tasks can be tuned to
 explode; strategies switch on what mitigates it. The knobs, their defaults and valid values
@@ -7,6 +7,8 @@ are declared once, in catalogue/model_knobs.py:
              dropout, init, weight_std (Scaled Weight Standardization of the hidden layers)
   rnn:       cell (rnn/lstm/gru), hidden, activation (tanh/relu, vanilla cell only),
              recurrent_gain (orthogonal recurrent weights times this gain), init
+  transformer: depth, width, heads, activation (the MLP's), norm (pre-LN or none),
+             qk_norm, dropout, init
 """
 
 from __future__ import annotations
@@ -262,12 +264,20 @@ def rnn(
 
 
 def _init(net: nn.Module, init: str, activation: str) -> nn.Module:
-    """Re-initialize weight matrices/kernels; biases to zero. "default" keeps PyTorch's."""
+    """Re-initialize the hidden layers' weight matrices/kernels, their biases to zero;
+    "default" keeps PyTorch's. The output layer (the net's last nn.Linear) keeps PyTorch's
+    default, as torchvision's ResNet does: He's gain suits a layer whose units feed a ReLU,
+    and a head drawn with it starts the logits so large that a 9-conv net's step-0 loss
+    reaches 4 (ln 10 = 2.30 is a uniform guess)."""
     if init == "default":
         return net
     nonlin = {"relu": "relu", "leaky_relu": "leaky_relu"}.get(activation, "linear")
+    head = [m for m in net.modules() if isinstance(m, nn.Linear)][-1:]
+    keep = {id(p) for m in head for p in m.parameters()}
     with torch.no_grad():
         for name, p in net.named_parameters():
+            if id(p) in keep:
+                continue
             if p.dim() < 2:
                 if name.endswith("bias"):
                     p.zero_()
@@ -281,15 +291,23 @@ def _init(net: nn.Module, init: str, activation: str) -> nn.Module:
     return net
 
 
-BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn}
+def _transformer(input_shape, num_outputs, **m) -> nn.Module:
+    from .transformer import transformer  # it builds on this module's activations and _init
+
+    return transformer(input_shape, num_outputs, **m)
 
 
-def build_task_model(task, input_shape, knobs: dict) -> nn.Module:
-    """The task's model: its family's (build_model), or a plugin task's own builder called with
-    its checked knobs."""
+BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": _transformer}
+
+
+def build_task_model(task, splits, knobs: dict) -> nn.Module:
+    """The task's model for its data: its family's (build_model), or a plugin task's own
+    builder called with its checked knobs. A classifier has one output per class of the data
+    (a dataset parameter may set them, as recall's `values`); a regressor the task's outputs."""
+    num_outputs = splits.num_classes or task.num_outputs
     if task.model_fn is None:
-        return build_model(task.model_family, input_shape, task.num_outputs, knobs)
-    return task.model_fn(input_shape, task.num_outputs, **checked_task_knobs(task, knobs))
+        return build_model(task.model_family, splits.input_shape, num_outputs, knobs)
+    return task.model_fn(splits.input_shape, num_outputs, **checked_task_knobs(task, knobs))
 
 
 def build_model(family: str, input_shape, num_outputs: int, knobs: dict) -> nn.Module:

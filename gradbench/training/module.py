@@ -28,6 +28,7 @@ class BenchModule(LeanSetattr, L.LightningModule):
         self.test_metric: float | None = None
         self._sums = None
         self.has_penalty = bool(spec.loss_terms.get("l1") or spec.loss_terms.get("l2"))
+        self.z_loss = float(spec.loss_terms.get("z_loss", 0.0))
 
     # set every step, and neither a parameter, buffer nor submodule (lightning_compat.LeanSetattr)
     _plain_attributes = LeanSetattr._plain_attributes | {"last_loss"}
@@ -64,8 +65,11 @@ class BenchModule(LeanSetattr, L.LightningModule):
     @precomputed_signature  # Lightning reads it every step: about 1% of an MNIST step
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self._loss(self(x), y)
+        out = self(x)
+        loss = self._loss(out, y)
         self.last_loss = loss.detach()
+        if self.z_loss:  # z-loss: coeff * log(Z)^2, Z the softmax's normalizer (PaLM, Chowdhery et al., 2022)
+            loss = loss + self.z_loss * torch.logsumexp(out.float(), dim=-1).pow(2).mean()
         # no `loss + 0.0` when there is no penalty: one autograd node fewer per step
         return loss + self._penalty() if self.has_penalty else loss
 

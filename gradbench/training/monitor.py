@@ -75,6 +75,7 @@ class StabilityMonitor(L.Callback):
         self._loss_limit: float | None = None  # loss_blowup x the step-0 loss, once _check has read it
         self._lrs: list[float] = []
         self._pending: list[list[torch.Tensor]] = []  # [loss, pre, post] of steps not yet read
+        self._attn: list[torch.Tensor] = []  # the model's largest attention logit per step, if it tells
         self._rows: list[tuple[float, float, float]] = []  # the same, read (float32 values)
         self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
@@ -94,6 +95,10 @@ class StabilityMonitor(L.Callback):
         self._world_size = trainer.world_size
         self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
         self._nan = torch.tensor(float("nan"), device=dev)
+        # a model that tells its largest attention logit (training/transformer.py; a user's own
+        # model with the same property): recorded every step, the growth attention instability shows
+        model = getattr(pl_module, "model", pl_module)
+        self._attn_of = model if hasattr(type(model), "attention_logit_max") else None
 
     @_clocked
     def on_train_end(self, trainer, pl_module):
@@ -116,8 +121,13 @@ class StabilityMonitor(L.Callback):
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
         while len(self._rows) + len(self._pending) < step:  # a step this hook did not see stays NaN
             self._pending.append([self._nan] * 3)
+            if self._attn_of is not None:
+                self._attn.append(self._nan)
         # with clipping, POST is replaced after the step by the clipped norm
         self._pending.append([loss, total, total])
+        if self._attn_of is not None:
+            value = self._attn_of.attention_logit_max
+            self._attn.append(self._nan if value is None else value)
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
         if step % self.cfg["layer_every"] == 0:
@@ -211,20 +221,41 @@ class StabilityMonitor(L.Callback):
         self._read_pending()
         return np.array(self._rows[: self.steps], dtype=np.float64).reshape(-1, 3)
 
+    def attention_logits(self) -> np.ndarray | None:
+        """The largest attention logit per recorded step, or None for a model that does not tell it."""
+        if self._attn_of is None:
+            return None
+        return (
+            torch.stack(self._attn[: self.steps]).float().cpu().numpy().astype(np.float64)
+            if self._attn
+            else np.zeros(0)
+        )
+
     def summary(self) -> dict:
-        return summarize(self.series(), clipping=self.clipping, diverged_at=self.diverged_at, cfg=self.cfg)
+        return summarize(
+            self.series(),
+            clipping=self.clipping,
+            diverged_at=self.diverged_at,
+            cfg=self.cfg,
+            attention=self.attention_logits(),
+        )
 
     def write_series(self) -> str | None:
-        """steps.csv (step, loss, grad_norm, grad_norm_clipped, lr) and layers.csv; returns the dir."""
+        """steps.csv (step, loss, grad_norm, grad_norm_clipped, lr[, attn_logit_max]) and
+        layers.csv; returns the dir."""
         if self.series_dir is None:
             return None
         self.series_dir.mkdir(parents=True, exist_ok=True)
         data = self.series()
         with open(self.series_dir / "steps.csv", "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["step", "loss", "grad_norm", "grad_norm_clipped", "lr"])
+            attention = self.attention_logits()
+            w.writerow(
+                ["step", "loss", "grad_norm", "grad_norm_clipped", "lr"] + ["attn_logit_max"] * (attention is not None)
+            )
             for i, (loss, pre, post) in enumerate(data):
-                w.writerow([i, f"{loss:.6g}", f"{pre:.6g}", f"{post:.6g}", f"{self._lrs[i]:.6g}"])
+                extra = [f"{attention[i]:.6g}"] if attention is not None else []
+                w.writerow([i, f"{loss:.6g}", f"{pre:.6g}", f"{post:.6g}", f"{self._lrs[i]:.6g}", *extra])
         with open(self.series_dir / "layers.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["step", "param", "grad_norm", "update_ratio"])
@@ -245,9 +276,15 @@ def _finite_flag(params) -> torch.Tensor:
 
 
 def summarize(
-    series: np.ndarray, clipping: bool, diverged_at: int | None, cfg: dict | None = None, curve_points: int = 200
+    series: np.ndarray,
+    clipping: bool,
+    diverged_at: int | None,
+    cfg: dict | None = None,
+    curve_points: int = 200,
+    attention: np.ndarray | None = None,
 ) -> dict:
-    """The `stability` block of a record from a (steps x [loss, pre, post]) series.
+    """The `stability` block of a record from a (steps x [loss, pre, post]) series, and the
+    per-step largest attention logit of a model that tells it (else no attention keys).
 
     Percentiles and max are over finite pre-clip norms; a step counts as clipped when its
     post-clip norm is below the pre-clip norm (relative tolerance 1e-6).
@@ -264,7 +301,7 @@ def summarize(
     def q(p):
         return _num(np.percentile(fin_pre, p)) if len(fin_pre) else None
 
-    return {
+    out = {
         "grad_norm_p50": q(50),
         "grad_norm_p90": q(90),
         "grad_norm_p99": q(99),
@@ -278,6 +315,11 @@ def summarize(
         "max_loss_ratio": _num(fin_loss.max() / loss0) if loss0 and len(fin_loss) else None,
         "grad_norm_curve": downsample_max(pre, curve_points),
     }
+    if attention is not None:
+        finite = attention[np.isfinite(attention)]
+        out["attn_logit_max"] = _num(finite.max()) if len(finite) else None
+        out["attn_logit_curve"] = downsample_max(attention, curve_points)
+    return out
 
 
 def count_loss_spikes(loss: np.ndarray, factor: float, window: int, min_history: int = 10) -> int:

@@ -161,7 +161,7 @@ def run_one(
         splits = load_task_data(task, data_root, spec.data)
         record["data"]["fingerprint"] = splits.fingerprint
         torch.manual_seed(spec.seed)  # same seed + same architecture -> same initial weights
-        model = build_task_model(task, splits.input_shape, spec.model)
+        model = build_task_model(task, splits, spec.model)
         module = BenchModule(spec, task, model)
         dm = TensorDataModule(
             splits, spec.batch_size, seed=spec.seed, augment=task.augment, eval_batch_size=task.eval_batch_size

@@ -51,7 +51,7 @@ def _factor(name: str, factor: float) -> float:
     return factor
 
 
-@strategy(family="architecture", applies_to=FF, slot="depth")
+@strategy(family="architecture", applies_to=(*FF, "transformer"), slot="depth")
 def shallower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
     """Fewer layers: depth x factor, at least 1 (a shorter backward path; Bengio et al., 1994)."""
     return spec.with_model(depth=max(1, int(_knob(spec, "depth") * _factor("shallower", factor))))
@@ -59,7 +59,11 @@ def shallower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
 
 @strategy(family="architecture", applies_to=ANY, slot="width")
 def narrower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
-    """Fewer units: width (cnn: base channels; rnn: hidden size) x factor, at least 1 (a smaller model, fewer large weights)."""
+    """Fewer units: width (cnn: base channels; rnn: hidden size; transformer: a multiple of its heads) x factor (a smaller model, fewer large weights)."""
     f = _factor("narrower", factor)
-    key = "hidden" if TASKS.get(spec.task).model_family == "rnn" and not spec.model.get("width") else "width"
+    family = TASKS.get(spec.task).model_family
+    key = "hidden" if family == "rnn" and not spec.model.get("width") else "width"
+    if family == "transformer":  # the width stays a multiple of the heads
+        heads = _knob(spec, "heads")
+        return spec.with_model(width=max(heads, int(_knob(spec, "width") * f) // heads * heads))
     return spec.with_model(**{key: max(1, int(_knob(spec, key) * f))})

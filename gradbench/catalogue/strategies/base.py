@@ -18,7 +18,7 @@ from ...core.errors import UserError, did_you_mean
 from ...core.registry import Registry
 from ...core.spec import RunSpec
 
-MODEL_FAMILIES = ("mlp", "cnn", "rnn")
+MODEL_FAMILIES = ("mlp", "cnn", "rnn", "transformer")
 ANY = MODEL_FAMILIES
 
 

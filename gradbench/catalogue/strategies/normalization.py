@@ -4,6 +4,7 @@ Scaled Weight Standardization of the conv kernels (model knob `weight_std`).
 batchnorm, layernorm and groupnorm share the slot "normalization" (a layer has one norm).
 weight_std standardizes the weights, not the activations: it has its own slot, so it
 composes with a norm (Qiao et al. pair it with GroupNorm: `groupnorm+weight_std`).
+qk_norm is the transformer's: it normalizes attention's queries and keys, not a layer's output.
 """
 
 from ...core.spec import RunSpec
@@ -34,3 +35,9 @@ def groupnorm(spec: RunSpec) -> RunSpec:
 def weight_std(spec: RunSpec) -> RunSpec:
     """Scaled Weight Standardization of conv kernels with a learnable gain (Qiao et al., 2019; Brock et al., 2021a, NF-Nets)."""
     return spec.with_model(weight_std=True)
+
+
+@strategy(family="normalization", applies_to=("transformer",), slot="qk norm")
+def qk_norm(spec: RunSpec) -> RunSpec:
+    """QK-LayerNorm: LayerNorm over each head's queries and keys before their product (Dehghani et al., 2023; Wortsman et al., 2023)."""
+    return spec.with_model(qk_norm=True)

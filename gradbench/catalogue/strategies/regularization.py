@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import torch
 
-from ...core.errors import UserError
+from ...core.errors import NotApplicable, UserError
 from ...core.spec import RunSpec
 from ..foreach import scale_
 from ..grad_hooks import grad_hook
+from ..tasks import TASKS
 from .base import strategy
 
 
@@ -61,9 +62,20 @@ def l1(spec: RunSpec, coeff: float = 1e-5) -> RunSpec:
     return spec.with_loss_terms(l1=coeff)
 
 
-@strategy(family="regularization", applies_to=("mlp", "cnn"), slot="dropout")
+@strategy(family="regularization", applies_to=("mlp", "cnn", "transformer"), slot="dropout")
 def dropout(spec: RunSpec, p: float = 0.1) -> RunSpec:
     """Dropout with probability p after every hidden activation, active in training only (Srivastava et al., 2014)."""
     if not 0 <= p < 1:
         raise UserError(f"dropout.p: must be in [0, 1), got {p:g}")
     return spec.with_model(dropout=p)
+
+
+@strategy(family="regularization", tune="coeff")
+def z_loss(spec: RunSpec, coeff: float = 1e-4) -> RunSpec:
+    """z-loss: loss + coeff * log(Z)^2, Z the softmax normalizer, so the output logits cannot drift (Chowdhery et al., 2022; Wortsman et al., 2023)."""
+    task = TASKS.get(spec.task)
+    if task.loss != "cross_entropy":
+        raise NotApplicable(f"z_loss acts on softmax logits; {task.name} has a {task.loss} loss")
+    if coeff < 0:
+        raise UserError(f"z_loss.coeff: must be >= 0, got {coeff:g}")
+    return spec.with_loss_terms(z_loss=coeff)

@@ -3,6 +3,7 @@
 splits.py      Splits, the fixed validation carve-out and the fingerprint
 files.py       MNIST (IDX) and CIFAR-10 (pickle batches) readers, and which are present
 adding.py      the adding problem, generated
+recall.py      associative recall, generated
 datasets.py    datasets by name, each loaded once per process; the data root
 download.py    torchvision downloads (optional extra)
 datamodule.py  batching, augmentation, the LightningDataModule
@@ -29,6 +30,7 @@ from .files import (
     load_mnist,
     read_idx,
 )
+from .recall import make_recall
 from .splits import Splits
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "load_mnist",
     "load_task_data",
     "make_adding",
+    "make_recall",
     "read_idx",
     "resolve_data_root",
 ]

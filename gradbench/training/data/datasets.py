@@ -11,9 +11,11 @@ from collections.abc import Callable
 from ...core.errors import UserError, unknown
 from .adding import make_adding
 from .files import _cifar_paths, _mnist_paths, load_cifar10, load_mnist
+from .recall import make_recall
 from .splits import Splits, fingerprint, make_splits
 
-DATASETS = ("mnist", "cifar10", "adding")
+DATASETS = ("mnist", "cifar10", "adding", "recall")
+GENERATED = {"adding": make_adding, "recall": make_recall}  # drawn from a seed: no files
 
 
 def resolve_data_root(cli_value: str | None) -> pathlib.Path:
@@ -42,13 +44,13 @@ def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
     """
     if name not in DATASETS:
         raise unknown("dataset", name, DATASETS)
-    fn = make_adding if name == "adding" else _LOADERS[name]
+    fn = GENERATED.get(name) or _LOADERS[name]
     accepted = [p for p in inspect.signature(fn).parameters if p != "root"]
     extra = sorted(set(params) - set(accepted))
     if extra:
         raise UserError(f"dataset {name!r} does not take {', '.join(extra)}; valid parameters: {', '.join(accepted)}")
-    if name == "adding":
-        root_key, paths = None, []  # generated: the data root plays no part
+    if name in GENERATED:
+        root_key, paths = None, []  # the data root plays no part
     else:
         root_key = pathlib.Path(root).resolve()
         paths = list(_mnist_paths(root_key).values()) if name == "mnist" else _cifar_paths(root_key)
@@ -58,7 +60,7 @@ def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
         hit = _MEMO.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        splits = fn(**params) if name == "adding" else fn(root_key, **params)
+        splits = fn(**params) if name in GENERATED else fn(root_key, **params)
         _MEMO[key] = (stamp, splits)  # replaces a stale entry: changed files are reloaded
         return splits
 

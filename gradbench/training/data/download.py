@@ -5,7 +5,7 @@ from __future__ import annotations
 import pathlib
 
 from ...core.errors import UserError, unknown
-from .datasets import DATASETS
+from .datasets import DATASETS, GENERATED
 from .files import _one_line, describe
 
 
@@ -26,7 +26,7 @@ def download(names: list[str], root) -> None:
     status = {d: s for d, s, _ in describe(root)}
     classes = {"mnist": tvd.MNIST, "cifar10": tvd.CIFAR10}
     for name in names:
-        if name == "adding" or status.get(name) == "ok":  # generated / already there
+        if name in GENERATED or status.get(name) == "ok":  # generated / already there
             continue
         try:
             for train in (True, False):
