@@ -120,7 +120,7 @@ def way_a(task, splits, spec, steps: int, mark=None, between=None) -> list[float
     monitor takes its gradient norm (norm_options.py)."""
     torch.manual_seed(spec.seed)
     model = build_model(task.model_family, splits.input_shape, task.num_outputs, spec.model)
-    opt = build_optimizer(model.parameters(), spec.optimizer, spec.lr_mult)
+    opt = build_optimizer(model, spec.optimizer, spec.lr_mult)
     g = torch.Generator().manual_seed(spec.seed)
     n, bs = len(splits.train_y), spec.batch_size
     perm, pos, starts, loss_of = torch.randperm(n, generator=g), 0, [], loss_fn(task)
@@ -172,7 +172,7 @@ class PlainModule(L.LightningModule):
         return self.loss_of(self.model(x), y)
 
     def configure_optimizers(self):
-        return build_optimizer(self.model.parameters(), self.spec.optimizer, self.spec.lr_mult)
+        return build_optimizer(self.model, self.spec.optimizer, self.spec.lr_mult)
 
 
 def way_d(task, splits, spec, steps: int, float_x: torch.Tensor) -> list[float]:

@@ -23,6 +23,8 @@ Activation = Literal["relu", "leaky_relu", "elu", "selu", "gelu", "tanh", "sigmo
 Norm = Literal["none", "batch", "layer", "group"]
 Init = Literal["default", "kaiming", "xavier", "orthogonal"]
 BranchScale = Literal["none", "zero"]
+Reparam = Literal["none", "spectral", "sigma"]
+REPARAM = "hidden weights divided by their spectral norm: spectral (Miyato et al., 2018), or sigma (times a learnable scalar, Zhai et al., 2023)"
 
 
 class FeedForwardKnobs(Strict):
@@ -43,6 +45,7 @@ class FeedForwardKnobs(Strict):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability after each block")
     init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
     weight_std: bool = Field(False, description="Scaled Weight Standardization of the hidden layers")
+    reparam: Reparam = Field("none", description=REPARAM)
 
 
 class MLPKnobs(FeedForwardKnobs):
@@ -87,6 +90,10 @@ class TransformerKnobs(Strict):
     qk_norm: bool = Field(False, description="LayerNorm over each head's queries and keys (QK-LayerNorm)")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the attention and MLP outputs")
     init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
+    reparam: Reparam = Field("none", description=REPARAM)
+    residual_scale: Literal["none", "deepnorm"] = Field(
+        "none", description="deepnorm: post-LN blocks LN(alpha x + f(x)) with beta-scaled init (Wang et al., 2022)"
+    )
 
     @model_validator(mode="after")
     def _heads_divide_width(self):

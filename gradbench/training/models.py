@@ -4,11 +4,12 @@ Defaults are deliberately plain (no normalization, no skips) so the tasks can be
 explode; strategies switch on what mitigates it. The knobs, their defaults and valid values
 are declared once, in catalogue/model_knobs.py:
   mlp / cnn: depth, width (cnn: base channels), activation, norm, residual, branch_scale,
-             dropout, init, weight_std (Scaled Weight Standardization of the hidden layers)
+             dropout, init, weight_std (Scaled Weight Standardization of the hidden layers),
+             reparam (spectral normalization or sigma-Reparam of the hidden layers)
   rnn:       cell (rnn/lstm/gru), hidden, activation (tanh/relu, vanilla cell only),
              recurrent_gain (orthogonal recurrent weights times this gain), init
   transformer: depth, width, heads, activation (the MLP's), norm (pre-LN or none),
-             qk_norm, dropout, init
+             qk_norm, dropout, init, reparam, residual_scale (deepnorm)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..catalogue.model_knobs import checked_knobs, checked_task_knobs
+from .reparam import reparametrize
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -168,7 +170,7 @@ def mlp(input_shape, num_outputs, **m) -> nn.Module:
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
     layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(m["depth"] - 1)]
     net = nn.Sequential(*layers, *_final(layers, m, width, False), nn.Linear(width, num_outputs))
-    return zero_branches(_init(net, m["init"], m["activation"]))
+    return reparametrize(zero_branches(_init(net, m["init"], m["activation"])), m["reparam"])
 
 
 def cnn(input_shape, num_outputs, **m) -> nn.Module:
@@ -189,7 +191,7 @@ def cnn(input_shape, num_outputs, **m) -> nn.Module:
     net = nn.Sequential(
         *layers, *_final(layers, m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
     )
-    return zero_branches(_init(net, m["init"], m["activation"]))
+    return reparametrize(zero_branches(_init(net, m["init"], m["activation"])), m["reparam"])
 
 
 def forget_bias_one(lstm: nn.LSTM) -> None:

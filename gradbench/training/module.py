@@ -107,7 +107,7 @@ class BenchModule(LeanSetattr, L.LightningModule):
 
     # --- optimization ------------------------------------------------------------------
     def configure_optimizers(self):
-        opt = build_optimizer(self.model.parameters(), self.spec.optimizer, self.spec.lr_mult)
+        opt = build_optimizer(self.model, self.spec.optimizer, self.spec.lr_mult)
         if is_constant(self.spec.schedule):  # a constant lr needs no scheduler stepping every step
             return {"optimizer": opt}
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(self.spec.schedule, self.spec.max_steps))

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .models import ACTIVATIONS, _init
+from .reparam import reparametrize
 
 
 class CausalSelfAttention(nn.Module):
@@ -46,7 +47,12 @@ class CausalSelfAttention(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, width: int, heads: int, activation: str, norm: str, qk_norm: bool, dropout: float):
+    """Pre-LN: x + f(LN(x)) for attention, then the MLP. DeepNorm (alpha set): post-LN,
+    LN(alpha x + f(x)) (Wang et al., 2022)."""
+
+    def __init__(
+        self, width: int, heads: int, activation: str, norm: str, qk_norm: bool, dropout: float, alpha: float | None
+    ):
         super().__init__()
         ln = (lambda: nn.LayerNorm(width)) if norm == "layer" else nn.Identity
         self.ln1, self.ln2 = ln(), ln()
@@ -55,8 +61,12 @@ class TransformerBlock(nn.Module):
             nn.Linear(width, 4 * width), ACTIVATIONS[activation](), nn.Linear(4 * width, width), nn.Dropout(dropout)
         )
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.alpha = alpha
 
     def forward(self, x):
+        if self.alpha is not None:
+            x = self.ln1(self.alpha * x + self.drop(self.attn(x)))
+            return self.ln2(self.alpha * x + self.mlp(x))
         x = x + self.drop(self.attn(self.ln1(x)))
         return x + self.mlp(self.ln2(x))
 
@@ -68,13 +78,16 @@ class TinyTransformer(nn.Module):
     def __init__(self, vocab: int, seq_len: int, num_outputs: int, m: dict):
         super().__init__()
         width = m["width"]
+        deepnorm = m["residual_scale"] == "deepnorm"
+        alpha = (2 * m["depth"]) ** 0.25 if deepnorm else None
         self.tok = nn.Embedding(vocab, width)
         self.pos = nn.Embedding(seq_len, width)
         self.blocks = nn.ModuleList(
-            TransformerBlock(width, m["heads"], m["activation"], m["norm"], m["qk_norm"], m["dropout"])
+            TransformerBlock(width, m["heads"], m["activation"], m["norm"], m["qk_norm"], m["dropout"], alpha)
             for _ in range(m["depth"])
         )
-        self.ln_f = nn.LayerNorm(width) if m["norm"] == "layer" else nn.Identity()
+        # post-LN blocks end with their norm; a pre-LN stack needs one before the head
+        self.ln_f = nn.LayerNorm(width) if m["norm"] == "layer" and not deepnorm else nn.Identity()
         self.head = nn.Linear(width, num_outputs)
 
     def forward(self, tokens):
@@ -96,5 +109,21 @@ def transformer(input_shape, num_outputs, **m) -> nn.Module:
     """input_shape is (seq_len, vocab): a sequence of token ids drawn from `vocab`.
     `m`: the family's checked knobs (catalogue/model_knobs.py), all of them."""
     seq_len, vocab = input_shape
-    net = TinyTransformer(vocab, seq_len, num_outputs, m)
-    return _init(net, m["init"], m["activation"])
+    net = _init(TinyTransformer(vocab, seq_len, num_outputs, m), m["init"], m["activation"])
+    if m["residual_scale"] == "deepnorm":
+        deepnorm_init(net, m["depth"])
+    return reparametrize(net, m["reparam"])
+
+
+def deepnorm_init(net: TinyTransformer, depth: int) -> None:
+    """DeepNorm's initialization for a decoder-only stack of N blocks (Wang et al., 2022):
+    Xavier-normal weights, with gain beta = (8N)^(-1/4) for the value and output projections
+    and both MLP layers, gain 1 for the queries and keys."""
+    beta = (8 * depth) ** -0.25
+    with torch.no_grad():
+        for block in net.blocks:
+            w = block.attn.qkv.weight.view(3, -1, block.attn.qkv.in_features)
+            for part, gain in zip(w, (1.0, 1.0, beta)):
+                nn.init.xavier_normal_(part, gain=gain)
+            for layer in (block.attn.out, block.mlp[0], block.mlp[2]):
+                nn.init.xavier_normal_(layer.weight, gain=beta)

@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     architecture,
     baseline,
     clipping,
+    gradient_rules,
     initialization,
     normalization,  # (registration happens on import)
     optimizers,

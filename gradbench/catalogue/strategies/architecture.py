@@ -67,3 +67,9 @@ def narrower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
         heads = _knob(spec, "heads")
         return spec.with_model(width=max(heads, int(_knob(spec, "width") * f) // heads * heads))
     return spec.with_model(**{key: max(1, int(_knob(spec, key) * f))})
+
+
+@strategy(family="architecture", applies_to=("transformer",), slot="residual")
+def deepnorm(spec: RunSpec) -> RunSpec:
+    """DeepNorm: post-LN blocks LN(alpha x + f(x)), alpha = (2N)^(1/4), value/output/MLP init scaled by (8N)^(-1/4) (Wang et al., 2022)."""
+    return spec.with_model(residual_scale="deepnorm")

@@ -9,8 +9,8 @@ runs first, then the hooks in the order the arm names them ("agc+zclip": agc, th
 Compose rules (slots):
   * clip_norm, clip_value        slot "Lightning gradient clipping" (one gradient_clip_val).
   * autoclip, zclip, skip_spikes slot "adaptive norm rule": each keeps running statistics of
-    the global norm it sees and acts on outliers; stacked, the second one's statistics would
-    describe the first one's output, so they do not compose.
+    (and skip_step, gradient_rules.py) the global norm it sees and acts on outliers; stacked,
+    the second one's statistics would describe the first one's output, so they do not compose.
   * agc                          slot "unit-wise clipping": per-unit, relative to the weights;
     it composes with any global rule (agc+clip_norm, agc+zclip ...).
 

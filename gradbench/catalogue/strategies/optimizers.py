@@ -3,11 +3,14 @@ learning rate that suits it; the stress multiplier lr_mult applies on top as for
 
 The lr is set relative to the task: an lr scale applied by another strategy (lower_lr, a
 plugin) is carried over, so "lower_lr+adam" and "adam+lower_lr" both give Adam at 1e-4.
-lr 0 (the SGD family's default) keeps the task's lr (every task trains with SGD).
+lr 0 (the SGD family's default) keeps the task's lr (SGD's on three tasks, Adam's on recall).
+muon applies where the hidden weights are matrices: torch's Muon takes 2-D tensors only, and
+the CNN's are 4-D kernels (all of them would go to its AdamW: AdamW under another name).
 """
 
 from __future__ import annotations
 
+from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..tasks import TASKS
 from .base import strategy
@@ -79,3 +82,41 @@ def stable_adamw(spec: RunSpec, lr: float = 1e-3, weight_decay: float = 0.2, d: 
 def lion(spec: RunSpec, lr: float = 1e-4, weight_decay: float = 0.0) -> RunSpec:
     """Lion: the sign of interpolated momentum, betas (0.9, 0.99), lr a tenth of AdamW's (Chen et al., 2023)."""
     return _use(spec, "lion", lr, betas=[0.9, 0.99], weight_decay=weight_decay)
+
+
+@strategy(family="optimizers", slot="optimizer", tune="d")
+def adafactor(spec: RunSpec, lr: float = 1e-2, d: float = 1.0) -> RunSpec:
+    """Adafactor: factored second moments, relative step min(lr, 1/sqrt(t)) x RMS(theta), update clipping d (Shazeer & Stern, 2018; torch.optim.Adafactor)."""
+    return _use(spec, "adafactor", lr, d=d)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def lamb(spec: RunSpec, lr: float = 1e-3, weight_decay: float = 0.01) -> RunSpec:
+    """LAMB: Adam's step times the layer's trust ratio ||theta|| / ||step||, betas (0.9, 0.999), eps 1e-6 (You et al., 2020)."""
+    return _use(spec, "lamb", lr, betas=[0.9, 0.999], eps=1e-6, weight_decay=weight_decay)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def lars(spec: RunSpec, lr: float = 1.0, eta: float = 1e-3, weight_decay: float = 5e-4) -> RunSpec:
+    """LARS: momentum SGD whose per-layer lr is eta ||theta|| / (||g|| + wd ||theta||), momentum 0.9 (You et al., 2017)."""
+    return _use(spec, "lars", lr, momentum=0.9, weight_decay=weight_decay, eta=eta)
+
+
+@strategy(family="optimizers", applies_to=("mlp", "rnn", "transformer"), slot="optimizer")
+def muon(spec: RunSpec, lr: float = 1e-3, weight_decay: float = 0.1) -> RunSpec:
+    """Muon: Newton-Schulz-orthogonalized momentum for hidden 2-D weights, AdamW for the rest, torch.optim.Muon (Jordan et al., 2024; Liu et al., 2025)."""
+    return _use(spec, "muon", lr, weight_decay=weight_decay, momentum=0.95)
+
+
+@strategy(family="optimizers", slot="optimizer")
+def adam_atan2(spec: RunSpec, lr: float = 1e-3) -> RunSpec:
+    """Adam-atan2: the step a atan2(m_hat, b sqrt(v_hat)), a 1.27, b 1, betas (0.9, 0.99), no epsilon (Everett et al., 2024)."""
+    return _use(spec, "adam_atan2", lr, betas=[0.9, 0.99], a=1.27, b=1.0)
+
+
+@strategy(family="optimizers", slot="optimizer", tune="theta")
+def spam(spec: RunSpec, lr: float = 1e-3, theta: float = 5000.0, delta_t: int = 500, warmup: int = 150) -> RunSpec:
+    """SPAM: Adam with momentum reset every delta_t steps, a cosine lr warm-up after each, entries with g^2 > theta v clipped (Huang et al., 2025)."""
+    if delta_t < 1 or warmup < 0:
+        raise UserError(f"spam: delta_t must be >= 1 and warmup >= 0, got {delta_t} and {warmup}")
+    return _use(spec, "spam", lr, betas=[0.9, 0.999], eps=1e-6, theta=theta, delta_t=delta_t, warmup=warmup)

@@ -1,0 +1,159 @@
+"""Gradient rules of the 2020s that act on each tensor's gradient on its own: gradient
+centralization, AdaGC's per-tensor adaptive clipping, and OLMo 2's step skipping.
+
+Like the clippers (clipping.py) they are gradient hooks: after AMP unscaling, once per
+optimizer step, on the gradients the optimizer then steps with, after Lightning's clipping.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ...core.errors import UserError
+from ...core.spec import RunSpec
+from ..foreach import scale_, tensor_norms
+from ..grad_hooks import global_norm, grad_hook, grads_of
+from .base import strategy
+from .clipping import ADAPTIVE
+
+
+# --- gradient centralization ---------------------------------------------------------------
+@strategy(family="clipping", slot="gradient centralization")
+def grad_centralization(spec: RunSpec) -> RunSpec:
+    """Gradient centralization: each weight's gradient minus its mean over each output unit's fan-in (Yong et al., 2020)."""
+    return spec.add_grad_hook("grad_centralization")
+
+
+def centralize_(grad: torch.Tensor) -> None:
+    """g_i <- g_i - mean(g_i) for every output unit i of a weight matrix or conv kernel (the
+    mean over all dimensions but the first); biases and gains (1-D) are left alone."""
+    if grad.dim() > 1:
+        grad.sub_(grad.mean(dim=tuple(range(1, grad.dim())), keepdim=True))
+
+
+class GradCentralization:
+    def __call__(self, module, optimizer) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        centralize_(p.grad)
+
+
+@grad_hook("grad_centralization")
+def _grad_centralization() -> GradCentralization:
+    return GradCentralization()
+
+
+# --- AdaGC ----------------------------------------------------------------------------------
+@strategy(family="clipping", slot="per-tensor adaptive clipping", tune="lambda_rel")
+def adagc(
+    spec: RunSpec, lambda_rel: float = 1.04, beta: float = 0.99, lambda_abs: float = 1.0, warmup_steps: int = 100
+) -> RunSpec:
+    """AdaGC: each tensor's gradient clipped to lambda_rel x an EMA of its own clipped norms, global clipping while it warms up (Wang et al., 2025)."""
+    if lambda_rel <= 0 or not 0 <= beta < 1 or lambda_abs <= 0 or warmup_steps < 0:
+        raise UserError(
+            f"adagc: needs lambda_rel > 0, 0 <= beta < 1, lambda_abs > 0 and warmup_steps >= 0; got "
+            f"{lambda_rel:g}, {beta:g}, {lambda_abs:g}, {warmup_steps}"
+        )
+    return spec.add_grad_hook(
+        "adagc", lambda_rel=lambda_rel, beta=beta, lambda_abs=lambda_abs, warmup_steps=warmup_steps
+    )
+
+
+class AdaGC:
+    """The rule of the authors' code (lishuai-97/AdaGC, class AdaGC), per tensor i:
+    the first `warmup_steps` steps: the global norm clipped to lambda_abs, and
+        gamma_i = the running minimum of the tensor's (clipped) norm;
+    after: where ||g_i|| > lambda_rel gamma_i, g_i is scaled to lambda_rel gamma_i, and
+        gamma_i <- beta gamma_i + (1 - beta) min(||g_i||, lambda_rel gamma_i)
+        (the EMA of the clipped norms). No host sync."""
+
+    def __init__(self, lambda_rel: float, beta: float, lambda_abs: float, warmup_steps: int, eps: float = 1e-6):
+        self.lambda_rel, self.beta, self.lambda_abs, self.warmup, self.eps = (
+            lambda_rel,
+            beta,
+            lambda_abs,
+            warmup_steps,
+            eps,
+        )
+        self.steps = 0
+        self.gamma: dict[int, torch.Tensor] = {}
+
+    def __call__(self, module, optimizer) -> None:
+        self.steps += 1
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        with torch.no_grad():
+            grads = [p.grad for p in params]
+            if self.steps <= self.warmup:
+                total = global_norm(grads)
+                scale_(grads, torch.clamp(self.lambda_abs / (total + self.eps), max=1.0))
+                for p, n in zip(params, tensor_norms(grads)):
+                    known = self.gamma.get(id(p))
+                    self.gamma[id(p)] = n if known is None else torch.minimum(known, n)
+                return
+            for p, n in zip(params, tensor_norms(grads)):
+                gamma = self.gamma.get(id(p), n)
+                limit = self.lambda_rel * gamma
+                p.grad.mul_(torch.where(n > limit, limit / (n + self.eps), 1.0).to(p.grad.dtype))
+                self.gamma[id(p)] = self.beta * gamma + (1 - self.beta) * torch.minimum(n, limit)
+
+
+@grad_hook("adagc")
+def _adagc(lambda_rel: float = 1.04, beta: float = 0.99, lambda_abs: float = 1.0, warmup_steps: int = 100) -> AdaGC:
+    return AdaGC(lambda_rel, beta, lambda_abs, warmup_steps)
+
+
+# --- SkipStep -------------------------------------------------------------------------------
+@strategy(family="clipping", slot=ADAPTIVE, tune="sigma")
+def skip_step(spec: RunSpec, window: int = 128, sigma: float = 6.0) -> RunSpec:
+    """SkipStep: skip the update when the loss or the gradient norm is above mean + sigma std of the last `window` steps (OLMo 2, OLMo et al., 2024; OLMo-core)."""
+    if window < 2 or sigma <= 0:
+        raise UserError(f"skip_step: needs window >= 2 and sigma > 0, got {window} and {sigma:g}")
+    return spec.add_grad_hook("skip_step", window=window, sigma=sigma)
+
+
+class SkipStep:
+    """OLMo-core's SkipStepOptimizer rule: each step's loss (the task's, without penalty
+    terms) and pre-clip global gradient norm join rolling windows of the last `window` values
+    before it; once the windows hold max(2, window // 2) values, the step is skipped when the
+    loss or the norm exceeds its window's mean + sigma x std (one-sided; torch.std, unbiased,
+    as the reference).
+    Skipping drops every gradient (as skip_spikes does), so neither the weights nor the
+    optimizer's state move. Skipped steps' values stay in the windows, as in the reference.
+    Deciding costs one host sync per step."""
+
+    def __init__(self, window: int, sigma: float):
+        self.window, self.sigma = window, sigma
+        self.losses: list[torch.Tensor] = []
+        self.norms: list[torch.Tensor] = []
+        self.skipped = 0
+
+    def __call__(self, module, optimizer) -> None:
+        grads = grads_of(optimizer)
+        if not grads:
+            return
+        loss = getattr(module, "last_loss", None)
+        norm = global_norm(grads)
+        spike = torch.zeros((), dtype=torch.bool, device=norm.device)
+        if len(self.norms) >= max(2, self.window // 2):
+            for history, value in ((self.norms, norm), (self.losses, loss)):
+                if value is None or not history:
+                    continue
+                past = torch.stack(history)
+                spike = spike | (value - past.mean() > self.sigma * past.std())
+        self.norms = [*self.norms, norm.detach()][-self.window :]
+        if loss is not None:
+            self.losses = [*self.losses, loss.detach().reshape(())][-self.window :]
+        if bool(spike):
+            self.skipped += 1
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    p.grad = None
+
+
+@grad_hook("skip_step")
+def _skip_step(window: int = 128, sigma: float = 6.0) -> SkipStep:
+    return SkipStep(window, sigma)
