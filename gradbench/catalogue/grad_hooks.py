@@ -43,6 +43,14 @@ def grads_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [grad for group in optimizer.param_groups for p in group["params"] if (grad := p.grad) is not None]
 
 
+def drop_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """Skip this optimizer step: with every p.grad None, the optimizer leaves the parameters
+    and their state (momentum, Adam's moments and step count) as they are."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            p.grad = None
+
+
 def global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
     """L2 norm over all gradients (torch's get_total_norm: one fused per-tensor reduction, then
     the norm of the norms; no host sync)."""

@@ -17,16 +17,21 @@ import math
 import torch
 
 
+def _loss_of(closure) -> torch.Tensor | None:
+    """The closure's loss, computed with gradients on (the contract of torch's optimizers), or None."""
+    if closure is None:
+        return None
+    with torch.enable_grad():
+        return closure()
+
+
 class _PerTensorRule(torch.optim.Optimizer):
     """step() runs the closure, then `update` on each parameter that has a gradient, with its
     state and its group's hyperparameters (foreach is accepted and ignored: one loop)."""
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss_of(closure)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
@@ -92,13 +97,8 @@ class LAMB(_PerTensorRule):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
     def update(self, p, state, group):
+        t, m, v = _adam_moments(p, state, group)
         beta1, beta2 = group["betas"]
-        if not state:
-            state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
-        state["step"] += 1
-        t, g, m, v = state["step"], p.grad, state["m"], state["v"]
-        m.mul_(beta1).add_(g, alpha=1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         r = (m / (1 - beta1**t)) / ((v / (1 - beta2**t)).sqrt() + group["eps"]) + group["weight_decay"] * p
         p.sub_(group["lr"] * _trust_ratio(p.norm(), r.norm()) * r)
 
@@ -122,6 +122,19 @@ class LARS(_PerTensorRule):
         b = state.setdefault("b", torch.zeros_like(p))
         b.mul_(group["momentum"]).add_(group["lr"] * local * (g + wd * p))
         p.sub_(b)
+
+
+def _adam_moments(p: torch.Tensor, state: dict, group: dict) -> tuple[int, torch.Tensor, torch.Tensor]:
+    """Adam's step count t (from 1) and moments, updated in place from p.grad:
+    m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2."""
+    beta1, beta2 = group["betas"]
+    if not state:
+        state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+    state["step"] += 1
+    g, m, v = p.grad, state["m"], state["v"]
+    m.mul_(beta1).add_(g, alpha=1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    return state["step"], m, v
 
 
 def _trust_ratio(numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
@@ -153,10 +166,7 @@ class MuonAdamW(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss_of(closure)
         for opt in self.inner:
             opt.step()
         return loss
@@ -173,13 +183,8 @@ class AdamAtan2(_PerTensorRule):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, a=a, b=b))
 
     def update(self, p, state, group):
+        t, m, v = _adam_moments(p, state, group)
         beta1, beta2 = group["betas"]
-        if not state:
-            state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
-        state["step"] += 1
-        t, g, m, v = state["step"], p.grad, state["m"], state["v"]
-        m.mul_(beta1).add_(g, alpha=1 - beta1)
-        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
         direction = torch.atan2(m / (1 - beta1**t), group["b"] * (v / (1 - beta2**t)).sqrt())
         p.mul_(1 - group["lr"] * group["weight_decay"])
         p.sub_(group["lr"] * group["a"] * direction)
@@ -218,10 +223,7 @@ class SPAM(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = _loss_of(closure)
         c = self.total_step + 1
         reset = c % self.delta_t == 0
         clip = self.theta > 0 and c >= 20 and c % self.delta_t >= 20

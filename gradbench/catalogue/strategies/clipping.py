@@ -28,7 +28,7 @@ import torch
 from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..foreach import scale_
-from ..grad_hooks import global_norm, grad_hook, grads_of
+from ..grad_hooks import drop_gradients, global_norm, grad_hook, grads_of
 from .base import strategy
 
 ADAPTIVE = "adaptive norm rule"
@@ -324,9 +324,7 @@ class SkipSpikes:
             self.stats.update(torch.minimum(norm, mean + self.z_thresh * std), finite)
         if bool(spike):
             self.skipped += 1
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    p.grad = None
+            drop_gradients(optimizer)
 
 
 @grad_hook("skip_spikes")

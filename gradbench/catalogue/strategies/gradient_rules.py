@@ -12,7 +12,7 @@ import torch
 from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..foreach import scale_, tensor_norms
-from ..grad_hooks import global_norm, grad_hook, grads_of
+from ..grad_hooks import drop_gradients, global_norm, grad_hook, grads_of
 from .base import strategy
 from .clipping import ADAPTIVE
 
@@ -149,9 +149,7 @@ class SkipStep:
             self.losses = [*self.losses, loss.detach().reshape(())][-self.window :]
         if bool(spike):
             self.skipped += 1
-            for group in optimizer.param_groups:
-                for p in group["params"]:
-                    p.grad = None
+            drop_gradients(optimizer)
 
 
 @grad_hook("skip_step")
