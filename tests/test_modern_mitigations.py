@@ -360,8 +360,88 @@ def test_skip_step_drops_a_step_whose_loss_or_norm_is_six_sigma_above_its_window
     # the norm spike at step 9 is skipped; at step 10 the loss jumps, its window's std 0 < jump
     assert outcomes == [False] * 8 + [True, True]
     early = SkipStep(window=8, sigma=3.0)
-    p.grad = torch.tensor([1.0, 0.0])
-    for n in (1.0, 1.0, 1.0, 100.0):  # fewer than window // 2 = 4 values before it: no test yet
+    for n in (1.0, 1.0, 100.0):  # with this one, fewer than window // 2 = 4 values: no test yet
         p.grad = torch.tensor([n, 0.0])
         early(SimpleNamespace(last_loss=None), opt)
     assert p.grad is not None
+    counted = SkipStep(window=8, sigma=3.0)
+    for n in (1.0, 1.0, 1.0, 100.0):  # the fourth value is tested, as OLMo-core counts it
+        p.grad = torch.tensor([n, 0.0])
+        counted(SimpleNamespace(last_loss=None), opt)
+    assert p.grad is None
+
+
+def test_skip_step_skips_a_non_finite_step_and_keeps_it_out_of_its_windows():
+    """A NaN or inf norm or loss is a skip (OLMo-core's test is `value <= mean + k std`, false
+    for NaN), and never enters the windows, so the next spike is still caught."""
+    from types import SimpleNamespace
+
+    from gradbench.catalogue.strategies.gradient_rules import SkipStep
+
+    p = nn.Parameter(torch.zeros(2))
+    opt = torch.optim.SGD([p], lr=0.1)
+    rule = SkipStep(window=8, sigma=3.0)
+    outcomes = []
+    for n, loss in [
+        (1.0, 2.0),
+        (1.1, 2.1),
+        (float("nan"), 2.0),
+        (0.9, 1.9),
+        (1.0, float("inf")),
+        (1.0, 2.0),
+        (30.0, 2.0),
+    ]:
+        p.grad = torch.tensor([n, 0.0])
+        rule(SimpleNamespace(last_loss=torch.tensor(loss)), opt)
+        outcomes.append(p.grad is None)
+    assert outcomes == [False, False, True, False, True, False, True]
+    assert all(torch.isfinite(torch.stack(rule.norms))) and len(rule.norms) == 5  # a skipped finite spike stays
+
+
+def test_adagc_survives_a_non_finite_step():
+    """An inf gradient (an AMP overflow step) changes no tensor's gamma: during the warm-up
+    the global clip would otherwise scale every gradient by 0 and pin every running minimum
+    at 0 for good."""
+    from gradbench.catalogue.strategies.gradient_rules import AdaGC
+
+    a, b = nn.Parameter(torch.zeros(2, dtype=torch.float64)), nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    opt = torch.optim.SGD([a, b], lr=0.1)
+    rule = AdaGC(lambda_rel=1.04, beta=0.99, lambda_abs=10.0, warmup_steps=2)
+    for ga, gb in (([0.3, 0.4], [0.6, 0.8]), ([float("inf"), 0.0], [0.6, 0.8])):
+        a.grad, b.grad = torch.tensor(ga, dtype=torch.float64), torch.tensor(gb, dtype=torch.float64)
+        rule(None, opt)
+    assert float(rule.gamma[id(a)]) == pytest.approx(0.5) and float(rule.gamma[id(b)]) == pytest.approx(1.0)
+    a.grad, b.grad = torch.tensor([3.0, 4.0], dtype=torch.float64), torch.tensor([0.6, 0.8], dtype=torch.float64)
+    rule(None, opt)  # after the warm-up: a's spike to 5 is clipped to 1.04 x 0.5
+    assert float(a.grad.norm()) == pytest.approx(0.52 * 5 / (5 + 1e-6), rel=1e-9)
+    assert torch.allclose(b.grad, torch.tensor([0.6, 0.8], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("label", ["spectral_norm+residual", "residual+spectral_norm", "sigma_reparam+residual"])
+def test_a_reparametrization_refuses_a_zero_initialized_residual_branch_in_either_order(label):
+    from gradbench.core.errors import UserError
+    from gradbench.suite import expand, parse_suite
+
+    raw = {"tasks": {"mnist_mlp": {"max_steps": 2}}, "strategies": [label], "stress": {"lr_mult": [1.0]}}
+    with pytest.raises(UserError, match="does not compose with residual"):
+        expand(parse_suite(raw))
+    raw["strategies"] = ["spectral_norm+rezero"]  # ReZero keeps the branch's layer: fine
+    assert len(expand(parse_suite(raw))) == 1
+
+
+def test_skip_step_reads_the_norm_before_lightnings_clipping():
+    """OLMo 2 tests the unclipped norm: with clip_norm in the same arm, skip_step runs first."""
+    from gradbench.catalogue.strategies.gradient_rules import SkipStep
+    from gradbench.catalogue.tasks import TASKS
+    from gradbench.suite import expand, parse_suite
+    from gradbench.training.module import BenchModule
+
+    raw = {
+        "tasks": {"mnist_mlp": {"max_steps": 2}},
+        "strategies": ["clip_norm+skip_step+agc"],
+        "stress": {"lr_mult": [1.0]},
+    }
+    (spec,) = expand(parse_suite(raw))
+    module = BenchModule(spec, TASKS.get("mnist_mlp"), nn.Linear(2, 2))
+    assert [type(h) for h in module.pre_clip_hooks] == [SkipStep]
+    assert [type(h).__name__ for h in module.post_clip_hooks] == ["AGC"]

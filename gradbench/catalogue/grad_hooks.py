@@ -4,7 +4,8 @@ A hook is registered by name; the spec names hooks with parameters (spec.grad_ho
 BenchModule.configure_gradient_clipping calls them in order after Lightning's own clipping,
 so they see unscaled gradients (AMP) once per optimizer step (gradient accumulation).
 A hook is a callable object `hook(module, optimizer)`, built fresh per run, so it may keep
-state (a history of norms, an EMA).
+state (a history of norms, an EMA). One with `pre_clip = True` runs before Lightning's
+clipping instead (a rule defined on the unclipped norm: skip_step).
 """
 
 from __future__ import annotations
@@ -41,6 +42,15 @@ def build_grad_hooks(specs) -> list:
 def grads_of(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     """The gradients the optimizer will step with (parameters without a gradient are skipped)."""
     return [grad for group in optimizer.param_groups for p in group["params"] if (grad := p.grad) is not None]
+
+
+def mean_over_ranks(module, value: torch.Tensor | None) -> torch.Tensor | None:
+    """`value` averaged over the ranks of a multi-process run (each rank computed it on its
+    own share of the batch), so a decision taken from it is the same on every rank."""
+    trainer = getattr(module, "_trainer", None)
+    if value is None or trainer is None or trainer.world_size <= 1:
+        return value
+    return trainer.strategy.reduce(value.detach().clone(), reduce_op="mean")
 
 
 def drop_gradients(optimizer: torch.optim.Optimizer) -> None:

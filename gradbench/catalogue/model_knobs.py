@@ -47,6 +47,19 @@ class FeedForwardKnobs(Strict):
     weight_std: bool = Field(False, description="Scaled Weight Standardization of the hidden layers")
     reparam: Reparam = Field("none", description=REPARAM)
 
+    @model_validator(mode="after")
+    def _reparam_fits(self):
+        if self.reparam != "none" and self.residual and self.branch_scale == "none":
+            raise ValueError(
+                f"reparam {self.reparam!r} does not compose with residual: a residual branch's layer starts at "
+                "zero (Fixup), where the spectral norm is 0 (branch_scale 'zero', ReZero, keeps the layer)"
+            )
+        if self.reparam != "none" and self.weight_std:
+            raise ValueError(
+                f"reparam {self.reparam!r} does not compose with weight_std: standardization undoes its scale"
+            )
+        return self
+
 
 class MLPKnobs(FeedForwardKnobs):
     depth: int = Field(8, ge=1, description="hidden layers")
@@ -99,6 +112,10 @@ class TransformerKnobs(Strict):
     def _heads_divide_width(self):
         if self.width % self.heads:
             raise ValueError(f"width {self.width} is not a multiple of heads {self.heads}")
+        if self.reparam != "none" and self.residual_scale == "deepnorm":
+            raise ValueError(
+                f"reparam {self.reparam!r} does not compose with deepnorm: sigma(W) undoes its beta scaling"
+            )
         return self
 
 

@@ -17,10 +17,11 @@ skip_spikes' warm-up is 3 steps, not 25; an init scheme (kaiming, xavier, orthog
 the CNN's default kaiming) leaves the output layer at PyTorch's default; the adding task
 trains 1500 steps, not 600; CIFAR-10 validates on 2000 images, not 5000 (its training set
 grows by 3000). A plain model with PyTorch's default init (the MLP and RNN baselines and
-their non-residual, non-init arms) keeps the numbers of version 1 (its parameters keep their
-names and order; gradbench verify reproduced a sample of the committed version-1 MNIST
-records bit for bit under version 2). New in version 2, with no version-1 records: the
-recall task and its transformer, qk_norm and z_loss.
+their non-residual, non-init arms) builds and trains as in version 1 for the same spec (its
+parameters keep their names and order; gradbench verify reproduced committed version-1
+MNIST records and an adding record, at its recorded 600 steps, bit for bit under version 2);
+the adding task's default spec changed, though (1500 steps). New in version 2, with no
+version-1 records: the recall task and its transformer, and every strategy added with it.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ class BenchModule(LeanSetattr, L.LightningModule):
         if self.channels_last:
             self.model = model.to(memory_format=torch.channels_last)
         self.grad_hooks = build_grad_hooks(spec.grad_hooks)
+        self.pre_clip_hooks = [h for h in self.grad_hooks if getattr(h, "pre_clip", False)]
+        self.post_clip_hooks = [h for h in self.grad_hooks if not getattr(h, "pre_clip", False)]
         self.last_loss: torch.Tensor | None = None  # read by the StabilityMonitor, no sync
         self.val_curve: list[tuple[int, float]] = []  # (optimizer step, validation metric)
         self.test_metric: float | None = None
@@ -114,11 +116,14 @@ class BenchModule(LeanSetattr, L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        """Lightning's clipping (clip_norm/clip_value), then the spec's gradient hooks in order.
-        Runs after AMP unscaling and once per optimizer step, on the gradients that get stepped.
-        Lightning passes the Trainer's gradient_clip_val: without one its clipping is a no-op,
-        reached through a dozen lines of argument checks every step, so it is not called."""
+        """The spec's pre-clip hooks (skip_step), Lightning's clipping (clip_norm/clip_value),
+        then the other gradient hooks, each group in order. Runs after AMP unscaling and once
+        per optimizer step, on the gradients that get stepped. Lightning passes the Trainer's
+        gradient_clip_val: without one its clipping is a no-op, reached through a dozen lines
+        of argument checks every step, so it is not called."""
+        for hook in self.pre_clip_hooks:
+            hook(self, optimizer)
         if gradient_clip_val:
             self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
-        for hook in self.grad_hooks:
+        for hook in self.post_clip_hooks:
             hook(self, optimizer)

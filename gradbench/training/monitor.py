@@ -96,7 +96,8 @@ class StabilityMonitor(L.Callback):
         self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
         self._nan = torch.tensor(float("nan"), device=dev)
         # a model that tells its largest attention logit (training/transformer.py; a user's own
-        # model with the same property): recorded every step, the growth attention instability shows
+        # model with the same property): recorded every step (under gradient accumulation, the
+        # step's last micro-batch), the growth attention instability shows
         model = getattr(pl_module, "model", pl_module)
         self._attn_of = model if hasattr(type(model), "attention_logit_max") else None
 
@@ -127,7 +128,10 @@ class StabilityMonitor(L.Callback):
         self._pending.append([loss, total, total])
         if self._attn_of is not None:
             value = self._attn_of.attention_logit_max
-            self._attn.append(self._nan if value is None else value)
+            value = self._nan if value is None else value.detach().clone()
+            if self._world_size > 1:  # each rank saw its own share of the batch: the largest over all
+                torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+            self._attn.append(value)
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
         if step % self.cfg["layer_every"] == 0:

@@ -43,7 +43,8 @@ class SigmaReparam(nn.Module):
         matrix = weight.flatten(1)
         if self.training:
             self._power_iteration(matrix.detach())
-        sigma = self.u @ matrix @ self.v
+        # copies: the next power iteration updates u and v in place, and autograd keeps these
+        sigma = self.u.clone() @ matrix @ self.v.clone()
         return weight * (self.gamma / sigma.clamp_min(self.eps))
 
 

@@ -116,7 +116,7 @@ class LARS(_PerTensorRule):
         g, wd = p.grad, group["weight_decay"]
         if p.dim() > 1:
             w_norm = p.norm()
-            local = _trust_ratio(w_norm, g.norm() + wd * w_norm) * group["eta"]
+            local = _trust_ratio(group["eta"] * w_norm, g.norm() + wd * w_norm)
         else:
             local = 1.0
         b = state.setdefault("b", torch.zeros_like(p))

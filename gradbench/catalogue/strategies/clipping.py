@@ -4,7 +4,8 @@ clip_norm/clip_value are Lightning's own clipping (`gradient_clip_val`); the oth
 gradient hooks (gradbench.grad_hooks). Both act in BenchModule.configure_gradient_clipping:
 after the AMP scaler has unscaled the gradients, once per optimizer step (so correct under
 gradient accumulation), on the gradients the optimizer then steps with. Lightning's clipping
-runs first, then the hooks in the order the arm names them ("agc+zclip": agc, then zclip).
+runs first, then the hooks in the order the arm names them ("agc+zclip": agc, then zclip);
+skip_step alone runs before Lightning's clipping (it tests the unclipped norm).
 
 Compose rules (slots):
   * clip_norm, clip_value        slot "Lightning gradient clipping" (one gradient_clip_val).

@@ -12,7 +12,7 @@ import torch
 from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..foreach import scale_, tensor_norms
-from ..grad_hooks import drop_gradients, global_norm, grad_hook, grads_of
+from ..grad_hooks import drop_gradients, global_norm, grad_hook, grads_of, mean_over_ranks
 from .base import strategy
 from .clipping import ADAPTIVE
 
@@ -62,7 +62,8 @@ def adagc(
 
 
 class AdaGC:
-    """The rule of the authors' code (lishuai-97/AdaGC, class AdaGC), per tensor i:
+    """The rule of the authors' code (lishuai-97/AdaGC, class AdaGC), per tensor i (a
+    non-finite norm changes no gamma, and the warm-up's global clip leaves such a step alone):
     the first `warmup_steps` steps: the global norm clipped to lambda_abs, and
         gamma_i = the running minimum of the tensor's (clipped) norm;
     after: where ||g_i|| > lambda_rel gamma_i, g_i is scaled to lambda_rel gamma_i, and
@@ -89,16 +90,25 @@ class AdaGC:
             grads = [p.grad for p in params]
             if self.steps <= self.warmup:
                 total = global_norm(grads)
-                scale_(grads, torch.clamp(self.lambda_abs / (total + self.eps), max=1.0))
+                scale = torch.clamp(self.lambda_abs / (total + self.eps), max=1.0)
+                scale_(grads, torch.where(torch.isfinite(total), scale, 1.0))
                 for p, n in zip(params, tensor_norms(grads)):
                     known = self.gamma.get(id(p))
-                    self.gamma[id(p)] = n if known is None else torch.minimum(known, n)
+                    self._remember(p, n if known is None else torch.fmin(known, n), n, known)  # fmin: NaN = unknown
                 return
             for p, n in zip(params, tensor_norms(grads)):
-                gamma = self.gamma.get(id(p), n)
+                known = self.gamma.get(id(p))
+                gamma = n if known is None else torch.where(torch.isnan(known), n, known)
                 limit = self.lambda_rel * gamma
                 p.grad.mul_(torch.where(n > limit, limit / (n + self.eps), 1.0).to(p.grad.dtype))
-                self.gamma[id(p)] = self.beta * gamma + (1 - self.beta) * torch.minimum(n, limit)
+                self._remember(p, self.beta * gamma + (1 - self.beta) * torch.minimum(n, limit), n, gamma)
+
+    def _remember(self, p, value: torch.Tensor, norm: torch.Tensor, old: torch.Tensor | None) -> None:
+        """gamma's new value, unless this step's norm is not finite (an AMP overflow step, a
+        divergence): then it keeps the old one, so one bad step cannot zero or poison it."""
+        if old is None:
+            old = torch.full_like(norm, float("nan"))  # no value yet: a later finite norm sets it
+        self.gamma[id(p)] = torch.where(torch.isfinite(norm), value, old)
 
 
 @grad_hook("adagc")
@@ -117,13 +127,17 @@ def skip_step(spec: RunSpec, window: int = 128, sigma: float = 6.0) -> RunSpec:
 
 class SkipStep:
     """OLMo-core's SkipStepOptimizer rule: each step's loss (the task's, without penalty
-    terms) and pre-clip global gradient norm join rolling windows of the last `window` values
-    before it; once the windows hold max(2, window // 2) values, the step is skipped when the
-    loss or the norm exceeds its window's mean + sigma x std (one-sided; torch.std, unbiased,
-    as the reference).
-    Skipping drops every gradient (as skip_spikes does), so neither the weights nor the
-    optimizer's state move. Skipped steps' values stay in the windows, as in the reference.
-    Deciding costs one host sync per step."""
+    terms, averaged over ranks) and pre-clip global gradient norm join rolling windows of the
+    last `window` values; once a window holds max(2, window // 2) values counting this step's,
+    as the reference counts, the step is taken only when the loss and the norm are each within
+    their window's mean + sigma x std of the values before it (one-sided; torch.std, unbiased,
+    as the reference), so a non-finite value is a skip too. Skipping drops every gradient (as
+    skip_spikes does), so neither the weights nor the optimizer's state move. Skipped steps'
+    finite values stay in the windows, as in the reference; a non-finite one never enters
+    them (it would poison every later test). It runs before Lightning's clipping (`pre_clip`),
+    so it sees the norm OLMo 2 tests, not the clipped one. One host sync per step."""
+
+    pre_clip = True
 
     def __init__(self, window: int, sigma: float):
         self.window, self.sigma = window, sigma
@@ -135,19 +149,24 @@ class SkipStep:
         grads = grads_of(optimizer)
         if not grads:
             return
-        loss = getattr(module, "last_loss", None)
+        loss = mean_over_ranks(module, getattr(module, "last_loss", None))
         norm = global_norm(grads)
-        spike = torch.zeros((), dtype=torch.bool, device=norm.device)
-        if len(self.norms) >= max(2, self.window // 2):
-            for history, value in ((self.norms, norm), (self.losses, loss)):
-                if value is None or not history:
-                    continue
+        take = torch.ones((), dtype=torch.bool, device=norm.device)
+        for history, value in ((self.norms, norm), (self.losses, loss)):
+            if value is None:
+                continue
+            value = value.detach().reshape(())
+            if len(history) + 1 >= max(2, self.window // 2):
                 past = torch.stack(history)
-                spike = spike | (value - past.mean() > self.sigma * past.std())
-        self.norms = [*self.norms, norm.detach()][-self.window :]
-        if loss is not None:
-            self.losses = [*self.losses, loss.detach().reshape(())][-self.window :]
-        if bool(spike):
+                take = take & (value - past.mean() <= self.sigma * past.std())
+            else:
+                take = take & torch.isfinite(value)
+        finite = [bool(torch.isfinite(v)) for v in (norm, loss) if v is not None]
+        if all(finite):
+            self.norms = [*self.norms, norm.detach()][-self.window :]
+            if loss is not None:
+                self.losses = [*self.losses, loss.detach().reshape(())][-self.window :]
+        if not bool(take):
             self.skipped += 1
             drop_gradients(optimizer)
 

@@ -7,10 +7,9 @@ composes with a norm (Qiao et al. pair it with GroupNorm: `groupnorm+weight_std`
 qk_norm is the transformer's: it normalizes attention's queries and keys, not a layer's output.
 spectral_norm and sigma_reparam divide the weights by their spectral norm (slot
 "reparametrization"; training/reparam.py); a zero-initialized residual branch has none, so
-they refuse to compose with residual.
+the model's knobs refuse them with residual (not with rezero), weight_std or deepnorm.
 """
 
-from ...core.errors import UserError
 from ...core.spec import RunSpec
 from .base import strategy
 
@@ -47,22 +46,19 @@ def qk_norm(spec: RunSpec) -> RunSpec:
     return spec.with_model(qk_norm=True)
 
 
-def _reparam(spec: RunSpec, kind: str, name: str) -> RunSpec:
-    if spec.model.get("residual"):
-        raise UserError(
-            f"{name}: a residual branch's layer starts at zero (Fixup), where a spectral norm is 0; "
-            "drop residual or the reparametrization"
-        )
+def _reparam(spec: RunSpec, kind: str) -> RunSpec:
+    # what it does not compose with (a zero-initialized residual branch, weight_std, deepnorm)
+    # the model's knobs refuse, whichever strategy of an arm comes first
     return spec.with_model(reparam=kind)
 
 
 @strategy(family="normalization", applies_to=("mlp", "cnn", "transformer"), slot="reparametrization")
 def spectral_norm(spec: RunSpec) -> RunSpec:
     """Spectral normalization W / sigma(W) of the hidden layers, one power iteration a step, torch's parametrization (Miyato et al., 2018)."""
-    return _reparam(spec, "spectral", "spectral_norm")
+    return _reparam(spec, "spectral")
 
 
 @strategy(family="normalization", applies_to=("mlp", "cnn", "transformer"), slot="reparametrization")
 def sigma_reparam(spec: RunSpec) -> RunSpec:
     """sigma-Reparam: hidden weights W_hat = gamma / sigma(W) W, gamma learnable, starting at sigma(W_0) (Zhai et al., 2023)."""
-    return _reparam(spec, "sigma", "sigma_reparam")
+    return _reparam(spec, "sigma")

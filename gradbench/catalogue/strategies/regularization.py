@@ -73,9 +73,9 @@ def dropout(spec: RunSpec, p: float = 0.1) -> RunSpec:
 @strategy(family="regularization", tune="coeff")
 def z_loss(spec: RunSpec, coeff: float = 1e-4) -> RunSpec:
     """z-loss: loss + coeff * log(Z)^2, Z the softmax normalizer, so the output logits cannot drift (Chowdhery et al., 2022; Wortsman et al., 2023)."""
+    if coeff < 0:
+        raise UserError(f"z_loss.coeff: must be >= 0, got {coeff:g}")
     task = TASKS.get(spec.task)
     if task.loss != "cross_entropy":
         raise NotApplicable(f"z_loss acts on softmax logits; {task.name} has a {task.loss} loss")
-    if coeff < 0:
-        raise UserError(f"z_loss.coeff: must be >= 0, got {coeff:g}")
     return spec.with_loss_terms(z_loss=coeff)
