@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Regenerate a leaderboard from a fresh, real run of a suite, the way CI publishes it:
-#   scripts/leaderboard.sh [--commit] [SUITE] [OUT]      (defaults: configs/quick.yaml leaderboard)
+# A leaderboard from a fresh, real run of a suite, the way CI's scheduled run makes one:
+#   scripts/leaderboard.sh [--commit] [SUITE] [OUT]      (defaults: configs/quick.yaml leaderboard/fresh)
+# OUT is never leaderboard/ itself: the published page there is rebuilt from its committed
+# results ('gradbench leaderboard leaderboard/results.jsonl --out leaderboard'), never
+# replaced by another run.
 # It runs 'gradbench run SUITE --results OUT/results.jsonl --leaderboard OUT' from an empty
 # results file (RESUME=1 keeps it, to finish an interrupted run), so the page names exactly
 # the command that reproduces it. --commit commits OUT in the git repository that holds it
@@ -9,9 +12,13 @@ set -euo pipefail
 commit=0
 if [ "${1:-}" = "--commit" ]; then commit=1; shift; fi
 suite=${1:-configs/quick.yaml}
-out=${2:-leaderboard}
+out=${2:-leaderboard/fresh}
 source "$(dirname "$0")/env.sh"
 cd "$root"
+if [ "$(realpath -m "$out")" = "$(realpath -m "$root/leaderboard")" ]; then
+  echo "leaderboard.sh: OUT $out is the published page; give a folder of its own (default leaderboard/fresh)" >&2
+  exit 2
+fi
 source scripts/data.sh
 mkdir -p "$out"
 if [ "${RESUME:-0}" != 1 ]; then

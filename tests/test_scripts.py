@@ -53,3 +53,19 @@ def test_leaderboard_script_runs_a_suite_writes_the_page_and_commits(tmp_path):
     assert "leaderboard: tiny.yaml" in log
     tracked = subprocess.run(["git", "-C", str(repo), "ls-files"], capture_output=True, text=True).stdout
     assert "leaderboard/README.md" in tracked and "leaderboard/results.jsonl" in tracked
+
+
+def test_leaderboard_script_refuses_to_overwrite_the_published_page():
+    """leaderboard/ is the page of the committed results; a fresh run goes to a folder of its own."""
+    r = subprocess.run(
+        [str(REPO / "scripts/leaderboard.sh"), "configs/quick.yaml", "leaderboard"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "is the published page" in r.stderr
+    assert (REPO / "leaderboard" / "results.jsonl").is_file()
+    lb = yaml.safe_load((REPO / ".github/workflows/leaderboard.yml").read_text())
+    (run,) = [s["run"] for s in lb["jobs"]["leaderboard"]["steps"] if "run" in s]
+    assert run.endswith("leaderboard/fresh")
