@@ -967,14 +967,21 @@ def _causal_logits(qkv, heads, head_dim):
     return logits.masked_fill(future, -math.inf)
 
 
-def test_a_transformer_run_records_its_attention_logits_per_step(data, tmp_path):
-    rec = run_one(one("baseline", "recall_transformer"), data, run_dir=tmp_path)
+def test_a_transformer_run_records_its_attention_logits_per_step_and_the_page_plots_them(data, tmp_path):
+    from gradbench import cli
+    from gradbench.store.jsonl import append
+
+    rec = run_one(one("baseline", "recall_transformer", lr_mult=1.0), data, run_dir=tmp_path)
     rows = list(csv.DictReader(open(tmp_path / "steps.csv")))
     assert len(rows) == STEPS and all(float(r["attn_logit_max"]) > 0 for r in rows)
     assert rec["stability"]["attn_logit_max"] == pytest.approx(max(float(r["attn_logit_max"]) for r in rows), rel=1e-5)
     assert len(rec["stability"]["attn_logit_curve"]) == STEPS
     other = run_one(one("baseline", "mnist_mlp"), data)  # a model without attention has no such keys
     assert "attn_logit_max" not in other["stability"]
+    append(tmp_path / "r.jsonl", rec)
+    assert cli.main(["leaderboard", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "page")]) == 0
+    assert "(attention_logits_recall_transformer.png)" in (tmp_path / "page" / "README.md").read_text()
+    assert (tmp_path / "page" / "attention_logits_recall_transformer.png").stat().st_size > 0
 
 
 def test_z_loss_adds_coeff_times_the_squared_log_normalizer(data):

@@ -386,6 +386,7 @@ def _task_section(
         (f"dose_response:{task}", f"dose-response on {task}: the metric against the learning rate"),
         (f"val_curves:{task}", f"validation curves on {task}"),
         (f"grad_norm:{task}", f"gradient norms on {task}"),
+        (f"attention_logits:{task}", f"the largest attention logit on {task}"),
     ):
         if key in images:
             out += [f"![{alt}]({images[key]})", ""]

@@ -39,6 +39,9 @@ def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str,
         name = f"grad_norm_{_slug(task)}.png"
         if _plot_grad_norms(task, rows, runs, colours, out_dir / name):
             images[f"grad_norm:{task}"] = name
+        name = f"attention_logits_{_slug(task)}.png"
+        if _plot_attention_logits(task, rows, runs, colours, out_dir / name):
+            images[f"attention_logits:{task}"] = name
     if len(scored) and _plot_scatter(scored, out_dir / "stability_vs_accuracy.png"):
         images["stability_vs_accuracy"] = "stability_vs_accuracy.png"
     return images
@@ -223,6 +226,47 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     ax.set_ylabel("max pre-clip gradient norm")
     ax.set_title(f"{task}: gradient norms, most vs least stable strategy (one line per seed)", fontsize=10)
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
+    """The largest attention logit per step of every strategy whose model records it, at the
+    task's own learning rate (lr×1, where the baseline is calibrated to be unstable), one line
+    per seed: the growth that QK-LayerNorm and its kind are meant to prevent. Nothing for a
+    task whose records have no attention curve, or no run at lr×1."""
+    fig, ax = _figure()
+    drawn = False
+    for strategy in sorted(rows["strategy"]):
+        label = strategy
+        mine = [
+            r
+            for r in runs
+            if (r.get("strategy") or {}).get("label") == strategy
+            and r.get("status") in SCORED
+            and _lr_of(r) == 1.0
+            and (r.get("spec") or {}).get("phase", "") in GRID_PHASES
+        ]
+        for r in sorted(mine, key=lambda r: (r.get("seed"), r["run_id"])):
+            curve = (r.get("stability") or {}).get("attn_logit_curve") or []
+            pts = [(s, v) for s, v in curve if v is not None and v > 0 and math.isfinite(v)]
+            if pts:
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    color=colours[strategy],
+                    linewidth=1,
+                    alpha=0.8,
+                    label=label,
+                )
+                label = None
+                drawn = True
+    if not drawn:
+        return False
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("largest attention logit")
+    ax.set_title(f"{task}: the largest attention logit at lr×1 (one line per seed)", fontsize=10)
+    _legend(ax, len(rows))
     return _save(fig, path)
 
 
