@@ -110,8 +110,8 @@ def test_5_hook_order_around_the_optimizer_step(tiny_data):
 
     class Spy(L.Callback):
         def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-            if not any(isinstance(h, _Tap) for h in pl_module.grad_hooks):
-                pl_module.grad_hooks.append(_Tap(order))
+            if not any(isinstance(h, _Tap) for h in pl_module.post_clip_hooks):
+                pl_module.post_clip_hooks.append(_Tap(order))
                 optimizer.register_step_post_hook(lambda *a: order.append("step"))
             order.append("before_optimizer_step")
 
