@@ -448,3 +448,60 @@ def test_tied_groups_need_seeds_to_separate():
     assert [bool(row(many, "mnist_mlp", s)["tied"]) for s in ("good", "close", "bad")] == [True, False, False]
     assert row(many, "mnist_mlp", "bad")["tie_p"] == 1 / 64
     assert row(few, "mnist_mlp", "good")["seeds_at_chosen"] == 2
+
+
+def test_a_task_discriminates_with_five_arms_on_each_side_of_its_target():
+    """analysis/discrimination.py reads the scores' accuracy (the mean test metric at each
+    arm's chosen configuration) against the target, in the task's direction; an arm that is
+    the same runs as baseline, or n/a, counts on neither side."""
+    import pandas as pd
+
+    from gradbench.analysis.discrimination import markdown, split_by_target
+
+    rows = []
+    for task, target, hib, values in (
+        ("acc", 0.9, True, [0.95, 0.91, 0.9, 0.93, 0.99, 0.5, 0.89, 0.1, 0.2, 0.3]),
+        ("mse", 0.05, False, [0.01, 0.02, 0.2]),
+    ):
+        for i, v in enumerate(values):
+            rows.append(
+                dict(
+                    task=task,
+                    strategy=f"s{i}",
+                    status="scored",
+                    reason=None,
+                    target=target,
+                    higher_is_better=hib,
+                    accuracy=v,
+                )
+            )
+    rows.append(
+        dict(
+            task="acc",
+            strategy="copy",
+            status="scored",
+            reason="= baseline",
+            target=0.9,
+            higher_is_better=True,
+            accuracy=0.99,
+        )
+    )
+    rows.append(
+        dict(
+            task="acc",
+            strategy="lstm",
+            status="n/a",
+            reason="rnn only",
+            target=0.9,
+            higher_is_better=True,
+            accuracy=None,
+        )
+    )
+    per_task = pd.DataFrame(rows)
+    acc, mse = split_by_target(per_task)
+    assert acc.reached == ["s4", "s0", "s3", "s1", "s2"] and acc.missed == ["s6", "s5", "s9", "s8", "s7"]
+    assert acc.discriminates
+    assert mse.reached == ["s0", "s1"] and mse.missed == ["s2"] and not mse.discriminates
+    table = markdown([acc, mse], per_task)
+    assert table[2].startswith("| `acc` | >= 0.9 | 5: `s4` 0.99") and table[2].endswith("| yes |")
+    assert table[3].startswith("| `mse` | <= 0.05 | 2:") and table[3].endswith("| no |")
