@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 
 import yaml
 from conftest import REPO
@@ -69,3 +71,40 @@ def test_leaderboard_script_refuses_to_overwrite_the_published_page():
     lb = yaml.safe_load((REPO / ".github/workflows/leaderboard.yml").read_text())
     (run,) = [s["run"] for s in lb["jobs"]["leaderboard"]["steps"] if "run" in s]
     assert run.endswith("leaderboard/fresh")
+
+
+def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline(tmp_path):
+    """benchmarks/arm_cost.py runs each arm for real and prints its row: a ratio to the
+    baseline and a peak memory (no timing is asserted, only that each arm was measured)."""
+    from fakes import make_mnist
+
+    make_mnist(tmp_path / "data", gz=False, n_train=300, n_test=60)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: s\ntasks:\n  mnist_mlp: {batch_size: 16, model: {depth: 2, width: 8}}\n"
+        "strategies: [clip_norm, lstm, adam]\n"
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks/arm_cost.py"),
+            str(suite),
+            "--steps",
+            "12",
+            "--rounds",
+            "2",
+            "--data",
+            str(tmp_path / "data"),
+            "--json",
+            str(tmp_path / "cost.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| `")]
+    assert [row.split("`")[1] for row in rows] == ["baseline", "clip_norm", "adam"]  # lstm: n/a on the MLP
+    assert rows[0].split("|")[3].strip().startswith("1.00")
+    cost = json.loads((tmp_path / "cost.json").read_text())
+    assert all(len(v) == 2 and all(m["ms_per_step"] and m["peak_mb"] for m in v) for v in cost["mnist_mlp"].values())
