@@ -2,7 +2,8 @@
 
 relu and tanh also apply to the rnn family, where they set the vanilla cell's nonlinearity
 (nn.RNN takes only these two); LSTM/GRU cells have fixed internal nonlinearities, so on them
-tanh is the cell's own and relu is refused (see architecture.lstm/gru).
+tanh is the cell's own and relu is refused (see architecture.lstm/gru). On the transformer
+they set the MLP's nonlinearity (GELU by default).
 """
 
 from ...core.errors import UserError
@@ -10,7 +11,7 @@ from ...core.spec import RunSpec
 from ..tasks import TASKS
 from .base import ANY, strategy
 
-FF = ("mlp", "cnn")
+FF = ("mlp", "cnn", "transformer")  # every hidden activation is a free choice there
 
 
 def _set(spec: RunSpec, activation: str) -> RunSpec:
