@@ -108,3 +108,18 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     assert rows[0].split("|")[3].strip().startswith("1.00")
     cost = json.loads((tmp_path / "cost.json").read_text())
     assert all(len(v) == 2 and all(m["ms_per_step"] and m["peak_mb"] for m in v) for v in cost["mnist_mlp"].values())
+
+
+def test_the_diverged_above_check_reads_the_committed_demo():
+    """benchmarks/diverged_above.py on the protocol demo's 7-level grid: every (task, arm,
+    level) above a level where all seeds diverged failed on every seed too (the budget rule
+    would have lost nothing there)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from diverged_above import above_all_diverged
+
+    from gradbench.store.jsonl import load
+
+    rows = above_all_diverged(load(REPO / "leaderboard" / "protocol_demo" / "results.jsonl"))
+    assert len(rows) == 12 and all(every_seed_failed for *_, every_seed_failed in rows)
+    assert {(task, arm) for task, arm, *_ in rows} >= {("mnist_mlp", "baseline")}
+    assert all(level > first for _, _, first, level, _ in rows)
