@@ -203,3 +203,46 @@ def test_the_standalone_monitor_under_gradient_accumulation_and_after_a_resume(t
     trainer.fit(Recording(), user_data(), ckpt_path=ckpt)
     assert resumed.diverged_at is None and trainer.global_step == 10
     assert resumed.summary()["grad_norm_max"] > 0 and len(resumed.series()) == 10
+
+
+class AttentionUserModel(UserModel):
+    """A user's model whose network tells its largest attention logit, as gradbench's
+    transformer does: here a stand-in that grows with the weights."""
+
+    class Net(torch.nn.Sequential):
+        @property
+        def attention_logit_max(self):
+            return self[0].weight.detach().abs().max() * 10
+
+    def __init__(self):
+        super().__init__()
+        self.net = self.Net(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+
+
+def test_the_standalone_monitor_logs_a_users_attention_logits(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from gradbench.callbacks import StabilityMonitor
+
+    monitor = StabilityMonitor()
+    model = AttentionUserModel()
+    expected = []
+    model.on_before_optimizer_step = lambda optimizer: expected.append(float(model.net.attention_logit_max))
+    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.02)  # no divergence
+    t = L.Trainer(
+        max_steps=6,
+        callbacks=[monitor],
+        logger=CSVLogger(tmp_path, name="user"),
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    t.fit(model, user_data())
+    import csv
+
+    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    logged = {int(r["step"]): float(r["stability/attn_logit_max"]) for r in rows if r.get("stability/attn_logit_max")}
+    assert sorted(logged) == list(range(6))
+    assert [logged[s] for s in range(6)] == pytest.approx(expected, rel=1e-6)
+    assert monitor.summary()["attn_logit_max"] == pytest.approx(max(expected), rel=1e-6)

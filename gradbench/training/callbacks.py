@@ -102,7 +102,10 @@ class StabilityMonitor(monitor.StabilityMonitor):
     pre-clip and post-clip global gradient norm and learning rate, and every `layer_every`
     steps each parameter's gradient norm and update-to-weight ratio, logged to the Trainer's
     loggers (CSV, TensorBoard, W&B ...) as `stability/...` and `layers/<param>/...`; at the end
-    the run's summary (percentiles, spikes, clip fraction) as `stability_summary/...`.
+    the run's summary (percentiles, spikes, clip fraction) as `stability_summary/...`. A model
+    whose LightningModule or direct submodule has an `attention_logit_max` property (as
+    gradbench's transformer) gets its largest attention logit logged each step too
+    (`stability/attn_logit_max`).
 
     The pre-clip norm is read in on_before_optimizer_step, so list the monitor before any
     gradient callback (`callbacks=[StabilityMonitor(), ZClip()]`); Lightning's own
@@ -129,6 +132,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
         # not this monitor's (no rows are checked or logged for them, their lr is NaN)
         self._first = self._checked = self._logged = self.steps = trainer.global_step
         self._lrs = [math.nan] * self._first
+        if self._attn_of is not None:
+            self._attn = [self._nan] * self._first
         self.clipping = True  # any callback or the module may clip: always read the post-step norm
         listed = list(trainer.callbacks)
         if any(isinstance(cb, GradientCallback) for cb in listed[: listed.index(self)]):
@@ -170,8 +175,13 @@ class StabilityMonitor(monitor.StabilityMonitor):
 
     def summary(self) -> dict:
         """The run's summary statistics over the steps this monitor saw."""
+        attention = self.attention_logits()
         return monitor.summarize(
-            self.series()[self._first :], clipping=self.clipping, diverged_at=self.diverged_at, cfg=self.cfg
+            self.series()[self._first :],
+            clipping=self.clipping,
+            diverged_at=self.diverged_at,
+            cfg=self.cfg,
+            attention=None if attention is None else attention[self._first :],
         )
 
     def _log(self, trainer) -> None:
@@ -179,9 +189,16 @@ class StabilityMonitor(monitor.StabilityMonitor):
         if not trainer.loggers:
             return
         rows = self._rows[self._logged : self.steps]
+        attention = (  # one read for the rows, not one per row
+            torch.stack(self._attn[self._logged : self.steps]).float().tolist()
+            if self._attn_of is not None and rows
+            else None
+        )
         for i, (loss, pre, post) in enumerate(rows, start=self._logged):
             metrics = {"stability/loss": loss, "stability/grad_norm": pre, "stability/grad_norm_clipped": post}
             metrics["stability/lr"] = self._lrs[i]
+            if attention is not None:
+                metrics["stability/attn_logit_max"] = attention[i - self._logged]
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=i)
         self._logged += len(rows)

@@ -98,8 +98,7 @@ class StabilityMonitor(L.Callback):
         # a model that tells its largest attention logit (training/transformer.py; a user's own
         # model with the same property): recorded every step (under gradient accumulation, the
         # step's last micro-batch), the growth attention instability shows
-        model = getattr(pl_module, "model", pl_module)
-        self._attn_of = model if hasattr(type(model), "attention_logit_max") else None
+        self._attn_of = attention_source(pl_module)
 
     @_clocked
     def on_train_end(self, trainer, pl_module):
@@ -267,6 +266,16 @@ class StabilityMonitor(L.Callback):
                 for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
                     w.writerow([step, name, f"{g:.6g}", f"{r:.6g}"])
         return str(self.series_dir)
+
+
+def attention_source(pl_module) -> torch.nn.Module | None:
+    """The module that tells the largest attention logit of its last forward, through an
+    `attention_logit_max` property (a 0-dim tensor, or None): the LightningModule itself or
+    one of its direct submodules (gradbench's `model`, a user's `net` ...); None if none does."""
+    for m in (pl_module, *pl_module.children()):
+        if isinstance(getattr(type(m), "attention_logit_max", None), property):
+            return m
+    return None
 
 
 def _float32(value: torch.Tensor) -> float:
