@@ -142,6 +142,8 @@ def test_a_committed_page_rebuilds_from_its_own_results(folder, tmp_path):
     page = leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path).read_text(encoding="utf-8")
     assert page == (folder / "README.md").read_text(encoding="utf-8")
     assert "### Rank stability" in page  # both pages carry their measured rank stability
+    for name in ("index.html", "plotly.min.js"):  # and the static site, the same scores
+        assert (tmp_path / "site" / name).read_bytes() == (folder / "site" / name).read_bytes(), name
 
 
 def test_the_protocol_demo_page_shows_the_protocol_and_its_readings():
@@ -155,3 +157,53 @@ def test_the_protocol_demo_page_shows_the_protocol_and_its_readings():
         "2 extra trials",
     ):
         assert shown in page, shown
+
+
+def test_the_static_site_shows_every_table_and_figure_and_names_its_source(tmp_path):
+    """analysis/site.py: one sortable table per task and overall, the figures (dose-response
+    per task, stability against accuracy, P(improve)), the command and the results file."""
+    from gradbench.store import jsonl
+
+    folder = COMMITTED[1]
+    leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path)
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    for table_id in ("overall", "task-0", "task-1"):
+        assert f'id="{table_id}"' in index, table_id
+    for div in ("fig-scatter", "fig-win", "fig-dose-0", "fig-dose-1"):
+        assert f'id="{div}"' in index, div
+    assert '<script src="plotly.min.js"></script>' in index and "unpkg.com" not in index  # offline
+    assert 'href="../results.jsonl" download' in index and "configs/protocol_demo.yaml" in index
+
+
+def test_the_static_site_renders_in_a_real_browser(tmp_path):
+    """Chromium, headless, opens the committed demo's site from disk: DataTables turned every
+    table into a sortable one with its rows, plotly drew every figure, and the console has no
+    error. A screenshot is kept (GRADBENCH_ARTIFACTS, else the test's folder). CI installs
+    chromium (.ci/run); without it this test fails, it never skips."""
+    import os
+    import re
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert browser, "chromium is missing: apt-get install chromium (.ci/run does)"
+    index = COMMITTED[1] / "site" / "index.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000", "--enable-logging=stderr"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    tables = re.findall(r'<table id="([^"]+)"[^>]*class="[^"]*dataTable', dom.stdout)
+    assert sorted(tables) == ["overall", "task-0", "task-1"], tables
+    assert dom.stdout.count("dt-orderable") >= 10  # sortable columns
+    assert dom.stdout.count('class="main-svg"') >= 4  # every figure drawn
+    console = [
+        line for line in dom.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
+    ]
+    assert not console, console
+    shot = Path(os.environ.get("GRADBENCH_ARTIFACTS", tmp_path)) / "site.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [browser, *flags, "--window-size=1400,2400", f"--screenshot={shot}", index.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.stat().st_size > 10_000

@@ -21,9 +21,13 @@ from . import rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
+from .site import write_site
 from .stats import ALPHA, MIN_SEEDS
 
 README = "README.md"
+
+
+RESULTS_NAME = "results.jsonl"  # the results file beside a page, as the committed pages keep it
 
 
 def write(
@@ -43,6 +47,9 @@ def write(
     measured = rank_stability.saved_for(records, out_dir)
     page = render(records, scores, command=command, images=images, measured_ranks=measured)
     path.write_text(page, encoding="utf-8", newline="\n")
+    if plots:  # the same scores as a static site: sortable tables, interactive figures
+        command = command or _most_common(r.get("command") for r in records)
+        write_site(records, scores, out_dir, command=command, results_name=RESULTS_NAME)
     return path
 
 

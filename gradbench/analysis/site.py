@@ -1,0 +1,211 @@
+"""The leaderboard as a static site: the markdown page's scores as sortable, filterable tables
+(itables) and interactive figures (plotly), in one index.html that opens from disk with no
+network: the DataTables bundle is inlined once, plotly.js sits next to it as a file.
+
+Built from the same Scores as the markdown page (page.py), so the two forms never disagree;
+deterministic (fixed element ids, sorted inputs), so it rebuilds byte for byte.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from .runs import level_results, runs_frame, task_meta
+from .scoring import Scores
+
+SITE = "site"
+PLOTLY_JS = "plotly.min.js"
+
+
+def write_site(records: list[dict], scores: Scores, out_dir: Path, *, command: str | None, results_name: str) -> Path:
+    """out_dir/site/index.html (and plotly.min.js beside it); returns the index's path."""
+    import plotly
+
+    site = Path(out_dir) / SITE
+    site.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, site / PLOTLY_JS)
+    index = site / "index.html"
+    index.write_text(render_site(records, scores, command=command, results_name=results_name), encoding="utf-8")
+    return index
+
+
+def render_site(records: list[dict], scores: Scores, *, command: str | None, results_name: str) -> str:
+    import itables
+    from itables.javascript import generate_init_offline_itables_html
+
+    bundle = Path(itables.__file__).parent / "html" / "dt_bundle.js"
+    pt = scores.per_task
+    frame = runs_frame(records)
+    body = [
+        "<h1>gradbench leaderboard</h1>",
+        f"<p>Made by <code>{html.escape(command or 'an unnamed command')}</code>, from "
+        f'<a href="../{html.escape(results_name)}" download>the results file</a> '
+        f"({len(records)} records). The markdown page beside it has every rule and reading.</p>",
+        "<h2>Overall</h2>",
+        _table(_overall_view(scores.overall), "overall"),
+        "<h2>Stability against accuracy</h2>",
+        _figure(_scatter(pt), "fig-scatter"),
+        "<h2>Probability of improving on baseline</h2>",
+        _figure(_win_rates(pt), "fig-win"),
+    ]
+    for i, (task, rows) in enumerate(pt.groupby("task", sort=True)):
+        body += [
+            f"<h2>Task <code>{html.escape(task)}</code></h2>",
+            _table(_task_view(rows), f"task-{i}"),
+            _figure(_dose_response(task, frame), f"fig-dose-{i}"),
+        ]
+    head = [
+        '<meta charset="utf-8">',
+        "<title>gradbench leaderboard</title>",
+        f'<script src="{PLOTLY_JS}"></script>',
+        generate_init_offline_itables_html(bundle),
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}code{font-size:90%}</style>",
+    ]
+    return (
+        "<!DOCTYPE html>\n<html><head>\n"
+        + "\n".join(head)
+        + "\n</head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _table(df: pd.DataFrame, table_id: str) -> str:
+    from itables import to_html_datatable
+
+    return to_html_datatable(df, table_id=table_id, connected=False, classes="display compact", paging=False)
+
+
+def _figure(fig, div_id: str) -> str:
+    if fig is None:
+        return "<p>(no data for this figure)</p>"
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def _num(x, digits=3):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), digits)
+
+
+def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
+    cols = [
+        "rank",
+        "strategy",
+        "mean_rank",
+        "tasks_ranked",
+        "tasks_na",
+        "mean_composite",
+        "mean_stability",
+        "runs",
+        "diverged",
+    ]
+    return overall[[c for c in cols if c in overall.columns]].reset_index(drop=True).round(3)
+
+
+def _task_view(rows: pd.DataFrame) -> pd.DataFrame:
+    view = pd.DataFrame(
+        {
+            "rank": rows["rank"],
+            "strategy": rows["strategy"],
+            "composite": rows["composite"].astype(float).round(3),
+            "stability": rows["stability"].astype(float).round(3),
+            "accuracy": rows["accuracy"].astype(float).round(4),
+            "accuracy_lo": rows["accuracy_lo"].astype(float).round(4),
+            "accuracy_hi": rows["accuracy_hi"].astype(float).round(4),
+            "P(improve)": rows["win_rate"].astype(float).round(3),
+            "chosen lr x": rows["chosen_lr_mult"].astype(float).round(3),
+            "diverged": rows["diverged"],
+            "collapsed": rows["collapsed"],
+            "status": rows["status"],
+        }
+    )
+    return view.sort_values(["rank", "strategy"], na_position="last").reset_index(drop=True)
+
+
+def _dose_response(task: str, frame: pd.DataFrame):
+    """The metric at each learning-rate level of the grid, one line per arm; a level where a
+    seed diverged is an x, one where a seed collapsed a square."""
+    import plotly.graph_objects as go
+
+    runs = frame[frame["task"] == task]
+    meta = task_meta(frame, task)
+    fig = go.Figure()
+    for arm, mine in sorted(runs.groupby("strategy"), key=lambda kv: kv[0]):
+        levels = level_results(mine, meta)
+        if levels.empty:
+            continue
+        symbols = ["x" if d else ("square" if c else "circle") for d, c in zip(levels["diverged"], levels["collapsed"])]
+        fig.add_trace(
+            go.Scatter(
+                x=list(levels.index),
+                y=[_num(v, 4) for v in levels["value"]],
+                mode="lines+markers",
+                name=arm,
+                marker={"symbol": symbols, "size": 8},
+            )
+        )
+    if not fig.data:
+        return None
+    fig.update_layout(
+        title=f"{task}: mean final validation {meta['metric']} by learning rate (x: a seed diverged, square: one collapsed)",
+        xaxis={"type": "log", "title": "lr multiplier"},
+        yaxis={"title": meta["metric"]},
+        height=480,
+    )
+    return fig
+
+
+def _scatter(pt: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    scored = pt[pt["status"] == "scored"]
+    if scored.empty:
+        return None
+    fig = go.Figure()
+    for task, rows in scored.groupby("task", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=[_num(v) for v in rows["stability"]],
+                y=[_num(v) for v in rows["accuracy_norm"]],
+                mode="markers",
+                name=task,
+                text=list(rows["strategy"]),
+                hovertemplate="%{text}<br>stability %{x}<br>normalised accuracy %{y}",
+            )
+        )
+    fig.update_layout(
+        xaxis={"title": "share of runs that did not fail"}, yaxis={"title": "accuracy, chance 0 to best 1"}, height=480
+    )
+    return fig
+
+
+def _win_rates(pt: pd.DataFrame):
+    import plotly.graph_objects as go
+
+    rows = pt[(pt["status"] == "scored") & pt["win_rate"].notna()]
+    if rows.empty:
+        return None
+    fig = go.Figure()
+    for task, mine in rows.groupby("task", sort=True):
+        mine = mine.sort_values("strategy")
+        rate = mine["win_rate"].astype(float)
+        fig.add_trace(
+            go.Scatter(
+                x=list(mine["strategy"]),
+                y=[_num(v) for v in rate],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [_num(v) for v in mine["win_hi"].astype(float) - rate],
+                    "arrayminus": [_num(v) for v in rate - mine["win_lo"].astype(float)],
+                },
+                mode="markers",
+                name=task,
+            )
+        )
+    fig.update_layout(yaxis={"title": "P(improve on baseline), paired seeds", "range": [0, 1]}, height=480)
+    return fig
