@@ -185,7 +185,8 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
     import shutil
     import subprocess
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    # Debian's chromium (.ci/run), or the Chrome that GitHub's Ubuntu runners ship
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     assert browser, "chromium is missing: apt-get install chromium (.ci/run does)"
     index = COMMITTED[1] / "site" / "index.html"
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=8000", "--enable-logging=stderr"]
