@@ -45,7 +45,7 @@ def write(
     images = write_plots(records, scores, out_dir) if plots else {}
     path = out_dir / README
     measured = rank_stability.saved_for(records, out_dir)
-    page = render(records, scores, command=command, images=images, measured_ranks=measured)
+    page = render(records, scores, command=command, images=images, measured_ranks=measured, site=plots)
     path.write_text(page, encoding="utf-8", newline="\n")
     if plots:  # the same scores as a static site: sortable tables, interactive figures
         command = command or _most_common(r.get("command") for r in records)
@@ -71,15 +71,23 @@ def render(
     command: str | None = None,
     images: dict[str, str] | None = None,
     measured_ranks: dict | None = None,
+    site: bool = False,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
-    `measured_ranks` is the rank stability of these records (analysis/rank_stability.py), if any."""
+    `measured_ranks` is the rank stability of these records (analysis/rank_stability.py), if any.
+    `site`: the static site (site.py) is written beside the page, and the page links it."""
     records = latest_by_run(records)
     images = images or {}
     suites = _unique(r.get("suite") for r in records)
     title = ", ".join(suites) if suites else "(no runs)"
     out = [f"# gradbench leaderboard: {title}", ""]
+    if site:
+        out += [
+            "The same scores with sortable, filterable tables and interactive figures: "
+            "[site/index.html](site/index.html) (opens from disk, no network needed).",
+            "",
+        ]
     out += _provenance(records, scores, command)
     if scores.per_task.empty:
         out += ["No scored runs in these results.", ""]
