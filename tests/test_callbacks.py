@@ -89,10 +89,10 @@ def test_the_readmes_snippet_runs(tmp_path, monkeypatch):
         exec(compile(code, "README.md", "exec"), {"__name__": "readme_snippet"})
 
 
-def fit_user_model(callbacks, tmp_path, steps=24, lr=0.02, **trainer):
+def fit_user_model(callbacks, tmp_path, steps=24, lr=0.02, model=None, **trainer):
     from lightning.pytorch.loggers import CSVLogger
 
-    model = UserModel()
+    model = model or UserModel()
     model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=lr)
     t = L.Trainer(
         max_steps=steps,
@@ -220,28 +220,13 @@ class AttentionUserModel(UserModel):
 
 
 def test_the_standalone_monitor_logs_a_users_attention_logits(tmp_path):
-    from lightning.pytorch.loggers import CSVLogger
-
     from gradbench.callbacks import StabilityMonitor
 
     monitor = StabilityMonitor()
     model = AttentionUserModel()
     expected = []
     model.on_before_optimizer_step = lambda optimizer: expected.append(float(model.net.attention_logit_max))
-    model.configure_optimizers = lambda: torch.optim.SGD(model.parameters(), lr=0.02)  # no divergence
-    t = L.Trainer(
-        max_steps=6,
-        callbacks=[monitor],
-        logger=CSVLogger(tmp_path, name="user"),
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    t.fit(model, user_data())
-    import csv
-
-    rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
+    _, rows = fit_user_model([monitor], tmp_path, steps=6, model=model)
     logged = {int(r["step"]): float(r["stability/attn_logit_max"]) for r in rows if r.get("stability/attn_logit_max")}
     assert sorted(logged) == list(range(6))
     assert [logged[s] for s in range(6)] == pytest.approx(expected, rel=1e-6)

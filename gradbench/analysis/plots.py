@@ -203,20 +203,7 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
         top = max(_lr_of(r) for r in mine)
         label = f"{strategy} ({lr_label(top)})"
         for r in sorted((r for r in mine if _lr_of(r) == top), key=lambda r: (r.get("seed"), r["run_id"])):
-            pts = [
-                (s, v)
-                for s, v in ((r.get("stability") or {}).get("grad_norm_curve") or [])
-                if v is not None and v > 0 and math.isfinite(v)
-            ]  # log axis: positive only
-            if pts:
-                ax.plot(
-                    [p[0] for p in pts],
-                    [p[1] for p in pts],
-                    color=colours[strategy],
-                    linewidth=1,
-                    alpha=0.8,
-                    label=label,
-                )
+            if _curve(ax, r, "grad_norm_curve", colours[strategy], label):
                 label = None  # one legend entry per strategy, not per seed
                 drawn = True
     if not drawn:
@@ -227,6 +214,19 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     ax.set_title(f"{task}: gradient norms, most vs least stable strategy (one line per seed)", fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _curve(ax, record: dict, key: str, colour, label: str | None) -> bool:
+    """One run's stability curve (`key`: grad_norm_curve, attn_logit_curve), its positive
+    finite points only (the axis is logarithmic); whether there was any to draw."""
+    pts = [
+        (s, v)
+        for s, v in ((record.get("stability") or {}).get(key) or [])
+        if v is not None and v > 0 and math.isfinite(v)
+    ]
+    if pts:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, linewidth=1, alpha=0.8, label=label)
+    return bool(pts)
 
 
 def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
@@ -247,17 +247,7 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
             and (r.get("spec") or {}).get("phase", "") in GRID_PHASES
         ]
         for r in sorted(mine, key=lambda r: (r.get("seed"), r["run_id"])):
-            curve = (r.get("stability") or {}).get("attn_logit_curve") or []
-            pts = [(s, v) for s, v in curve if v is not None and v > 0 and math.isfinite(v)]
-            if pts:
-                ax.plot(
-                    [p[0] for p in pts],
-                    [p[1] for p in pts],
-                    color=colours[strategy],
-                    linewidth=1,
-                    alpha=0.8,
-                    label=label,
-                )
+            if _curve(ax, r, "attn_logit_curve", colours[strategy], label):
                 label = None
                 drawn = True
     if not drawn:
