@@ -45,10 +45,10 @@ def write(
     images = write_plots(records, scores, out_dir) if plots else {}
     path = out_dir / README
     measured = rank_stability.saved_for(records, out_dir)
+    command = command or _most_common(r.get("command") for r in records)
     page = render(records, scores, command=command, images=images, measured_ranks=measured, site=plots)
     path.write_text(page, encoding="utf-8", newline="\n")
     if plots:  # the same scores as a static site: sortable tables, interactive figures
-        command = command or _most_common(r.get("command") for r in records)
         write_site(records, scores, out_dir, command=command, results_name=RESULTS_NAME)
     return path
 

@@ -193,13 +193,7 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     fig, ax = _figure()
     drawn = False
     for strategy in picks:
-        mine = [
-            r
-            for r in runs
-            if (r.get("strategy") or {}).get("label") == strategy
-            and r.get("status") in SCORED
-            and (r.get("spec") or {}).get("phase", "") in GRID_PHASES  # the sweep's levels
-        ]
+        mine = _grid_runs(runs, strategy)
         top = max(_lr_of(r) for r in mine)
         label = f"{strategy} ({lr_label(top)})"
         for r in sorted((r for r in mine if _lr_of(r) == top), key=lambda r: (r.get("seed"), r["run_id"])):
@@ -214,6 +208,17 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     ax.set_title(f"{task}: gradient norms, most vs least stable strategy (one line per seed)", fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _grid_runs(runs: list[dict], strategy: str) -> list[dict]:
+    """The strategy's scored runs on the sweep's grid (its levels and sweep seeds)."""
+    return [
+        r
+        for r in runs
+        if (r.get("strategy") or {}).get("label") == strategy
+        and r.get("status") in SCORED
+        and (r.get("spec") or {}).get("phase", "") in GRID_PHASES
+    ]
 
 
 def _curve(ax, record: dict, key: str, colour, label: str | None) -> bool:
@@ -238,14 +243,7 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
     drawn = False
     for strategy in sorted(rows["strategy"]):
         label = strategy
-        mine = [
-            r
-            for r in runs
-            if (r.get("strategy") or {}).get("label") == strategy
-            and r.get("status") in SCORED
-            and _lr_of(r) == 1.0
-            and (r.get("spec") or {}).get("phase", "") in GRID_PHASES
-        ]
+        mine = [r for r in _grid_runs(runs, strategy) if _lr_of(r) == 1.0]
         for r in sorted(mine, key=lambda r: (r.get("seed"), r["run_id"])):
             if _curve(ax, r, "attn_logit_curve", colours[strategy], label):
                 label = None

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from ..core.registry import Registry
+from .foreach import scale_
 
 
 class _Named:
@@ -51,6 +52,13 @@ def mean_over_ranks(module, value: torch.Tensor | None) -> torch.Tensor | None:
     if value is None or trainer is None or trainer.world_size <= 1:
         return value
     return trainer.strategy.reduce(value.detach().clone(), reduce_op="mean")
+
+
+def clip_global_norm_(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: torch.Tensor | float) -> None:
+    """Scale the gradients so their global norm (`norm`, already computed) is at most
+    max_norm (clip_grad_norm_'s rule, its 1e-6 included); no host sync."""
+    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+    scale_(grads, coef.to(grads[0].dtype))
 
 
 def drop_gradients(optimizer: torch.optim.Optimizer) -> None:

@@ -28,8 +28,7 @@ import torch
 
 from ...core.errors import UserError
 from ...core.spec import RunSpec
-from ..foreach import scale_
-from ..grad_hooks import drop_gradients, global_norm, grad_hook, grads_of
+from ..grad_hooks import clip_global_norm_, drop_gradients, global_norm, grad_hook, grads_of
 from .base import strategy
 
 ADAPTIVE = "adaptive norm rule"
@@ -132,7 +131,7 @@ class AutoClip:
         self.history[self.n] = torch.where(torch.isfinite(norm), norm, float("nan"))
         self.n += 1
         self.threshold = torch.nanquantile(self.history[: self.n], self.q)
-        _clip_to(grads, norm, self.threshold)
+        clip_global_norm_(grads, norm, self.threshold)
 
 
 def _grads_and_norm(optimizer) -> tuple[list[torch.Tensor], torch.Tensor | None]:
@@ -140,12 +139,6 @@ def _grads_and_norm(optimizer) -> tuple[list[torch.Tensor], torch.Tensor | None]
     device); no gradients: ([], None)."""
     grads = grads_of(optimizer)
     return grads, (global_norm(grads).float() if grads else None)
-
-
-def _clip_to(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: torch.Tensor) -> None:
-    """Scale the gradients so their global norm is at most max_norm (clip_grad_norm_'s rule)."""
-    coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
-    scale_(grads, coef.to(grads[0].dtype))
 
 
 @grad_hook("autoclip")
@@ -216,7 +209,7 @@ class ZClip:
             self.stats.warm(norm, finite)
             self.threshold = torch.full_like(norm, cap)
             if self.max_grad_norm > 0:
-                _clip_to(grads, norm, self.threshold)
+                clip_global_norm_(grads, norm, self.threshold)
             return
         z, mean, std = self.stats.z(norm)
         spike = z > self.z_thresh
@@ -227,7 +220,7 @@ class ZClip:
         else:
             level = mean
         self.threshold = torch.where(spike, level, float("inf")).clamp(max=cap)
-        _clip_to(grads, norm, self.threshold)
+        clip_global_norm_(grads, norm, self.threshold)
         self.stats.update(torch.where(spike, level, norm), finite)
 
 

@@ -2,7 +2,8 @@
 centralization, AdaGC's per-tensor adaptive clipping, and OLMo 2's step skipping.
 
 Like the clippers (clipping.py) they are gradient hooks: after AMP unscaling, once per
-optimizer step, on the gradients the optimizer then steps with, after Lightning's clipping.
+optimizer step, on the gradients the optimizer then steps with, after Lightning's clipping
+(skip_step before it: OLMo 2 tests the unclipped norm).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import torch
 
 from ...core.errors import UserError
 from ...core.spec import RunSpec
-from ..foreach import scale_, tensor_norms
-from ..grad_hooks import drop_gradients, global_norm, grad_hook, grads_of, mean_over_ranks
+from ..foreach import tensor_norms
+from ..grad_hooks import clip_global_norm_, drop_gradients, global_norm, grad_hook, grads_of, mean_over_ranks
 from .base import strategy
 from .clipping import ADAPTIVE
 
@@ -90,8 +91,8 @@ class AdaGC:
             grads = [p.grad for p in params]
             if self.steps <= self.warmup:
                 total = global_norm(grads)
-                scale = torch.clamp(self.lambda_abs / (total + self.eps), max=1.0)
-                scale_(grads, torch.where(torch.isfinite(total), scale, 1.0))
+                # a non-finite step is left alone: read as norm 0, it is not scaled
+                clip_global_norm_(grads, torch.where(torch.isfinite(total), total, 0.0), self.lambda_abs)
                 for p, n in zip(params, tensor_norms(grads)):
                     known = self.gamma.get(id(p))
                     self._remember(p, n if known is None else torch.fmin(known, n), n, known)  # fmin: NaN = unknown
@@ -161,12 +162,13 @@ class SkipStep:
                 take = take & (value - past.mean() <= self.sigma * past.std())
             else:
                 take = take & torch.isfinite(value)
-        finite = [bool(torch.isfinite(v)) for v in (norm, loss) if v is not None]
-        if all(finite):
+        finite = torch.isfinite(norm) & (torch.isfinite(loss) if loss is not None else True)
+        take, finite = torch.stack([take, finite]).tolist()  # the step's one host read
+        if finite:
             self.norms = [*self.norms, norm.detach()][-self.window :]
             if loss is not None:
                 self.losses = [*self.losses, loss.detach().reshape(())][-self.window :]
-        if not bool(take):
+        if not take:
             self.skipped += 1
             drop_gradients(optimizer)
 
