@@ -200,6 +200,7 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
         line for line in dom.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
     ]
     assert not console, console
+    _sorting_and_filtering_work(browser, flags, COMMITTED[0] / "site" / "index.html", tmp_path)
     shot = Path(os.environ.get("GRADBENCH_ARTIFACTS", tmp_path)) / "site.png"
     shot.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
@@ -208,3 +209,60 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
         timeout=120,
     )
     assert shot.stat().st_size > 10_000
+
+
+# Clicks the overall table's "strategy" header twice, then types into its search box, and writes
+# what the table showed after each into the page, for --dump-dom to read.
+_INTERACT = """<script>
+// DataTables redraws after a click on a timer, so each step waits before it reads the table
+const pause = () => new Promise((resolve) => setTimeout(resolve, 300));
+window.addEventListener("load", async () => {
+  await pause();
+  const table = document.querySelector("table#overall");
+  const heads = [...table.querySelectorAll("thead th")];
+  const col = heads.findIndex((th) => th.textContent.trim() === "strategy");
+  const shown = () => [...table.querySelectorAll("tbody tr")].map((tr) => tr.children[col].textContent);
+  const before = shown();
+  heads[col].click();
+  await pause();
+  const up = shown();
+  heads[col].click();
+  await pause();
+  const down = shown();
+  const search = table.closest(".dt-container").querySelector("input[type=search]");
+  search.value = up[0];
+  search.dispatchEvent(new Event("input", {bubbles: true}));
+  await pause();
+  const filtered = shown();
+  const out = document.createElement("pre");
+  out.id = "interaction";
+  out.textContent = JSON.stringify({before, up, down, filtered});
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+def _sorting_and_filtering_work(browser, flags, index, tmp_path):
+    """The overall table sorts by a click on a header, both ways, and filters by its search
+    box, in the real browser, on a copy of a site (the main page's: its overall table has a
+    few dozen rows) with a script that does the clicking."""
+    import html
+    import json
+    import re
+    import shutil
+    import subprocess
+
+    copy = tmp_path / "interact" / "site"
+    shutil.copytree(index.parent, copy)
+    page = copy / "index.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("</body>", _INTERACT + "</body>"), encoding="utf-8")
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'<pre id="interaction">(.*?)</pre>', dom.stdout, re.S)
+    assert found, dom.stderr[-2000:]
+    seen = json.loads(html.unescape(found.group(1)))
+    assert len(seen["before"]) >= 5 and seen["before"] != sorted(seen["before"])  # ranked, not alphabetical
+    assert seen["up"] == sorted(seen["before"])
+    assert seen["down"] == sorted(seen["before"], reverse=True)
+    assert seen["filtered"] and all(seen["up"][0] in row for row in seen["filtered"])
+    assert len(seen["filtered"]) < len(seen["before"])

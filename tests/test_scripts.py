@@ -73,6 +73,51 @@ def test_leaderboard_script_refuses_to_overwrite_the_published_page():
     assert run.endswith("leaderboard/fresh")
 
 
+def _tree(folder) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_the_pages_workflow_publishes_what_the_site_script_builds_from_the_committed_page():
+    pages = yaml.safe_load((REPO / ".github/workflows/pages.yml").read_text())
+    runs = [s["run"] for s in pages["jobs"]["build"]["steps"] if "run" in s]
+    assert runs == ["./scripts/site.sh leaderboard _site"]
+    uploads = [s for s in pages["jobs"]["build"]["steps"] if "upload-pages-artifact" in s.get("uses", "")]
+    assert uploads and uploads[0]["with"]["path"] == "_site"
+    assert any("deploy-pages" in s.get("uses", "") for s in pages["jobs"]["deploy"]["steps"])
+
+
+def test_site_script_publishes_a_committed_page_and_refuses_a_stale_one(tmp_path):
+    """scripts/site.sh (the Pages workflow's one step) rebuilds a committed page from its own
+    results into a folder of its own, leaves the committed folder as it was, and fails when the
+    committed page is not what its results make."""
+    import shutil
+
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "leaderboard/protocol_demo"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    src = tmp_path / "src"
+    for rel in tracked:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / rel, src / rel)
+    src = src / "leaderboard" / "protocol_demo"
+    before = _tree(src)
+    site = str(REPO / "scripts/site.sh")
+    r = subprocess.run([site, str(src), str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _tree(src) == before
+    out = _tree(tmp_path / "out")
+    for name in ("README.md", "site/index.html", "site/plotly.min.js", "results.jsonl", "dose_response_mnist_mlp.png"):
+        assert out[name] == before[name], name
+    assert b"url=site/index.html" in out["index.html"]
+
+    r = subprocess.run([site, str(src), str(src / "pages")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "is only read" in r.stderr and not (src / "pages").exists()
+
+    (src / "README.md").write_text((src / "README.md").read_text() + "edited by hand\n")
+    r = subprocess.run([site, str(src), str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "README.md does not rebuild" in r.stderr
+
+
 def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline(tmp_path):
     """benchmarks/arm_cost.py runs each arm for real and prints its row: a ratio to the
     baseline and a peak memory (no timing is asserted, only that each arm was measured)."""

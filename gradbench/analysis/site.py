@@ -78,7 +78,19 @@ def render_site(records: list[dict], scores: Scores, *, command: str | None, res
 def _table(df: pd.DataFrame, table_id: str) -> str:
     from itables import to_html_datatable
 
-    return to_html_datatable(df, table_id=table_id, connected=False, classes="display compact", paging=False)
+    # every row on one page, with the search box that filters them and the count of rows shown;
+    # a click anywhere on a header sorts by it (itables otherwise keeps header text selectable
+    # and sorts only from the small arrow)
+    layout = {"topStart": None, "topEnd": "search", "bottomStart": "info", "bottomEnd": None}
+    return to_html_datatable(
+        df,
+        table_id=table_id,
+        connected=False,
+        classes="display compact",
+        paging=False,
+        layout=layout,
+        text_in_header_can_be_selected=False,
+    )
 
 
 def _figure(fig, div_id: str) -> str:
