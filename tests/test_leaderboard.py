@@ -167,7 +167,7 @@ def test_the_static_site_shows_every_table_and_figure_and_names_its_source(tmp_p
     folder = COMMITTED[1]
     leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path)
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
-    for table_id in ("overall", "task-0", "task-1"):
+    for table_id in ("overall", "task-0", "task-1", "literature"):
         assert f'id="{table_id}"' in index, table_id
     for div in ("fig-scatter", "fig-win", "fig-dose-0", "fig-dose-1"):
         assert f'id="{div}"' in index, div
@@ -193,7 +193,7 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
     dom = subprocess.run([browser, *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     tables = re.findall(r'<table id="([^"]+)"[^>]*class="[^"]*dataTable', dom.stdout)
-    assert sorted(tables) == ["overall", "task-0", "task-1"], tables
+    assert sorted(tables) == ["literature", "overall", "task-0", "task-1"], tables
     assert dom.stdout.count("dt-orderable") >= 10  # sortable columns
     assert dom.stdout.count('class="main-svg"') >= 4  # every figure drawn
     console = [
@@ -266,3 +266,40 @@ def _sorting_and_filtering_work(browser, flags, index, tmp_path):
     assert seen["down"] == sorted(seen["before"], reverse=True)
     assert seen["filtered"] and all(seen["up"][0] in row for row in seen["filtered"])
     assert len(seen["filtered"]) < len(seen["before"])
+
+
+def test_the_literature_section_reads_each_claim_by_its_rule_and_says_what_differs(tmp_path):
+    """analysis/literature.py: batchnorm stable a level above baseline makes Ioffe & Szegedy's
+    claim hold; warmup failing where baseline fails makes Goyal et al.'s not hold, and the page
+    then says what this setup does differently; a claim whose arms are missing cannot be tested."""
+    from gradbench.analysis import literature
+
+    recs = []
+    for seed in (0, 1):
+        for lr in (1.0, 2.0):
+            for arm in ("baseline", "batchnorm", "warmup"):
+                fails = arm != "batchnorm" and lr == 2.0
+                recs.append(
+                    make_record(
+                        "mnist_mlp",
+                        arm,
+                        seed,
+                        lr,
+                        "diverged" if fails else "ok",
+                        test=0.96 if arm == "batchnorm" else 0.95,
+                        steps_to_target=None if fails else 300,
+                    )
+                )
+    verdicts = {
+        c.claim.split(" ")[0] + c.source.split(" ")[0]: f for c, f in literature.findings(scoring.score(recs), recs)
+    }
+    bn = verdicts["BatchIoffe"]
+    assert bn.verdict == literature.HOLDS and "max stable lr ≥×2 vs baseline ×1" in bn.measured
+    assert verdicts["LinearGoyal"].verdict == literature.FAILS
+    assert verdicts["QK-LayerNormDehghani"].verdict == literature.UNTESTED
+    assert len(literature.CLAIMS) >= 8
+    page = leaderboard.write(recs, tmp_path, plots=False).read_text(encoding="utf-8")
+    assert "## What the literature predicts, and what we measured" in page
+    assert "**Verdict: holds.**\n" in page  # a claim that holds carries no excuse
+    assert "**Verdict: does not hold.** What differs here: Goyal et al. warm up over 5 epochs" in page
+    assert "**Verdict: cannot be tested here.**\n" in page

@@ -233,6 +233,58 @@ def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_p
     assert len(jsonl.load(results)) > len(recs)  # the re-tagged records, appended: nothing rewritten
 
 
+def test_the_budget_rule_does_not_run_the_levels_above_one_where_every_seed_diverged(tmp_path):
+    """protocol.skip_above_diverged: the sweep runs level by level, and an arm's levels above
+    one where every sweep seed diverged are recorded as not run; they count as diverged (not
+    in the diverged column), a resume runs nothing, and without the rule they train."""
+    from gradbench.analysis import page as leaderboard_page
+    from gradbench.execution.suite_runner import run_suite
+    from gradbench.suite import ABOVE_DIVERGED, load_suite
+
+    adding = {"max_steps": 30, "eval_every": 10, "batch_size": 16}
+    adding["data"] = {"seq_len": 20, "n_train": 256, "n_val": 64, "n_test": 64}
+    raw = {
+        "name": "b",
+        "seeds": 2,
+        "tasks": {"adding_rnn": adding},
+        "strategies": ["baseline", "clip_norm"],
+        "stress": {"lr_mult": [0.5, 2, 8, 16]},  # baseline diverges at x2 on both seeds; clip_norm at x16 only
+        "protocol": {"sweep_seeds": 2, "extra_trials": 0, "skip_above_diverged": True},
+    }
+    config, results = tmp_path / "b.yaml", tmp_path / "r.jsonl"
+    config.write_text(json.dumps(raw))
+    recs = run_suite(load_suite(config), results, tmp_path, log=lambda s: None)
+    by_arm: dict[str, dict[float, list[dict]]] = {}
+    for r in recs:
+        by_arm.setdefault(r["strategy"]["label"], {}).setdefault(r["stress"]["lr_mult"], []).append(r)
+    not_run = 0
+    for arm, levels in by_arm.items():
+        first = min((m for m, rs in levels.items() if all(r["status"] == "diverged" for r in rs)), default=None)
+        for m, rs in levels.items():
+            expected = first is not None and m > first
+            assert all((r.get("not_run") == ABOVE_DIVERGED) == expected for r in rs), (arm, m)
+            assert all(r["status"] == "skipped" for r in rs) or not expected
+            not_run += expected * len(rs)
+    assert not_run >= 2 and any(
+        all(len(rs) == 2 and "not_run" not in rs[0] for rs in lv.values()) for lv in by_arm.values()
+    )
+
+    row = score(recs).per_task.set_index("strategy").loc["baseline"]
+    assert row["not_run"] == not_run and row["grid_failed"] == row["grid_runs"] == 8  # not run counts as failed
+    assert row["diverged"] == sum(r["status"] == "diverged" for r in recs if r["strategy"]["label"] == "baseline")
+    page = leaderboard_page.write(recs, tmp_path / "page", plots=False).read_text()
+    assert f"were not run ({not_run} runs)" in page
+
+    lines = len(results.read_text().splitlines())
+    run_suite(load_suite(config), results, tmp_path, log=lambda s: None)  # resumed: nothing to run
+    assert len(results.read_text().splitlines()) == lines
+    raw["protocol"]["skip_above_diverged"] = False  # without the rule, those runs train
+    config.write_text(json.dumps(raw))
+    again = run_suite(load_suite(config), results, tmp_path, log=lambda s: None)
+    assert len(results.read_text().splitlines()) == lines + not_run
+    assert not any(r.get("not_run") for r in again) and len(again) == len(recs)
+
+
 # ------------------------------------------------------------------------ rank stability
 
 

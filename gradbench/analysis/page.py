@@ -17,7 +17,7 @@ import pandas as pd
 from ..core.errors import UserError
 from ..core.numerics import numerics_of
 from ..store.jsonl import latest_by_run
-from . import rank_stability, scoring
+from . import literature, rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
@@ -96,6 +96,7 @@ def render(
         out += _rank_stability_section(measured_ranks, uninformative_tasks(scores.per_task))
         for task, rows in scores.per_task.groupby("task", sort=True):
             out += _task_section(task, rows, records, images, scores.weights)
+        out += _literature_section(scores, records)
         if "stability_vs_accuracy" in images:
             out += [
                 "## Stability vs accuracy",
@@ -109,6 +110,34 @@ def render(
             ]
     out += _how_section(scores.weights)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------- literature
+
+
+def _literature_section(scores: Scores, records: list[dict]) -> list[str]:
+    """The claims of analysis/literature.py, read off these results; left out when none of
+    them can be read here (a suite without the arms or tasks they need)."""
+    found = literature.findings(scores, records)
+    if all(f.verdict == literature.UNTESTED for _, f in found):
+        return []
+    out = [
+        "## What the literature predicts, and what we measured",
+        "",
+        "Each claim is read off the scores above by a fixed rule (`gradbench/analysis/literature.py`). A claim "
+        "that does not hold here is a result, not a bug: the setup's difference from the source's is given with it.",
+        "",
+    ]
+    for i, (c, f) in enumerate(found, 1):
+        differs = f" What differs here: {c.differs}." if f.verdict in (literature.FAILS, literature.MIXED) else ""
+        out += [
+            f"{i}. **{c.claim}.** {c.source}.",
+            f"    - Read as: {c.test}.",
+            f"    - Measured: {f.measured}.",
+            f"    - **Verdict: {f.verdict}.**{differs}",
+            "",
+        ]
+    return out
 
 
 # ------------------------------------------------------------------------- provenance
@@ -181,6 +210,19 @@ def _protocol_rows(records: list[dict], levels: list[float]) -> list[tuple[str, 
             trials[(r["task"], r["strategy"]["label"])] += 1
     per_arm = sorted({n // max(1, len(sweep_seeds)) for n in trials.values()}) or [0]
     final = sorted({r["seed"] for r, p in phase if p == "final"} | set(sweep_seeds))
+    not_run = sum(bool(r.get("not_run")) for r in records)
+    budget = (
+        [
+            (
+                "Budget rule",
+                "the sweep ran one level at a time, lowest first; an arm's levels above one where every sweep seed "
+                f"diverged were not run ({not_run} runs): they count as diverged, and the plots draw them as open "
+                "circles (benchmarks/diverged_above.py checks on recorded sweeps that such levels all diverge)",
+            )
+        ]
+        if not_run
+        else []
+    )
     return [
         (
             "Tuning protocol",
@@ -197,7 +239,7 @@ def _protocol_rows(records: list[dict], levels: list[float]) -> list[tuple[str, 
             f"{_seeds(final)} at the chosen configuration (the tuning seeds' runs there count among them, as "
             "in DeepOBS and AlgoPerf, which favours the chosen configuration slightly)",
         )
-    ]
+    ] + budget
 
 
 def _seeds(seeds: list) -> str:

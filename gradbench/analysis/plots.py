@@ -128,14 +128,19 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
         ax.plot(
             levels.index, levels["value"], color=colour, linewidth=1.2, marker="o", markersize=3, label=row["strategy"]
         )
-        for marker, mask in (("x", levels["diverged"]), ("v", levels["collapsed"] & ~levels["diverged"])):
+        real = ~levels["not_run"]
+        for marker, mask in (("x", levels["diverged"] & real), ("v", levels["collapsed"] & ~levels["diverged"])):
             if mask.any():
                 ax.scatter(levels.index[mask], levels["value"][mask], color=colour, marker=marker, s=40, zorder=3)
+        if levels["not_run"].any():
+            mask = levels["not_run"]
+            ax.scatter(levels.index[mask], levels["value"][mask], facecolors="none", edgecolors=colour, s=40, zorder=3)
     _reference_lines(ax, meta)
     ax.set_xscale("log", base=2)
     ticks = sorted(frame["lr_mult"].unique())
     ax.set_xticks(ticks, [f"×{x:g}" for x in ticks])
-    ax.set_xlabel("learning-rate multiplier (x: a seed diverged, v: a seed collapsed)")
+    skipped = ", o: not run, above an all-diverged level" if frame["not_run"].any() else ""
+    ax.set_xlabel(f"learning-rate multiplier (x: a seed diverged, v: a seed collapsed{skipped})")
     ax.set_ylabel(f"final validation {meta['metric']} (failed = chance)")
     ax.set_title(f"{task}: dose-response, mean over seeds", fontsize=10)
     _legend(ax, len(rows) + 2)

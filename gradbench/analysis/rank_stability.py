@@ -67,7 +67,7 @@ def measure(
     records: list[dict], resamples: int = 200, seed: int = 0, progress: Callable[[int], None] | None = None
 ) -> dict:
     """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share}}."""
-    records = [r for r in latest_by_run(records) if r["status"] != "skipped"]
+    records = [r for r in latest_by_run(records) if _scored(r)]
     reference = top(score(records))
     rng = random.Random(seed)
     same = dict.fromkeys(reference, 0)
@@ -88,9 +88,14 @@ def measure(
 
 def fingerprint(records: list[dict]) -> str:
     """sha256 of the scored records (skipped runs aside), in run_id order."""
-    kept = sorted((r for r in latest_by_run(records) if r["status"] != "skipped"), key=lambda r: r["run_id"])
+    kept = sorted((r for r in latest_by_run(records) if _scored(r)), key=lambda r: r["run_id"])
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _scored(record: dict) -> bool:
+    """Not a run that does not apply; one not run above a diverged level counts (as diverged)."""
+    return record["status"] != "skipped" or bool(record.get("not_run"))
 
 
 def save(measured: dict, out_dir: str | Path) -> Path:

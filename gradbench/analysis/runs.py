@@ -45,6 +45,7 @@ COLUMNS = [
     "steps_to_target",
     "steps",
     "spikes",
+    "not_run",
 ]
 
 
@@ -54,6 +55,9 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
     tuning-protocol phase that asked for the run."""
     rows = []
     for r in latest_by_run(records):
+        # a sweep run not trained because a lower level diverged on every seed counts as
+        # diverged (protocol.skip_above_diverged); `not_run` tells it from a real divergence
+        not_run = bool(r.get("not_run"))
         m = r.get("metrics") or {}
         st = r.get("stability") or {}
         label = r.get("strategy") or {}
@@ -66,7 +70,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
                 "phase": (r.get("spec") or {}).get("phase") or "",
                 "seed": r.get("seed"),
                 "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
-                "status": r.get("status"),
+                "status": "diverged" if not_run else r.get("status"),
                 "reason": r.get("reason"),
                 "metric": m.get("name"),
                 "higher_is_better": m.get("higher_is_better"),
@@ -79,6 +83,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
                 "steps_to_target": m.get("steps_to_target"),
                 "steps": m.get("steps"),
                 "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
+                "not_run": not_run,
             }
         )
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -149,8 +154,8 @@ def per_config(scored: pd.DataFrame, meta: dict, keys: list[str]) -> pd.DataFram
     """Per configuration (a group of `keys`, ascending): the mean final validation value over
     its seeds with failed seeds at chance (what a choice compares, and the dose-response
     curve), the same with only diverged seeds at chance (how close a collapsed one came),
-    whether any seed diverged, collapsed or failed there, whether every seed failed,
-    and how many seeds ran."""
+    whether any seed diverged, collapsed or failed there, whether every seed failed, whether
+    none was run (above a diverged level), and how many seeds there are."""
     diverged, collapsed = outcomes(scored, meta)
     failed = diverged | collapsed
     value = scored["final_val"].where(~failed & scored["final_val"].notna(), meta["chance"])
@@ -164,6 +169,7 @@ def per_config(scored: pd.DataFrame, meta: dict, keys: list[str]) -> pd.DataFram
             "collapsed": collapsed.groupby(by).any(),
             "failed": failed.groupby(by).any(),
             "all_failed": failed.groupby(by).all(),
+            "not_run": scored["not_run"].astype(bool).groupby(by).all(),
             "seeds": scored["seed"].groupby(by).nunique(),
         }
     ).sort_index()

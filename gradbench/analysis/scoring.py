@@ -94,6 +94,7 @@ PER_TASK_COLUMNS = [
     "runs",
     "scored",
     "diverged",
+    "not_run",
     "collapsed",
     "errors",
     "skipped",
@@ -250,9 +251,11 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     levels = level_results(grid, meta)
     steps = grid["steps"].fillna(0).astype(float).sum()
     choice = choose(scored, meta)
+    not_run = scored["not_run"].astype(bool)
     row.update(
         status="scored",
-        diverged=int(diverged.sum()),
+        diverged=int((diverged & ~not_run).sum()),
+        not_run=int(not_run.sum()),
         collapsed=int(collapsed.sum()),
         failed=choice is None,
         stability=float((~grid_failed).mean()) if len(grid_failed) else math.nan,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import literature
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores
 
@@ -59,6 +60,9 @@ def render_site(records: list[dict], scores: Scores, *, command: str | None, res
             _table(_task_view(rows), f"task-{i}"),
             _figure(_dose_response(task, frame), f"fig-dose-{i}"),
         ]
+    claims = _literature_view(scores, records)
+    if claims is not None:
+        body += ["<h2>What the literature predicts, and what we measured</h2>", _table(claims, "literature")]
     head = [
         '<meta charset="utf-8">',
         "<title>gradbench leaderboard</title>",
@@ -138,9 +142,29 @@ def _task_view(rows: pd.DataFrame) -> pd.DataFrame:
     return view.sort_values(["rank", "strategy"], na_position="last").reset_index(drop=True)
 
 
+def _literature_view(scores: Scores, records: list[dict]) -> pd.DataFrame | None:
+    """The page's literature section as a table (None when no claim can be read here)."""
+    found = literature.findings(scores, records)
+    if all(f.verdict == literature.UNTESTED for _, f in found):
+        return None
+    return pd.DataFrame(
+        {
+            "claim": [c.claim for c, _ in found],
+            "source": [c.source for c, _ in found],
+            "read as": [c.test for c, _ in found],
+            "measured": [f.measured for _, f in found],
+            "verdict": [f.verdict for _, f in found],
+            "what differs here": [
+                c.differs if f.verdict in (literature.FAILS, literature.MIXED) else "" for c, f in found
+            ],
+        }
+    )
+
+
 def _dose_response(task: str, frame: pd.DataFrame):
     """The metric at each learning-rate level of the grid, one line per arm; a level where a
-    seed diverged is an x, one where a seed collapsed a square."""
+    seed diverged is an x, one where a seed collapsed a square, one not run (above a level
+    where every seed diverged) an open circle."""
     import plotly.graph_objects as go
 
     runs = frame[frame["task"] == task]
@@ -150,7 +174,10 @@ def _dose_response(task: str, frame: pd.DataFrame):
         levels = level_results(mine, meta)
         if levels.empty:
             continue
-        symbols = ["x" if d else ("square" if c else "circle") for d, c in zip(levels["diverged"], levels["collapsed"])]
+        symbols = [
+            "circle-open" if n else ("x" if d else ("square" if c else "circle"))
+            for d, c, n in zip(levels["diverged"], levels["collapsed"], levels["not_run"])
+        ]
         fig.add_trace(
             go.Scatter(
                 x=list(levels.index),
@@ -162,8 +189,10 @@ def _dose_response(task: str, frame: pd.DataFrame):
         )
     if not fig.data:
         return None
+    not_run = ", open circle: not run, above a level where every seed diverged" if runs["not_run"].any() else ""
     fig.update_layout(
-        title=f"{task}: mean final validation {meta['metric']} by learning rate (x: a seed diverged, square: one collapsed)",
+        title=f"{task}: mean final validation {meta['metric']} by learning rate (x: a seed diverged, "
+        f"square: one collapsed{not_run})",
         xaxis={"type": "log", "title": "lr multiplier"},
         yaxis={"title": meta["metric"]},
         height=480,

@@ -123,6 +123,11 @@ class Record(Part):
     spec: dict[str, Any] = Field(description="the resolved run spec: everything that determines the run")
     command: str | None = Field(description="the command that produced it")
     ranks: int | None = Field(None, description="processes of a multi-device (DDP) run")
+    not_run: Literal["above_diverged"] | None = Field(
+        None,
+        description="a skipped run that applies but was not trained: above_diverged, a lower level of its "
+        "sweep diverged on every sweep seed (counts as diverged)",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 

@@ -11,7 +11,7 @@ from ..catalogue.tasks import TASKS, priced_ms
 from ..core.numerics import NUMERICS, numerics_of
 from ..store import jsonl
 from ..store.lock import exclusive
-from ..suite import Skipped, Suite, expand, final_runs, tuning_trials
+from ..suite import Skipped, Suite, above_diverged, expand, final_runs, sweep_levels, tuning_trials
 from ..training.run import skipped_record
 from . import interrupts
 
@@ -65,6 +65,15 @@ def run_suite(
         phase = _Phase(suite, results_path, executor, job, guard, command, log, retry_errors)
         if suite.protocol is None:
             phase.run("", items)
+        elif suite.protocol.skip_above_diverged:
+            # one level at a time, lowest first: a level runs once the ones below it are known
+            levels = sweep_levels(items)
+            for n, level in enumerate(levels, 1):
+                wave = [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == level]
+                for i in wave:  # the choice reads this suite's records: the wave is the suite's before it runs
+                    phase.role.setdefault(i.run_id, "sweep")
+                wave = above_diverged(wave, phase.suite_records(), suite.protocol.sweep_seeds)
+                phase.run("sweep", wave, f"level {n} of {len(levels)}, lr x{level:g}")
         else:
             phase.run("sweep", items)
             # an arm that failed every level gets its extra trials too, around its best one
@@ -88,11 +97,15 @@ class _Phase:
     def ids(self) -> set[str]:
         return set(self.role)
 
-    def run(self, name: str, items: list) -> None:
+    def run(self, name: str, items: list, part: str = "") -> None:
         for i in items:
             self.role.setdefault(i.run_id, name)
         recorded = {r["run_id"]: r for r in self._records()}
         done = jsonl.finished_ids(recorded.values(), self.retry_errors)
+        # a run recorded as not run (above a diverged level) that is to run now: it trains
+        done -= {
+            i.run_id for i in items if not isinstance(i, Skipped) and (recorded.get(i.run_id) or {}).get("not_run")
+        }
         self._retag([recorded[i.run_id] for i in items if i.run_id in done])
         todo = [i for i in items if i.run_id not in done]
         again = [recorded[i.run_id] for i in todo if i.run_id in recorded]
@@ -101,7 +114,7 @@ class _Phase:
         why += [f"{retried} that failed with an error (--retry-errors)"] if retried else []
         again = f", again: {' and '.join(why)}" if why else ""
         self.log(
-            f"{self._what(name)}: {len(items)} runs ({len(items) - len(todo)} already in {self.results_path}, "
+            f"{self._what(name)}{f' ({part})' if part else ''}: {len(items)} runs ({len(items) - len(todo)} already in {self.results_path}, "
             f"{len(todo)} to run{again}); {self.executor.describe()}"
         )
         progress = Progress(
@@ -158,9 +171,13 @@ class _Phase:
             return []
         return jsonl.latest_by_run(jsonl.load(self.results_path))
 
+    def suite_records(self) -> list[dict]:
+        """This suite's records so far (a results file may hold other suites' runs too)."""
+        return [r for r in self._records() if r["run_id"] in self.ids]
+
     def choices(self, or_best_failed: bool = False) -> dict:
         """(task, strategy) -> its choice from this suite's records so far (torch-free)."""
-        return chosen_configs([r for r in self._records() if r["run_id"] in self.ids], or_best_failed=or_best_failed)
+        return chosen_configs(self.suite_records(), or_best_failed=or_best_failed)
 
     def log_choices(self) -> None:
         by_task: dict[str, list[str]] = {}

@@ -58,6 +58,12 @@ class Protocol(Strict):
         "at the chosen lr, else the lr half an octave, then a quarter and three quarters, either side of the "
         "chosen one (equal budgets are equal trial counts)",
     )
+    skip_above_diverged: bool = Field(
+        False,
+        description="run the sweep one learning-rate level at a time, lowest first, and do not run an arm's "
+        "levels above one where every sweep seed diverged: they are recorded as not run and count as "
+        "diverged (benchmarks/diverged_above.py checks the rule on recorded sweeps)",
+    )
 
 
 class TaskOverrides(Strict):

@@ -28,12 +28,19 @@ PARAM_FACTORS = (0.5, 2.0, 0.25, 4.0, 0.125, 8.0, 0.0625, 16.0)
 LR_OCTAVES = (-0.5, 0.5, -0.25, 0.25, -0.75, 0.75)
 
 
+# Skipped.not_run: a run that applies but was not trained, because a lower level of its
+# learning-rate sweep diverged on every sweep seed (protocol.skip_above_diverged)
+ABOVE_DIVERGED = "above_diverged"
+
+
 @dataclass(frozen=True)
 class Skipped:
-    """A run that does not apply (e.g. lstm on an MLP task): recorded, never trained."""
+    """A run that does not apply (e.g. lstm on an MLP task), or one the protocol does not run
+    (not_run, e.g. ABOVE_DIVERGED): recorded, never trained."""
 
     spec: RunSpec
     reason: str
+    not_run: str | None = None
 
     @property
     def run_id(self) -> str:
@@ -58,6 +65,37 @@ def expand(suite: Suite) -> list[RunSpec | Skipped]:
                     else:
                         runs.append(_applied(arm, base, task_name))
     return runs
+
+
+def sweep_levels(items: list[RunSpec | Skipped]) -> list[float]:
+    """The sweep's learning-rate levels, lowest first (a task may have levels of its own)."""
+    return sorted({(i.spec if isinstance(i, Skipped) else i).lr_mult for i in items})
+
+
+def above_diverged(items: list[RunSpec | Skipped], records: list[dict], sweep_seeds: int) -> list[RunSpec | Skipped]:
+    """`items` (sweep runs), each run whose arm diverged on every sweep seed at a lower level
+    of its task's sweep, in `records` (this suite's so far), made a not-run Skipped: a higher
+    learning rate is not expected to do better (protocol.skip_above_diverged)."""
+    diverged: dict[tuple[str, str], dict[float, set[int]]] = {}
+    for r in records:
+        if (r.get("spec") or {}).get("phase") != "sweep":
+            continue
+        if r["status"] == "diverged" or r.get("not_run") == ABOVE_DIVERGED:
+            at = diverged.setdefault((r["task"], r["strategy"]["label"]), {})
+            at.setdefault(float(r["stress"]["lr_mult"]), set()).add(r["seed"])
+    out: list[RunSpec | Skipped] = []
+    for item in items:
+        if isinstance(item, Skipped):
+            out.append(item)
+            continue
+        below = [m for m, seeds in diverged.get((item.task, item.strategy), {}).items() if m < item.lr_mult]
+        every = [m for m in below if len(diverged[(item.task, item.strategy)][m]) >= sweep_seeds]
+        if every:
+            reason = f"not run: above lr x{min(every):g}, where every sweep seed diverged"
+            out.append(Skipped(item, reason, not_run=ABOVE_DIVERGED))
+        else:
+            out.append(item)
+    return out
 
 
 def tuning_trials(suite: Suite, choices: Mapping) -> list[RunSpec]:

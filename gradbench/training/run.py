@@ -102,8 +102,10 @@ def checked(record: dict) -> dict:
 
 
 def skipped_record(item: Skipped, command: str | None = None) -> dict:
-    """A run that does not apply: recorded with its reason, never trained."""
-    return _untrained_record(item.spec, command, "skipped", item.reason)
+    """A run that does not apply, or that the protocol does not run (item.not_run): recorded
+    with its reason, never trained."""
+    rec = _untrained_record(item.spec, command, "skipped", item.reason)
+    return checked({**rec, "not_run": item.not_run}) if item.not_run else rec
 
 
 def error_record(spec: RunSpec, command: str | None, reason: str) -> dict:

@@ -1,0 +1,85 @@
+"""How long a protocol suite takes before it is run: its runs per task, priced at the step rate
+its tasks reached in recorded runs.
+
+    python benchmarks/suite_cost.py SUITE RATES [RATES ...] [--workers 2]
+
+The sweep is counted exactly (the suite's expansion: applicable runs, n/a arms left out); the
+extra trials and final seeds are counted as every applicable arm getting them (protocol
+extra_trials x sweep_seeds, then seeds - sweep_seeds), an upper bound: an arm that shares a
+sweep run with its final seeds, or an arm the budget rule stops early, costs less. Each run is
+priced at max_steps / (the task's median steps per second over the ok runs in RATES, made one
+run per core as a suite runs them) plus its share of evaluations, both read off those records'
+wall time; a task without records in RATES is priced at its catalogue guess (cpu_ms_per_step)
+and flagged. Prints per task: arm-tasks, runs, core-hours; then wall hours on --workers cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gradbench.catalogue.tasks import TASKS  # noqa: E402
+from gradbench.store.jsonl import latest_by_run, load  # noqa: E402
+from gradbench.suite import Skipped, expand, load_suite  # noqa: E402
+
+
+def seconds_per_step(paths: list[Path]) -> dict[str, float]:
+    """Per task: the median over ok runs of wall seconds per optimizer step (training and
+    evaluation together, as a suite spends them)."""
+    per_task: dict[str, list[float]] = defaultdict(list)
+    for path in paths:
+        for r in latest_by_run(load(path)):
+            wall, steps = (r.get("timings") or {}).get("wall_s"), (r.get("metrics") or {}).get("steps")
+            if r["status"] == "ok" and wall and steps:
+                per_task[r["task"]].append(wall / steps)
+    return {task: statistics.median(v) for task, v in per_task.items()}
+
+
+def estimate(suite, rates: dict[str, float]) -> list[dict]:
+    p = suite.protocol
+    runs_per_arm = p.extra_trials * p.sweep_seeds + max(0, len(suite.seeds) - p.sweep_seeds) if p else 0
+    rows = []
+    for task in suite.tasks:
+        sweep = [i for i in expand(suite) if not isinstance(i, Skipped) and i.task == task]
+        arms = {i.strategy for i in sweep}
+        steps = sweep[0].max_steps if sweep else 0
+        guess = task not in rates
+        per_step = TASKS.get(task).cpu_ms_per_step / 1000 if guess else rates[task]
+        runs = len(sweep) + runs_per_arm * len(arms)
+        rows.append(
+            {
+                "task": task,
+                "arms": len(arms),
+                "runs": runs,
+                "s_per_run": steps * per_step,
+                "core_h": runs * steps * per_step / 3600,
+                "guess": guess,
+            }
+        )
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("suite")
+    ap.add_argument("rates", nargs="+", type=Path, help="results files whose ok runs give each task's step rate")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    rows = estimate(load_suite(args.suite), seconds_per_step(args.rates))
+    print("| task | arms | runs (upper bound) | s per run | core-hours |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        flag = " (catalogue guess)" if r["guess"] else ""
+        print(f"| {r['task']} | {r['arms']} | {r['runs']} | {r['s_per_run']:.0f}{flag} | {r['core_h']:.1f} |")
+    total = sum(r["core_h"] for r in rows)
+    print(f"\ntotal {total:.1f} core-hours: about {total / args.workers:.1f} h of wall time on {args.workers} workers")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
