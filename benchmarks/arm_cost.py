@@ -2,7 +2,10 @@
 baseline's and its peak memory, measured paired, in one process, on one machine.
 
     python benchmarks/arm_cost.py SUITE [--steps 60] [--rounds 3] [--threads 1] [--lr-mult 0.25]
-                                        [--tasks a,b] [--json OUT] [--data DIR]
+                                        [--tasks a,b] [--json OUT] [--save DIR] [--data DIR]
+
+--save DIR writes the summary as DIR/arm_cost.json, which the leaderboard page in DIR shows
+(gradbench/analysis/arm_cost.py); run it alone on the machine, since it times.
 
 Every task and arm of the suite (its task overrides; each arm at its defaults) is one real
 gradbench run (training.run.run_one) of `steps` steps, at one stress level below the tasks'
@@ -32,10 +35,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from gradbench.analysis import arm_cost  # noqa: E402
 from gradbench.catalogue.strategies import apply_arm  # noqa: E402
 from gradbench.suite import load_suite  # noqa: E402
 from gradbench.suite.expand import _base, _not_applicable  # noqa: E402
 from gradbench.training.data import resolve_data_root  # noqa: E402
+from gradbench.training.provenance import cpu_model  # noqa: E402
 from gradbench.training.run import run_one  # noqa: E402
 
 WARMUP = 5
@@ -92,13 +97,14 @@ def main() -> int:
     ap.add_argument("--lr-mult", type=float, default=0.25)
     ap.add_argument("--tasks", default=None, help="comma-separated subset of the suite's tasks")
     ap.add_argument("--json", default=None, help="also write every measurement here")
+    ap.add_argument("--save", default=None, help="write the summary as DIR/arm_cost.json, for the page in DIR")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     suite = load_suite(args.suite)
     data_root = resolve_data_root(args.data)
     tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
-    everything = {}
+    everything, summary = {}, {}
     for task in tasks:
         base = _base(suite, task, 0, args.lr_mult, "").replace(
             max_steps=args.steps, eval_every=args.steps, monitor={**suite.monitor}
@@ -121,26 +127,28 @@ def main() -> int:
             "| arm | ms/step (median) | x baseline (median, range over rounds) | peak MB | peak vs baseline MB | statuses |"
         )
         print("|---|---|---|---|---|---|")
-        base_rounds = rounds["baseline"]
-        for label, ms in rounds.items():
-            ratios = [
-                m["ms_per_step"] / b["ms_per_step"]
-                for m, b in zip(ms, base_rounds)
-                if m["ms_per_step"] and b["ms_per_step"]
-            ]
-            extra = [m["peak_mb"] - b["peak_mb"] for m, b in zip(ms, base_rounds) if m["peak_mb"] and b["peak_mb"]]
-            step = [m["ms_per_step"] for m in ms if m["ms_per_step"]]
-            peaks = [m["peak_mb"] for m in ms if m["peak_mb"]]
-            ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})" if ratios else "—"
-            print(
-                f"| `{label}` | {statistics.median(step):.2f} | {ratio} | "
-                f"{statistics.median(peaks):.0f} | {statistics.median(extra):+.0f} | "
-                f"{', '.join(sorted({m['status'] for m in ms}))} |"
-                if step and peaks and extra
-                else f"| `{label}` | — | {ratio} | — | — | {', '.join(sorted({m['status'] for m in ms}))} |"
-            )
+        summary[task] = arm_cost.summarize(rounds)
+        for label, s in summary[task].items():
+            ratio = f"{s['ratio']:.2f} ({s['ratio_lo']:.2f}-{s['ratio_hi']:.2f})" if s["ratio"] is not None else "—"
+            step = f"{s['ms_per_step']:.2f}" if s["ms_per_step"] is not None else "—"
+            peak = f"{s['peak_mb']:.0f}" if s["peak_mb"] is not None else "—"
+            extra = f"{s['extra_mb']:+.0f}" if s["extra_mb"] is not None else "—"
+            print(f"| `{label}` | {step} | {ratio} | {peak} | {extra} | {', '.join(s['statuses'])} |")
     if args.json:
         Path(args.json).write_text(json.dumps(everything, indent=1))
+    if args.save:
+        cpu = cpu_model() or "an unnamed CPU"
+        machine = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{cpu} (CPU)"
+        memory = (
+            "Peak memory is torch's peak allocated bytes of the run."
+            if torch.cuda.is_available()
+            else "Peak memory is the process's peak resident set (the dataset and the libraries included, so the "
+            "difference to the baseline's is the arm's own)."
+        )
+        settings = {"steps": args.steps, "rounds": args.rounds, "threads": args.threads, "lr_mult": args.lr_mult}
+        command = " ".join(["python benchmarks/arm_cost.py", *sys.argv[1:]])
+        measured = {"command": command, "machine": machine, "memory": memory, **settings, "tasks": summary}
+        print(f"saved: {arm_cost.save(measured, args.save)}", file=sys.stderr)
     return 0
 
 

@@ -120,7 +120,8 @@ def test_site_script_publishes_a_committed_page_and_refuses_a_stale_one(tmp_path
 
 def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline(tmp_path):
     """benchmarks/arm_cost.py runs each arm for real and prints its row: a ratio to the
-    baseline and a peak memory (no timing is asserted, only that each arm was measured)."""
+    baseline and a peak memory (no timing is asserted, only that each arm was measured);
+    --save writes the summary that the page and the site in that folder then show."""
     from fakes import make_mnist
 
     make_mnist(tmp_path / "data", gz=False, n_train=300, n_test=60)
@@ -142,6 +143,8 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
             str(tmp_path / "data"),
             "--json",
             str(tmp_path / "cost.json"),
+            "--save",
+            str(tmp_path / "page"),
         ],
         capture_output=True,
         text=True,
@@ -153,6 +156,20 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     assert rows[0].split("|")[3].strip().startswith("1.00")
     cost = json.loads((tmp_path / "cost.json").read_text())
     assert all(len(v) == 2 and all(m["ms_per_step"] and m["peak_mb"] for m in v) for v in cost["mnist_mlp"].values())
+
+    from fakes import make_record
+
+    from gradbench.analysis import page
+
+    recs = [make_record("mnist_mlp", arm, seed) for arm in ("baseline", "clip_norm") for seed in (0, 1)]
+    shown = page.write(recs, tmp_path / "page").read_text(encoding="utf-8")
+    assert "## What each mitigation costs" in shown and "benchmarks/arm_cost.py" in shown
+    assert [line.split("`")[3] for line in shown.splitlines() if line.startswith("| `mnist_mlp` | `")] == [
+        "baseline",
+        "adam",
+        "clip_norm",
+    ]
+    assert 'id="cost"' in (tmp_path / "page" / "site" / "index.html").read_text(encoding="utf-8")
 
 
 def test_the_diverged_above_check_reads_the_committed_demo():

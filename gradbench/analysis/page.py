@@ -17,7 +17,7 @@ import pandas as pd
 from ..core.errors import UserError
 from ..core.numerics import numerics_of
 from ..store.jsonl import latest_by_run
-from . import literature, rank_stability, scoring
+from . import arm_cost, literature, rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
@@ -45,11 +45,12 @@ def write(
     images = write_plots(records, scores, out_dir) if plots else {}
     path = out_dir / README
     measured = rank_stability.saved_for(records, out_dir)
+    costs = arm_cost.saved(out_dir)
     command = command or _most_common(r.get("command") for r in records)
-    page = render(records, scores, command=command, images=images, measured_ranks=measured, site=plots)
+    page = render(records, scores, command=command, images=images, measured_ranks=measured, site=plots, costs=costs)
     path.write_text(page, encoding="utf-8", newline="\n")
     if plots:  # the same scores as a static site: sortable tables, interactive figures
-        write_site(records, scores, out_dir, command=command, results_name=RESULTS_NAME)
+        write_site(records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs)
     return path
 
 
@@ -72,11 +73,13 @@ def render(
     images: dict[str, str] | None = None,
     measured_ranks: dict | None = None,
     site: bool = False,
+    costs: dict | None = None,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
     `measured_ranks` is the rank stability of these records (analysis/rank_stability.py), if any.
-    `site`: the static site (site.py) is written beside the page, and the page links it."""
+    `site`: the static site (site.py) is written beside the page, and the page links it.
+    `costs`: each arm's measured time per step and memory (analysis/arm_cost.py), if any."""
     records = latest_by_run(records)
     images = images or {}
     suites = _unique(r.get("suite") for r in records)
@@ -96,6 +99,7 @@ def render(
         out += _rank_stability_section(measured_ranks, uninformative_tasks(scores.per_task))
         for task, rows in scores.per_task.groupby("task", sort=True):
             out += _task_section(task, rows, records, images, scores.weights)
+        out += arm_cost.section(costs)
         out += _literature_section(scores, records)
         if "stability_vs_accuracy" in images:
             out += [

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import literature
+from . import arm_cost, literature
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores
 
@@ -23,7 +23,15 @@ SITE = "site"
 PLOTLY_JS = "plotly.min.js"
 
 
-def write_site(records: list[dict], scores: Scores, out_dir: Path, *, command: str | None, results_name: str) -> Path:
+def write_site(
+    records: list[dict],
+    scores: Scores,
+    out_dir: Path,
+    *,
+    command: str | None,
+    results_name: str,
+    costs: dict | None = None,
+) -> Path:
     """out_dir/site/index.html (and plotly.min.js beside it); returns the index's path."""
     import plotly
 
@@ -31,11 +39,14 @@ def write_site(records: list[dict], scores: Scores, out_dir: Path, *, command: s
     site.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, site / PLOTLY_JS)
     index = site / "index.html"
-    index.write_text(render_site(records, scores, command=command, results_name=results_name), encoding="utf-8")
+    page = render_site(records, scores, command=command, results_name=results_name, costs=costs)
+    index.write_text(page, encoding="utf-8")
     return index
 
 
-def render_site(records: list[dict], scores: Scores, *, command: str | None, results_name: str) -> str:
+def render_site(
+    records: list[dict], scores: Scores, *, command: str | None, results_name: str, costs: dict | None = None
+) -> str:
     import itables
     from itables.javascript import generate_init_offline_itables_html
 
@@ -59,6 +70,13 @@ def render_site(records: list[dict], scores: Scores, *, command: str | None, res
             f"<h2>Task <code>{html.escape(task)}</code></h2>",
             _table(_task_view(rows), f"task-{i}"),
             _figure(_dose_response(task, frame), f"fig-dose-{i}"),
+        ]
+    if costs:
+        body += [
+            "<h2>What each mitigation costs</h2>",
+            f"<p>Measured paired by <code>{html.escape(costs['command'])}</code> on {html.escape(costs['machine'])}; "
+            "the markdown page says how.</p>",
+            _table(_cost_view(costs), "cost"),
         ]
     claims = _literature_view(scores, records)
     if claims is not None:
@@ -140,6 +158,20 @@ def _task_view(rows: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return view.sort_values(["rank", "strategy"], na_position="last").reset_index(drop=True)
+
+
+def _cost_view(costs: dict) -> pd.DataFrame:
+    rows = arm_cost.rows(costs)
+    return pd.DataFrame(
+        {
+            "task": [r["task"] for r in rows],
+            "arm": [r["arm"] for r in rows],
+            "ms/step": [_num(r["ms_per_step"], 2) for r in rows],
+            "x baseline": [_num(r["ratio"]) for r in rows],
+            "peak MB": [_num(r["peak_mb"], 0) for r in rows],
+            "vs baseline MB": [_num(r["extra_mb"], 0) for r in rows],
+        }
+    )
 
 
 def _literature_view(scores: Scores, records: list[dict]) -> pd.DataFrame | None:

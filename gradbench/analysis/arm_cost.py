@@ -1,0 +1,96 @@
+"""What each mitigation costs, as the page shows it: per task and arm, its time per training
+step relative to the baseline's and its peak memory over the baseline's. No torch.
+
+The figures are measured by benchmarks/arm_cost.py (paired: the arms of a task alternate
+round by round in one process, on one machine) and saved beside a page as FILE with the
+machine, the command and the settings they were measured with; page.write shows a saved
+file as it is (the results file does not make these numbers: they are of the code, not of a
+run), and site.py shows the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+FILE = "arm_cost.json"
+
+
+def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict]:
+    """One task's measurements (arm -> one {"ms_per_step", "peak_mb", "status"} per round,
+    "baseline" among them) -> arm -> {ms_per_step, ratio, ratio_lo, ratio_hi, peak_mb,
+    extra_mb, statuses}: the medians over rounds, the ratio taken within each round (so a
+    drift of the machine hits the arm and the baseline alike), with its range."""
+    base = rounds["baseline"]
+    out = {}
+    for arm, ms in rounds.items():
+        ratios = [
+            m["ms_per_step"] / b["ms_per_step"] for m, b in zip(ms, base) if m["ms_per_step"] and b["ms_per_step"]
+        ]
+        extra = [m["peak_mb"] - b["peak_mb"] for m, b in zip(ms, base) if m["peak_mb"] and b["peak_mb"]]
+        steps = [m["ms_per_step"] for m in ms if m["ms_per_step"]]
+        peaks = [m["peak_mb"] for m in ms if m["peak_mb"]]
+        out[arm] = {
+            "ms_per_step": _median(steps),
+            "ratio": _median(ratios),
+            "ratio_lo": min(ratios) if ratios else None,
+            "ratio_hi": max(ratios) if ratios else None,
+            "peak_mb": _median(peaks),
+            "extra_mb": _median(extra),
+            "statuses": sorted({m["status"] for m in ms}),
+        }
+    return out
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def save(measured: dict, out_dir: str | Path) -> Path:
+    path = Path(out_dir) / FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(measured, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def saved(out_dir: str | Path) -> dict | None:
+    try:
+        return json.loads((Path(out_dir) / FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def rows(measured: dict) -> list[dict]:
+    """One row per (task, arm), tasks and arms sorted, baseline first in its task."""
+    out = []
+    for task in sorted(measured["tasks"]):
+        arms = measured["tasks"][task]
+        for arm in sorted(arms, key=lambda a: (a != "baseline", a)):
+            out.append({"task": task, "arm": arm, **arms[arm]})
+    return out
+
+
+def section(measured: dict | None) -> list[str]:
+    """The page's "What each mitigation costs" section (nothing without a saved file)."""
+    if not measured:
+        return []
+    m = measured
+    out = [
+        "## What each mitigation costs",
+        "",
+        f"Time per training step relative to the baseline's on the same task, and peak memory, measured paired "
+        f"by `{m['command']}` on {m['machine']} ({m['threads']} thread(s); {m['steps']} steps per run at lr "
+        f"×{m['lr_mult']:g}, {m['rounds']} rounds, the arms alternating round by round; the ratio is the median over "
+        f"the rounds, with their range). {m['memory']}",
+        "",
+        "| task | arm | ms/step | × baseline [range] | peak MB | vs baseline MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows(m):
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f} [{r['ratio_lo']:.2f}, {r['ratio_hi']:.2f}]"
+        step = "—" if r["ms_per_step"] is None else f"{r['ms_per_step']:.1f}"
+        peak = "—" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+        extra = "—" if r["extra_mb"] is None else f"{r['extra_mb']:+.0f}"
+        out.append(f"| `{r['task']}` | `{r['arm']}` | {step} | {ratio} | {peak} | {extra} |")
+    return out + [""]
