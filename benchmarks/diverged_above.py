@@ -24,6 +24,7 @@ from gradbench.store.jsonl import latest_by_run, load  # noqa: E402
 def above_all_diverged(records: list[dict]) -> list[tuple[str, str, float, float, bool]]:
     """(task, arm, first all-diverged level, a level above it, whether every seed failed there)."""
     frame = runs_frame(latest_by_run(records))
+    frame = frame[~frame["not_run"]]  # a level the budget rule did not run tells nothing here
     out = []
     for (task, arm), runs in frame.groupby(["task", "strategy"], sort=True):
         levels = level_results(runs, task_meta(frame, task))

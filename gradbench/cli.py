@@ -176,6 +176,7 @@ def _command_line(argv: list[str] | None = None) -> str:
 
 def cmd_run(args) -> int:
     from .catalogue.plugins import load_entry_points
+    from .core.record import outcome_counts
     from .execution.executors import make_executor
     from .execution.suite_runner import default_results_path, run_suite, runs_dir
     from .suite import load_suite
@@ -211,7 +212,7 @@ def cmd_run(args) -> int:
     page = _write_leaderboard(records, out, weights=suite.scoring.get("weights"))
     if wandb:
         _log_summary(wandb, suite, records, results_path)
-    counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "diverged", "error", "skipped")}
+    counts = outcome_counts(records)
     print(
         f"done: {len(records)} runs ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}); "
         f"results {results_path}; leaderboard {page}"

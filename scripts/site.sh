@@ -21,6 +21,14 @@ fi
 case "$dest_abs/" in
   "$src_abs/"*) echo "site.sh: DEST $dest is inside SRC $src, which is only read; give another folder" >&2; exit 2 ;;
 esac
+# DEST is emptied first: never a folder that holds SRC, the repository or /
+case "$src_abs/" in
+  "$dest_abs/"*) echo "site.sh: DEST $dest holds SRC $src, which is only read; give another folder" >&2; exit 2 ;;
+esac
+if [ "$dest_abs" = "$root" ] || [ "$dest_abs" = / ]; then
+  echo "site.sh: DEST $dest is the repository or /; give a folder of its own (default _site)" >&2
+  exit 2
+fi
 rm -rf "$dest_abs"
 mkdir -p "$dest_abs"
 cp "$src_abs/results.jsonl" "$dest_abs/"

@@ -112,6 +112,8 @@ def test_site_script_publishes_a_committed_page_and_refuses_a_stale_one(tmp_path
 
     r = subprocess.run([site, str(src), str(src / "pages")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "is only read" in r.stderr and not (src / "pages").exists()
+    r = subprocess.run([site, str(src), str(src.parent)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "holds SRC" in r.stderr and _tree(src) == before
 
     (src / "README.md").write_text((src / "README.md").read_text() + "edited by hand\n")
     r = subprocess.run([site, str(src), str(tmp_path / "out")], capture_output=True, text=True, timeout=300)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..core.errors import UserError
 from ..core.numerics import numerics_of
+from ..core.record import outcome_counts
 from ..store.jsonl import latest_by_run
 from . import arm_cost, literature, rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
@@ -133,7 +134,7 @@ def _literature_section(scores: Scores, records: list[dict]) -> list[str]:
         "",
     ]
     for i, (c, f) in enumerate(found, 1):
-        differs = f" What differs here: {c.differs}." if f.verdict in (literature.FAILS, literature.MIXED) else ""
+        differs = f" What differs here: {f.differs}." if f.differs else ""
         out += [
             f"{i}. **{c.claim}.** {c.source}.",
             f"    - Read as: {c.test}.",
@@ -149,8 +150,7 @@ def _literature_section(scores: Scores, records: list[dict]) -> list[str]:
 
 def _provenance(records: list[dict], scores: Scores, command: str | None) -> list[str]:
     env = [r.get("env") or {} for r in records]
-    status = Counter(r.get("status") for r in records)
-    by_status = ", ".join(f"{status[s]} {s}" for s in ("ok", "diverged", "error", "skipped") if status[s])
+    by_status = ", ".join(f"{n} {s}" for s, n in outcome_counts(records).items())
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
     levels = sorted({float((r.get("stress") or {}).get("lr_mult", 1.0)) for r in records})
     rows = [
@@ -349,7 +349,7 @@ def _rank_stability_section(measured: dict | None, flat: list[str]) -> list[str]
         return []
     shares = ", ".join(f"`{k}` {v:.0%}" for k, v in measured["unchanged"].items() if k != "overall")
     shares += "".join(f", `{t}` — (every strategy shares one rank: no top 3)" for t in flat)
-    return [
+    out = [
         "### Rank stability",
         "",
         f"In {measured['resamples']} seed-bootstrap resamples of these records (every task's seeds drawn "
@@ -357,9 +357,22 @@ def _rank_stability_section(measured: dict | None, flat: list[str]) -> list[str]
         "within their own kind), the top 3 of the strategies that learned was unchanged in: "
         f"{shares}; overall {measured['unchanged']['overall']:.0%}. Measured by "
         f"`python benchmarks/rank_stability.py RESULTS --resamples {measured['resamples']} --seed "
-        f"{measured['seed']} --save DIR`; a top 3 that survives under 95% of resamples is not a settled order.",
+        f"{measured['seed']} --save DIR`. A top 3 unchanged in fewer than {rank_stability.SETTLED:.0%} of the "
+        "resamples is not a settled order: its top is read as a tied group, every strategy in the top 3 of at "
+        f"least {1 - rank_stability.SETTLED:.0%} of the resamples, in no order.",
         "",
     ]
+    groups = [(k, rank_stability.tied_top(measured, k)) for k in measured["unchanged"]]
+    groups = [(k, g) for k, g in groups if g]
+    if groups:
+        out += ["| ranking | top 3 unchanged | tied top group (share of resamples in the top 3) |", "|---|---|---|"]
+        for key, group in groups:
+            shown = ", ".join(f"`{s}` {measured['in_top'][key][s]:.0%}" for s in group)
+            out.append(
+                f"| {'overall' if key == 'overall' else f'`{key}`'} | {measured['unchanged'][key]:.0%} | {shown} |"
+            )
+        out.append("")
+    return out
 
 
 def _task_section(

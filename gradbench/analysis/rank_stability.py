@@ -24,6 +24,9 @@ from .scoring import Scores, score, uninformative_tasks
 
 TOP = 3
 FILE = "rank_stability.json"
+# a top 3 unchanged in at least this share of resamples is a settled order; below it the page
+# shows the top as a tied group (tied_top)
+SETTLED = 0.9
 
 
 def top(scores: Scores) -> dict[str, tuple[str, ...]]:
@@ -66,15 +69,19 @@ def resample(records: list[dict], rng: random.Random) -> list[dict]:
 def measure(
     records: list[dict], resamples: int = 200, seed: int = 0, progress: Callable[[int], None] | None = None
 ) -> dict:
-    """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share}}."""
+    """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share},
+    in_top: {ranking: {strategy: share of resamples with it in the top 3}}}."""
     records = [r for r in latest_by_run(records) if _scored(r)]
     reference = top(score(records))
     rng = random.Random(seed)
     same = dict.fromkeys(reference, 0)
+    in_top: dict[str, dict[str, int]] = {key: defaultdict(int) for key in reference}
     for i in range(resamples):
         got = top(score(resample(records, rng)))
         for key, ranking in reference.items():
             same[key] += got.get(key) == ranking
+            for strategy in got.get(key, ()):
+                in_top[key][strategy] += 1
         if progress:
             progress(i + 1)
     return {
@@ -83,7 +90,19 @@ def measure(
         "seed": seed,
         "top": {k: list(v) for k, v in reference.items()},
         "unchanged": {k: n / resamples for k, n in same.items()},
+        "in_top": {k: {s: n / resamples for s, n in sorted(v.items())} for k, v in in_top.items()},
     }
+
+
+def tied_top(measured: dict, key: str) -> list[str] | None:
+    """When `key`'s top 3 is unchanged in fewer than SETTLED of the resamples: the strategies
+    that the resamples cannot rule out of it, each in the top 3 of at least 1 - SETTLED of
+    them, most often first (the page's tied top group). None when the top 3 is settled, or
+    the measurement predates in_top."""
+    if measured["unchanged"].get(key, 1.0) >= SETTLED or key not in measured.get("in_top", {}):
+        return None
+    shares = measured["in_top"][key]
+    return sorted((s for s, p in shares.items() if p >= 1 - SETTLED), key=lambda s: (-shares[s], s))
 
 
 def fingerprint(records: list[dict]) -> str:

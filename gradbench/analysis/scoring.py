@@ -416,6 +416,7 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         "runs",
         "scored",
         "diverged",
+        "not_run",
         "collapsed",
         "errors",
         "skipped",

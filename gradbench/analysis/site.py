@@ -186,9 +186,7 @@ def _literature_view(scores: Scores, records: list[dict]) -> pd.DataFrame | None
             "read as": [c.test for c, _ in found],
             "measured": [f.measured for _, f in found],
             "verdict": [f.verdict for _, f in found],
-            "what differs here": [
-                c.differs if f.verdict in (literature.FAILS, literature.MIXED) else "" for c, f in found
-            ],
+            "what differs here": [f.differs for _, f in found],
         }
     )
 

@@ -132,6 +132,16 @@ class Record(Part):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
+def outcome_counts(records) -> dict[str, int]:
+    """How many records ended each way, in a fixed order and only the ways that occur: the
+    statuses, with a skipped run the protocol did not train (not_run) counted as "not run"
+    rather than among the runs that do not apply."""
+    counts = dict.fromkeys((*STATUSES, "not run"), 0)
+    for r in records:
+        counts["not run" if r.get("not_run") else r["status"]] += 1
+    return {k: n for k, n in counts.items() if n}
+
+
 def record_fields() -> list[str]:
     """The top-level field names as they appear in the JSON (what the README's table lists)."""
     return [f.alias or name for name, f in Record.model_fields.items()]

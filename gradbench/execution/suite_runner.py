@@ -65,17 +65,16 @@ def run_suite(
         phase = _Phase(suite, results_path, executor, job, guard, command, log, retry_errors)
         if suite.protocol is None:
             phase.run("", items)
-        elif suite.protocol.skip_above_diverged:
-            # one level at a time, lowest first: a level runs once the ones below it are known
-            levels = sweep_levels(items)
-            for n, level in enumerate(levels, 1):
-                wave = [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == level]
-                for i in wave:  # the choice reads this suite's records: the wave is the suite's before it runs
-                    phase.role.setdefault(i.run_id, "sweep")
-                wave = above_diverged(wave, phase.suite_records(), suite.protocol.sweep_seeds)
-                phase.run("sweep", wave, f"level {n} of {len(levels)}, lr x{level:g}")
         else:
-            phase.run("sweep", items)
+            if suite.protocol.skip_above_diverged:
+                # one level at a time, lowest first: a level runs once the ones below it are known
+                levels = sweep_levels(items)
+                for n, level in enumerate(levels, 1):
+                    wave = [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == level]
+                    wave = above_diverged(wave, phase.suite_records(), suite.protocol.sweep_seeds)
+                    phase.run("sweep", wave, f"level {n} of {len(levels)}, lr x{level:g}")
+            else:
+                phase.run("sweep", items)
             # an arm that failed every level gets its extra trials too, around its best one
             phase.run("tune", tuning_trials(suite, phase.choices(or_best_failed=True)))
             phase.run("final", final_runs(suite, phase.choices()))
@@ -110,8 +109,13 @@ class _Phase:
         todo = [i for i in items if i.run_id not in done]
         again = [recorded[i.run_id] for i in todo if i.run_id in recorded]
         retried = sum(r["status"] == "error" and numerics_of(r) == NUMERICS for r in again)
-        why = [f"{len(again) - retried} recorded under another numerics version"] if len(again) > retried else []
+        not_run = sum(bool(r.get("not_run")) and numerics_of(r) == NUMERICS for r in again)
+        older = len(again) - retried - not_run
+        why = [f"{older} recorded under another numerics version"] if older else []
         why += [f"{retried} that failed with an error (--retry-errors)"] if retried else []
+        why += (
+            [f"{not_run} recorded as not run above a diverged level (a protocol without the rule)"] if not_run else []
+        )
         again = f", again: {' and '.join(why)}" if why else ""
         self.log(
             f"{self._what(name)}{f' ({part})' if part else ''}: {len(items)} runs ({len(items) - len(todo)} already in {self.results_path}, "
