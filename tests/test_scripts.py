@@ -187,3 +187,24 @@ def test_the_diverged_above_check_reads_the_committed_demo():
     assert len(rows) == 12 and all(every_seed_failed for *_, every_seed_failed in rows)
     assert {(task, arm) for task, arm, *_ in rows} >= {("mnist_mlp", "baseline")}
     assert all(level > first for _, _, first, level, _ in rows)
+
+
+def test_the_shorter_budget_check_reads_each_arm_at_a_step_of_its_validation_curve():
+    """benchmarks/shorter_budget.py: an arm's best sweep level read at step S of its curves (a
+    diverged run at chance), split by the task's target or one given."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from fakes import make_record
+    from shorter_budget import split
+
+    recs = [
+        make_record("mnist_mlp", arm, seed, lr, test=best, phase="sweep")
+        for arm, best in (("baseline", 0.96), ("clip_norm", 0.99))
+        for seed in (0, 1)
+        for lr in (1.0, 2.0)
+    ]
+    recs.append(make_record("mnist_mlp", "adam", 0, 1.0, "diverged", test=0.99, phase="sweep"))
+    full = split(recs, "mnist_mlp", 1000)
+    assert [a for a, _, _ in full["reach"]] == ["baseline", "clip_norm"] and [a for a, _, _ in full["miss"]] == ["adam"]
+    half = split(recs, "mnist_mlp", 500, target=0.54)  # the fake curves rise linearly from chance
+    assert [a for a, _, _ in half["reach"]] == ["clip_norm"]
+    assert not split(recs, "mnist_mlp", 250)["reach"]
