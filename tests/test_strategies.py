@@ -683,6 +683,22 @@ def test_optimizer_strategies_build_their_optimizer_and_lr(item, cls, lr, extra,
         assert group[k] == v, k
 
 
+def test_the_sgd_family_on_an_adam_task_runs_at_the_tasks_sgd_rate():
+    """recall's own optimizer is Adam at 5e-3; SGD there starts from the task's declared sgd_lr
+    (with any lr scale on top; the stress multiplier applies later), never from Adam's rate."""
+    for item, name, lr in (
+        ("sgd", "sgd", 0.03),
+        ("sgd_momentum", "sgd", 0.03),
+        ("nesterov", "sgd", 0.03),
+        ("lower_lr+sgd", "sgd", 0.003),
+        ({"sgd": {"lr": 0.1}}, "sgd", 0.1),
+        ("adam", "adam", 1e-3),
+    ):
+        spec = one(item, "recall_transformer")
+        assert (spec.optimizer["name"], spec.optimizer["lr"]) == (name, pytest.approx(lr)), item
+    assert one("sgd").optimizer["lr"] == pytest.approx(0.2)  # an SGD task: its own rate
+
+
 # --- initialization ------------------------------------------------------------------------
 def test_orthogonal_init_makes_the_recurrent_matrix_orthogonal(data):
     w = model_of(one("orthogonal", "adding_rnn"), data)[0].cell.weight_hh_l0.detach()

@@ -395,8 +395,9 @@ CLAIMS: tuple[Claim, ...] = (
         "to account for hyperparameter tuning)",
         "on each task, adam's LR sensitivity (the mean loss of quality across the grid) is below sgd's",
         lambda v: (
-            "sgd runs at the task's learning rate times the grid, with no momentum; on the Adam-calibrated "
-            "Transformer that rate is small for SGD"
+            "sgd runs without momentum at the task's SGD rate times the grid (the rate SGD with momentum "
+            "is calibrated at), so its effective step is a tenth of momentum SGD's; the sources tune each "
+            "optimizer's rate over a wider range"
         ),
         _adam_vs_sgd,
     ),

@@ -3,7 +3,8 @@ learning rate that suits it; the stress multiplier lr_mult applies on top as for
 
 The lr is set relative to the task: an lr scale applied by another strategy (lower_lr, a
 plugin) is carried over, so "lower_lr+adam" and "adam+lower_lr" both give Adam at 1e-4.
-lr 0 (the SGD family's default) keeps the task's lr (SGD's on three tasks, Adam's on recall).
+lr 0 (the SGD family's default) is the task's SGD lr: its own on the SGD tasks, its declared
+sgd_lr where its optimizer is adaptive (recall: Adam's 5e-3 would be a rate far too small for SGD).
 muon applies where the hidden weights are matrices: torch's Muon takes 2-D tensors only, and
 the CNN's are 4-D kernels (all of them would go to its AdamW: AdamW under another name).
 """
@@ -17,28 +18,31 @@ from .base import strategy
 
 
 def _use(spec: RunSpec, name: str, lr: float, **kw) -> RunSpec:
+    task = TASKS.get(spec.task)
     current = float(spec.optimizer["lr"])
+    if not lr and name == "sgd" and task.optimizer["name"] != "sgd" and task.sgd_lr:
+        lr = task.sgd_lr  # the SGD family on an adaptive-optimizer task: the task's SGD rate
     if lr:
-        scale = current / float(TASKS.get(spec.task).optimizer["lr"])  # 1 unless something scaled it
+        scale = current / float(task.optimizer["lr"])  # 1 unless something scaled it
         current = lr * scale
     return spec.replace(optimizer={"name": name, "lr": current, **kw})
 
 
 @strategy(family="optimizers", slot="optimizer")
 def sgd(spec: RunSpec, lr: float = 0.0) -> RunSpec:
-    """Plain SGD without momentum (Robbins & Monro, 1951); lr 0 keeps the task's."""
+    """Plain SGD without momentum (Robbins & Monro, 1951); lr 0: the task's SGD lr."""
     return _use(spec, "sgd", lr)
 
 
 @strategy(family="optimizers", slot="optimizer")
 def sgd_momentum(spec: RunSpec, lr: float = 0.0, momentum: float = 0.9) -> RunSpec:
-    """SGD with heavy-ball momentum (Polyak, 1964); lr 0 keeps the task's."""
+    """SGD with heavy-ball momentum (Polyak, 1964); lr 0: the task's SGD lr."""
     return _use(spec, "sgd", lr, momentum=momentum)
 
 
 @strategy(family="optimizers", slot="optimizer")
 def nesterov(spec: RunSpec, lr: float = 0.0, momentum: float = 0.9) -> RunSpec:
-    """SGD with Nesterov momentum (Nesterov, 1983; Sutskever et al., 2013); lr 0 keeps the task's."""
+    """SGD with Nesterov momentum (Nesterov, 1983; Sutskever et al., 2013); lr 0: the task's SGD lr."""
     return _use(spec, "sgd", lr, momentum=momentum, nesterov=True)
 
 
