@@ -308,3 +308,15 @@ def test_the_literature_section_reads_each_claim_by_its_rule_and_says_what_diffe
     assert "**Verdict: holds.**\n" in page  # a claim that holds carries no excuse
     assert "**Verdict: does not hold.** What differs here: Goyal et al. warm up over 5 epochs" in page
     assert "**Verdict: cannot be tested here.**\n" in page
+
+
+def test_two_specs_of_one_arm_seed_and_level_are_refused_not_counted_twice(tmp_path):
+    """A results file where one arm at one seed and level was run under two specs (the code
+    that resolves the arm changed between them) is an error naming both runs and what differs."""
+    recs = [make_record("mnist_mlp", arm, seed) for arm in ("baseline", "sgd") for seed in (0, 1)]
+    again = make_record("mnist_mlp", "sgd", 0, run_id="0123456789ab")
+    again["spec"] = {**again["spec"], "optimizer": {"name": "sgd", "lr": 0.03}}
+    with pytest.raises(
+        UserError, match=r"0123456789ab are both sgd on mnist_mlp at seed 0, lr x1.*differ in optimizer"
+    ):
+        leaderboard.write([*recs, again], tmp_path, plots=False)

@@ -21,6 +21,7 @@ from ..store.jsonl import latest_by_run
 from . import arm_cost, literature, rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
+from .runs import canonical
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
 from .site import write_site
 from .stats import ALPHA, MIN_SEEDS
@@ -40,6 +41,7 @@ def write(
     code are a UserError: their numbers do not compare."""
     records = latest_by_run(records)
     _one_numerics_version(records)
+    _one_spec_per_run(records)
     scores = scoring.score(records, weights)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,29 @@ def _one_numerics_version(records: list[dict]) -> None:
             "their numbers do not compare: run the suite again (resume re-runs the older ones) "
             "or score one version's records"
         )
+
+
+def _one_spec_per_run(records: list[dict]) -> None:
+    """One run per arm, seed and level: two records of one (task, arm, parameters, seed, level)
+    under different run ids come from two specs (the code that resolves an arm changed between
+    them, or two suites with other task settings share the file), and scoring both would count
+    a seed twice."""
+    seen: dict[tuple, dict] = {}
+    for r in records:
+        if r.get("status") == "skipped" and not r.get("not_run"):
+            continue
+        label = r.get("strategy") or {}
+        key = (r.get("task"), label.get("label"), canonical(label.get("params") or {}), r.get("seed"))
+        key += (float((r.get("stress") or {}).get("lr_mult", 1.0)),)
+        other = seen.setdefault(key, r)
+        if other["run_id"] != r["run_id"]:
+            spec_a, spec_b = other.get("spec") or {}, r.get("spec") or {}
+            differ = sorted(k for k in set(spec_a) | set(spec_b) if k != "phase" and spec_a.get(k) != spec_b.get(k))
+            raise UserError(
+                f"runs {other['run_id']} and {r['run_id']} are both {key[1]} on {key[0]} at seed {key[3]}, lr x{key[4]:g}, "
+                f"with other specs (they differ in {', '.join(differ) or 'nothing shown'}): the code that resolves the "
+                "arm changed between them, or two suites share the file; keep the records of one"
+            )
 
 
 def render(
