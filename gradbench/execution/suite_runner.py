@@ -67,12 +67,7 @@ def run_suite(
             phase.run("", items)
         else:
             if suite.protocol.skip_above_diverged:
-                # one level at a time, lowest first: a level runs once the ones below it are known
-                levels = sweep_levels(items)
-                for n, level in enumerate(levels, 1):
-                    wave = [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == level]
-                    wave = above_diverged(wave, phase.suite_records(), suite.protocol.sweep_seeds)
-                    phase.run("sweep", wave, f"level {n} of {len(levels)}, lr x{level:g}")
+                _sweep_level_by_level(phase, items, suite.protocol.sweep_seeds)
             else:
                 phase.run("sweep", items)
             # an arm that failed every level gets its extra trials too, around its best one
@@ -80,6 +75,18 @@ def run_suite(
             phase.run("final", final_runs(suite, phase.choices()))
             phase.log_choices()
     return [r for r in jsonl.latest_by_run(jsonl.load(results_path)) if r["run_id"] in phase.ids]
+
+
+def _sweep_level_by_level(phase: _Phase, items: list, sweep_seeds: int) -> None:
+    """The sweep one level at a time, lowest first (the budget rule): a level runs once the
+    ones below it are known, and an arm's runs above a level where every sweep seed diverged
+    are recorded as not run."""
+    levels = sweep_levels(items)
+    by_level = {lv: [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == lv] for lv in levels}
+    for n, level in enumerate(levels, 1):
+        wave = above_diverged(by_level[level], phase.suite_records(), sweep_seeds)
+        later = [i for lv in levels[n:] for i in by_level[lv]]  # priced in the ETA too
+        phase.run("sweep", wave, f"level {n} of {len(levels)}, lr x{level:g}", later=later)
 
 
 class _Phase:
@@ -96,7 +103,9 @@ class _Phase:
     def ids(self) -> set[str]:
         return set(self.role)
 
-    def run(self, name: str, items: list, part: str = "") -> None:
+    def run(self, name: str, items: list, part: str = "", later: list = ()) -> None:
+        """Run `items` not yet recorded; `later` are the runs of the same phase still to come
+        after these (the sweep's higher levels under the budget rule): the ETA prices them too."""
         for i in items:
             self.role.setdefault(i.run_id, name)
         recorded = {r["run_id"]: r for r in self._records()}
@@ -128,6 +137,7 @@ class _Phase:
             self.log,
             parallel=getattr(self.executor, "workers", 1),
             declared={arm.label: arm.params for arm in self.suite.arms},
+            later=[i for i in later if not isinstance(i, Skipped) and i.run_id not in done],
         )
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
             rec = skipped_record(item, self.command)
@@ -226,8 +236,17 @@ class Progress:
     same task really took (of any task, before one has finished): with longest-first
     scheduling the first runs to finish are the long ones, so a plain mean would overshoot."""
 
-    def __init__(self, todo: list, already: int, total: int, log, parallel: int = 1, declared: dict | None = None):
-        self.left = [i for i in todo if not isinstance(i, Skipped)]
+    def __init__(
+        self,
+        todo: list,
+        already: int,
+        total: int,
+        log,
+        parallel: int = 1,
+        declared: dict | None = None,
+        later: list = (),
+    ):
+        self.left = [i for i in todo if not isinstance(i, Skipped)] + list(later)  # later: priced, not counted
         self.declared = declared or {}  # arm label -> its declared parameters
         self.count, self.total, self.log, self.parallel = already, total, log, max(1, parallel)
         self.spent: dict[str, list[float]] = {}  # task -> [wall seconds, priced ms] of finished runs
