@@ -43,9 +43,10 @@ def seconds_per_step(paths: list[Path]) -> dict[str, float]:
 def estimate(suite, rates: dict[str, float]) -> list[dict]:
     p = suite.protocol
     runs_per_arm = p.extra_trials * p.sweep_seeds + max(0, len(suite.seeds) - p.sweep_seeds) if p else 0
+    runs_of_sweep = [i for i in expand(suite) if not isinstance(i, Skipped)]
     rows = []
     for task in suite.tasks:
-        sweep = [i for i in expand(suite) if not isinstance(i, Skipped) and i.task == task]
+        sweep = [i for i in runs_of_sweep if i.task == task]
         arms = {i.strategy for i in sweep}
         steps = sweep[0].max_steps if sweep else 0
         guess = task not in rates
