@@ -109,7 +109,7 @@ def main() -> int:
         base = _base(suite, task, 0, args.lr_mult, "").replace(
             max_steps=args.steps, eval_every=args.steps, monitor={**suite.monitor}
         )
-        arms = {a.label: apply_arm(a, base) for a in suite.arms if not _not_applicable(a, base)}
+        arms = {a.label: apply_arm(a, base) for a in suite.arms_on(task) if not _not_applicable(a, base)}
         if "baseline" not in arms:
             arms = {"baseline": base, **arms}
         rounds = {label: [] for label in arms}

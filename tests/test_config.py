@@ -49,6 +49,15 @@ BAD = [
     ({**GOOD, "max_steps": None}, "max_steps: expected a positive integer, got None"),
     ({**GOOD, "tasks": {"mnist_mlp": {"eval_every": None}}}, "tasks.mnist_mlp.eval_every: expected a positive integer"),
     ({**GOOD, "strategies": [{5: {}}]}, "strategies[0]: expected a string, got 5"),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"strategies": ["baseline"]}}},
+        "tasks.mnist_mlp.strategies: 'baseline' is already one of the suite's strategies",
+    ),
+    (
+        {**GOOD, "tasks": {"mnist_mlp": {"strategies": ["shalower"]}}},
+        "tasks.mnist_mlp.strategies[0]: unknown strategy 'shalower' (did you mean 'shallower'",
+    ),
+    ({**GOOD, "tasks": {"mnist_mlp": {"strategies": []}}}, "tasks.mnist_mlp.strategies: expected a non-empty list"),
     ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult: every value must be a positive number"),
     ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult: every value must be a positive number"),
     ({**GOOD, "stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
@@ -160,6 +169,33 @@ def test_task_overrides_and_global_budget():
     by_task = {r.task: r for r in expand(s)}
     assert by_task["mnist_mlp"].max_steps == 50 and by_task["mnist_mlp"].lr_mult == 2.0
     assert by_task["adding_rnn"].max_steps == 30 and by_task["adding_rnn"].eval_every == 10
+
+
+def test_a_tasks_own_arms_run_on_it_alone_in_every_phase():
+    from gradbench.suite.expand import final_runs
+
+    s = parse_suite(
+        {
+            "tasks": {"mnist_mlp": None, "adding_rnn": {"strategies": ["lstm", {"clip_norm": {"max_norm": 0.5}}]}},
+            "strategies": ["baseline"],
+            "seeds": 3,
+            "protocol": {"sweep_seeds": 2},
+        }
+    )
+    pairs = {(r.task, r.strategy) for r in expand(s)}
+    assert pairs == {
+        ("mnist_mlp", "baseline"),
+        ("adding_rnn", "baseline"),
+        ("adding_rnn", "lstm"),
+        ("adding_rnn", "clip_norm(max_norm=0.5)"),
+    }
+    assert [a.label for a in s.all_arms] == ["baseline", "lstm", "clip_norm(max_norm=0.5)"]
+
+    class Chosen:
+        lr_mult, strategy_params = 1.0, {"lstm": {}}
+
+    final = final_runs(s, {("adding_rnn", "lstm"): Chosen(), ("mnist_mlp", "lstm"): Chosen()})
+    assert {(r.task, r.strategy) for r in final} == {("adding_rnn", "lstm")} and len(final) == 3
 
 
 def test_seed_count_means_range():

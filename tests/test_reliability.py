@@ -744,6 +744,14 @@ def test_verify_selection_and_comparison_units():
     assert ("status", "ok", "diverged") in diffs
     assert ("metrics.val_curve[1][1]", 0.5, 0.75) in diffs
     assert ("stability.grad_norm_max", 3.0, None) in diffs
+    # a task whose target moved since: the re-run's steps to target are read at the recorded one
+    old = json.loads(json.dumps(base))
+    old["metrics"].update(target=0.25, steps_to_target=10)
+    moved = json.loads(json.dumps(old))
+    moved["metrics"].update(target=0.5, steps_to_target=20)
+    assert verify.compare(old, moved) == []
+    moved["metrics"]["val_curve"][0][1] = 0.2  # but a curve that trained differently still shows
+    assert ("metrics.val_curve[0][1]", 0.25, 0.2) in verify.compare(old, moved)
 
 
 def test_verify_rejects_bad_input(tmp_path, capsys):

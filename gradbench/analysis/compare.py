@@ -48,6 +48,7 @@ def compare(recorded: dict, now: dict) -> list[tuple[str, object, object]]:
     if recorded.get("status") != now.get("status"):
         out.append(("status", recorded.get("status"), now.get("status")))
     rm, nm = recorded.get("metrics") or {}, now.get("metrics") or {}
+    nm = _at_recorded_target(rm, nm)
     for k in METRIC_FIELDS:
         _diff(f"metrics.{k}", rm.get(k, _MISSING), nm.get(k, _MISSING), out)
     _diff("stability", recorded.get("stability", _MISSING), now.get("stability", _MISSING), out)
@@ -113,6 +114,18 @@ def format_outcome(o: Outcome, most: int = 3) -> str:
     more = f" (+{len(o.diffs) - most} more)" if len(o.diffs) > most else ""
     notes = f" [{'; '.join(o.notes)}]" if o.notes else ""
     return f"DIFFERS  {describe(o.record)}: " + "; ".join(parts) + more + notes
+
+
+def _at_recorded_target(rm: dict, nm: dict) -> dict:
+    """`nm` with steps_to_target read off its validation curve at the recorded target, where
+    the task's target has moved since: a target is the task's bar, not the run's arithmetic,
+    so a re-run is judged on what it trained."""
+    target, curve = rm.get("target"), nm.get("val_curve")
+    if target is None or target == nm.get("target") or not isinstance(curve, list):
+        return nm
+    hib = nm.get("higher_is_better", True)
+    hit = (s for s, v in curve if v is not None and (v >= target if hib else v <= target))
+    return {**nm, "steps_to_target": next(hit, None)}
 
 
 def env_changes(recorded: dict, now: dict) -> list[str]:

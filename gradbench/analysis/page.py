@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..core.errors import UserError
 from ..core.numerics import numerics_of
-from ..core.record import outcome_counts
+from ..core.record import counts_in_scores, outcome_counts
 from ..store.jsonl import latest_by_run
 from . import arm_cost, literature, rank_stability, scoring
 from .lr_response import STABLE_TOLERANCE
@@ -75,7 +75,7 @@ def _one_spec_per_run(records: list[dict]) -> None:
     a seed twice."""
     seen: dict[tuple, dict] = {}
     for r in records:
-        if r.get("status") == "skipped" and not r.get("not_run"):
+        if not counts_in_scores(r):
             continue
         label = r.get("strategy") or {}
         key = (r.get("task"), label.get("label"), canonical(label.get("params") or {}), r.get("seed"))

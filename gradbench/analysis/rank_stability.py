@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from ..core.record import counts_in_scores
 from ..store.jsonl import latest_by_run
 from .choice import TUNING_PHASES
 from .scoring import Scores, score, uninformative_tasks
@@ -71,7 +72,7 @@ def measure(
 ) -> dict:
     """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share},
     in_top: {ranking: {strategy: share of resamples with it in the top 3}}}."""
-    records = [r for r in latest_by_run(records) if _scored(r)]
+    records = [r for r in latest_by_run(records) if counts_in_scores(r)]
     reference = top(score(records))
     rng = random.Random(seed)
     same = dict.fromkeys(reference, 0)
@@ -107,14 +108,9 @@ def tied_top(measured: dict, key: str) -> list[str] | None:
 
 def fingerprint(records: list[dict]) -> str:
     """sha256 of the scored records (skipped runs aside), in run_id order."""
-    kept = sorted((r for r in latest_by_run(records) if _scored(r)), key=lambda r: r["run_id"])
+    kept = sorted((r for r in latest_by_run(records) if counts_in_scores(r)), key=lambda r: r["run_id"])
     blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
-
-
-def _scored(record: dict) -> bool:
-    """Not a run that does not apply; one not run above a diverged level counts (as diverged)."""
-    return record["status"] != "skipped" or bool(record.get("not_run"))
 
 
 def save(measured: dict, out_dir: str | Path) -> Path:

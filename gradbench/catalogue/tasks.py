@@ -146,7 +146,10 @@ TASKS.add(
         loss="cross_entropy",
         metric="accuracy",
         higher_is_better=True,
-        target=0.95,
+        # tuned per arm (configs/discriminate.yaml's sweep), most arms pass 0.95 and the arms
+        # that change the model or the optimizer's geometry (BatchNorm, Adam) pass 0.96 with
+        # the rest at 0.951-0.962: 0.96 is the bar that tells them apart
+        target=0.96,
         chance=0.1,
         optimizer={**SGD_MOMENTUM, "lr": 0.2},
         batch_size=128,

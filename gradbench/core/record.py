@@ -132,6 +132,12 @@ class Record(Part):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
+def counts_in_scores(record: dict) -> bool:
+    """Whether a record is one of a strategy's runs on its task: every record but a run that
+    does not apply there; one the protocol did not run above a diverged level counts (as diverged)."""
+    return record.get("status") != "skipped" or bool(record.get("not_run"))
+
+
 def outcome_counts(records) -> dict[str, int]:
     """How many records ended each way, in a fixed order and only the ways that occur: the
     statuses, with a skipped run the protocol did not train (not_run) counted as "not run"

@@ -136,7 +136,7 @@ class _Phase:
             len(items),
             self.log,
             parallel=getattr(self.executor, "workers", 1),
-            declared={arm.label: arm.params for arm in self.suite.arms},
+            declared={arm.label: arm.params for arm in self.suite.all_arms},
             later=[i for i in later if not isinstance(i, Skipped) and i.run_id not in done],
         )
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
@@ -167,12 +167,12 @@ class _Phase:
         s = self.suite
         if not name:
             return (
-                f"suite {s.name}: {len(s.tasks)} tasks x {len(s.arms)} strategies x "
+                f"suite {s.name}: {len(s.tasks)} tasks x {len(s.all_arms)} strategies x "
                 f"{len(s.seeds)} seeds x {len(s.lr_mults)} lr multipliers"
             )
         p = s.protocol
         return {
-            "sweep": f"suite {s.name}, phase 1 of 3, the sweep: {len(s.tasks)} tasks x {len(s.arms)} strategies x "
+            "sweep": f"suite {s.name}, phase 1 of 3, the sweep: {len(s.tasks)} tasks x {len(s.all_arms)} strategies x "
             f"{p.sweep_seeds} seeds x {len(s.lr_mults)} lr multipliers",
             "tune": f"suite {s.name}, phase 2 of 3, extra trials: {p.extra_trials} per strategy and task "
             f"x {p.sweep_seeds} seeds, around each one's choice from the sweep",
@@ -195,7 +195,7 @@ class _Phase:
 
     def log_choices(self) -> None:
         by_task: dict[str, list[str]] = {}
-        declared = {arm.label: arm.params for arm in self.suite.arms}
+        declared = {arm.label: arm.params for arm in self.suite.all_arms}
         for (task, strategy), c in self.choices().items():
             changed = changed_params(c, declared.get(strategy, {})) if c is not None else ""
             shown = "failed every level" if c is None else f"lr x{c.lr_mult:.3g}" + (f" {changed}" if changed else "")

@@ -73,6 +73,11 @@ class TaskOverrides(Strict):
     lr_mult: list[float] = Field(None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)")
     model: dict[str, Any] = Field({}, description="model knobs over the task's (see catalogue/model_knobs.py)")
     data: dict[str, Any] = Field({}, description="dataset parameters, e.g. seq_len (see catalogue/data_params.py)")
+    strategies: list[str | dict[str, dict[str, Any] | None]] = Field(
+        None,
+        description="more arms on this task only, beside the suite's strategies: 'name', 'a+b', or "
+        "{name: {param: value}} (the page ranks each arm on the tasks it ran)",
+    )
 
 
 Precision = Literal[
@@ -222,6 +227,7 @@ class Suite:
     arms: list[Arm]
     lr_mults: list[float]
     description: str = ""
+    task_arms: dict[str, list[Arm]] = field(default_factory=dict)  # task -> arms run on it only
     protocol: Protocol | None = None
     max_steps: int | None = None
     eval_every: int | None = None
@@ -232,6 +238,19 @@ class Suite:
     threads: int | None = None
     wandb: dict | None = None
     path: str | None = None
+
+    def arms_on(self, task: str) -> list[Arm]:
+        """The arms a task runs: the suite's, then the task's own."""
+        return self.arms + self.task_arms.get(task, [])
+
+    @property
+    def all_arms(self) -> list[Arm]:
+        """Every arm of the suite, each once (a task's own arms after the suite's)."""
+        seen = {a.label: a for a in self.arms}
+        for arms in self.task_arms.values():
+            for a in arms:
+                seen.setdefault(a.label, a)
+        return list(seen.values())
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -265,6 +284,8 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
     except ValidationError as e:
         raise UserError(one_line(e, "", SuiteFile)) from None
     tasks = _tasks(raw["tasks"], f)
+    arms = _arms(f.strategies)
+    task_arms = _task_arms(tasks, arms)
     seeds = _seeds(f.seeds)
     stress_given = isinstance(raw.get("stress"), dict) and "lr_mult" in raw["stress"]
     lr_mults = SWEEP_LR_MULTS if f.protocol and not stress_given else f.stress.lr_mult
@@ -278,7 +299,8 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
         description=f.description,
         seeds=seeds,
         tasks=tasks,
-        arms=_arms(f.strategies),
+        arms=arms,
+        task_arms=task_arms,
         lr_mults=_lr_mults(lr_mults, "stress.lr_mult"),
         protocol=f.protocol,
         max_steps=f.max_steps,
@@ -356,19 +378,36 @@ def _tasks(raw_tasks, f: SuiteFile) -> dict[str, dict]:
     return out
 
 
-def _arms(v: list) -> list[Arm]:
+def _task_arms(tasks: dict[str, dict], arms: list[Arm]) -> dict[str, list[Arm]]:
+    """task -> the arms its overrides add (taken out of the overrides), none a suite arm again."""
+    out = {}
+    for name, ov in tasks.items():
+        if ov.get("strategies") is None:
+            ov.pop("strategies", None)
+            continue
+        where = f"tasks.{name}.strategies"
+        extra = _arms(ov.pop("strategies"), where)
+        suite_labels = {a.label for a in arms}
+        for a in extra:
+            if a.label in suite_labels:
+                raise UserError(f"{where}: {a.label!r} is already one of the suite's strategies")
+        out[name] = extra
+    return out
+
+
+def _arms(v: list, where_list: str = "strategies") -> list[Arm]:
     if not v:
         raise UserError(
-            "strategies: expected a non-empty list, e.g. [baseline, clip_norm, {clip_value: {clip_value: 0.5}}]"
+            f"{where_list}: expected a non-empty list, e.g. [baseline, clip_norm, {{clip_value: {{clip_value: 0.5}}}}]"
         )
     arms, labels = [], set()
     for i, item in enumerate(v):
-        where = f"strategies[{i}]"
+        where = f"{where_list}[{i}]"
         if isinstance(item, str):
             label, params = item, {}
         elif len(item) == 1:
             label, params = next(iter(item.items()))
-            where = f"strategies.{label}"
+            where = f"{where_list}.{label}"
         else:
             raise UserError(f"{where}: expected 'name' or {{name: {{param: value}}}}, got {item!r}")
         arm = _label_with_params(make_arm(label, params or {}, where))

@@ -58,7 +58,7 @@ def expand(suite: Suite) -> list[RunSpec | Skipped]:
         for lr_mult in ov.get("lr_mult", suite.lr_mults):
             for seed in seeds:
                 base = _base(suite, task_name, seed, lr_mult, "sweep" if protocol else "")
-                for arm in suite.arms:
+                for arm in suite.arms_on(task_name):
                     reason = _not_applicable(arm, base)
                     if reason:
                         runs.append(Skipped(base.replace(strategy=arm.label, strategy_params=arm.params), reason))
@@ -123,7 +123,7 @@ def final_runs(suite: Suite, choices: Mapping) -> list[RunSpec]:
 
 def _chosen(suite: Suite, choices: Mapping) -> Iterator[tuple[str, Arm, object]]:
     for task_name in suite.tasks:
-        for arm in suite.arms:
+        for arm in suite.arms_on(task_name):
             choice = choices.get((task_name, arm.label))
             base = _base(suite, task_name, suite.seeds[0], 1.0, "")
             if choice is not None and not _not_applicable(arm, base):
