@@ -8,6 +8,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..core.errors import UserError
+from ..core.record import steps_to_target
 from ..store.jsonl import normalized
 
 METRIC_FIELDS = ("test", "best_val", "final_val", "steps_to_target", "val_curve", "steps")
@@ -123,9 +124,7 @@ def _at_recorded_target(rm: dict, nm: dict) -> dict:
     target, curve = rm.get("target"), nm.get("val_curve")
     if target is None or target == nm.get("target") or not isinstance(curve, list):
         return nm
-    hib = nm.get("higher_is_better", True)
-    hit = (s for s, v in curve if v is not None and (v >= target if hib else v <= target))
-    return {**nm, "steps_to_target": next(hit, None)}
+    return {**nm, "steps_to_target": steps_to_target(curve, target, nm.get("higher_is_better", True))}
 
 
 def env_changes(recorded: dict, now: dict) -> list[str]:

@@ -132,6 +132,15 @@ class Record(Part):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
+def steps_to_target(curve, target: float, higher_is_better: bool) -> int | None:
+    """The first step of a validation curve ([[step, value], ...]) at or past the target, or
+    None; a value that is missing (a non-finite one read back as null) or NaN never is."""
+    for step, value in curve:
+        if value is not None and (value >= target if higher_is_better else value <= target):
+            return step
+    return None
+
+
 def counts_in_scores(record: dict) -> bool:
     """Whether a record is one of a strategy's runs on its task: every record but a run that
     does not apply there; one the protocol did not run above a diverged level counts (as diverged)."""

@@ -381,13 +381,13 @@ def _tasks(raw_tasks, f: SuiteFile) -> dict[str, dict]:
 def _task_arms(tasks: dict[str, dict], arms: list[Arm]) -> dict[str, list[Arm]]:
     """task -> the arms its overrides add (taken out of the overrides), none a suite arm again."""
     out = {}
+    suite_labels = {a.label for a in arms}
     for name, ov in tasks.items():
         if ov.get("strategies") is None:
             ov.pop("strategies", None)
             continue
         where = f"tasks.{name}.strategies"
         extra = _arms(ov.pop("strategies"), where)
-        suite_labels = {a.label for a in arms}
         for a in extra:
             if a.label in suite_labels:
                 raise UserError(f"{where}: {a.label!r} is already one of the suite's strategies")

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError
 from ..core.numerics import NUMERICS
-from ..core.record import SCHEMA, check_record
+from ..core.record import SCHEMA, check_record, steps_to_target
 from ..core.spec import RunSpec
 from ..store.jsonl import normalized
 from ..suite.expand import Skipped
@@ -127,10 +127,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def reached(value: float, target: float, higher_is_better: bool) -> bool:
-    return value >= target if higher_is_better else value <= target
-
-
 def run_one(
     spec: RunSpec,
     data_root: Path,
@@ -210,7 +206,7 @@ def run_one(
             final_val=finite[-1] if finite and record["status"] == "ok" else None,
             best_val=(max if task.higher_is_better else min)(finite) if finite else None,
             test=module.test_metric if record["status"] == "ok" else None,
-            steps_to_target=next((s for s, v in curve if reached(v, task.target, task.higher_is_better)), None),
+            steps_to_target=steps_to_target(curve, task.target, task.higher_is_better),
         )
         if monitor:
             record["stability"] = monitor.summary()
