@@ -90,6 +90,25 @@ def test_extra_trials_search_a_declared_parameter_or_refine_the_lr_and_cost_ever
     assert tuning_trials(suite, {}) == []  # no choice (n/a arms): no trials
 
 
+def test_an_lr_chosen_at_the_top_of_the_grid_is_refined_outward_first():
+    # the best rate may lie beyond the grid: the first trial looks above it, not between levels
+    suite = protocol_suite(protocol={"sweep_seeds": 1, "extra_trials": 1})
+    top = max(suite.lr_mults)
+    for lr, expected in (
+        (top, top * 2.0**0.5),
+        (1.0, 2.0**-0.5),
+        (min(suite.lr_mults), min(suite.lr_mults) * 2.0**-0.5),
+    ):
+        trials = tuning_trials(suite, {("mnist_mlp", "baseline"): Chosen(lr, {"baseline": {}})})
+        assert [t.lr_mult for t in trials] == [expected]
+    # a task's own grid sets its top
+    own = protocol_suite(
+        tasks={"mnist_mlp": {**MNIST, "lr_mult": [0.5, 1.0, 2.0]}}, protocol={"sweep_seeds": 1, "extra_trials": 2}
+    )
+    trials = tuning_trials(own, {("mnist_mlp", "baseline"): Chosen(2.0, {"baseline": {}})})
+    assert [t.lr_mult for t in trials] == [2.0 * 2.0**0.5, 2.0 * 2.0**-0.5]
+
+
 def test_a_search_passes_over_values_its_strategy_rejects_and_fills_the_budget_with_the_lr():
     suite = protocol_suite(strategies=["autoclip", "l1"], protocol={"sweep_seeds": 1, "extra_trials": 4})
     choices = {

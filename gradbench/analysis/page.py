@@ -262,7 +262,8 @@ def _protocol_rows(records: list[dict], levels: list[float]) -> list[tuple[str, 
                 if per_arm == [0]
                 else f"{' or '.join(map(str, per_arm))} extra trials per strategy and task on the same seeds "
                 "(its declared parameter in octaves around its value at the chosen lr, else the lr half an "
-                "octave, then a quarter and three quarters, either side of the chosen one)"
+                "octave, then a quarter and three quarters, either side of the chosen one, lower first except from "
+                "the top of the grid, where the best rate may lie beyond it)"
             )
             + f"; the configuration chosen on the final validation value of those seeds only; then "
             f"{_seeds(final)} at the chosen configuration (the tuning seeds' runs there count among them, as "

@@ -56,7 +56,7 @@ class Protocol(Strict):
         description="tuning trials per arm and task beyond the grid, the same for every arm: "
         "its declared parameter (a clipping threshold, a coefficient) in octaves around its value "
         "at the chosen lr, else the lr half an octave, then a quarter and three quarters, either side of the "
-        "chosen one (equal budgets are equal trial counts)",
+        "chosen one, lower first except from the top of the grid (equal budgets are equal trial counts)",
     )
     skip_above_diverged: bool = Field(
         False,

@@ -24,7 +24,9 @@ from .config import Suite
 # an arm's extra trials, in this order, until it has its budget: its declared parameter at
 # these multiples of its value (a value the strategy rejects is passed over) ...
 PARAM_FACTORS = (0.5, 2.0, 0.25, 4.0, 0.125, 8.0, 0.0625, 16.0)
-# ... or, for an arm without one, the chosen learning rate moved by these octaves
+# ... or, for an arm without one, the chosen learning rate moved by these octaves; lower first,
+# except from the top of the task's grid, where the best rate may lie beyond the grid (the
+# tuning playbooks' rule: a best trial on the search space's edge widens the search)
 LR_OCTAVES = (-0.5, 0.5, -0.25, 0.25, -0.75, 0.75)
 
 
@@ -134,7 +136,7 @@ def _trials(arm: Arm, choice, budget: int, task_name: str, suite: Suite) -> list
     """`budget` (arm, lr_mult) trials: the first strategy of the arm that declares a tuned
     parameter searches it at the chosen lr (a value the strategy rejects, or one equal to the
     chosen value, is passed over); the rest of the budget, or all of it for an arm without
-    one, refines the lr."""
+    one, refines the lr, outward first when the choice is the top level of the task's grid."""
     params = choice.strategy_params
     tuned = next((n for n in arm.names if STRATEGIES.get(n).tune), None)
     trials: list[tuple[Arm, float]] = []
@@ -153,7 +155,9 @@ def _trials(arm: Arm, choice, budget: int, task_name: str, suite: Suite) -> list
                 continue
             trials.append((trial, choice.lr_mult))
     chosen = Arm(arm.label, arm.names, params)
-    refine = [(chosen, choice.lr_mult * 2.0**octaves) for octaves in LR_OCTAVES]
+    grid = suite.tasks[task_name].get("lr_mult", suite.lr_mults)
+    octaves = [-o for o in LR_OCTAVES] if len(grid) > 1 and choice.lr_mult >= max(grid) else LR_OCTAVES
+    refine = [(chosen, choice.lr_mult * 2.0**o) for o in octaves]
     return trials + refine[: budget - len(trials)]
 
 
