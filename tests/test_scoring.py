@@ -329,9 +329,40 @@ def test_a_task_where_every_strategy_failed_counts_for_none_overall():
     assert overall(sc, "b")["mean_rank"] == 1.0
 
 
+def test_overall_ranks_a_strategy_only_against_those_ranked_on_the_same_tasks():
+    # "only" applies to mnist alone and wins it; "broad" is second on mnist and wins adding
+    vals = {
+        "mnist_mlp": {"only": 0.97, "broad": 0.96, "baseline": 0.9, "weak": 0.85},
+        "adding_rnn": {"broad": 0.01, "baseline": 0.03, "weak": 0.04},
+    }
+    recs = [
+        make_record(task, st, seed=s, test=v, best_val=v)
+        for task, by in vals.items()
+        for st, v in by.items()
+        for s in range(2)
+    ]
+    # "same" is baseline's own runs on adding: it stands where baseline stands there
+    for s in range(2):
+        b = make_record("adding_rnn", "baseline", seed=s, test=0.03, best_val=0.03)
+        recs.append({**b, "strategy": {"label": "same", "names": ["same"], "params": {}}, "run_id": f"same{s}"})
+        recs[-1]["spec"] = {**b["spec"], "strategy": "same", "strategy_params": {}}
+        recs += [make_record("mnist_mlp", "same", seed=s, test=0.8, best_val=0.8)]
+    sc = score(recs)
+    ov = sc.overall.set_index("strategy")
+    both = "adding_rnn, mnist_mlp"
+    assert ov.loc["only", "compared_on"] == "mnist_mlp" and _isna(ov.loc["only", "rank"])  # alone in its field
+    assert row(sc, "adding_rnn", "same")["status"] == "= baseline"
+    assert ov.loc["same", "compared_on"] == both and ov.loc["same", "tasks_ranked"] == 2
+    base = ov.loc["baseline"]
+    # same's adding rank is baseline's; on mnist it is last
+    assert ov.loc["same", "mean_rank"] > base["mean_rank"]
+    assert ov.loc["broad", "rank"] == 1 and list(sc.overall["strategy"])[-1] == "only"  # the largest field first
+    assert (sc.overall["compared_on"] == both).sum() == 4
+
+
 def test_rescoring_the_committed_records_has_no_such_artifacts():
     """On the committed leaderboard: no arm that failed on every task where it applies is in the
-    overall top half, no chosen level is one where every seed failed, and the seven arms that
+    top half of its overall field, no chosen level is one where every seed failed, and the seven arms that
     are baseline's own runs (relu, sgd_momentum, tanh, kaiming where they are the default) show
     as '= baseline'."""
     from conftest import REPO
@@ -343,7 +374,9 @@ def test_rescoring_the_committed_records_has_no_such_artifacts():
     pt, ov = sc.per_task, sc.overall
     ranked = pt[pt["status"] == "scored"]
     failed_everywhere = {s for s, g in ranked.groupby("strategy") if g["failed"].astype(bool).all()}
-    top_half = set(ov.loc[ov["rank"].astype(float) <= ov["rank"].notna().sum() / 2, "strategy"])
+    # within its field: a rank compares a strategy only with those ranked on the same tasks
+    field_size = ov.groupby("compared_on")["rank"].transform("count")
+    top_half = set(ov.loc[ov["rank"].astype(float) <= field_size / 2, "strategy"])
     assert failed_everywhere and not failed_everywhere & top_half
     runs = scoring.runs_frame(records)
     for task in sorted(runs["task"].unique()):

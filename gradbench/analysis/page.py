@@ -313,34 +313,10 @@ def _overall_section(scores: Scores) -> list[str]:
     pt = scores.per_task
     flat = uninformative_tasks(pt)
     n_tasks = pt["task"].nunique()
-    rows = []
-    for _, r in scores.overall.iterrows():
-        mine = pt[pt["strategy"] == r["strategy"]]
-        na = ", ".join(
-            [f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"]]
-            + [f"`{t}` (= baseline)" for t in mine.loc[mine["status"] == SAME_AS_BASELINE, "task"]]
-        )
-        err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
-        rows.append(
-            (
-                _int(r["rank"]),
-                _code(r["strategy"]),
-                _f(r["mean_rank"], 2),
-                f"{r['tasks_ranked']}/{n_tasks}",
-                _f(r["mean_composite"], 3),
-                _f(r["mean_stability"], 3),
-                na or "—",
-                err or "—",
-                str(r["runs"]),
-                str(r["diverged"]),
-                str(r["errors"]),
-            )
-        )
     head = [
         "rank",
         "strategy",
         "mean rank (0 first, 1 last)",
-        "tasks ranked",
         "mean composite",
         "mean stability",
         "not ranked on",
@@ -349,25 +325,62 @@ def _overall_section(scores: Scores) -> list[str]:
         "diverged",
         "errors",
     ]
-    return (
-        [
-            "## Overall ranking",
-            "",
-            "Mean of the within-task ranks, each as a share of the task's field (0 first, 1 last), over "
-            "the tasks where the strategy was ranked (tasks where it is n/a or the same runs as baseline "
-            "count neither for nor against it; a task where it failed counts as its last rank there); "
-            "equal mean ranks share a rank."
-            + (
-                f" Left out: {', '.join(f'`{t}`' for t in flat)}, where every strategy shares one rank "
-                "(it tells none from another)."
-                if flat
-                else ""
-            ),
-            "",
-        ]
-        + _table(head, rows)
-        + [""]
-    )
+    out = [
+        "## Overall ranking",
+        "",
+        "Mean of the within-task ranks, each as a share of the task's field (0 first, 1 last), over "
+        "the tasks where the strategy was ranked (a task where it failed counts as its last rank there; one "
+        "where its runs are baseline's counts with baseline's rank; one where it is n/a counts neither for "
+        "nor against it). Strategies are ranked only against those ranked on the same tasks: a mean over "
+        "different tasks does not compare (an arm that applies to one task and wins it would outrank one "
+        "that is second on all of them). So there is one table per set of tasks, the largest first; equal "
+        "mean ranks share a rank."
+        + (
+            f" Left out: {', '.join(f'`{t}`' for t in flat)}, where every strategy shares one rank "
+            "(it tells none from another)."
+            if flat
+            else ""
+        ),
+        "",
+    ]
+    for field, group in scores.overall.groupby("compared_on", sort=False):
+        rows = []
+        for _, r in group.iterrows():
+            mine = pt[pt["strategy"] == r["strategy"]]
+            na = ", ".join(
+                [f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"]]
+                + [f"`{t}` (= baseline)" for t in mine.loc[mine["status"] == SAME_AS_BASELINE, "task"]]
+            )
+            err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
+            rows.append(
+                (
+                    _int(r["rank"]),
+                    _code(r["strategy"]),
+                    _f(r["mean_rank"], 2),
+                    _f(r["mean_composite"], 3),
+                    _f(r["mean_stability"], 3),
+                    na or "—",
+                    err or "—",
+                    str(r["runs"]),
+                    str(r["diverged"]),
+                    str(r["errors"]),
+                )
+            )
+        tasks = field.split(", ") if field else []
+        if not tasks:
+            title = "Ranked on no task"
+        elif len(tasks) == n_tasks:
+            title = f"Ranked on all {n_tasks} tasks"
+        else:
+            title = f"Ranked on {len(tasks)} of {n_tasks} tasks: {', '.join(f'`{t}`' for t in tasks)}"
+        if len(group) == 1 and tasks:
+            alone = " (one strategy: nothing to rank it against)"
+        elif tasks and group["rank"].isna().all():
+            alone = " (all share one mean rank: nothing tells them apart)"
+        else:
+            alone = ""
+        out += [f"### {title}{alone}", ""] + _table(head, rows) + [""]
+    return out
 
 
 def _rank_stability_section(measured: dict | None, flat: list[str]) -> list[str]:

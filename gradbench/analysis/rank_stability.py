@@ -41,7 +41,10 @@ def top(scores: Scores) -> dict[str, tuple[str, ...]]:
         for task, g in pt.groupby("task", sort=True)
         if task not in flat
     }
-    out["overall"] = tuple(scores.overall["strategy"][:TOP])
+    # overall: the first table's top 3, the strategies ranked on the most tasks
+    ov = scores.overall
+    first = ov[ov["compared_on"] == ov["compared_on"].iloc[0]] if len(ov) else ov
+    out["overall"] = tuple(first["strategy"][:TOP])
     return out
 
 

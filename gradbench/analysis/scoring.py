@@ -129,6 +129,7 @@ PER_TASK_COLUMNS = [
 OVERALL_COLUMNS = [
     "strategy",
     "rank",
+    "compared_on",  # the tasks it was ranked on, comma-separated: it is ranked against those with the same
     "mean_rank",
     "tasks_ranked",
     "tasks_na",
@@ -470,17 +471,27 @@ def uninformative_tasks(per_task: pd.DataFrame) -> list[str]:
 
 
 def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
+    """One row per strategy: its mean within-task rank over the tasks it was ranked on (its
+    field), ranked only against the strategies with the same field. A mean over different
+    sets of tasks does not compare: an arm that applies to one task and wins it would outrank
+    one that comes second on all four. Rows come field by field, the largest first."""
     rows = []
     flat = set(uninformative_tasks(per_task))
+    informative = per_task[~per_task["task"].isin(flat)]
     # a rank as a share of the task's field, 0 (first) to 1 (last): tasks rank different numbers
     # of strategies, and the last of 31 must weigh what the last of 43 weighs
-    counts = per_task[per_task["status"] == "scored"].groupby("task")["rank"].count()
+    counts = informative[informative["status"] == "scored"].groupby("task")["rank"].count()
+    baseline = informative[(informative["strategy"] == BASELINE) & (informative["status"] == "scored")]
     for strategy, g in per_task.groupby("strategy", sort=True):
-        ranked = g[(g["status"] == "scored") & ~g["task"].isin(flat)]
+        mine = informative[informative["strategy"] == strategy]
+        # where its runs are baseline's, it stands where baseline stands
+        same = baseline[baseline["task"].isin(mine.loc[mine["status"] == SAME_AS_BASELINE, "task"])]
+        ranked = pd.concat([mine[mine["status"] == "scored"], same]).sort_values("task")
         share = (ranked["rank"].astype(float) - 1) / (ranked["task"].map(counts).astype(float) - 1)
         rows.append(
             {
                 "strategy": strategy,
+                "compared_on": ", ".join(ranked["task"]),
                 "mean_rank": float(share.mean()) if len(ranked) else math.nan,
                 "tasks_ranked": len(ranked),
                 "tasks_na": int((g["status"] == "n/a").sum()),
@@ -494,11 +505,18 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
             }
         )
     df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c != "rank"])
-    df["rank"] = df["mean_rank"].round(RANK_DECIMALS).rank(method="min").astype("Int64")
+    df["rank"] = (
+        df.groupby("compared_on")["mean_rank"].transform(lambda m: m.round(RANK_DECIMALS).rank(method="min"))
+    ).astype("Int64")
+    # a field of one strategy, or one where all share a mean rank (all failed, say), tells none
+    # from another: no rank
+    alike = df.groupby("compared_on")["mean_rank"].transform(lambda m: m.round(RANK_DECIMALS).nunique() <= 1)
+    df.loc[alike, "rank"] = pd.NA
+    df["_size"] = -df["tasks_ranked"]
     df["_comp"] = -df["mean_composite"]
-    df = df.sort_values(["rank", "_comp", "strategy"], kind="mergesort", na_position="last", ignore_index=True).drop(
-        columns="_comp"
-    )
+    df = df.sort_values(
+        ["_size", "compared_on", "rank", "_comp", "strategy"], kind="mergesort", na_position="last", ignore_index=True
+    ).drop(columns=["_size", "_comp"])
     for col in ("tasks_ranked", "tasks_na", "tasks_same", "tasks_error", "runs", "diverged", "errors"):
         df[col] = df[col].astype("Int64")
     return df[OVERALL_COLUMNS]

@@ -59,6 +59,8 @@ def render_site(
         f'<a href="../{html.escape(results_name)}" download>the results file</a> '
         f"({len(records)} records). The markdown page beside it has every rule and reading.</p>",
         "<h2>Overall</h2>",
+        "<p>A rank compares a strategy only with those ranked on the same tasks (<code>compared_on</code>): "
+        "filter by it to read one field.</p>",
         _table(_overall_view(scores.overall), "overall"),
         "<h2>Stability against accuracy</h2>",
         _figure(_scatter(pt), "fig-scatter"),
@@ -129,6 +131,7 @@ def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
     cols = [
         "rank",
         "strategy",
+        "compared_on",
         "mean_rank",
         "tasks_ranked",
         "tasks_na",
