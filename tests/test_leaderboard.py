@@ -122,6 +122,22 @@ def test_runs_without_a_fingerprint_do_not_count_as_other_data(tmp_path):
     assert fp in page
 
 
+def test_the_overall_tables_are_one_per_set_of_tasks_and_name_where_an_arm_did_not_run():
+    recs = [
+        make_record(task, st, seed=s, test=v, best_val=v)
+        for task, by in {
+            "mnist_mlp": {"baseline": 0.9, "adam": 0.95, "only": 0.97},
+            "adding_rnn": {"baseline": 0.03, "adam": 0.01},
+        }.items()
+        for st, v in by.items()
+        for s in range(2)
+    ]
+    page = leaderboard.render(recs, scoring.score(recs), command="x")
+    assert "### Ranked on all 2 tasks" in page
+    assert "### Ranked on 1 of 2 tasks: `mnist_mlp` (one strategy: nothing to rank it against)" in page
+    assert "| — | `only` |" in page and "`adding_rnn` (not run)" in page
+
+
 COMMITTED = [
     Path(__file__).parent.parent / "leaderboard",
     Path(__file__).parent.parent / "leaderboard" / "protocol_demo",

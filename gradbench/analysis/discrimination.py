@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..core.record import reaches
 from .scoring import SAME_AS_BASELINE
 
 MIN_EACH_SIDE = 5  # arms that reach the target, and arms that do not, for a task to discriminate
@@ -40,7 +41,7 @@ def split_by_target(per_task: pd.DataFrame) -> list[TaskSplit]:
             continue
         target, hib = float(rows["target"].iloc[0]), bool(rows["higher_is_better"].iloc[0])
         value = rows["accuracy"].astype(float)
-        ok = value >= target if hib else value <= target
+        ok = reaches(value, target, hib)
         order = rows.assign(_v=value if hib else -value).sort_values(["_v", "strategy"], ascending=[False, True])
         out.append(
             TaskSplit(

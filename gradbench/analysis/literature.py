@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from ..core.record import reaches
 from .scoring import Scores
 
 HOLDS, MIXED, FAILS, UNTESTED = "holds", "mixed", "does not hold", "cannot be tested here"
@@ -139,8 +140,7 @@ def _both_failed(a: pd.Series, b: pd.Series) -> str | None:
 
 
 def _reaches(row: pd.Series) -> bool:
-    sign = 1.0 if row["higher_is_better"] else -1.0
-    return sign * (float(row["accuracy"]) - float(row["target"])) >= 0
+    return bool(reaches(float(row["accuracy"]), float(row["target"]), bool(row["higher_is_better"])))
 
 
 def _verdict(results: list[bool]) -> str:

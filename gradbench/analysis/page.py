@@ -350,6 +350,8 @@ def _overall_section(scores: Scores) -> list[str]:
             na = ", ".join(
                 [f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"]]
                 + [f"`{t}` (= baseline)" for t in mine.loc[mine["status"] == SAME_AS_BASELINE, "task"]]
+                # a task-specific arm (tasks.T.strategies) has no runs on the other tasks
+                + [f"`{t}` (not run)" for t in sorted(set(pt["task"]) - set(mine["task"]))]
             )
             err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
             rows.append(

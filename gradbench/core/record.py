@@ -132,11 +132,17 @@ class Record(Part):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 
+def reaches(value, target: float, higher_is_better: bool):
+    """Whether a value (a float, or a pandas Series element-wise) is at or past the target;
+    NaN never is."""
+    return value >= target if higher_is_better else value <= target
+
+
 def steps_to_target(curve, target: float, higher_is_better: bool) -> int | None:
     """The first step of a validation curve ([[step, value], ...]) at or past the target, or
     None; a value that is missing (a non-finite one read back as null) or NaN never is."""
     for step, value in curve:
-        if value is not None and (value >= target if higher_is_better else value <= target):
+        if value is not None and reaches(value, target, higher_is_better):
             return step
     return None
 
