@@ -138,6 +138,22 @@ def test_the_overall_tables_are_one_per_set_of_tasks_and_name_where_an_arm_did_n
     assert "| — | `only` |" in page and "`adding_rnn` (not run)" in page
 
 
+def test_a_static_figure_draws_baseline_and_the_best_ranked_when_a_task_has_many_strategies():
+    import pandas as pd
+
+    from gradbench.analysis.plots import MAX_LINES, shown
+
+    names = [f"s{i:02d}" for i in range(30)] + ["qk_norm+z_loss", "baseline"]  # in the page's order
+    rows = pd.DataFrame({"strategy": names})
+    few = shown(rows.head(MAX_LINES))
+    assert len(few) == MAX_LINES and few.attrs["of"] == MAX_LINES
+    many = shown(rows)
+    assert len(many) == MAX_LINES and many.attrs["of"] == len(names)
+    assert list(many["strategy"]) == names[: MAX_LINES - 1] + ["baseline"]  # the page's order kept
+    attention = shown(rows, ("qk_norm",))
+    assert {"baseline", "qk_norm+z_loss"} <= set(attention["strategy"]) and len(attention) == MAX_LINES
+
+
 COMMITTED = [
     Path(__file__).parent.parent / "leaderboard",
     Path(__file__).parent.parent / "leaderboard" / "protocol_demo",

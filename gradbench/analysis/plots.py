@@ -14,6 +14,11 @@ from .runs import GRID_PHASES, SCORED, canonical, level_results, runs_frame
 from .scoring import Scores
 
 PLOT_DPI = 100
+# a static figure stays readable up to about this many lines; beyond, it draws baseline and the
+# best-ranked strategies, and the site's interactive figure has every one
+MAX_LINES = 12
+# the mitigations aimed at attention-logit growth: always in the attention-logit figure
+ATTENTION_ARMS = ("qk_norm", "z_loss", "sigma_reparam")
 
 
 def lr_label(x: float) -> str:
@@ -28,23 +33,50 @@ def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str,
     colours = _colours(sorted(pt["strategy"].unique()))
     images = {}
     frame = runs_frame(records)
-    for task, rows in scored.groupby("task", sort=True):
+    for task, all_rows in scored.groupby("task", sort=True):
         runs = [r for r in records if r.get("task") == task]
+        rows, attention = shown(all_rows), shown(all_rows, ATTENTION_ARMS)
+        # distinct colours for the lines a task's figures draw; the same strategy, the same colour
+        mine = {**colours, **_colours(sorted(set(rows["strategy"]) | set(attention["strategy"])))}
         name = f"dose_response_{_slug(task)}.png"
-        if _plot_dose_response(task, rows, frame[frame["task"] == task], colours, out_dir / name):
+        if _plot_dose_response(task, rows, frame[frame["task"] == task], mine, out_dir / name):
             images[f"dose_response:{task}"] = name
         name = f"val_curves_{_slug(task)}.png"
-        if _plot_val_curves(task, rows, runs, colours, out_dir / name):
+        if _plot_val_curves(task, rows, runs, mine, out_dir / name):
             images[f"val_curves:{task}"] = name
         name = f"grad_norm_{_slug(task)}.png"
-        if _plot_grad_norms(task, rows, runs, colours, out_dir / name):
+        if _plot_grad_norms(task, all_rows, runs, mine, out_dir / name):
             images[f"grad_norm:{task}"] = name
         name = f"attention_logits_{_slug(task)}.png"
-        if _plot_attention_logits(task, rows, runs, colours, out_dir / name):
+        if _plot_attention_logits(task, attention, runs, mine, out_dir / name):
             images[f"attention_logits:{task}"] = name
     if len(scored) and _plot_scatter(scored, out_dir / "stability_vs_accuracy.png"):
         images["stability_vs_accuracy"] = "stability_vs_accuracy.png"
     return images
+
+
+def shown(rows: pd.DataFrame, always: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A task's rows (in the page's order) that a static figure draws: all of them up to
+    MAX_LINES; beyond, baseline, the strategies that include one of `always`, then the best
+    ranked. df.attrs["of"] keeps the task's count, for the figure's title."""
+    if len(rows) <= MAX_LINES:
+        out = rows
+    else:
+        first = rows["strategy"].map(lambda s: s == "baseline" or any(a in s.split("+") for a in always))
+        keep = set(rows.loc[first, "strategy"][:MAX_LINES])
+        keep |= set(rows.loc[~first, "strategy"][: MAX_LINES - len(keep)])
+        out = rows[rows["strategy"].isin(keep)]
+    out = out.copy()
+    out.attrs["of"] = len(rows)
+    return out
+
+
+def _subset(rows: pd.DataFrame) -> str:
+    """The title's note when a figure draws some of a task's strategies."""
+    of = rows.attrs.get("of", len(rows))
+    return (
+        "" if of <= len(rows) else f"\n{len(rows)} of {of} strategies: baseline and the best ranked (all on the site)"
+    )
 
 
 def _slug(text: str) -> str:
@@ -66,7 +98,8 @@ def _legend(ax, lines: int) -> None:
     if lines <= 10:
         ax.legend(fontsize=8)
     else:
-        ax.legend(fontsize=6, ncol=2 if lines > 24 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        small = 7 if lines <= 24 else 6
+        ax.legend(fontsize=small, ncol=2 if lines > 24 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _figure(size=(7.0, 4.2)):
@@ -142,7 +175,7 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
     skipped = ", o: not run, above an all-diverged level" if frame["not_run"].any() else ""
     ax.set_xlabel(f"learning-rate multiplier (x: a seed diverged, v: a seed collapsed{skipped})")
     ax.set_ylabel(f"final validation {meta['metric']} (failed = chance)")
-    ax.set_title(f"{task}: dose-response, mean over seeds", fontsize=10)
+    ax.set_title(f"{task}: dose-response, mean over seeds{_subset(rows)}", fontsize=10)
     _legend(ax, len(rows) + 2)
     return _save(fig, path)
 
@@ -183,7 +216,9 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
     _reference_lines(ax, meta)
     ax.set_xlabel("step")
     ax.set_ylabel(f"validation {meta['metric']}")
-    ax.set_title(f"{task}: validation {meta['metric']} at the chosen configuration, mean over seeds", fontsize=10)
+    ax.set_title(
+        f"{task}: validation {meta['metric']} at the chosen configuration, mean over seeds{_subset(rows)}", fontsize=10
+    )
     _legend(ax, len(rows) + 2)
     return _save(fig, path)
 
@@ -258,7 +293,8 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("largest attention logit")
-    ax.set_title(f"{task}: the largest attention logit at lr×1 (one line per seed)", fontsize=10)
+    note = _subset(rows).replace("baseline and", "baseline, the attention arms and")
+    ax.set_title(f"{task}: the largest attention logit at lr×1 (one line per seed){note}", fontsize=10)
     _legend(ax, len(rows))
     return _save(fig, path)
 
