@@ -152,6 +152,8 @@ def test_a_static_figure_draws_baseline_and_the_best_ranked_when_a_task_has_many
     assert list(many["strategy"]) == names[: MAX_LINES - 1] + ["baseline"]  # the page's order kept
     attention = shown(rows, ("qk_norm",))
     assert {"baseline", "qk_norm+z_loss"} <= set(attention["strategy"]) and len(attention) == MAX_LINES
+    crowded = pd.DataFrame({"strategy": [f"qk_norm+s{i:02d}" for i in range(20)] + ["baseline"]})
+    assert "baseline" in set(shown(crowded, ("qk_norm",))["strategy"])  # never crowded out
 
 
 COMMITTED = [

@@ -354,10 +354,53 @@ def test_overall_ranks_a_strategy_only_against_those_ranked_on_the_same_tasks():
     assert row(sc, "adding_rnn", "same")["status"] == "= baseline"
     assert ov.loc["same", "compared_on"] == both and ov.loc["same", "tasks_ranked"] == 2
     base = ov.loc["baseline"]
-    # same's adding rank is baseline's; on mnist it is last
-    assert ov.loc["same", "mean_rank"] > base["mean_rank"]
+    # same's adding rank is baseline's (2 of 3: share 0.5); on mnist it is last (share 1)
+    assert row(sc, "adding_rnn", "baseline")["rank"] == 2
+    assert ov.loc["same", "mean_rank"] == pytest.approx((0.5 + 1.0) / 2) and base["mean_rank"] < 1.0
     assert ov.loc["broad", "rank"] == 1 and list(sc.overall["strategy"])[-1] == "only"  # the largest field first
     assert (sc.overall["compared_on"] == both).sum() == 4
+
+
+def test_a_copy_of_baseline_on_every_task_is_shown_not_ranked_and_pushes_no_one_down():
+    recs = [
+        make_record(strategy=st, seed=s, test=v, best_val=v)
+        for st, v in (("baseline", 0.9), ("worse", 0.8), ("better", 0.95))
+        for s in range(2)
+    ]
+    for s in range(2):
+        b = make_record(strategy="baseline", seed=s, test=0.9, best_val=0.9)
+        recs.append({**b, "strategy": {"label": "copy", "names": ["copy"], "params": {}}, "run_id": f"copy{s}"})
+        recs[-1]["spec"] = {**b["spec"], "strategy": "copy", "strategy_params": {}}
+    ov = score(recs).overall.set_index("strategy")
+    assert _isna(ov.loc["copy", "rank"]) and ov.loc["copy", "mean_rank"] == ov.loc["baseline", "mean_rank"]
+    assert list(ov["rank"].dropna()) == [1, 2, 3]  # better, baseline, worse: the copy takes no rank
+
+
+def test_overall_rank_stability_keeps_the_first_tables_strategies_and_tasks():
+    from gradbench.analysis import rank_stability
+
+    vals = {"a": 0.97, "b": 0.95, "c": 0.93, "d": 0.91}
+    recs = [make_record("mnist_mlp", st, seed=s, test=v, best_val=v) for st, v in vals.items() for s in range(2)]
+    # adding: only "d" learns, so the first table is both tasks; a resample that loses d's seeds
+    # would make adding flat and leave a table of mnist alone
+    recs += [
+        make_record("adding_rnn", st, seed=s, test=0.01 if st == "d" else 0.166, best_val=0.01 if st == "d" else 0.166)
+        for st in vals
+        for s in range(2)
+    ]
+    sc = score(recs)
+    field = rank_stability.overall_field(sc)
+    assert field == (["adding_rnn", "mnist_mlp"], ["d", "a", "b", "c"])  # the table's order
+    assert rank_stability.top(sc)["overall"] == tuple(sc.overall["strategy"][:3])  # the table's own order
+    flat = score(
+        [r for r in recs if r["task"] == "mnist_mlp"]
+        + [make_record("adding_rnn", st, seed=s, test=0.166, best_val=0.166) for st in vals for s in range(2)]
+    )
+    # the same field read on records where adding is flat: still those strategies, mnist's order
+    assert rank_stability.top(flat, field)["overall"] == ("a", "b", "c")
+    assert "overall" not in rank_stability.top(
+        score([make_record("adding_rnn", st, seed=s, test=0.166, best_val=0.166) for st in vals for s in range(2)])
+    )
 
 
 def test_rescoring_the_committed_records_has_no_such_artifacts():

@@ -319,7 +319,7 @@ def _overall_section(scores: Scores) -> list[str]:
         "mean rank (0 first, 1 last)",
         "mean composite",
         "mean stability",
-        "not ranked on",
+        "n/a, not run, or = baseline on",
         "error on",
         "runs",
         "diverged",
@@ -333,8 +333,10 @@ def _overall_section(scores: Scores) -> list[str]:
         "where its runs are baseline's counts with baseline's rank; one where it is n/a counts neither for "
         "nor against it). Strategies are ranked only against those ranked on the same tasks: a mean over "
         "different tasks does not compare (an arm that applies to one task and wins it would outrank one "
-        "that is second on all of them). So there is one table per set of tasks, the largest first; equal "
-        "mean ranks share a rank."
+        "that is second on all of them). So there is one table per set of tasks, the largest first, and a "
+        "rank 1 in a smaller table is first among fewer arms; an error on a task (a bug, not instability) "
+        "also moves an arm to a smaller table. Equal mean ranks share a rank; an arm that is baseline's own "
+        "runs on every task of its table is shown as = baseline, not ranked."
         + (
             f" Left out: {', '.join(f'`{t}`' for t in flat)}, where every strategy shares one rank "
             "(it tells none from another)."
@@ -354,9 +356,11 @@ def _overall_section(scores: Scores) -> list[str]:
                 + [f"`{t}` (not run)" for t in sorted(set(pt["task"]) - set(mine["task"]))]
             )
             err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
+            copies = set(mine.loc[mine["status"] == SAME_AS_BASELINE, "task"])
+            copy = bool(field) and set(field.split(", ")) <= copies
             rows.append(
                 (
-                    _int(r["rank"]),
+                    "= baseline" if copy else _int(r["rank"]),
                     _code(r["strategy"]),
                     _f(r["mean_rank"], 2),
                     _f(r["mean_composite"], 3),
@@ -671,9 +675,10 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "task: by composite (rounded to 9 decimals), equal composites share the best rank; "
         "failed strategies share the last (the number of strategies ranked on the task).",
         "- **Overall rank**: the mean, over the tasks where the strategy was ranked (leaving out a "
-        "task where every strategy shares one rank), of its rank there as a share of the field: "
-        "(rank − 1) / (strategies ranked − 1), 0 first and 1 last, so that tasks ranking different "
-        "numbers of strategies weigh the same; chosen over the area under a performance profile because the "
+        "task where every strategy shares one rank; where its runs are baseline's, baseline's rank), of its "
+        "rank there as a share of the field: (rank − 1) / (strategies ranked − 1), 0 first and 1 last, so "
+        "that tasks ranking different numbers of strategies weigh the same; ranked only among the "
+        "strategies ranked on the same set of tasks; chosen over the area under a performance profile because the "
         "composites are already normalised per task and a suite has few tasks, where a "
         "profile is a coarse step function whose area depends on an arbitrary cut-off; a mean "
         "rank is easy to check by hand. Mean composite breaks display ties.",

@@ -37,7 +37,8 @@ def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str,
         runs = [r for r in records if r.get("task") == task]
         rows, attention = shown(all_rows), shown(all_rows, ATTENTION_ARMS)
         # distinct colours for the lines a task's figures draw; the same strategy, the same colour
-        mine = {**colours, **_colours(sorted(set(rows["strategy"]) | set(attention["strategy"])))}
+        drawn = set(rows["strategy"]) | set(attention["strategy"]) | set(_most_and_least_stable(all_rows))
+        mine = {**colours, **_colours(sorted(drawn))}
         name = f"dose_response_{_slug(task)}.png"
         if _plot_dose_response(task, rows, frame[frame["task"] == task], mine, out_dir / name):
             images[f"dose_response:{task}"] = name
@@ -62,9 +63,11 @@ def shown(rows: pd.DataFrame, always: tuple[str, ...] = ()) -> pd.DataFrame:
     if len(rows) <= MAX_LINES:
         out = rows
     else:
-        first = rows["strategy"].map(lambda s: s == "baseline" or any(a in s.split("+") for a in always))
-        keep = set(rows.loc[first, "strategy"][:MAX_LINES])
-        keep |= set(rows.loc[~first, "strategy"][: MAX_LINES - len(keep)])
+        names = list(rows["strategy"])
+        first = [s for s in names if s != "baseline" and any(a in s.split("+") for a in always)]
+        keep = {"baseline"} & set(names)
+        keep |= set(first[: MAX_LINES - len(keep)])
+        keep |= set([s for s in names if s not in keep][: MAX_LINES - len(keep)])
         out = rows[rows["strategy"].isin(keep)]
     out = out.copy()
     out.attrs["of"] = len(rows)
@@ -84,7 +87,8 @@ def _slug(text: str) -> str:
 
 
 def _colours(strategies: list[str]) -> dict[str, tuple]:
-    """One colour per strategy, the same in every plot (tab10, or tab20 beyond 10, by sorted name)."""
+    """One colour per strategy (tab10, or tab20 beyond 10, by sorted name); write_plots gives
+    each task's figures their own, so that the lines drawn there differ."""
     from matplotlib import colormaps
 
     strategies = list(strategies)
@@ -226,10 +230,7 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
 def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     """Pre-clip gradient norms of the most and the least stable strategy (stability share,
     then spike rate, then name), each at the highest stress level it ran, one line per seed."""
-    order = rows.assign(_s=-rows["stability"], _p=rows["spike_rate"]).sort_values(
-        ["_s", "_p", "strategy"], kind="mergesort", na_position="last"
-    )
-    picks = list(dict.fromkeys([order.iloc[0]["strategy"], order.iloc[-1]["strategy"]]))
+    picks = _most_and_least_stable(rows)
     fig, ax = _figure()
     drawn = False
     for strategy in picks:
@@ -248,6 +249,14 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     ax.set_title(f"{task}: gradient norms, most vs least stable strategy (one line per seed)", fontsize=10)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def _most_and_least_stable(rows: pd.DataFrame) -> list[str]:
+    """By stability share, then spike rate, then name; one name when they are the same."""
+    order = rows.assign(_s=-rows["stability"], _p=rows["spike_rate"]).sort_values(
+        ["_s", "_p", "strategy"], kind="mergesort", na_position="last"
+    )
+    return list(dict.fromkeys([order.iloc[0]["strategy"], order.iloc[-1]["strategy"]]))
 
 
 def _grid_runs(runs: list[dict], strategy: str) -> list[dict]:

@@ -1,6 +1,11 @@
 """How stable a leaderboard's ranking is under its own seed noise: the share of seed-bootstrap
 resamples in which each task's top 3, and the overall top 3, are unchanged. No torch.
 
+Overall is the page's first table: the strategies ranked on the most tasks. Its strategies
+and tasks are fixed from the records as scored, and each resample orders the same strategies
+by their mean rank over the same tasks, so a resample in which a task turns flat (every
+strategy failed, say) measures rank noise, not a change of table.
+
 Each resample draws every task's seeds again with replacement, the same draw for all its
 strategies and levels (a paired bootstrap), and re-scores (scoring.score). A ranking whose
 top 3 survives 95% of resamples means something; one that survives 20% is a draw.
@@ -21,7 +26,7 @@ from pathlib import Path
 from ..core.record import counts_in_scores
 from ..store.jsonl import latest_by_run
 from .choice import TUNING_PHASES
-from .scoring import Scores, score, uninformative_tasks
+from .scoring import RANK_DECIMALS, Scores, score, task_shares, uninformative_tasks
 
 TOP = 3
 FILE = "rank_stability.json"
@@ -30,7 +35,28 @@ FILE = "rank_stability.json"
 SETTLED = 0.9
 
 
-def top(scores: Scores) -> dict[str, tuple[str, ...]]:
+def overall_field(scores: Scores) -> tuple[list[str], list[str]] | None:
+    """(tasks, strategies) of the page's first overall table, its ranked strategies only; None
+    when it ranks none (every task flat)."""
+    ov = scores.overall
+    if ov.empty or not ov["compared_on"].iloc[0]:
+        return None
+    first = ov[(ov["compared_on"] == ov["compared_on"].iloc[0]) & ov["rank"].notna()]
+    return (ov["compared_on"].iloc[0].split(", "), list(first["strategy"])) if len(first) else None
+
+
+def _overall_top(scores: Scores, field: tuple[list[str], list[str]]) -> tuple[str, ...]:
+    """The field's strategies in the overall table's order (mean rank over the field's tasks,
+    then mean composite, then name), its first TOP."""
+    tasks, strategies = field
+    shares = task_shares(scores.per_task, tasks)
+    shares = shares[shares["strategy"].isin(strategies)]
+    means = shares.groupby("strategy").agg(rank=("share", "mean"), comp=("composite", "mean"))
+    order = sorted(means.index, key=lambda s: (round(means.at[s, "rank"], RANK_DECIMALS), -means.at[s, "comp"], s))
+    return tuple(order[:TOP])
+
+
+def top(scores: Scores, field: tuple[list[str], list[str]] | None = None) -> dict[str, tuple[str, ...]]:
     """The top-3 strategies per task and overall, in the page's order, among those that learned
     (failed ones share the last rank, in an order only tie-breaks give); a task where every
     strategy shares one rank (all failed, say) has no top 3 and is left out."""
@@ -41,10 +67,10 @@ def top(scores: Scores) -> dict[str, tuple[str, ...]]:
         for task, g in pt.groupby("task", sort=True)
         if task not in flat
     }
-    # overall: the first table's top 3, the strategies ranked on the most tasks
-    ov = scores.overall
-    first = ov[ov["compared_on"] == ov["compared_on"].iloc[0]] if len(ov) else ov
-    out["overall"] = tuple(first["strategy"][:TOP])
+    # overall: the first table's top 3 (`field`: that table's as scored, fixed across resamples)
+    field = field or overall_field(scores)
+    if field:
+        out["overall"] = _overall_top(scores, field)
     return out
 
 
@@ -76,12 +102,14 @@ def measure(
     """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share},
     in_top: {ranking: {strategy: share of resamples with it in the top 3}}}."""
     records = [r for r in latest_by_run(records) if counts_in_scores(r)]
-    reference = top(score(records))
+    scored = score(records)
+    field = overall_field(scored)
+    reference = top(scored, field)
     rng = random.Random(seed)
     same = dict.fromkeys(reference, 0)
     in_top: dict[str, dict[str, int]] = {key: defaultdict(int) for key in reference}
     for i in range(resamples):
-        got = top(score(resample(records, rng)))
+        got = top(score(resample(records, rng)), field)
         for key, ranking in reference.items():
             same[key] += got.get(key) == ranking
             for strategy in got.get(key, ()):

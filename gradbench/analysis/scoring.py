@@ -7,7 +7,8 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
   instability) are left out of every score; errors are counted in an ``errors`` column. A
   (task, strategy) whose runs are all skipped is "n/a" there; one with nothing but errors
   (and skips) is "error"; one whose runs are baseline's own (the same resolved spec at every
-  seed and level) is "= baseline". None of them is ranked on that task, nor penalised for it.
+  seed and level) is "= baseline". None of them is ranked on that task, nor penalised for it
+  (overall, an "= baseline" task counts with baseline's rank there).
 * Failure: a run diverged, or collapsed (it finished, but its final validation value is no
   better than chance + COLLAPSE_SHARE of the gap to the target). A failed run counts at
   chance for validation and test and as never reaching the target.
@@ -50,7 +51,10 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
   takes the last rank (the number of strategies ranked on the task).
 * Overall rank: the mean of a strategy's within-task ranks, each as a share of the task's
   field ((rank - 1) / (strategies ranked - 1): 0 first, 1 last), over the tasks where it was
-  ranked, leaving out a task where every strategy shares one rank; then "min"-ranked. Why
+  ranked (where its runs are baseline's, baseline's rank), leaving out a task where every
+  strategy shares one rank; then "min"-ranked among the strategies ranked on the same set of
+  tasks only (a mean over other tasks does not compare), one table per set. An arm that is
+  baseline's runs on every task of its set is shown, not ranked. Why
   mean rank rather than the area under a performance profile: composites are already
   normalised per task, a suite has a handful of tasks (the profile would be a coarse step
   function whose area hinges on an arbitrary tau_max), and a mean rank over applicable
@@ -470,29 +474,55 @@ def uninformative_tasks(per_task: pd.DataFrame) -> list[str]:
     return sorted(t for t, g in ranked.groupby("task") if g["rank"].nunique() <= 1)
 
 
+def task_shares(per_task: pd.DataFrame, tasks: list[str] | None = None) -> pd.DataFrame:
+    """Each strategy's standing per task, the overall rank's input: one row per (strategy,
+    task) where it is ranked, with its rank as a share of the task's field (0 first, 1 last;
+    tasks rank different numbers of strategies, and the last of 31 must weigh what the last of
+    43 weighs), its composite and stability, and `own` (False where its runs are baseline's:
+    it stands where baseline stands). `tasks`: these tasks (a resample's, say), else every
+    task but those where all strategies share one rank."""
+    if tasks is None:
+        flat = set(uninformative_tasks(per_task))
+        tasks = sorted(t for t in per_task["task"].unique() if t not in flat)
+    pt = per_task[per_task["task"].isin(tasks)]
+    scored = pt[pt["status"] == "scored"]
+    counts = scored.groupby("task")["rank"].count()
+    own = scored.assign(own=True)
+    base = scored[scored["strategy"] == BASELINE].set_index("task")
+    same = pt[(pt["status"] == SAME_AS_BASELINE) & pt["task"].isin(base.index)]
+    copies = base.loc[same["task"]].reset_index().assign(strategy=same["strategy"].to_numpy(), own=False)
+    rows = pd.concat([own, copies], ignore_index=True) if len(copies) else own
+    n = rows["task"].map(counts).astype(float)
+    share = (rows["rank"].astype(float) - 1) / (n - 1).where(n > 1)
+    out = pd.DataFrame(
+        {
+            "strategy": rows["strategy"],
+            "task": rows["task"],
+            "share": share.fillna(0.0),
+            "composite": rows["composite"].astype(float),
+            "stability": rows["stability"].astype(float),
+            "own": rows["own"].astype(bool),
+        }
+    )
+    return out.sort_values(["strategy", "task"], ignore_index=True)
+
+
 def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     """One row per strategy: its mean within-task rank over the tasks it was ranked on (its
     field), ranked only against the strategies with the same field. A mean over different
     sets of tasks does not compare: an arm that applies to one task and wins it would outrank
-    one that comes second on all four. Rows come field by field, the largest first."""
+    one that comes second on all four. Rows come field by field, the largest first. An arm
+    that is baseline's own runs on every task of its field is shown, not ranked (a copy of
+    baseline would push the arms below it down)."""
     rows = []
-    flat = set(uninformative_tasks(per_task))
-    informative = per_task[~per_task["task"].isin(flat)]
-    # a rank as a share of the task's field, 0 (first) to 1 (last): tasks rank different numbers
-    # of strategies, and the last of 31 must weigh what the last of 43 weighs
-    counts = informative[informative["status"] == "scored"].groupby("task")["rank"].count()
-    baseline = informative[(informative["strategy"] == BASELINE) & (informative["status"] == "scored")]
+    shares = task_shares(per_task)
     for strategy, g in per_task.groupby("strategy", sort=True):
-        mine = informative[informative["strategy"] == strategy]
-        # where its runs are baseline's, it stands where baseline stands
-        same = baseline[baseline["task"].isin(mine.loc[mine["status"] == SAME_AS_BASELINE, "task"])]
-        ranked = pd.concat([mine[mine["status"] == "scored"], same]).sort_values("task")
-        share = (ranked["rank"].astype(float) - 1) / (ranked["task"].map(counts).astype(float) - 1)
+        ranked = shares[shares["strategy"] == strategy]
         rows.append(
             {
                 "strategy": strategy,
                 "compared_on": ", ".join(ranked["task"]),
-                "mean_rank": float(share.mean()) if len(ranked) else math.nan,
+                "mean_rank": float(ranked["share"].mean()) if len(ranked) else math.nan,
                 "tasks_ranked": len(ranked),
                 "tasks_na": int((g["status"] == "n/a").sum()),
                 "tasks_same": int((g["status"] == SAME_AS_BASELINE).sum()),
@@ -502,21 +532,21 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
                 "runs": int(g["runs"].sum()),
                 "diverged": int(g["diverged"].sum()),
                 "errors": int(g["errors"].sum()),
+                "_own": bool(ranked["own"].any()),
             }
         )
-    df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c != "rank"])
-    df["rank"] = (
-        df.groupby("compared_on")["mean_rank"].transform(lambda m: m.round(RANK_DECIMALS).rank(method="min"))
-    ).astype("Int64")
+    df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c != "rank"] + ["_own"])
+    mean = df["mean_rank"].where(df["_own"]).round(RANK_DECIMALS)
+    df["rank"] = mean.groupby(df["compared_on"]).rank(method="min").astype("Int64")
     # a field of one strategy, or one where all share a mean rank (all failed, say), tells none
     # from another: no rank
-    alike = df.groupby("compared_on")["mean_rank"].transform(lambda m: m.round(RANK_DECIMALS).nunique() <= 1)
+    alike = mean.groupby(df["compared_on"]).transform(lambda m: m.nunique() <= 1)
     df.loc[alike, "rank"] = pd.NA
     df["_size"] = -df["tasks_ranked"]
     df["_comp"] = -df["mean_composite"]
     df = df.sort_values(
         ["_size", "compared_on", "rank", "_comp", "strategy"], kind="mergesort", na_position="last", ignore_index=True
-    ).drop(columns=["_size", "_comp"])
+    ).drop(columns=["_size", "_comp", "_own"])
     for col in ("tasks_ranked", "tasks_na", "tasks_same", "tasks_error", "runs", "diverged", "errors"):
         df[col] = df[col].astype("Int64")
     return df[OVERALL_COLUMNS]
