@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .runs import GRID_PHASES, SCORED, canonical, level_results, runs_frame
-from .scoring import Scores
+from .scoring import BASELINE, Scores
 
 PLOT_DPI = 100
 # a static figure stays readable up to about this many lines; beyond, it draws baseline and the
@@ -64,8 +64,8 @@ def shown(rows: pd.DataFrame, always: tuple[str, ...] = ()) -> pd.DataFrame:
         out = rows
     else:
         names = list(rows["strategy"])
-        first = [s for s in names if s != "baseline" and any(a in s.split("+") for a in always)]
-        keep = {"baseline"} & set(names)
+        first = [s for s in names if s != BASELINE and any(a in s.split("+") for a in always)]
+        keep = {BASELINE} & set(names)
         keep |= set(first[: MAX_LINES - len(keep)])
         keep |= set([s for s in names if s not in keep][: MAX_LINES - len(keep)])
         out = rows[rows["strategy"].isin(keep)]
@@ -74,12 +74,10 @@ def shown(rows: pd.DataFrame, always: tuple[str, ...] = ()) -> pd.DataFrame:
     return out
 
 
-def _subset(rows: pd.DataFrame) -> str:
-    """The title's note when a figure draws some of a task's strategies."""
+def _subset(rows: pd.DataFrame, which: str = "baseline and the best ranked") -> str:
+    """The title's note when a figure draws some of a task's strategies (`which`: how shown() picked them)."""
     of = rows.attrs.get("of", len(rows))
-    return (
-        "" if of <= len(rows) else f"\n{len(rows)} of {of} strategies: baseline and the best ranked (all on the site)"
-    )
+    return "" if of <= len(rows) else f"\n{len(rows)} of {of} strategies: {which} (all on the site)"
 
 
 def _slug(text: str) -> str:
@@ -302,7 +300,7 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("largest attention logit")
-    note = _subset(rows).replace("baseline and", "baseline, the attention arms and")
+    note = _subset(rows, "baseline, the attention arms and the best ranked")
     ax.set_title(f"{task}: the largest attention logit at lr×1 (one line per seed){note}", fontsize=10)
     _legend(ax, len(rows))
     return _save(fig, path)
