@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The site GitHub Pages publishes, built from a committed leaderboard folder:
 #   scripts/site.sh [SRC] [DEST]        (defaults: leaderboard _site)
-# It copies SRC's results file (and its saved rank stability) into DEST, rebuilds the page and
-# the static site there with 'gradbench leaderboard', and checks that they equal SRC's own,
-# byte for byte: what is published is what main holds, and main's page is what its results
-# make. SRC is only read, never written (DEST may not be SRC or inside it). DEST then holds
-# the markdown page with its plots, site/ and the results file, with an index.html that opens
-# the site. Exit 1 if the committed page does not rebuild from its results.
+# It copies SRC's results file (and the measurements saved beside it: rank stability, arm
+# cost) into DEST, rebuilds the page and the static site there with 'gradbench leaderboard',
+# and checks that they equal SRC's own, byte for byte: what is published is what main holds,
+# and main's page is what its results make. SRC is only read, never written (DEST may not be
+# SRC or inside it). DEST then holds the markdown page with its plots, site/ and the results
+# file, with an index.html that opens the site. Exit 1 if the committed page does not rebuild
+# from its results.
 set -euo pipefail
 src=${1:-leaderboard}
 dest=${2:-_site}
@@ -32,7 +33,10 @@ fi
 rm -rf "$dest_abs"
 mkdir -p "$dest_abs"
 cp "$src_abs/results.jsonl" "$dest_abs/"
-if [ -f "$src_abs/rank_stability.json" ]; then cp "$src_abs/rank_stability.json" "$dest_abs/"; fi
+# the page shows these as saved (measured apart from the runs), so the rebuild needs them too
+for saved in rank_stability.json arm_cost.json; do
+  if [ -f "$src_abs/$saved" ]; then cp "$src_abs/$saved" "$dest_abs/"; fi
+done
 gradbench leaderboard "$dest_abs/results.jsonl" --out "$dest_abs" >/dev/null
 for f in README.md site/index.html site/plotly.min.js; do
   if ! cmp -s "$src_abs/$f" "$dest_abs/$f"; then

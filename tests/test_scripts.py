@@ -173,6 +173,22 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     ]
     assert 'id="cost"' in (tmp_path / "page" / "site" / "index.html").read_text(encoding="utf-8")
 
+    # published through the Pages script, the page keeps its cost table: the saved figures
+    # travel with the results file into the rebuild
+    from gradbench.store.jsonl import append, load
+
+    for rec in recs:
+        append(tmp_path / "page" / "results.jsonl", rec)
+    page.write(load(tmp_path / "page" / "results.jsonl"), tmp_path / "page")
+    r = subprocess.run(
+        [str(REPO / "scripts/site.sh"), str(tmp_path / "page"), str(tmp_path / "pages")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (tmp_path / "pages" / "arm_cost.json").read_bytes() == (tmp_path / "page" / "arm_cost.json").read_bytes()
+
 
 def test_the_diverged_above_check_reads_the_committed_demo():
     """benchmarks/diverged_above.py on the protocol demo's 7-level grid: every (task, arm,

@@ -117,7 +117,7 @@ def render(
             "[site/index.html](site/index.html) (opens from disk, no network needed).",
             "",
         ]
-    out += _provenance(records, scores, command)
+    out += _provenance(records, scores, command, saved=_saved_names(measured_ranks, costs))
     if scores.per_task.empty:
         out += ["No scored runs in these results.", ""]
     else:
@@ -173,7 +173,18 @@ def _literature_section(scores: Scores, records: list[dict]) -> list[str]:
 # ------------------------------------------------------------------------- provenance
 
 
-def _provenance(records: list[dict], scores: Scores, command: str | None) -> list[str]:
+def rebuild_command(saved: list[str]) -> str:
+    """How this folder's page is made from its results: run in the folder, so that it holds
+    wherever the folder is (the repository, the published site, a download)."""
+    beside = f" (with the saved {', '.join(saved)} beside it)" if saved else ""
+    return f"`gradbench leaderboard {RESULTS_NAME} --out .` in this folder{beside}"
+
+
+def _saved_names(measured_ranks: dict | None, costs: dict | None) -> list[str]:
+    return [name for name, there in ((arm_cost.FILE, costs), (rank_stability.FILE, measured_ranks)) if there]
+
+
+def _provenance(records: list[dict], scores: Scores, command: str | None, saved: list[str]) -> list[str]:
     env = [r.get("env") or {} for r in records]
     by_status = ", ".join(f"{n} {s}" for s, n in outcome_counts(records).items())
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
@@ -181,6 +192,7 @@ def _provenance(records: list[dict], scores: Scores, command: str | None) -> lis
     rows = [
         ("Suite", _codes(_unique(r.get("suite") for r in records))),
         ("Reproduce with", _code(command or _most_common(r.get("command") for r in records))),
+        ("This page made by", rebuild_command(saved)),
         ("Date (latest run finished)", _latest(r.get("timings") or {} for r in records)),
         ("Git commit", _codes(_unique(e.get("git_commit") for e in env))),
         (
