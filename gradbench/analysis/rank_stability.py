@@ -26,7 +26,7 @@ from pathlib import Path
 from ..core.record import counts_in_scores
 from ..store.jsonl import latest_by_run
 from .choice import TUNING_PHASES
-from .scoring import RANK_DECIMALS, Scores, score, task_shares, uninformative_tasks
+from .scoring import Scores, overall_order_key, score, task_shares, uninformative_tasks
 
 TOP = 3
 FILE = "rank_stability.json"
@@ -52,7 +52,7 @@ def _overall_top(scores: Scores, field: tuple[list[str], list[str]]) -> tuple[st
     shares = task_shares(scores.per_task, tasks)
     shares = shares[shares["strategy"].isin(strategies)]
     means = shares.groupby("strategy").agg(rank=("share", "mean"), comp=("composite", "mean"))
-    order = sorted(means.index, key=lambda s: (round(means.at[s, "rank"], RANK_DECIMALS), -means.at[s, "comp"], s))
+    order = sorted(means.index, key=lambda s: overall_order_key(means.at[s, "rank"], means.at[s, "comp"], s))
     return tuple(order[:TOP])
 
 

@@ -507,6 +507,14 @@ def task_shares(per_task: pd.DataFrame, tasks: list[str] | None = None) -> pd.Da
     return out.sort_values(["strategy", "task"], ignore_index=True)
 
 
+def overall_order_key(mean_rank: float, mean_composite: float, strategy: str) -> tuple:
+    """An overall table's order within one field: the mean rank as ranked (rounded), then the
+    higher mean composite, then the name. rank_stability reads the top 3 in the same order."""
+    rank = round(mean_rank, RANK_DECIMALS) if not math.isnan(mean_rank) else math.inf
+    composite = -mean_composite if not math.isnan(mean_composite) else math.inf
+    return rank, composite, strategy
+
+
 def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     """One row per strategy: its mean within-task rank over the tasks it was ranked on (its
     field), ranked only against the strategies with the same field. A mean over different
@@ -542,11 +550,17 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
     # from another: no rank
     alike = mean.groupby(df["compared_on"]).transform(lambda m: m.nunique() <= 1)
     df.loc[alike, "rank"] = pd.NA
-    df["_size"] = -df["tasks_ranked"]
-    df["_comp"] = -df["mean_composite"]
-    df = df.sort_values(
-        ["_size", "compared_on", "rank", "_comp", "strategy"], kind="mergesort", na_position="last", ignore_index=True
-    ).drop(columns=["_size", "_comp", "_own"])
+    # field by field, the largest first; in a field the ranked arms, then the unranked copies
+    order = sorted(
+        df.index,
+        key=lambda i: (
+            -df.at[i, "tasks_ranked"],
+            df.at[i, "compared_on"],
+            not df.at[i, "_own"],
+            *overall_order_key(df.at[i, "mean_rank"], df.at[i, "mean_composite"], df.at[i, "strategy"]),
+        ),
+    )
+    df = df.loc[order].reset_index(drop=True).drop(columns=["_own"])
     for col in ("tasks_ranked", "tasks_na", "tasks_same", "tasks_error", "runs", "diverged", "errors"):
         df[col] = df[col].astype("Int64")
     return df[OVERALL_COLUMNS]
