@@ -138,6 +138,33 @@ def test_same_seed_gives_an_identical_record_apart_from_timings(tiny_data):
     assert other["metrics"]["val_curve"] != a["metrics"]["val_curve"]
 
 
+def test_an_arm_whose_run_is_another_arms_is_not_trained_twice(tiny_data, tmp_path, capsys):
+    """relu on the ReLU MLP resolves to baseline's very run: it is recorded as a copy of that
+    run (in the same batch, or from the file on a later run), which is what training it would
+    give, and which gradbench verify reproduces by training it."""
+    from gradbench import cli
+
+    path = tmp_path / "r.jsonl"
+    lines = []
+    recs = run_suite(small_suite(strategies=["baseline", "relu", "clip_norm"]), path, tiny_data, log=lines.append)
+    by = {r["strategy"]["label"]: r for r in recs}
+    assert by["relu"]["copy_of"] == by["baseline"]["run_id"] and "copy_of" not in by["clip_norm"]
+    assert by["relu"]["run_id"] != by["baseline"]["run_id"]
+    assert [line for line in lines if "not trained again" in line] == [next(line for line in lines if " relu " in line)]
+    trained = run_one(expand(small_suite(strategies=["relu"]))[0], tiny_data)
+    for field in ("status", "metrics", "stability", "data"):
+        assert by["relu"][field] == json.loads(json.dumps(trained[field])), field
+    assert by["relu"]["timings"].keys() == {"finished_at"} and by["relu"]["env"] == by["baseline"]["env"]
+
+    # a later suite in the same file: the recorded run is the source
+    lines.clear()
+    more = run_suite(small_suite(strategies=["baseline", "sgd_momentum"]), path, tiny_data, log=lines.append)
+    assert more[1]["copy_of"] == by["baseline"]["run_id"] and "1 to run" in lines[0]
+    assert cli.main(["verify", str(path), "--data", str(tiny_data)]) == 0
+    out = capsys.readouterr().out
+    assert f"ok       {more[1]['run_id']} mnist_mlp sgd_momentum" in out and "verify: 4 of 4 runs reproduce" in out
+
+
 def test_paired_seed_gives_every_strategy_the_same_start(tiny_data):
     base, clip = expand(small_suite())
     ra, rb = run_one(base, tiny_data), run_one(clip, tiny_data)

@@ -14,6 +14,7 @@ import math
 import pandas as pd
 
 from ..core.errors import UserError
+from ..core.spec import same_run_key
 from ..store.jsonl import latest_by_run
 
 SCORED = ("ok", "diverged")  # skipped and error runs say nothing about a strategy's stability
@@ -102,8 +103,7 @@ def spec_key(spec) -> str | None:
     same run)."""
     if not isinstance(spec, dict) or not spec:
         return None
-    rest = {k: v for k, v in spec.items() if k not in ("strategy", "strategy_params", "suite", "phase")}
-    return canonical(rest)
+    return same_run_key(spec)
 
 
 def task_meta(runs: pd.DataFrame, task: str) -> dict:

@@ -129,6 +129,12 @@ class Record(Part):
         "sweep diverged on every sweep seed (counts as diverged)",
     )
 
+    copy_of: str | None = Field(
+        None,
+        description="the run_id of a recorded run whose resolved spec this run's is but for its names: "
+        "that run's outcome, not trained again",
+    )
+
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
 

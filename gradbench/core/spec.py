@@ -113,3 +113,15 @@ HASHED_ALWAYS = frozenset(
 def _default(f: dataclasses.Field):
     value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     return [list(x) for x in value] if isinstance(value, tuple) else value
+
+
+# what names a run rather than makes it: the arm's label and parameters, the suite, the phase
+NAME_FIELDS = frozenset({"strategy", "strategy_params", "suite", "phase"})
+
+
+def same_run_key(spec: dict) -> str:
+    """The run a spec (RunSpec.to_dict()) trains, apart from its names. Two arms whose specs
+    share it train the same run, number for number: relu on a ReLU model, sgd_momentum where
+    the task's optimizer already is SGD with momentum."""
+    rest = {k: v for k, v in spec.items() if k not in NAME_FIELDS}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"))

@@ -9,10 +9,11 @@ from pathlib import Path
 from ..analysis.choice import changed_params, chosen_configs
 from ..catalogue.tasks import TASKS, priced_ms
 from ..core.numerics import NUMERICS, numerics_of
+from ..core.spec import RunSpec, same_run_key
 from ..store import jsonl
 from ..store.lock import exclusive
 from ..suite import Skipped, Suite, above_diverged, expand, final_runs, sweep_levels, tuning_trials
-from ..training.run import skipped_record
+from ..training.run import copied_record, skipped_record
 from . import interrupts
 
 
@@ -144,11 +145,41 @@ class _Phase:
             with self.guard.deferred():
                 jsonl.append(self.results_path, rec)
             progress.done(item, rec)
-        for spec, rec in self.executor.map([i for i in todo if not isinstance(i, Skipped)], self.job):
-            self.guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
-            with self.guard.deferred():
-                jsonl.append(self.results_path, rec)
-            progress.done(spec, rec)
+        self._train([i for i in todo if not isinstance(i, Skipped)], _copyable(recorded, done), progress)
+
+    def _train(self, specs: list, sources: dict[str, dict], progress: Progress) -> None:
+        """Train each distinct run once. A spec whose run (same_run_key: all but its names) is
+        already recorded, or trains in this batch, gets that run's outcome as a copy: relu on a
+        ReLU model is baseline's run, number for number. A copy waits for its run; if that run
+        fails with an error, the waiting specs train in a batch of their own."""
+        while specs:
+            waiting: dict[str, list] = {}
+            train = []
+            for spec in specs:
+                key = same_run_key(spec.to_dict())
+                if key in sources:
+                    self._record(spec, copied_record(sources[key], spec, self.command), progress)
+                elif key in waiting:
+                    waiting[key].append(spec)
+                else:
+                    waiting[key] = []
+                    train.append(spec)
+            specs = []
+            for spec, rec in self.executor.map(train, self.job):
+                self.guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
+                self._record(spec, rec, progress)
+                twins = waiting.pop(same_run_key(spec.to_dict()), [])
+                if rec["status"] in COPYABLE:
+                    sources[same_run_key(spec.to_dict())] = rec
+                    for twin in twins:
+                        self._record(twin, copied_record(rec, twin, self.command), progress)
+                else:
+                    specs += twins
+
+    def _record(self, spec, rec: dict, progress: Progress) -> None:
+        with self.guard.deferred():
+            jsonl.append(self.results_path, rec)
+        progress.done(spec, rec)
 
     def _retag(self, reused: list[dict]) -> None:
         """A run recorded before (by a suite without a protocol, another protocol, an older
@@ -202,6 +233,21 @@ class _Phase:
             by_task.setdefault(task, []).append(f"{strategy} {shown}")
         for task, chosen in by_task.items():
             self.log(f"chosen on validation, {task}: {'; '.join(chosen)}")
+
+
+COPYABLE = ("ok", "diverged")  # outcomes of a training run; an error may be transient, so its twin trains
+
+
+def _copyable(recorded: dict[str, dict], done: set[str]) -> dict[str, dict]:
+    """same_run_key -> a finished run of this training code that trained (or was copied)."""
+    out = {}
+    for run_id, rec in recorded.items():  # the file's order: the first such run is the source
+        if run_id in done and rec["status"] in COPYABLE and rec.get("spec"):
+            try:
+                out.setdefault(same_run_key(RunSpec.from_dict(rec["spec"]).to_dict()), rec)
+            except TypeError:  # a spec of an older schema that no longer reads: never a source
+                continue
+    return out
 
 
 def check_data(suite: Suite, items: list, data_root: Path) -> None:
@@ -266,6 +312,8 @@ class Progress:
         elif rec["reason"]:
             outcome += f" ({rec['reason']})"
         took = f"  {rec['timings'].get('wall_s', 0):.1f}s" if not isinstance(item, Skipped) else ""
+        if rec.get("copy_of"):
+            took = f"  the same run as {rec['copy_of']}, not trained again"
         width = len(str(self.total))
         self.log(
             f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "

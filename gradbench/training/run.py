@@ -108,6 +108,21 @@ def skipped_record(item: Skipped, command: str | None = None) -> dict:
     return checked({**rec, "not_run": item.not_run}) if item.not_run else rec
 
 
+def copied_record(source: dict, spec: RunSpec, command: str | None = None) -> dict:
+    """A run whose resolved spec is an already recorded run's but for its names (same_run_key):
+    that run's outcome under this run's identity, never trained twice. It keeps the source's
+    environment (the code that made the numbers), names it in copy_of, and took no time."""
+    return checked(
+        {
+            **source,
+            **_identity(spec, command),
+            "spec": spec.to_dict(),
+            "timings": {"finished_at": _now()},
+            "copy_of": source["run_id"],
+        }
+    )
+
+
 def error_record(spec: RunSpec, command: str | None, reason: str) -> dict:
     """A run that failed outside run_one (a worker or launcher died): still a result."""
     return _untrained_record(spec, command, "error", reason[:500])
