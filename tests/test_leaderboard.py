@@ -126,7 +126,7 @@ def test_the_overall_tables_are_one_per_set_of_tasks_and_name_where_an_arm_did_n
     recs = [
         make_record(task, st, seed=s, test=v, best_val=v)
         for task, by in {
-            "mnist_mlp": {"baseline": 0.9, "adam": 0.95, "only": 0.97},
+            "mnist_mlp": {"baseline": 0.9, "adam": 0.95, "only": 0.97, "worse": 0.5},
             "adding_rnn": {"baseline": 0.03, "adam": 0.01},
         }.items()
         for st, v in by.items()
@@ -134,8 +134,16 @@ def test_the_overall_tables_are_one_per_set_of_tasks_and_name_where_an_arm_did_n
     ]
     page = leaderboard.render(recs, scoring.score(recs), command="x")
     assert "### Ranked on all 2 tasks" in page
-    assert "### Ranked on 1 of 2 tasks: `mnist_mlp` (one strategy: nothing to rank it against)" in page
-    assert "| — | `only` |" in page and "`adding_rnn` (not run)" in page
+    assert "### Ranked on 1 of 2 tasks: `mnist_mlp`" in page
+    assert "| 1 | `only` | 0.00 |" in page and "`adding_rnn` (not run)" in page
+    # the smaller table places its arms among every arm ranked on mnist, the all-task ones too
+    assert "| 1 | `only` | 0.00 | 1 of 4 |" in page and "| 2 | `worse` | 1.00 | 4 of 4 |" in page
+    tables = page.split("### Ranked on ")
+    assert "among every arm ranked on these tasks" not in tables[1]  # no wider field: no column
+    assert "| rank | strategy | mean rank (0 first, 1 last) | among every arm ranked on these tasks |" in tables[2]
+    overall = scoring.score(recs).overall.set_index("strategy")
+    assert overall.loc["worse", ["place_wide", "wide_field"]].tolist() == [4, 4]
+    assert overall.loc[["adam", "baseline"], "place_wide"].isna().all()
 
 
 def test_a_static_figure_draws_baseline_and_the_best_ranked_when_a_task_has_many_strategies():

@@ -348,7 +348,10 @@ def _overall_section(scores: Scores) -> list[str]:
         "that is second on all of them). So there is one table per set of tasks, the largest first, and a "
         "rank 1 in a smaller table is first among fewer arms; an error on a task (a bug, not instability) "
         "also moves an arm to a smaller table. Equal mean ranks share a rank; an arm that is baseline's own "
-        "runs on every task of its table is shown as = baseline, not ranked."
+        "runs on every task of its table is shown as = baseline, not ranked. A smaller table also places its "
+        "arms among every arm ranked on its tasks (those ranked on more tasks too, each by its mean rank over "
+        "the table's tasks only; equal means share a place): batchnorm, say, against the optimizers on the "
+        "image tasks."
         + (
             f" Left out: {', '.join(f'`{t}`' for t in flat)}, where every strategy shares one rank "
             "(it tells none from another)."
@@ -370,11 +373,13 @@ def _overall_section(scores: Scores) -> list[str]:
             err = ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"])
             copies = set(mine.loc[mine["status"] == SAME_AS_BASELINE, "task"])
             copy = bool(field) and set(field.split(", ")) <= copies
+            place = f"{r['place_wide']} of {r['wide_field']}" if not pd.isna(r["place_wide"]) else "—"
             rows.append(
                 (
                     "= baseline" if copy else _int(r["rank"]),
                     _code(r["strategy"]),
                     _f(r["mean_rank"], 2),
+                    place,
                     _f(r["mean_composite"], 3),
                     _f(r["mean_stability"], 3),
                     na or "—",
@@ -397,7 +402,10 @@ def _overall_section(scores: Scores) -> list[str]:
             alone = " (all share one mean rank: nothing tells them apart)"
         else:
             alone = ""
-        out += [f"### {title}{alone}", ""] + _table(head, rows) + [""]
+        wide = ["among every arm ranked on these tasks"]
+        if group["place_wide"].isna().all():  # no arm's field holds these tasks and more
+            wide, rows = [], [row[:3] + row[4:] for row in rows]
+        out += [f"### {title}{alone}", ""] + _table(head[:3] + wide + head[3:], rows) + [""]
     return out
 
 

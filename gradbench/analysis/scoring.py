@@ -135,6 +135,10 @@ OVERALL_COLUMNS = [
     "rank",
     "compared_on",  # the tasks it was ranked on, comma-separated: it is ranked against those with the same
     "mean_rank",
+    # a smaller field's arm placed among every arm ranked on its tasks (the all-task arms too,
+    # their mean taken over those tasks): batchnorm against adamw on the two image tasks
+    "place_wide",
+    "wide_field",
     "tasks_ranked",
     "tasks_na",
     "tasks_same",
@@ -507,6 +511,33 @@ def task_shares(per_task: pd.DataFrame, tasks: list[str] | None = None) -> pd.Da
     return out.sort_values(["strategy", "task"], ignore_index=True)
 
 
+_DERIVED = ("rank", "place_wide", "wide_field")
+
+
+def _wide_places(df: pd.DataFrame, shares: pd.DataFrame) -> tuple[list, list]:
+    """Per row of a field that other arms' fields contain: its place (equal means share the
+    better place) among every arm ranked on all of the field's tasks, each by its mean share
+    over those tasks only, and how many they are. An arm that is baseline's copy on all of
+    those tasks stands where baseline does and is left out of the count. None elsewhere."""
+    by_arm = {a: g.set_index("task") for a, g in shares.groupby("strategy")}
+    places, sizes = [], []
+    for strategy, compared_on, own in zip(df["strategy"], df["compared_on"], df["_own"]):
+        tasks = compared_on.split(", ") if compared_on else []
+        means = {
+            a: round(float(g.loc[tasks, "share"].mean()), RANK_DECIMALS)
+            for a, g in by_arm.items()
+            if tasks and set(tasks) <= set(g.index) and bool(g.loc[tasks, "own"].any())
+        }
+        wider = any(len(by_arm[a]) > len(tasks) for a in means)
+        if not own or strategy not in means or not wider:
+            places.append(None)
+            sizes.append(None)
+            continue
+        places.append(1 + sum(m < means[strategy] for m in means.values()))
+        sizes.append(len(means))
+    return places, sizes
+
+
 def overall_order_key(mean_rank: float, mean_composite: float, strategy: str) -> tuple:
     """An overall table's order within one field: the mean rank as ranked (rounded), then the
     higher mean composite, then the name. rank_stability reads the top 3 in the same order."""
@@ -543,13 +574,14 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
                 "_own": bool(ranked["own"].any()),
             }
         )
-    df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c != "rank"] + ["_own"])
+    df = pd.DataFrame(rows, columns=[c for c in OVERALL_COLUMNS if c not in _DERIVED] + ["_own"])
     mean = df["mean_rank"].where(df["_own"]).round(RANK_DECIMALS)
     df["rank"] = mean.groupby(df["compared_on"]).rank(method="min").astype("Int64")
     # a field of one strategy, or one where all share a mean rank (all failed, say), tells none
     # from another: no rank
     alike = mean.groupby(df["compared_on"]).transform(lambda m: m.nunique() <= 1)
     df.loc[alike, "rank"] = pd.NA
+    df["place_wide"], df["wide_field"] = _wide_places(df, shares)
     # field by field, the largest first; in a field the ranked arms, then the unranked copies
     order = sorted(
         df.index,
@@ -561,6 +593,16 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
         ),
     )
     df = df.loc[order].reset_index(drop=True).drop(columns=["_own"])
-    for col in ("tasks_ranked", "tasks_na", "tasks_same", "tasks_error", "runs", "diverged", "errors"):
+    for col in (
+        "place_wide",
+        "wide_field",
+        "tasks_ranked",
+        "tasks_na",
+        "tasks_same",
+        "tasks_error",
+        "runs",
+        "diverged",
+        "errors",
+    ):
         df[col] = df[col].astype("Int64")
     return df[OVERALL_COLUMNS]

@@ -133,6 +133,8 @@ def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
         "strategy",
         "compared_on",
         "mean_rank",
+        "place_wide",
+        "wide_field",
         "tasks_ranked",
         "tasks_na",
         "mean_composite",
@@ -140,7 +142,9 @@ def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
         "runs",
         "diverged",
     ]
-    return overall[[c for c in cols if c in overall.columns]].reset_index(drop=True).round(3)
+    view = overall[[c for c in cols if c in overall.columns]].reset_index(drop=True).round(3)
+    # the place among every arm ranked on compared_on's tasks (of wide_field arms)
+    return view.rename(columns={"place_wide": "place among all on these tasks", "wide_field": "of"})
 
 
 def _task_view(rows: pd.DataFrame) -> pd.DataFrame:
