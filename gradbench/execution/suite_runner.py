@@ -245,7 +245,7 @@ def _copyable(recorded: dict[str, dict], done: set[str]) -> dict[str, dict]:
         if run_id in done and rec["status"] in COPYABLE and rec.get("spec"):
             try:
                 out.setdefault(same_run_key(RunSpec.from_dict(rec["spec"]).to_dict()), rec)
-            except TypeError:  # a spec of an older schema that no longer reads: never a source
+            except (KeyError, TypeError, ValueError, AttributeError):  # a spec that no longer reads: never a source
                 continue
     return out
 
@@ -302,6 +302,7 @@ class Progress:
         spec = item.spec if isinstance(item, Skipped) else item
         if not isinstance(item, Skipped):
             self.left.remove(item)
+        if not isinstance(item, Skipped) and not rec.get("copy_of"):  # a copy took no time: not a rate
             spent = self.spent.setdefault(spec.task, [0.0, 0.0])
             spent[0] += rec["timings"].get("wall_s", 0.0)
             spent[1] += priced_ms(spec.task, rec["metrics"]["steps"])
