@@ -141,10 +141,7 @@ class _Phase:
             later=[i for i in later if not isinstance(i, Skipped) and i.run_id not in done],
         )
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
-            rec = skipped_record(item, self.command)
-            with self.guard.deferred():
-                jsonl.append(self.results_path, rec)
-            progress.done(item, rec)
+            self._record(item, skipped_record(item, self.command), progress)
         self._train([i for i in todo if not isinstance(i, Skipped)], _copyable(recorded, done), progress)
 
     def _train(self, specs: list, sources: dict[str, dict], progress: Progress) -> None:
@@ -168,9 +165,10 @@ class _Phase:
             for spec, rec in self.executor.map(train, self.job):
                 self.guard.check()  # a signal during the run (even one Lightning stopped gracefully on): not recorded
                 self._record(spec, rec, progress)
-                twins = waiting.pop(same_run_key(spec.to_dict()), [])
+                key = same_run_key(spec.to_dict())
+                twins = waiting.pop(key, [])
                 if rec["status"] in COPYABLE:
-                    sources[same_run_key(spec.to_dict())] = rec
+                    sources[key] = rec
                     for twin in twins:
                         self._record(twin, copied_record(rec, twin, self.command), progress)
                 else:
@@ -302,10 +300,10 @@ class Progress:
         spec = item.spec if isinstance(item, Skipped) else item
         if not isinstance(item, Skipped):
             self.left.remove(item)
-        if not isinstance(item, Skipped) and not rec.get("copy_of"):  # a copy took no time: not a rate
-            spent = self.spent.setdefault(spec.task, [0.0, 0.0])
-            spent[0] += rec["timings"].get("wall_s", 0.0)
-            spent[1] += priced_ms(spec.task, rec["metrics"]["steps"])
+            if not rec.get("copy_of"):  # a copy took no time: not a rate
+                spent = self.spent.setdefault(spec.task, [0.0, 0.0])
+                spent[0] += rec["timings"].get("wall_s", 0.0)
+                spent[1] += priced_ms(spec.task, rec["metrics"]["steps"])
         m = rec["metrics"]
         outcome = rec["status"]
         if rec["status"] == "ok":
