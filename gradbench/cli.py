@@ -289,10 +289,10 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
-def _write_leaderboard(records, out: Path, weights=None, command=None) -> Path:
+def _write_leaderboard(records, out: Path, weights=None, command=None, results=None) -> Path:
     from .analysis import page
 
-    return page.write(records, out, weights=weights, command=command)
+    return page.write(records, out, weights=weights, command=command, results=results)
 
 
 def cmd_leaderboard(args) -> int:
@@ -301,7 +301,7 @@ def cmd_leaderboard(args) -> int:
     records = jsonl.latest_by_run(jsonl.load(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
-    page = _write_leaderboard(records, Path(args.out), command=args.command)
+    page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results))
     print(f"leaderboard: {page}")
     return 0
 

@@ -62,6 +62,27 @@ def test_command_argument_overrides_the_records(tmp_path):
     assert "`make leaderboard`" in page and "configs/quick.yaml" not in page
 
 
+def test_the_page_names_its_rebuild_command_only_when_that_command_makes_it(tmp_path):
+    """`gradbench leaderboard results.jsonl --out .` in the folder makes the page only when
+    the records came from the folder's results.jsonl, with the default weights and command."""
+    from gradbench.store import jsonl
+
+    results = tmp_path / "results.jsonl"
+    for rec in suite_records():
+        jsonl.append(results, rec)
+    made = "| This page made by | `gradbench leaderboard results.jsonl --out .` in this folder |"
+    recs = jsonl.load(results)
+    assert made in leaderboard.write(recs, tmp_path, plots=False, results=results).read_text()
+    elsewhere = {
+        "another folder": dict(out_dir=tmp_path / "other", results=results),
+        "no results file": dict(out_dir=tmp_path),
+        "a command": dict(out_dir=tmp_path, results=results, command="make leaderboard"),
+        "other weights": dict(out_dir=tmp_path, results=results, weights={"accuracy": 1.0}),
+    }
+    for case, kw in elsewhere.items():
+        assert "This page made by" not in leaderboard.write(recs, plots=False, **kw).read_text(), case
+
+
 def test_missing_task_has_no_table_and_empty_results_do_not_crash(tmp_path):
     only_rnn = [r for r in suite_records() if r["task"] == "adding_rnn"]
     page = leaderboard.write(only_rnn, tmp_path / "rnn", plots=False).read_text()
@@ -181,7 +202,8 @@ def test_a_committed_page_rebuilds_from_its_own_results(folder, tmp_path):
 
     if (folder / FILE).exists():
         shutil.copy(folder / FILE, tmp_path / FILE)
-    page = leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path).read_text(encoding="utf-8")
+    results = shutil.copy(folder / "results.jsonl", tmp_path / "results.jsonl")
+    page = leaderboard.write(jsonl.load(results), tmp_path, results=results).read_text(encoding="utf-8")
     assert page == (folder / "README.md").read_text(encoding="utf-8")
     assert "### Rank stability" in page  # both pages carry their measured rank stability
     for name in ("index.html", "plotly.min.js"):  # and the static site, the same scores

@@ -218,8 +218,8 @@ def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeyp
     settings = tracking.resolve({"project": "gb-test"}, tmp_path)
     assert settings["mode"] == "offline"
     path = tmp_path / "scale.jsonl"
-    recs = run_suite(
-        tiny_suite(strategies=["baseline", "clip_norm"]),
+    recs = run_suite(  # relu on the ReLU MLP is baseline's run, copied: a W&B run of its own too
+        tiny_suite(strategies=["baseline", "clip_norm", "relu"]),
         path,
         tiny_data,
         executor=InProcess(),
@@ -227,7 +227,7 @@ def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeyp
         log=lambda s: None,
     )
     folders = sorted((tmp_path / "wandb").glob("offline-run-*"))
-    assert len(folders) == len(recs) == 4
+    assert len(folders) == len(recs) == 6 and sum(bool(r.get("copy_of")) for r in recs) == 2
     by_id = {r["run_id"]: r for r in recs}
     for folder in folders:
         records = read_wandb_records(next(folder.glob("*.wandb")))
@@ -242,6 +242,7 @@ def test_wandb_offline_runs_hold_config_and_metrics(tiny_data, tmp_path, monkeyp
         assert {"stability/grad_norm", "stability/loss", "val/accuracy"} <= keys
         summary = dict(item_kv(i) for r in records if r.HasField("summary") for i in r.summary.update)
         assert summary.get("final/test") == pytest.approx(rec["metrics"]["test"])
+        assert summary.get("copy_of") == rec.get("copy_of")
     assert "wandb sync" in tracking.sync_hint(settings)
 
 

@@ -179,7 +179,9 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
 
     for rec in recs:
         append(tmp_path / "page" / "results.jsonl", rec)
-    page.write(load(tmp_path / "page" / "results.jsonl"), tmp_path / "page")
+    page.write(
+        load(tmp_path / "page" / "results.jsonl"), tmp_path / "page", results=tmp_path / "page" / "results.jsonl"
+    )
     r = subprocess.run(
         [str(REPO / "scripts/site.sh"), str(tmp_path / "page"), str(tmp_path / "pages")],
         capture_output=True,

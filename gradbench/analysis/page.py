@@ -33,12 +33,20 @@ RESULTS_NAME = "results.jsonl"  # the results file beside a page, as the committ
 
 
 def write(
-    records: list[dict], out_dir, *, weights: dict | None = None, command: str | None = None, plots: bool = True
+    records: list[dict],
+    out_dir,
+    *,
+    weights: dict | None = None,
+    command: str | None = None,
+    plots: bool = True,
+    results: Path | None = None,
 ) -> Path:
     """Score `records` and write out_dir/README.md (and, with plots, its PNGs); returns the
     README's path. `command` is the command that reproduces the results; by default the
-    most common record["command"]. Records made under two numerics versions of the training
-    code are a UserError: their numbers do not compare."""
+    most common record["command"]. `results` is the file the records were read from: when
+    it is out_dir/results.jsonl, with the default weights and command, the page names the
+    command that rebuilds it in its folder. Records made under two numerics versions of the
+    training code are a UserError: their numbers do not compare."""
     records = latest_by_run(records)
     _one_numerics_version(records)
     _one_spec_per_run(records)
@@ -49,8 +57,23 @@ def write(
     path = out_dir / README
     measured = rank_stability.saved_for(records, out_dir)
     costs = arm_cost.saved(out_dir)
+    rebuilds = (
+        results is not None
+        and Path(results).resolve() == (out_dir / RESULTS_NAME).resolve()
+        and weights is None
+        and command is None
+    )
     command = command or _most_common(r.get("command") for r in records)
-    page = render(records, scores, command=command, images=images, measured_ranks=measured, site=plots, costs=costs)
+    page = render(
+        records,
+        scores,
+        command=command,
+        images=images,
+        measured_ranks=measured,
+        site=plots,
+        costs=costs,
+        rebuilds=rebuilds,
+    )
     path.write_text(page, encoding="utf-8", newline="\n")
     if plots:  # the same scores as a static site: sortable tables, interactive figures
         write_site(records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs)
@@ -100,12 +123,15 @@ def render(
     measured_ranks: dict | None = None,
     site: bool = False,
     costs: dict | None = None,
+    rebuilds: bool = False,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
     `measured_ranks` is the rank stability of these records (analysis/rank_stability.py), if any.
     `site`: the static site (site.py) is written beside the page, and the page links it.
-    `costs`: each arm's measured time per step and memory (analysis/arm_cost.py), if any."""
+    `costs`: each arm's measured time per step and memory (analysis/arm_cost.py), if any.
+    `rebuilds`: the page is made from results.jsonl in its own folder, so it names the
+    command that makes it there."""
     records = latest_by_run(records)
     images = images or {}
     suites = _unique(r.get("suite") for r in records)
@@ -117,7 +143,8 @@ def render(
             "[site/index.html](site/index.html) (opens from disk, no network needed).",
             "",
         ]
-    out += _provenance(records, scores, command, saved=_saved_names(measured_ranks, costs))
+    saved = _saved_names(measured_ranks, costs) if rebuilds else None
+    out += _provenance(records, scores, command, saved=saved)
     if scores.per_task.empty:
         out += ["No scored runs in these results.", ""]
     else:
@@ -184,7 +211,9 @@ def _saved_names(measured_ranks: dict | None, costs: dict | None) -> list[str]:
     return [name for name, there in ((arm_cost.FILE, costs), (rank_stability.FILE, measured_ranks)) if there]
 
 
-def _provenance(records: list[dict], scores: Scores, command: str | None, saved: list[str]) -> list[str]:
+def _provenance(records: list[dict], scores: Scores, command: str | None, saved: list[str] | None) -> list[str]:
+    """The page's header table; `saved` (the saved files it reads) is None unless the page
+    rebuilds from its own folder (write's `results`), and then it says how."""
     env = [r.get("env") or {} for r in records]
     by_status = ", ".join(f"{n} {s}" for s, n in outcome_counts(records).items())
     seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
@@ -192,7 +221,7 @@ def _provenance(records: list[dict], scores: Scores, command: str | None, saved:
     rows = [
         ("Suite", _codes(_unique(r.get("suite") for r in records))),
         ("Reproduce with", _code(command or _most_common(r.get("command") for r in records))),
-        ("This page made by", rebuild_command(saved)),
+        *([("This page made by", rebuild_command(saved))] if saved is not None else []),
         ("Date (latest run finished)", _latest(r.get("timings") or {} for r in records)),
         ("Git commit", _codes(_unique(e.get("git_commit") for e in env))),
         (
@@ -396,14 +425,19 @@ def _overall_section(scores: Scores) -> list[str]:
             title = f"Ranked on all {n_tasks} tasks"
         else:
             title = f"Ranked on {len(tasks)} of {n_tasks} tasks: {', '.join(f'`{t}`' for t in tasks)}"
+        placed = not group["place_wide"].isna().all()  # some arm's field holds these tasks and more
         if len(group) == 1 and tasks:
-            alone = " (one strategy: nothing to rank it against)"
+            alone = (
+                " (one strategy: no rank of its own, placed among every arm ranked on these tasks)"
+                if placed
+                else " (one strategy: nothing to rank it against)"
+            )
         elif tasks and group["rank"].isna().all():
             alone = " (all share one mean rank: nothing tells them apart)"
         else:
             alone = ""
         wide = ["among every arm ranked on these tasks"]
-        if group["place_wide"].isna().all():  # no arm's field holds these tasks and more
+        if not placed:
             wide, rows = [], [row[:3] + row[4:] for row in rows]
         out += [f"### {title}{alone}", ""] + _table(head[:3] + wide + head[3:], rows) + [""]
     return out

@@ -71,6 +71,19 @@ def execute(spec_dict: dict, job: Job) -> dict:
     return record
 
 
+def track_copy(spec: RunSpec, record: dict, job: Job) -> None:
+    """A copy (the same run as another arm's, never trained twice: suite_runner) as a W&B run
+    of its own, so the project shows every arm: its history is its source's series."""
+    if not job.wandb:
+        return
+    from .tracking import RunTracker
+
+    series = Path(job.results_dir) / record["series"] if record.get("series") and job.results_dir else None
+    tracker = _tracked(lambda: RunTracker(job.wandb, spec), spec)
+    if tracker:
+        _tracked(lambda: tracker.finish(record, series), spec)
+
+
 def _started(tracker):
     """The tracker with its W&B run started now (Lightning would start it inside training,
     where a failure would make the run an error)."""

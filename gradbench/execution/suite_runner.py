@@ -127,22 +127,30 @@ class _Phase:
             [f"{not_run} recorded as not run above a diverged level (a protocol without the rule)"] if not_run else []
         )
         again = f", again: {' and '.join(why)}" if why else ""
+        sources = _copyable(recorded, done)
+        specs = [i for i in todo if not isinstance(i, Skipped)]
+        trains = _distinct(specs, sources)
+        how = [f"{len(trains)} to train"]
+        how += (
+            [f"{len(specs) - len(trains)} the same run as another arm's (copied)"] if len(specs) > len(trains) else []
+        )
+        how += [f"{len(todo) - len(specs)} recorded without training"] if len(todo) > len(specs) else []
         self.log(
             f"{self._what(name)}{f' ({part})' if part else ''}: {len(items)} runs ({len(items) - len(todo)} already in {self.results_path}, "
-            f"{len(todo)} to run{again}); {self.executor.describe()}"
+            f"{len(todo)} to run{again}: {', '.join(how)}); {self.executor.describe()}"
         )
         progress = Progress(
-            todo,
+            trains,
             len(items) - len(todo),
             len(items),
             self.log,
             parallel=getattr(self.executor, "workers", 1),
             declared={arm.label: arm.params for arm in self.suite.all_arms},
-            later=[i for i in later if not isinstance(i, Skipped) and i.run_id not in done],
+            later=_distinct([i for i in later if not isinstance(i, Skipped) and i.run_id not in done], sources, trains),
         )
         for item in [i for i in todo if isinstance(i, Skipped)]:  # recorded at once, never trained
             self._record(item, skipped_record(item, self.command), progress)
-        self._train([i for i in todo if not isinstance(i, Skipped)], _copyable(recorded, done), progress)
+        self._train(specs, sources, progress)
 
     def _train(self, specs: list, sources: dict[str, dict], progress: Progress) -> None:
         """Train each distinct run once. A spec whose run (same_run_key: all but its names) is
@@ -177,6 +185,10 @@ class _Phase:
     def _record(self, spec, rec: dict, progress: Progress) -> None:
         with self.guard.deferred():
             jsonl.append(self.results_path, rec)
+        if rec.get("copy_of"):  # a trained run is tracked by its worker; a copy here, once recorded
+            from .executors import track_copy
+
+            track_copy(spec, rec, self.job)
         progress.done(spec, rec)
 
     def _retag(self, reused: list[dict]) -> None:
@@ -248,6 +260,19 @@ def _copyable(recorded: dict[str, dict], done: set[str]) -> dict[str, dict]:
     return out
 
 
+def _distinct(specs: list, sources: dict[str, dict], trained: list = ()) -> list:
+    """The specs that train: one per same-run key, none whose run is recorded (sources) or
+    among `trained` already; the rest are copies."""
+    seen = set(sources) | {same_run_key(s.to_dict()) for s in trained}
+    out = []
+    for spec in specs:
+        key = same_run_key(spec.to_dict())
+        if key not in seen:
+            seen.add(key)
+            out.append(spec)
+    return out
+
+
 def check_data(suite: Suite, items: list, data_root: Path) -> None:
     """Fail fast on missing or corrupt data, before anything trains (and warm this process's cache)."""
     from ..training.data import load_task_data
@@ -298,12 +323,12 @@ class Progress:
     def done(self, item, rec: dict) -> None:
         self.count += 1
         spec = item.spec if isinstance(item, Skipped) else item
-        if not isinstance(item, Skipped):
+        if item in self.left:  # a skipped run or a copy was never priced
             self.left.remove(item)
-            if not rec.get("copy_of"):  # a copy took no time: not a rate
-                spent = self.spent.setdefault(spec.task, [0.0, 0.0])
-                spent[0] += rec["timings"].get("wall_s", 0.0)
-                spent[1] += priced_ms(spec.task, rec["metrics"]["steps"])
+        if not isinstance(item, Skipped) and not rec.get("copy_of"):  # a copy took no time: not a rate
+            spent = self.spent.setdefault(spec.task, [0.0, 0.0])
+            spent[0] += rec["timings"].get("wall_s", 0.0)
+            spent[1] += priced_ms(spec.task, rec["metrics"]["steps"])
         m = rec["metrics"]
         outcome = rec["status"]
         if rec["status"] == "ok":

@@ -90,6 +90,7 @@ class RunTracker:
             {
                 "status": record["status"],
                 "reason": record["reason"],
+                **({"copy_of": record["copy_of"]} if record.get("copy_of") else {}),
                 **{f"final/{k}": v for k, v in record["metrics"].items() if not isinstance(v, list)},
                 **{f"stability/{k}": v for k, v in (record["stability"] or {}).items() if not isinstance(v, list)},
             }
