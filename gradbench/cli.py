@@ -165,6 +165,17 @@ def _parser() -> argparse.ArgumentParser:
         "spread of its record (not bit for bit)?",
     )
     vf.add_argument("--threads", type=int, metavar="N", help="torch threads for the re-runs (default: each record's)")
+    vf.add_argument(
+        "--same-cpu",
+        action="store_true",
+        help="only runs recorded on this machine's kind of CPU (env.cpu and cpu_capability): "
+        "the ones that must reproduce bit for bit here",
+    )
+    vf.add_argument(
+        "--commit",
+        metavar="PREFIX",
+        help="only runs recorded at a git commit that starts with PREFIX (env.git_commit): one day's part of a long suite",
+    )
     vf.set_defaults(fn=cmd_verify)
     return p
 
@@ -274,6 +285,8 @@ def cmd_verify(args) -> int:
         seed=args.seed,
         statistical=args.statistical,
         threads=args.threads,
+        same_cpu=args.same_cpu,
+        commit=args.commit,
     )
     bad = [o for o in outcomes if not o.ok]
     if args.statistical:

@@ -715,6 +715,14 @@ def test_verify_reproduces_a_suite_and_names_a_tampered_field(tiny_data, tmp_pat
     assert f"recorded with cpu_capability {tampered['env']['cpu_capability']}, now {cap}" in line
     assert "verify: 1 of 2 runs reproduce their recorded results; 1 differ" in out
 
+    # --same-cpu: only the run recorded on this kind of CPU (the other's CPU is unknown)
+    assert cli.main(["verify", str(path), "--data", str(tiny_data), "--same-cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok       {recs[0]['run_id']}" in out and tampered["run_id"] not in out
+    assert "re-running 1 of 2 runs (drawn from those recorded on this CPU kind," in out
+    assert cli.main(["verify", str(path), "--data", str(tiny_data), "--commit", "0000000"]) == 2
+    assert "no run was recorded at git commit 0000000" in capsys.readouterr().err
+
     # --sample draws the same runs for the same seed, and only those are re-run
     assert cli.main(["verify", str(path), "--data", str(tiny_data), "--sample", "1", "--seed", "3"]) in (0, 1)
     first = [x for x in capsys.readouterr().out.splitlines() if x.startswith(("ok", "DIFFERS"))]
@@ -729,6 +737,16 @@ def test_verify_selection_and_comparison_units():
     a, b = verify.select(recs, 3, seed=1), verify.select(recs, 3, seed=1)
     assert a == b and len(a) == 3 and all(r["status"] == "ok" for r in a)
     assert [r["run_id"] for r in a] == sorted((r["run_id"] for r in a), key=int)  # file order
+    # one CPU kind's or one commit's part of a long suite
+    for i, r in enumerate(recs):
+        r["env"] = {"cpu": "AMD EPYC" if i < 5 else "Intel Xeon", "cpu_capability": "AVX512", "git_commit": f"c{i % 2}"}
+    assert [r["run_id"] for r in verify.select(recs, cpu="Intel Xeon (AVX512)")] == ["5", "6", "7", "8", "9"]
+    assert [r["run_id"] for r in verify.select(recs, cpu="AMD EPYC (AVX512)", commit="c1")] == ["1", "3"]
+    assert len(verify.select(recs, 2, cpu="AMD EPYC (AVX512)")) == 2
+    with pytest.raises(UserError, match=r"on the CPU kind Intel Xeon \(AVX2\); .*AMD EPYC \(AVX512\) \(4\)"):
+        verify.select(recs, cpu="Intel Xeon (AVX2)")
+    with pytest.raises(UserError, match=r"at git commit c2; the runs were recorded at git commit: c0 \(4\), c1 \(5\)"):
+        verify.select(recs, commit="c2")
     base = {
         "status": "ok",
         "metrics": {"test": 0.5, "val_curve": [[10, 0.25], [20, 0.5]], "steps": 20},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from ..core.errors import UserError
@@ -27,16 +28,43 @@ class Outcome:
         return not self.diffs
 
 
-def select(records: list[dict], sample: int | None = None, seed: int = 0) -> list[dict]:
+def select(
+    records: list[dict],
+    sample: int | None = None,
+    seed: int = 0,
+    cpu: str | None = None,
+    commit: str | None = None,
+) -> list[dict]:
     """The records to re-run, in file order: all that are not skipped, or `sample` of them
-    drawn with random.Random(seed) (deterministic)."""
+    drawn with random.Random(seed) (deterministic). `cpu` ("model (capability)", cpu_kind)
+    keeps those recorded on that kind of CPU, `commit` those recorded at a git commit that
+    starts with it: one CPU kind's or one day's part of a long suite. A UserError when none
+    is left, naming what there is."""
     runs = [r for r in records if r.get("status") != "skipped"]
+    for wanted, of, what in ((cpu, cpu_kind, "on the CPU kind"), (commit, _commit, "at git commit")):
+        if wanted is None:
+            continue
+        kept = [r for r in runs if (of(r.get("env") or {}) or "").startswith(wanted)]
+        if not kept:
+            there = Counter(of(r.get("env") or {}) or "not recorded" for r in runs)
+            shown = ", ".join(f"{k} ({n})" for k, n in sorted(there.items()))
+            raise UserError(f"no run was recorded {what} {wanted}; the runs were recorded {what}: {shown}")
+        runs = kept
     if sample is not None and sample < 1:
         raise UserError(f"--sample: must be a positive integer, got {sample}")
     if sample is None or sample >= len(runs):
         return runs
     chosen = sorted(random.Random(seed).sample(range(len(runs)), sample))
     return [runs[i] for i in chosen]
+
+
+def cpu_kind(env: dict) -> str | None:
+    """A record's kind of CPU, as bit-for-bit reproduction needs it the same: "model (capability)"."""
+    return f"{env['cpu']} ({env.get('cpu_capability')})" if env.get("cpu") else None
+
+
+def _commit(env: dict) -> str | None:
+    return env.get("git_commit")
 
 
 def compare(recorded: dict, now: dict) -> list[tuple[str, object, object]]:

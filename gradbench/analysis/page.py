@@ -19,6 +19,7 @@ from ..core.numerics import numerics_of
 from ..core.record import counts_in_scores, outcome_counts
 from ..store.jsonl import latest_by_run
 from . import arm_cost, literature, rank_stability, scoring
+from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .runs import canonical
@@ -235,8 +236,7 @@ def _provenance(records: list[dict], scores: Scores, command: str | None, saved:
         # CPU records reproduce bit for bit only on the same kind of CPU (see gradbench verify)
         (
             "CPU",
-            ", ".join(_unique(f"{e['cpu']} ({e.get('cpu_capability')})" for e in env if e.get("cpu")))
-            or "not recorded",
+            ", ".join(_unique(cpu_kind(e) for e in env if e.get("cpu"))) or "not recorded",
         ),
         ("Threads", ", ".join(_unique(e.get("threads") for e in env)) or "—"),
         *(

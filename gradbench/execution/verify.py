@@ -38,6 +38,7 @@ from ..analysis.compare import (
     Outcome,
     compare,
     consistency,
+    cpu_kind,
     env_changes,
     format_outcome,
     select,
@@ -68,11 +69,15 @@ def verify(
     log: Callable[[str], None] = print,
     statistical: bool = False,
     threads: int | None = None,
+    same_cpu: bool = False,
+    commit: str | None = None,
 ) -> list[Outcome]:
     """Re-run the chosen records of the results file `path`; log one line per run and return
     the outcomes. Bitwise by default; `statistical`: each re-run is judged against its record
     with the task's seed-to-seed spread as the tolerance (compare.STATISTICAL_RULE), for
     another machine kind or thread count. `threads`: torch threads for the re-runs (default: each record's own).
+    `same_cpu`: only runs recorded on this machine's kind of CPU (the ones that must reproduce
+    bit for bit here); `commit`: only runs recorded at a git commit starting with it.
     UserError for an unreadable file, a record without a usable spec, or data that is missing
     (checked before anything runs)."""
     import torch
@@ -85,7 +90,12 @@ def verify(
     records = jsonl.latest_by_run(jsonl.load(path))
     if not records:
         raise UserError(f"{path}: no run records")
-    chosen = select(records, sample, seed)
+    here = None
+    if same_cpu:
+        from ..training.provenance import cpu_model
+
+        here = cpu_kind({"cpu": cpu_model() or "unknown", "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+    chosen = select(records, sample, seed, cpu=here, commit=commit)
     specs = [_spec(r, path) for r in chosen]
     for rec, spec in zip(chosen, specs):
         if spec.task not in TASKS:
@@ -102,8 +112,11 @@ def verify(
     for key in dict.fromkeys((s.task, json.dumps(s.data, sort_keys=True)) for s in specs):
         load_task_data(TASKS.get(key[0]), data_root, json.loads(key[1]))
     skipped = len(records) - len([r for r in records if r.get("status") != "skipped"])
+    only = [f"recorded on this CPU kind, {here}"] if here else []
+    only += [f"recorded at git commit {commit}*"] if commit else []
     log(
         f"verify {path}: re-running {len(chosen)} of {len(records)} runs"
+        + (f" (drawn from those {' and '.join(only)})" if only else "")
         + (f" ({skipped} skipped runs are not re-run)" if skipped else "")
     )
     if statistical:
