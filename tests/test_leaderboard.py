@@ -372,6 +372,19 @@ def test_the_literature_section_reads_each_claim_by_its_rule_and_says_what_diffe
     assert "**Verdict: holds.**\n" in page  # a claim that holds carries no excuse
     assert "**Verdict: does not hold.** What differs here: Goyal et al. warm up over 5 epochs" in page
     assert "**Verdict: cannot be tested here.**\n" in page
+    assert verdicts["QK-LayerNormDehghani"].differs == ""  # arms missing: nothing of the setup to explain
+
+    # a claim read but not countable (warmup and baseline both unstable from the lowest level)
+    # says what differs, since why both failed is the setup's part
+    unstable = [
+        make_record("mnist_mlp", arm, seed, lr, "diverged", steps_to_target=None)
+        for seed in (0, 1)
+        for lr in (1.0, 2.0)
+        for arm in ("baseline", "warmup")
+    ]
+    goyal = next(f for c, f in literature.findings(scoring.score(unstable), unstable) if c.source.startswith("Goyal"))
+    assert goyal.verdict == literature.UNTESTED and "both unstable from the lowest level" in goyal.measured
+    assert goyal.differs.startswith("Goyal et al. warm up over 5 epochs")
 
 
 def test_two_specs_of_one_arm_seed_and_level_are_refused_not_counted_twice(tmp_path):
