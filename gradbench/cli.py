@@ -122,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(fn=cmd_run)
 
+    st = sub.add_parser(
+        "status",
+        help="where a suite stands in its results file: each phase's runs recorded, the training time, "
+        "the parts to verify",
+    )
+    st.add_argument("config", help="suite YAML file")
+    st.add_argument("--results", help="results file (default: results/<suite name>.jsonl, as run writes)")
+    st.set_defaults(fn=cmd_status)
+
     sch = sub.add_parser("schema", help="print the suite file's JSON Schema (for editors that check YAML)")
     sch.set_defaults(fn=cmd_schema)
 
@@ -316,6 +325,19 @@ def cmd_leaderboard(args) -> int:
         raise UserError(f"{args.results}: no run records")
     page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results))
     print(f"leaderboard: {page}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .execution.standing import status_lines
+    from .execution.suite_runner import default_results_path
+    from .suite import load_suite
+
+    suite = load_suite(args.config)
+    results_path = Path(args.results) if args.results else default_results_path(suite)
+    if not results_path.exists():
+        raise UserError(f"--results: {results_path} does not exist (nothing of suite {suite.name} is recorded yet)")
+    print("\n".join(status_lines(suite, results_path)))
     return 0
 
 

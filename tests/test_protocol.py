@@ -199,7 +199,7 @@ def test_scores_read_stability_off_the_grid_and_accuracy_off_every_seed_at_the_c
 # ------------------------------------------------------------------------------- end to end
 
 
-def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_path):
+def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_path, capsys):
     from gradbench.cli import main
 
     data = real_data_or_skip("MNIST")  # something must learn for a choice to exist
@@ -239,6 +239,28 @@ def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_p
     assert "Tuning protocol" in page and "seeds 0, 1" in page
     assert main(argv) == 0  # resumed: nothing left to run
     assert len(results.read_text().splitlines()) == len(recs)
+
+    # gradbench status: each phase's runs recorded, without running anything
+    capsys.readouterr()
+    assert main(["status", str(config), "--results", str(results)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"suite p in {results}: {len(recs)} of its runs recorded, {len(recs)} of them trained in ")
+    assert out[1:6] == [
+        "phase 1, the sweep, level 1 of 2 (lr x0.125): 4 of 4 recorded" + out[1].split("recorded")[1],
+        "phase 1, the sweep, level 2 of 2 (lr x0.25): 4 of 4 recorded" + out[2].split("recorded")[1],
+        "phase 2, extra trials: 4 of 4 recorded" + out[3].split("recorded")[1],
+        "phase 3, final seeds: 6 of 6 recorded" + out[4].split("recorded")[1],
+        "parts it was grown in (check each on its CPU kind: gradbench verify RESULTS --same-cpu --commit C):",
+    ]
+    assert out[6].endswith(f": {len(recs)} trained runs")
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text("".join(results.read_text().splitlines(keepends=True)[:3]))
+    assert main(["status", str(config), "--results", str(partial)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("phase 1, the sweep, level 1 of 2 (lr x0.125): 3 of 4 recorded (")
+    assert out[3:5] == [f"phase {n}: counted once the sweep is recorded" for n in ("2, extra trials", "3, final seeds")]
+    assert main(["status", str(config), "--results", str(tmp_path / "none.jsonl")]) == 2
+    assert "none.jsonl does not exist" in capsys.readouterr().err
 
     # the same file under a protocol that sweeps seed 0 only: seed 1's runs there are final
     # runs now, recorded again in that role, so neither the choice nor the grid reads them
