@@ -335,8 +335,6 @@ def cmd_status(args) -> int:
 
     suite = load_suite(args.config)
     results_path = Path(args.results) if args.results else default_results_path(suite)
-    if not results_path.exists():
-        raise UserError(f"--results: {results_path} does not exist (nothing of suite {suite.name} is recorded yet)")
     print("\n".join(status_lines(suite, results_path)))
     return 0
 

@@ -244,23 +244,37 @@ def test_a_protocol_suite_runs_its_three_phases_in_one_command_and_resumes(tmp_p
     capsys.readouterr()
     assert main(["status", str(config), "--results", str(results)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith(f"suite p in {results}: {len(recs)} of its runs recorded, {len(recs)} of them trained in ")
+    assert out[0].startswith(
+        f"suite p in {results}: {len(recs)} of its runs recorded, {len(recs)} of them trained, in "
+    )
     assert out[1:6] == [
-        "phase 1, the sweep, level 1 of 2 (lr x0.125): 4 of 4 recorded" + out[1].split("recorded")[1],
-        "phase 1, the sweep, level 2 of 2 (lr x0.25): 4 of 4 recorded" + out[2].split("recorded")[1],
-        "phase 2, extra trials: 4 of 4 recorded" + out[3].split("recorded")[1],
-        "phase 3, final seeds: 6 of 6 recorded" + out[4].split("recorded")[1],
+        "phase 1, the sweep, level 1 of 2 (lr x0.125): 4 of 4 recorded (4 ok)",
+        "phase 1, the sweep, level 2 of 2 (lr x0.25): 4 of 4 recorded (4 ok)",
+        "phase 2, extra trials: 4 of 4 recorded (4 ok)",
+        "phase 3, final seeds: 6 of 6 recorded (6 ok)",
         "parts it was grown in (check each on its CPU kind: gradbench verify RESULTS --same-cpu --commit C):",
     ]
-    assert out[6].endswith(f": {len(recs)} trained runs")
+    assert out[6].endswith(f": {len(recs)} runs") and len(out) == 7
+    # part way: the later phases are not known yet; a record of another numerics version is to train again
+    lines = results.read_text().splitlines(keepends=True)
+    older = {**json.loads(lines[0]), "numerics": 1}
     partial = tmp_path / "partial.jsonl"
-    partial.write_text("".join(results.read_text().splitlines(keepends=True)[:3]))
+    partial.write_text(json.dumps(older) + "\n" + "".join(lines[1:3]))
     assert main(["status", str(config), "--results", str(partial)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].startswith("phase 1, the sweep, level 1 of 2 (lr x0.125): 3 of 4 recorded (")
-    assert out[3:5] == [f"phase {n}: counted once the sweep is recorded" for n in ("2, extra trials", "3, final seeds")]
-    assert main(["status", str(config), "--results", str(tmp_path / "none.jsonl")]) == 2
-    assert "none.jsonl does not exist" in capsys.readouterr().err
+    assert out[0].startswith(f"suite p in {partial}: 2 of its runs recorded, 2 of them trained, in ")
+    assert out[0].endswith("; 1 more recorded under another numerics version, which gradbench run trains again")
+    assert out[1:5] == [
+        "phase 1, the sweep, level 1 of 2 (lr x0.125): 2 of 4 recorded (2 ok)",
+        "phase 1, the sweep, level 2 of 2 (lr x0.25): 0 of 4 recorded",
+        "phase 2, extra trials: counted once the sweep is recorded",
+        "phase 3, final seeds: counted once the sweep is recorded",
+    ]
+    assert main(["status", str(config), "--results", str(tmp_path / "none.jsonl")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"suite p: nothing recorded yet in {tmp_path / 'none.jsonl'}" and out[1].endswith(
+        ": 0 of 4 recorded"
+    )
 
     # the same file under a protocol that sweeps seed 0 only: seed 1's runs there are final
     # runs now, recorded again in that role, so neither the choice nor the grid reads them

@@ -318,7 +318,7 @@ def test_kill_9_then_rerun_completes_every_run_exactly_once(tiny_data, tmp_path)
         fh.write(b'{"run_id": "0123456789ab", "status": "o')
     c = run_cli(*args, cwd=tmp_path)  # the stale lock file does not block
     assert c.returncode == 0, c.stderr
-    assert f"({kept} already in {path}, {total - kept} to run: {total - kept} to train)" in c.stdout
+    assert f"({kept} already in {path}, {total - kept} to run; {total - kept} to train)" in c.stdout
     warn = [line for line in c.stderr.splitlines() if "torn last line" in line]
     assert len(warn) == 1 and warn[0].startswith(f"gradbench: warning: {path}:{kept + 1}: ignoring a torn")
     recs = results.load(path)
@@ -379,7 +379,7 @@ def test_ctrl_c_mid_run_stops_cleanly_says_how_to_resume_and_rerun_completes(tin
     assert all(r["status"] == "ok" and r["metrics"]["steps"] == 40 for r in recs)
     c = run_cli(*args, cwd=tmp_path)
     assert c.returncode == 0, c.stderr
-    assert f"({kept} already in {path}, {4 - kept} to run: {4 - kept} to train)" in c.stdout
+    assert f"({kept} already in {path}, {4 - kept} to run; {4 - kept} to train)" in c.stdout
     recs = results.load(path)
     assert len(recs) == 4 and len({r["run_id"] for r in recs}) == 4
     assert all(r["status"] == "ok" and r["metrics"]["steps"] == 40 for r in recs)

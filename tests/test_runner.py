@@ -151,7 +151,7 @@ def test_an_arm_whose_run_is_another_arms_is_not_trained_twice(tiny_data, tmp_pa
     assert by["relu"]["copy_of"] == by["baseline"]["run_id"] and "copy_of" not in by["clip_norm"]
     assert by["relu"]["run_id"] != by["baseline"]["run_id"]
     assert [line for line in lines if "not trained again" in line] == [next(line for line in lines if " relu " in line)]
-    assert "3 to run: 2 to train, 1 the same run as another arm's (copied)" in lines[0]
+    assert "3 to run; 2 to train, 1 the same run as another arm's (copied)" in lines[0]
     trained = run_one(expand(small_suite(strategies=["relu"]))[0], tiny_data)
     for field in ("status", "metrics", "stability", "data"):
         assert by["relu"][field] == json.loads(json.dumps(trained[field])), field
@@ -160,7 +160,7 @@ def test_an_arm_whose_run_is_another_arms_is_not_trained_twice(tiny_data, tmp_pa
     # a later suite in the same file: the recorded run is the source
     lines.clear()
     more = run_suite(small_suite(strategies=["baseline", "sgd_momentum"]), path, tiny_data, log=lines.append)
-    assert more[1]["copy_of"] == by["baseline"]["run_id"] and "1 to run: 0 to train, 1 the same run" in lines[0]
+    assert more[1]["copy_of"] == by["baseline"]["run_id"] and "1 to run; 0 to train, 1 the same run" in lines[0]
     assert cli.main(["verify", str(path), "--data", str(tiny_data)]) == 0
     out = capsys.readouterr().out
     assert f"ok       {more[1]['run_id']} mnist_mlp sgd_momentum" in out and "verify: 4 of 4 runs reproduce" in out

@@ -10,9 +10,9 @@ everywhere, both unstable from the grid's lowest level, or both stable up to its
 grid stops before it could tell them apart). Two test metrics differ only when their 95%
 intervals do not overlap. A claim that does not hold is a result: `differs` says what this
 benchmark's setup does differently from the source's (read off the records where it is a
-number), and the page shows it with the verdict; so it does for a claim that could not be
-counted because its arms failed (why they failed is the setup's part), not for one whose
-arms or tasks the results lack.
+number), and the page shows it with the verdict; so it does for a claim that was read but
+could not be counted (its arms both failed, or the grid was too short to tell them apart:
+both are the setup's part), not for one whose arms or tasks the results lack.
 """
 
 from __future__ import annotations

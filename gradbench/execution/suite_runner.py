@@ -12,7 +12,7 @@ from ..core.numerics import NUMERICS, numerics_of
 from ..core.spec import RunSpec, same_run_key
 from ..store import jsonl
 from ..store.lock import exclusive
-from ..suite import Skipped, Suite, above_diverged, expand, final_runs, sweep_levels, tuning_trials
+from ..suite import Skipped, Suite, above_diverged, by_sweep_level, expand, final_runs, tuning_trials
 from ..training.run import copied_record, skipped_record
 from . import interrupts
 
@@ -82,8 +82,8 @@ def _sweep_level_by_level(phase: _Phase, items: list, sweep_seeds: int) -> None:
     """The sweep one level at a time, lowest first (the budget rule): a level runs once the
     ones below it are known, and an arm's runs above a level where every sweep seed diverged
     are recorded as not run."""
-    levels = sweep_levels(items)
-    by_level = {lv: [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == lv] for lv in levels}
+    by_level = by_sweep_level(items)
+    levels = list(by_level)
     for n, level in enumerate(levels, 1):
         wave = above_diverged(by_level[level], phase.suite_records(), sweep_seeds)
         later = [i for lv in levels[n:] for i in by_level[lv]]  # priced in the ETA too
@@ -137,7 +137,7 @@ class _Phase:
         how += [f"{len(todo) - len(specs)} recorded without training"] if len(todo) > len(specs) else []
         self.log(
             f"{self._what(name)}{f' ({part})' if part else ''}: {len(items)} runs ({len(items) - len(todo)} already in {self.results_path}, "
-            f"{len(todo)} to run{again}: {', '.join(how)}); {self.executor.describe()}"
+            f"{len(todo)} to run{again}; {', '.join(how)}); {self.executor.describe()}"
         )
         progress = Progress(
             trains,

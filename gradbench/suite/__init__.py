@@ -1,13 +1,23 @@
 """What to run: a suite file -> a validated Suite (config.py) -> its runs (expand.py)."""
 
 from .config import Suite, load_suite, parse_suite
-from .expand import ABOVE_DIVERGED, Skipped, above_diverged, expand, final_runs, sweep_levels, tuning_trials
+from .expand import (
+    ABOVE_DIVERGED,
+    Skipped,
+    above_diverged,
+    by_sweep_level,
+    expand,
+    final_runs,
+    sweep_levels,
+    tuning_trials,
+)
 
 __all__ = [
     "ABOVE_DIVERGED",
     "Skipped",
     "Suite",
     "above_diverged",
+    "by_sweep_level",
     "expand",
     "final_runs",
     "load_suite",

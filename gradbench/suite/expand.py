@@ -74,6 +74,13 @@ def sweep_levels(items: list[RunSpec | Skipped]) -> list[float]:
     return sorted({(i.spec if isinstance(i, Skipped) else i).lr_mult for i in items})
 
 
+def by_sweep_level(items: list[RunSpec | Skipped]) -> dict[float, list[RunSpec | Skipped]]:
+    """The sweep's runs level by level, lowest first."""
+    return {
+        lv: [i for i in items if (i.spec if isinstance(i, Skipped) else i).lr_mult == lv] for lv in sweep_levels(items)
+    }
+
+
 def above_diverged(items: list[RunSpec | Skipped], records: list[dict], sweep_seeds: int) -> list[RunSpec | Skipped]:
     """`items` (sweep runs), each run whose arm diverged on every sweep seed at a lower level
     of its task's sweep, in `records` (this suite's so far), made a not-run Skipped: a higher

@@ -118,7 +118,7 @@ def copied_record(source: dict, spec: RunSpec, command: str | None = None) -> di
             **_identity(spec, command),
             "spec": spec.to_dict(),
             "timings": {"finished_at": _now()},
-            "copy_of": source["run_id"],
+            "copy_of": source.get("copy_of") or source["run_id"],  # the run that trained
         }
     )
 
