@@ -63,11 +63,12 @@ def status_lines(suite: Suite, results_path: Path) -> list[str]:
     mine = ours()
     trained = [r for r in mine if r["status"] != "skipped" and not r.get("copy_of")]
     hours = sum((r.get("timings") or {}).get("wall_s", 0.0) for r in trained) / 3600
-    head = (
-        f"suite {suite.name} in {results_path}: {len(mine)} of its runs recorded, {len(trained)} of them "
-        f"trained, in {hours:.1f} run-hours (their summed wall time)"
-    )
-    if not records:
+    if records:
+        head = (
+            f"suite {suite.name} in {results_path}: {len(mine)} of its runs recorded, {len(trained)} of them "
+            f"trained, in {hours:.1f} run-hours (their summed wall time)"
+        )
+    else:
         head = f"suite {suite.name}: nothing recorded yet in {results_path}"
     older = sum(1 for i in role if i in by_id and i not in done)
     if older:
