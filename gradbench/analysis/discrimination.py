@@ -55,21 +55,28 @@ def split_by_target(per_task: pd.DataFrame) -> list[TaskSplit]:
     return out
 
 
-def markdown(splits: list[TaskSplit], per_task: pd.DataFrame) -> list[str]:
-    """A table: per task, its target and the arms on each side with their values."""
+def view(splits: list[TaskSplit], per_task: pd.DataFrame, quote: str = "`") -> pd.DataFrame:
+    """One row per task: its target and the arms on each side with their values, best first;
+    names in `quote` (markdown's code span; the site passes none)."""
     value = {(r.task, r.strategy): r.accuracy for r in per_task.itertuples()}
-    lines = [
-        f"| task | target | reach it (mean test metric at the chosen configuration) | do not | at least {MIN_EACH_SIDE} each |",
-        "|---|---|---|---|---|",
-    ]
-    for s in splits:
 
-        def arms(names: list[str], task: str = s.task) -> str:
-            return ", ".join(f"`{n}` {value[(task, n)]:.3g}" for n in names) or "none"
+    def arms(task: str, names: list[str]) -> str:
+        listed = ", ".join(f"{quote}{n}{quote} {value[(task, n)]:.3g}" for n in names) or "none"
+        return f"{len(names)}: {listed}"
 
-        op = ">=" if s.higher_is_better else "<="
-        lines.append(
-            f"| `{s.task}` | {op} {s.target:g} | {len(s.reached)}: {arms(s.reached)} | {len(s.missed)}: {arms(s.missed)} | "
-            f"{'yes' if s.discriminates else 'no'} |"
-        )
-    return lines
+    return pd.DataFrame(
+        {
+            "task": [f"{quote}{s.task}{quote}" for s in splits],
+            "target": [f"{'>=' if s.higher_is_better else '<='} {s.target:g}" for s in splits],
+            "reach it (mean test metric at the chosen configuration)": [arms(s.task, s.reached) for s in splits],
+            "do not": [arms(s.task, s.missed) for s in splits],
+            f"at least {MIN_EACH_SIDE} each": ["yes" if s.discriminates else "no" for s in splits],
+        }
+    )
+
+
+def markdown(splits: list[TaskSplit], per_task: pd.DataFrame) -> list[str]:
+    """The view as a markdown table."""
+    table = view(splits, per_task)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    return lines + ["| " + " | ".join(row) + " |" for row in table.itertuples(index=False)]

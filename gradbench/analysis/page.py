@@ -18,7 +18,7 @@ from ..core.errors import UserError
 from ..core.numerics import numerics_of
 from ..core.record import counts_in_scores, outcome_counts
 from ..store.jsonl import latest_by_run
-from . import arm_cost, literature, rank_stability, scoring
+from . import arm_cost, discrimination, literature, rank_stability, scoring
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
@@ -151,6 +151,7 @@ def render(
     else:
         out += _overall_section(scores)
         out += _rank_stability_section(measured_ranks, uninformative_tasks(scores.per_task))
+        out += _targets_section(scores)
         for task, rows in scores.per_task.groupby("task", sort=True):
             out += _task_section(task, rows, records, images, scores.weights)
         out += arm_cost.section(costs)
@@ -168,6 +169,27 @@ def render(
             ]
     out += _how_section(scores.weights)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+# ------------------------------------------------------------------------- targets
+
+
+def _targets_section(scores: Scores) -> list[str]:
+    """Which arms reach each task's target (analysis/discrimination.py): a task that every arm
+    passes, or none does, cannot tell the strategies apart."""
+    splits = discrimination.split_by_target(scores.per_task)
+    if not splits:
+        return []
+    return [
+        "## Which arms reach each task's target",
+        "",
+        "An arm reaches the target when its mean test metric over the seeds at its chosen configuration (a failed "
+        f"seed at chance) meets it. A task tells the strategies apart when at least {discrimination.MIN_EACH_SIDE} "
+        "arms reach it and as many do not; an arm n/a on the task, or the same runs as baseline, counts on neither side.",
+        "",
+        *discrimination.markdown(splits, scores.per_task),
+        "",
+    ]
 
 
 # ------------------------------------------------------------------------- literature

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import arm_cost, literature
+from . import arm_cost, discrimination, literature
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores
 
@@ -62,6 +62,7 @@ def render_site(
         "<p>A rank compares a strategy only with those ranked on the same tasks (<code>compared_on</code>): "
         "filter by it to read one field.</p>",
         _table(_overall_view(scores.overall), "overall"),
+        *_targets(pt),
         "<h2>Stability against accuracy</h2>",
         _figure(_scatter(pt), "fig-scatter"),
         "<h2>Probability of improving on baseline</h2>",
@@ -97,6 +98,18 @@ def render_site(
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+def _targets(pt: pd.DataFrame) -> list[str]:
+    splits = discrimination.split_by_target(pt)
+    if not splits:
+        return []
+    return [
+        "<h2>Which arms reach each task's target</h2>",
+        f"<p>The mean test metric at each arm's chosen configuration against the task's target: a task tells the "
+        f"strategies apart with at least {discrimination.MIN_EACH_SIDE} arms on each side.</p>",
+        _table(discrimination.view(splits, pt, quote=""), "targets"),
+    ]
 
 
 def _table(df: pd.DataFrame, table_id: str) -> str:
