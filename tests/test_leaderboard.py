@@ -225,15 +225,23 @@ def test_the_protocol_demo_page_shows_the_protocol_and_its_readings():
 
 
 def test_the_static_site_shows_every_table_and_figure_and_names_its_source(tmp_path):
-    """analysis/site.py: one sortable table per task, overall and of the arms reaching each
-    task's target, the figures (dose-response
-    per task, stability against accuracy, P(improve)), the command and the results file."""
+    """analysis/site.py: one sortable table per task, overall, of the arms reaching each
+    task's target and, once measured beside the page, of the rank stability; the figures
+    (dose-response per task, stability against accuracy, P(improve)), the command and the
+    results file."""
+    import shutil
+
+    from gradbench.analysis import rank_stability
     from gradbench.store import jsonl
 
     folder = COMMITTED[1]
     leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path)
     index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
-    for table_id in ("overall", "targets", "task-0", "task-1"):
+    assert 'id="rank-stability"' not in index  # none measured beside it
+    shutil.copy(folder / rank_stability.FILE, tmp_path / rank_stability.FILE)
+    leaderboard.write(jsonl.load(folder / "results.jsonl"), tmp_path)
+    index = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    for table_id in ("overall", "rank-stability", "targets", "task-0", "task-1"):
         assert f'id="{table_id}"' in index, table_id
     for div in ("fig-scatter", "fig-win", "fig-dose-0", "fig-dose-1"):
         assert f'id="{div}"' in index, div
@@ -259,7 +267,7 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
     dom = subprocess.run([browser, *flags, "--dump-dom", index.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
     tables = re.findall(r'<table id="([^"]+)"[^>]*class="[^"]*dataTable', dom.stdout)
-    assert sorted(tables) == ["overall", "targets", "task-0", "task-1"], tables
+    assert sorted(tables) == ["overall", "rank-stability", "targets", "task-0", "task-1"], tables
     assert dom.stdout.count("dt-orderable") >= 10  # sortable columns
     assert dom.stdout.count('class="main-svg"') >= 4  # every figure drawn
     console = [

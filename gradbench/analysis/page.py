@@ -77,7 +77,9 @@ def write(
     )
     path.write_text(page, encoding="utf-8", newline="\n")
     if plots:  # the same scores as a static site: sortable tables, interactive figures
-        write_site(records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs)
+        write_site(
+            records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs, measured_ranks=measured
+        )
     return path
 
 

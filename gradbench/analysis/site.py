@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import arm_cost, discrimination, literature
+from . import arm_cost, discrimination, literature, rank_stability
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores
 
@@ -31,21 +31,31 @@ def write_site(
     command: str | None,
     results_name: str,
     costs: dict | None = None,
+    measured_ranks: dict | None = None,
 ) -> Path:
-    """out_dir/site/index.html (and plotly.min.js beside it); returns the index's path."""
+    """out_dir/site/index.html (and plotly.min.js beside it); returns the index's path.
+    `measured_ranks`: the saved rank stability of these records (analysis/rank_stability.py)."""
     import plotly
 
     site = Path(out_dir) / SITE
     site.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, site / PLOTLY_JS)
     index = site / "index.html"
-    page = render_site(records, scores, command=command, results_name=results_name, costs=costs)
+    page = render_site(
+        records, scores, command=command, results_name=results_name, costs=costs, measured_ranks=measured_ranks
+    )
     index.write_text(page, encoding="utf-8")
     return index
 
 
 def render_site(
-    records: list[dict], scores: Scores, *, command: str | None, results_name: str, costs: dict | None = None
+    records: list[dict],
+    scores: Scores,
+    *,
+    command: str | None,
+    results_name: str,
+    costs: dict | None = None,
+    measured_ranks: dict | None = None,
 ) -> str:
     import itables
     from itables.javascript import generate_init_offline_itables_html
@@ -62,6 +72,7 @@ def render_site(
         "<p>A rank compares a strategy only with those ranked on the same tasks (<code>compared_on</code>): "
         "filter by it to read one field.</p>",
         _table(_overall_view(scores.overall), "overall"),
+        *_rank_stability(measured_ranks),
         *_targets(pt),
         "<h2>Stability against accuracy</h2>",
         _figure(_scatter(pt), "fig-scatter"),
@@ -98,6 +109,30 @@ def render_site(
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+def _rank_stability(measured: dict | None) -> list[str]:
+    if not measured:
+        return []
+    keys = list(measured["unchanged"])
+    groups = {k: rank_stability.tied_top(measured, k) for k in keys}
+    view = pd.DataFrame(
+        {
+            "ranking": keys,
+            "top 3": [", ".join(measured["top"][k]) for k in keys],
+            "top 3 unchanged": [_num(measured["unchanged"][k], 2) for k in keys],
+            "read as a tied group": [
+                ", ".join(f"{s} ({measured['in_top'][k][s]:.0%})" for s in groups[k]) if groups[k] else "" for k in keys
+            ],
+        }
+    )
+    return [
+        "<h3>Rank stability</h3>",
+        f"<p>The share of {measured['resamples']} seed-bootstrap resamples in which each ranking's top 3 is "
+        f"unchanged; below {rank_stability.SETTLED:.0%} the top is read as a tied group (each strategy with the "
+        "share of resamples that put it in the top 3). The markdown page says how it is measured.</p>",
+        _table(view, "rank-stability"),
+    ]
 
 
 def _targets(pt: pd.DataFrame) -> list[str]:
