@@ -249,6 +249,29 @@ def test_the_static_site_shows_every_table_and_figure_and_names_its_source(tmp_p
     assert 'href="../results.jsonl" download' in index and "configs/protocol_demo.yaml" in index
 
 
+def test_the_sites_rank_stability_reads_as_the_markdown_page_does():
+    """A top 3 unchanged in fewer than 90% of the resamples is shown with its tied group; a
+    measurement made before the shares in the top 3 were kept says so; a task where every
+    strategy shares one rank is named in the text."""
+    from gradbench.analysis.site import _rank_stability, _rank_stability_view
+
+    measured = {
+        "resamples": 100,
+        "top": {"a": ["x", "y", "z"], "b": ["x", "y", "z"], "overall": ["x", "y", "z"]},
+        "unchanged": {"a": 0.95, "b": 0.5, "overall": 0.6},
+        "in_top": {"a": {"x": 1.0}, "b": {"x": 1.0, "y": 0.8, "z": 0.5, "w": 0.55, "v": 0.05}},
+    }
+    rows = _rank_stability_view(measured).values.tolist()
+    assert rows == [
+        ["a", "x, y, z", 95, ""],  # settled: no group
+        ["b", "x, y, z", 50, "x (100%), y (80%), w (55%), z (50%)"],  # v, at 5%, is ruled out
+        ["overall", "x, y, z", 60, "(not measured: made before the share in the top 3 was kept)"],
+    ]
+    html_ = "\n".join(_rank_stability(measured, ["flat"]))
+    assert "No top 3 on flat" in html_ and 'id="rank-stability"' in html_
+    assert _rank_stability(None, []) == []
+
+
 def test_the_static_site_renders_in_a_real_browser(tmp_path):
     """Chromium, headless, opens the committed demo's site from disk: DataTables turned every
     table into a sortable one with its rows, plotly drew every figure, and the console has no

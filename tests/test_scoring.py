@@ -529,14 +529,14 @@ def test_tied_groups_need_seeds_to_separate():
 def test_a_task_discriminates_with_five_arms_on_each_side_of_its_target():
     """analysis/discrimination.py reads the scores' accuracy (the mean test metric at each
     arm's chosen configuration) against the target, in the task's direction; an arm that is
-    the same runs as baseline, or n/a, counts on neither side."""
+    the same runs as baseline, n/a or in error counts on neither side."""
     import pandas as pd
 
     from gradbench.analysis.discrimination import markdown, split_by_target
 
     rows = []
     for task, target, hib, values in (
-        ("acc", 0.9, True, [0.95, 0.91, 0.9, 0.93, 0.99, 0.5, 0.89, 0.1, 0.2, 0.3]),
+        ("acc", 0.9, True, [0.95, 0.91, 0.9, 0.93, 0.99, 0.5, 0.89996, 0.1, 0.2, 0.3]),
         ("mse", 0.05, False, [0.01, 0.02, 0.2]),
     ):
         for i, v in enumerate(values):
@@ -555,8 +555,19 @@ def test_a_task_discriminates_with_five_arms_on_each_side_of_its_target():
         dict(
             task="acc",
             strategy="copy",
-            status="scored",
-            reason="= baseline",
+            status="= baseline",  # as scoring marks an arm whose runs are baseline's
+            reason="its runs are baseline's",
+            target=0.9,
+            higher_is_better=True,
+            accuracy=0.99,
+        )
+    )
+    rows.append(
+        dict(
+            task="acc",
+            strategy="broken",
+            status="error",
+            reason="raised",
             target=0.9,
             higher_is_better=True,
             accuracy=0.99,
@@ -580,4 +591,6 @@ def test_a_task_discriminates_with_five_arms_on_each_side_of_its_target():
     assert mse.reached == ["s0", "s1"] and mse.missed == ["s2"] and not mse.discriminates
     table = markdown([acc, mse], per_task)
     assert table[2].startswith("| `acc` | >= 0.9 | 5: `s4` 0.99") and table[2].endswith("| yes |")
+    # a value as many digits as it takes to show its side of the target
+    assert "`s2` 0.9 |" in table[2] and "| 5: `s6` 0.89996, `s5` 0.5," in table[2]
     assert table[3].startswith("| `mse` | <= 0.05 | 2:") and table[3].endswith("| no |")

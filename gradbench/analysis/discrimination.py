@@ -3,7 +3,8 @@ and which do not (the workloads issue asks for at least 5 of each on every task)
 
 An arm reaches the target when its score's accuracy column, the mean test metric over the
 seeds at its chosen configuration with a failed seed at chance (analysis/scoring.py), meets
-the task's target. An arm n/a on the task, or the same runs as baseline, is neither.
+the task's target. An arm n/a on the task, the same runs as baseline, or in error there, is
+neither; a task where no arm is scored is left out.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..core.record import reaches
-from .scoring import SAME_AS_BASELINE
 
 MIN_EACH_SIDE = 5  # arms that reach the target, and arms that do not, for a task to discriminate
 
@@ -36,7 +36,7 @@ def split_by_target(per_task: pd.DataFrame) -> list[TaskSplit]:
     best first, and the others, best first (an arm that failed everywhere last)."""
     out = []
     for task, rows in per_task.groupby("task", sort=True):
-        rows = rows[(rows["status"] == "scored") & (rows["reason"] != SAME_AS_BASELINE)]
+        rows = rows[rows["status"] == "scored"]  # not n/a, = baseline or error
         if rows.empty:
             continue
         target, hib = float(rows["target"].iloc[0]), bool(rows["higher_is_better"].iloc[0])
@@ -55,28 +55,49 @@ def split_by_target(per_task: pd.DataFrame) -> list[TaskSplit]:
     return out
 
 
+def shown(value: float, target: float, higher_is_better: bool) -> str:
+    """`value` to 3 significant digits, or as many more as it takes to show which side of the
+    target it lies on (0.95 would read the same as a target of 0.95 for 0.9498 and 0.9504)."""
+    hit = reaches(value, target, higher_is_better)
+    for digits in range(3, 10):
+        text = f"{value:.{digits}g}"
+        rounded = float(text)
+        if reaches(rounded, target, higher_is_better) == hit and (rounded != target or value == target):
+            return text
+    return repr(value)
+
+
 def view(splits: list[TaskSplit], per_task: pd.DataFrame, quote: str = "`") -> pd.DataFrame:
-    """One row per task: its target and the arms on each side with their values, best first;
-    names in `quote` (markdown's code span; the site passes none)."""
+    """One row per task: its target, how many arms reach it and how many do not (numbers, so
+    that the site sorts them), and each side's arms with their values, best first; names in
+    `quote` (markdown's code span; the site passes none)."""
     value = {(r.task, r.strategy): r.accuracy for r in per_task.itertuples()}
 
-    def arms(task: str, names: list[str]) -> str:
-        listed = ", ".join(f"{quote}{n}{quote} {value[(task, n)]:.3g}" for n in names) or "none"
-        return f"{len(names)}: {listed}"
+    def arms(s: TaskSplit, names: list[str]) -> str:
+        listed = (f"{quote}{n}{quote} {shown(value[(s.task, n)], s.target, s.higher_is_better)}" for n in names)
+        return ", ".join(listed) or "none"
 
     return pd.DataFrame(
         {
             "task": [f"{quote}{s.task}{quote}" for s in splits],
             "target": [f"{'>=' if s.higher_is_better else '<='} {s.target:g}" for s in splits],
-            "reach it (mean test metric at the chosen configuration)": [arms(s.task, s.reached) for s in splits],
-            "do not": [arms(s.task, s.missed) for s in splits],
+            "reach": [len(s.reached) for s in splits],
+            "the arms that reach it (mean test metric at the chosen configuration)": [
+                arms(s, s.reached) for s in splits
+            ],
+            "miss": [len(s.missed) for s in splits],
+            "the arms that do not": [arms(s, s.missed) for s in splits],
             f"at least {MIN_EACH_SIDE} each": ["yes" if s.discriminates else "no" for s in splits],
         }
     )
 
 
 def markdown(splits: list[TaskSplit], per_task: pd.DataFrame) -> list[str]:
-    """The view as a markdown table."""
+    """The view as a markdown table, each side's count before its arms."""
     table = view(splits, per_task)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    return lines + ["| " + " | ".join(row) + " |" for row in table.itertuples(index=False)]
+    head = f"| task | target | reach it (mean test metric at the chosen configuration) | do not | at least {MIN_EACH_SIDE} each |"
+    lines = [head, "|---|---|---|---|---|"]
+    for row in table.itertuples(index=False):
+        task, target, reach, reached, miss, missed, enough = row
+        lines.append(f"| {task} | {target} | {reach}: {reached} | {miss}: {missed} | {enough} |")
+    return lines

@@ -17,7 +17,7 @@ import pandas as pd
 
 from . import arm_cost, discrimination, literature, rank_stability
 from .runs import level_results, runs_frame, task_meta
-from .scoring import Scores
+from .scoring import Scores, uninformative_tasks
 
 SITE = "site"
 PLOTLY_JS = "plotly.min.js"
@@ -72,7 +72,7 @@ def render_site(
         "<p>A rank compares a strategy only with those ranked on the same tasks (<code>compared_on</code>): "
         "filter by it to read one field.</p>",
         _table(_overall_view(scores.overall), "overall"),
-        *_rank_stability(measured_ranks),
+        *_rank_stability(measured_ranks, uninformative_tasks(pt)),
         *_targets(pt),
         "<h2>Stability against accuracy</h2>",
         _figure(_scatter(pt), "fig-scatter"),
@@ -111,28 +111,44 @@ def render_site(
     )
 
 
-def _rank_stability(measured: dict | None) -> list[str]:
+def _rank_stability(measured: dict | None, flat: list[str]) -> list[str]:
+    """The markdown page's rank stability: a table (_rank_stability_view) and what it means;
+    `flat`: the tasks where every strategy shares one rank, so there is no top 3."""
     if not measured:
         return []
+    settled = rank_stability.SETTLED
+    none = f" No top 3 on {', '.join(flat)}: every strategy shares one rank there." if flat else ""
+    return [
+        "<h3>Rank stability</h3>",
+        f"<p>The percent of {measured['resamples']} seed-bootstrap resamples in which each ranking's top 3 is "
+        f"unchanged. Below {settled:.0%} the top is not a settled order: it is read as a tied group, every strategy "
+        f"in the top 3 of at least {1 - settled:.0%} of the resamples, in no order.{none} The markdown page says "
+        "how the resamples are drawn.</p>",
+        _table(_rank_stability_view(measured), "rank-stability"),
+    ]
+
+
+def _rank_stability_view(measured: dict) -> pd.DataFrame:
+    """Per ranking: its top 3, the percent of resamples that left it unchanged and, below
+    SETTLED, the tied group read instead, each with its share of resamples in the top 3."""
     keys = list(measured["unchanged"])
-    groups = {k: rank_stability.tied_top(measured, k) for k in keys}
-    view = pd.DataFrame(
+
+    def group(key: str) -> str:
+        if measured["unchanged"][key] >= rank_stability.SETTLED:
+            return ""
+        tied = rank_stability.tied_top(measured, key)
+        if tied is None:
+            return "(not measured: made before the share in the top 3 was kept)"
+        return ", ".join(f"{s} ({measured['in_top'][key][s]:.0%})" for s in tied)
+
+    return pd.DataFrame(
         {
             "ranking": keys,
             "top 3": [", ".join(measured["top"][k]) for k in keys],
-            "top 3 unchanged": [_num(measured["unchanged"][k], 2) for k in keys],
-            "read as a tied group": [
-                ", ".join(f"{s} ({measured['in_top'][k][s]:.0%})" for s in groups[k]) if groups[k] else "" for k in keys
-            ],
+            "top 3 unchanged, %": [round(100 * measured["unchanged"][k]) for k in keys],
+            "read as a tied group (share of resamples in the top 3)": [group(k) for k in keys],
         }
     )
-    return [
-        "<h3>Rank stability</h3>",
-        f"<p>The share of {measured['resamples']} seed-bootstrap resamples in which each ranking's top 3 is "
-        f"unchanged; below {rank_stability.SETTLED:.0%} the top is read as a tied group (each strategy with the "
-        "share of resamples that put it in the top 3). The markdown page says how it is measured.</p>",
-        _table(view, "rank-stability"),
-    ]
 
 
 def _targets(pt: pd.DataFrame) -> list[str]:
@@ -141,8 +157,10 @@ def _targets(pt: pd.DataFrame) -> list[str]:
         return []
     return [
         "<h2>Which arms reach each task's target</h2>",
-        f"<p>The mean test metric at each arm's chosen configuration against the task's target: a task tells the "
-        f"strategies apart with at least {discrimination.MIN_EACH_SIDE} arms on each side.</p>",
+        "<p>An arm reaches the target when its mean test metric over the seeds at its chosen configuration (a "
+        "failed seed at chance) meets it; a task tells the strategies apart with at least "
+        f"{discrimination.MIN_EACH_SIDE} arms on each side. An arm n/a on the task, the same runs as baseline, or in "
+        "error there counts on neither side.</p>",
         _table(discrimination.view(splits, pt, quote=""), "targets"),
     ]
 
