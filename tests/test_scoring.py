@@ -551,39 +551,19 @@ def test_a_task_discriminates_with_five_arms_on_each_side_of_its_target():
                     accuracy=v,
                 )
             )
-    rows.append(
-        dict(
-            task="acc",
-            strategy="copy",
-            status="= baseline",  # as scoring marks an arm whose runs are baseline's
-            reason="its runs are baseline's",
-            target=0.9,
-            higher_is_better=True,
-            accuracy=0.99,
+    # on neither side: an arm whose runs are baseline's (as scoring marks it), one in error, one n/a
+    for strategy, status, accuracy in (("copy", "= baseline", 0.99), ("broken", "error", 0.99), ("lstm", "n/a", None)):
+        rows.append(
+            dict(
+                task="acc",
+                strategy=strategy,
+                status=status,
+                reason="why",
+                target=0.9,
+                higher_is_better=True,
+                accuracy=accuracy,
+            )
         )
-    )
-    rows.append(
-        dict(
-            task="acc",
-            strategy="broken",
-            status="error",
-            reason="raised",
-            target=0.9,
-            higher_is_better=True,
-            accuracy=0.99,
-        )
-    )
-    rows.append(
-        dict(
-            task="acc",
-            strategy="lstm",
-            status="n/a",
-            reason="rnn only",
-            target=0.9,
-            higher_is_better=True,
-            accuracy=None,
-        )
-    )
     per_task = pd.DataFrame(rows)
     acc, mse = split_by_target(per_task)
     assert acc.reached == ["s4", "s0", "s3", "s1", "s2"] and acc.missed == ["s6", "s5", "s9", "s8", "s7"]
