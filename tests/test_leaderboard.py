@@ -249,6 +249,19 @@ def test_the_static_site_shows_every_table_and_figure_and_names_its_source(tmp_p
     assert 'href="../results.jsonl" download' in index and "configs/protocol_demo.yaml" in index
 
 
+def test_the_sites_overall_table_names_the_widest_field_by_its_count():
+    """Rows ranked on every task read "all N tasks" (one line high, one filter term); a smaller
+    field keeps its task names."""
+    import pandas as pd
+
+    from gradbench.analysis.site import _overall_view
+
+    overall = pd.DataFrame({"rank": [1, 2, 1], "strategy": ["a", "b", "c"], "compared_on": ["m, n", "m, n", "m"]})
+    assert list(_overall_view(overall)["compared_on"]) == ["all 2 tasks", "all 2 tasks", "m"]
+    one = pd.DataFrame({"rank": [1], "strategy": ["a"], "compared_on": ["m"]})
+    assert list(_overall_view(one)["compared_on"]) == ["m"]
+
+
 def test_the_sites_rank_stability_reads_as_the_markdown_page_does():
     """A top 3 unchanged in fewer than 90% of the resamples is shown with its tied group; a
     measurement made before the shares in the top 3 were kept says so; a task where every

@@ -209,6 +209,11 @@ def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
         "diverged",
     ]
     view = overall[[c for c in cols if c in overall.columns]].reset_index(drop=True).round(3)
+    # the widest field by its count, so that its rows stay one line high; a narrower one by its tasks
+    fields = [f.split(", ") for f in view["compared_on"].dropna().unique() if f]
+    widest = max(fields, key=len, default=[])
+    if len(widest) > 1 and all(set(f) <= set(widest) for f in fields):
+        view["compared_on"] = view["compared_on"].replace(", ".join(widest), f"all {len(widest)} tasks")
     # the place among every arm ranked on compared_on's tasks (of wide_field arms)
     return view.rename(columns={"place_wide": "place among all on these tasks", "wide_field": "of"})
 
