@@ -246,6 +246,12 @@ def test_the_static_site_shows_every_table_and_figure_and_names_its_source(tmp_p
     for div in ("fig-scatter", "fig-win", "fig-dose-0", "fig-dose-1"):
         assert f'id="{div}"' in index, div
     assert '<script src="plotly.min.js"></script>' in index and "unpkg.com" not in index  # offline
+    from gradbench.analysis.runs import runs_frame
+    from gradbench.analysis.site import _dose_response
+
+    dose = _dose_response("mnist_mlp", runs_frame(jsonl.load(folder / "results.jsonl")))
+    assert dose.layout.xaxis.ticktext == ("×0.125", "×0.25", "×0.5", "×1", "×2", "×4", "×8")  # the levels, named
+    assert len({trace.name for trace in dose.data}) == len(dose.data) >= 4  # one line per arm
     assert 'href="../results.jsonl" download' in index and "configs/protocol_demo.yaml" in index
 
 

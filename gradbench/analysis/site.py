@@ -269,6 +269,14 @@ def _literature_view(scores: Scores, records: list[dict]) -> pd.DataFrame | None
     )
 
 
+def _arm_colours() -> list[str]:
+    """48 distinct colours (plotly's Dark24 then Light24): a task's dozens of arms repeat
+    plotly's default 10 every tenth line."""
+    from plotly.colors import qualitative
+
+    return qualitative.Dark24 + qualitative.Light24
+
+
 def _dose_response(task: str, frame: pd.DataFrame):
     """The metric at each learning-rate level of the grid, one line per arm; a level where a
     seed diverged is an x, one where a seed collapsed a square, one not run (above a level
@@ -298,12 +306,16 @@ def _dose_response(task: str, frame: pd.DataFrame):
     if not fig.data:
         return None
     not_run = ", open circle: not run, above a level where every seed diverged" if runs["not_run"].any() else ""
+    # ticks at the levels run, not plotly's log-axis digits between them
+    levels = sorted({x for trace in fig.data for x in trace.x})
+    fig.update_xaxes(tickvals=levels, ticktext=[f"×{x:.3g}" for x in levels])
     fig.update_layout(
         title=f"{task}: mean final validation {meta['metric']} by learning rate (x: a seed diverged, "
         f"square: one collapsed{not_run})",
         xaxis={"type": "log", "title": "lr multiplier"},
         yaxis={"title": meta["metric"]},
         height=480,
+        colorway=_arm_colours(),
     )
     return fig
 
