@@ -110,14 +110,18 @@ def test_an_lr_chosen_at_the_top_of_the_grid_is_refined_outward_first():
 
 
 def test_a_search_passes_over_values_its_strategy_rejects_and_fills_the_budget_with_the_lr():
-    suite = protocol_suite(strategies=["autoclip", "l1"], protocol={"sweep_seeds": 1, "extra_trials": 4})
+    suite = protocol_suite(strategies=["autoclip", "l1", "adafactor"], protocol={"sweep_seeds": 1, "extra_trials": 4})
     choices = {
         ("mnist_mlp", "autoclip"): Chosen(1.0, {"autoclip": {"percentile": 50.0}}),
         ("mnist_mlp", "l1"): Chosen(1.0, {"l1": {"coeff": 0.0}}),  # nothing to search at 0
+        ("mnist_mlp", "adafactor"): Chosen(1.0, {"adafactor": {"lr": 0.01, "d": 1.0}}),
     }
     trials = tuning_trials(suite, choices)
     auto = [t.strategy_params["autoclip"]["percentile"] for t in trials if t.strategy == "autoclip"]
     assert auto == [25.0, 100.0, 12.5, 6.25]  # 200 is not a percentile: passed over
+    # torch's Adafactor refuses an update-clipping threshold below 1: the search goes up only
+    ada = [t.strategy_params["adafactor"]["d"] for t in trials if t.strategy == "adafactor"]
+    assert ada == [2.0, 4.0, 8.0, 16.0]
     l1 = [t for t in trials if t.strategy == "l1"]
     assert len(l1) == 4 and sorted(t.lr_mult for t in l1) == sorted(2.0**o for o in LR_OCTAVES[:4])
 

@@ -91,6 +91,8 @@ def lion(spec: RunSpec, lr: float = 1e-4, weight_decay: float = 0.0) -> RunSpec:
 @strategy(family="optimizers", slot="optimizer", tune="d")
 def adafactor(spec: RunSpec, lr: float = 1e-2, d: float = 1.0) -> RunSpec:
     """Adafactor: factored second moments, relative step min(lr, 1/sqrt(t)) x RMS(theta), update clipping d (Shazeer & Stern, 2018; torch.optim.Adafactor)."""
+    if d < 1:  # torch.optim.Adafactor raises on it at the first step; refused here, before anything trains
+        raise UserError(f"adafactor.d: the update-clipping threshold must be >= 1, got {d:g}")
     return _use(spec, "adafactor", lr, d=d)
 
 
