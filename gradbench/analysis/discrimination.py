@@ -17,6 +17,14 @@ from ..core.record import reaches
 
 MIN_EACH_SIDE = 5  # arms that reach the target, and arms that do not, for a task to discriminate
 
+# the rule as the page and the site state it
+RULE = (
+    "An arm reaches the target when its mean test metric over the seeds at its chosen configuration (a failed "
+    f"seed at chance) meets it. A task tells the strategies apart when at least {MIN_EACH_SIDE} "
+    "arms reach it and as many do not; an arm n/a on the task, the same runs as baseline, or in error there "
+    "counts on neither side"
+)
+
 
 @dataclass(frozen=True)
 class TaskSplit:

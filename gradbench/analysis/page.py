@@ -185,10 +185,7 @@ def _targets_section(scores: Scores) -> list[str]:
     return [
         "## Which arms reach each task's target",
         "",
-        "An arm reaches the target when its mean test metric over the seeds at its chosen configuration (a failed "
-        f"seed at chance) meets it. A task tells the strategies apart when at least {discrimination.MIN_EACH_SIDE} "
-        "arms reach it and as many do not; an arm n/a on the task, the same runs as baseline, or in error there "
-        "counts on neither side, and a task where no arm is scored is left out. A value is shown to as many digits "
+        f"{discrimination.RULE}, and a task where no arm is scored is left out. A value is shown to as many digits "
         "as it takes to show its side of the target.",
         "",
         *discrimination.markdown(splits, scores.per_task),

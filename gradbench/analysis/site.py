@@ -157,10 +157,7 @@ def _targets(pt: pd.DataFrame) -> list[str]:
         return []
     return [
         "<h2>Which arms reach each task's target</h2>",
-        "<p>An arm reaches the target when its mean test metric over the seeds at its chosen configuration (a "
-        "failed seed at chance) meets it; a task tells the strategies apart with at least "
-        f"{discrimination.MIN_EACH_SIDE} arms on each side. An arm n/a on the task, the same runs as baseline, or in "
-        "error there counts on neither side.</p>",
+        f"<p>{html.escape(discrimination.RULE)}.</p>",
         _table(discrimination.view(splits, pt, quote=""), "targets"),
     ]
 

@@ -8,7 +8,6 @@ from .expand import (
     by_sweep_level,
     expand,
     final_runs,
-    sweep_levels,
     tuning_trials,
 )
 
@@ -22,6 +21,5 @@ __all__ = [
     "final_runs",
     "load_suite",
     "parse_suite",
-    "sweep_levels",
     "tuning_trials",
 ]
