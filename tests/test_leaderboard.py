@@ -312,6 +312,10 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
     assert sorted(tables) == ["overall", "rank-stability", "targets", "task-0", "task-1"], tables
     assert dom.stdout.count("dt-orderable") >= 10  # sortable columns
     assert dom.stdout.count('class="main-svg"') >= 4  # every figure drawn
+    # a number a row lacks (P(improve) of baseline itself) shows as a dash, never as "NaN" (in
+    # the tables DataTables drew; itables' hidden no-JavaScript fallback has inline styles)
+    cells = re.findall(r'<td(?: class="[^"]*")?>([^<]*)</td>', dom.stdout)
+    assert "NaN" not in cells and "\u2013" in cells, sorted(set(cells))[:20]
     console = [
         line for line in dom.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
     ]
