@@ -162,15 +162,25 @@ def _targets(pt: pd.DataFrame) -> list[str]:
     ]
 
 
+# A number a row does not have (an arm n/a on a task has no accuracy) shows as a dash rather
+# than DataTables' "NaN", and sorts as an empty cell (below every number, ascending)
+_BLANK_NAN = (
+    "function (data, type) { return Number.isNaN(data) ? (type === 'display' ? '\u2013' : '') : data; }"
+)
+
+
 def _table(df: pd.DataFrame, table_id: str) -> str:
-    from itables import to_html_datatable
+    from itables import JavascriptFunction, to_html_datatable
 
     # every row on one page, with the search box that filters them and the count of rows shown;
     # a click anywhere on a header sorts by it (itables otherwise keeps header text selectable
     # and sorts only from the small arrow)
     layout = {"topStart": None, "topEnd": "search", "bottomStart": "info", "bottomEnd": None}
+    floats = [i for i, dtype in enumerate(df.dtypes) if dtype.kind == "f"]
+    blanks = {"columnDefs": [{"targets": floats, "render": JavascriptFunction(_BLANK_NAN)}]} if floats else {}
     return to_html_datatable(
         df,
+        **blanks,
         table_id=table_id,
         connected=False,
         classes="display compact",
