@@ -380,6 +380,8 @@ def test_the_page_shows_a_saved_rank_stability_only_while_its_records_are_the_sa
     recs = arm_records() + [make_record(seed=s, lr=lr, test=0.9, phase="sweep") for lr in (1.0, 2.0) for s in (0, 1)]
     measured = rank_stability.measure(recs, resamples=3, seed=1)
     assert measured["top"]["mnist_mlp"] == ["clip_norm", "baseline"] and measured["resamples"] == 3
+    # the draws are made before the scoring, so processes sharing it measure the same
+    assert rank_stability.measure(recs, resamples=3, seed=1, workers=2) == measured
     rank_stability.save(measured, tmp_path)
     shown = page.write(recs, tmp_path, plots=False).read_text()
     assert "### Rank stability" in shown and "--resamples 3 --seed 1" in shown

@@ -21,6 +21,7 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..core.record import counts_in_scores
@@ -81,41 +82,86 @@ def resample(records: list[dict], rng: random.Random) -> list[dict]:
     record per run_id). Under a tuning protocol the tuning seeds (which the choice reads) and
     the final-only seeds are drawn each from their own kind, so every resample still has a
     sweep to choose from."""
+    by_task = _by_task(records)
+    return _apply(by_task, _draw(by_task, rng))
+
+
+def _by_task(records: list[dict]) -> dict[str, list[dict]]:
     by_task = defaultdict(list)
     for r in records:
         by_task[r["task"]].append(r)
-    out = []
-    for runs in by_task.values():
+    return by_task
+
+
+def _draw(by_task: dict[str, list[dict]], rng: random.Random) -> dict[str, list]:
+    """Per task, the seeds of one resample (tuning seeds first, then final-only ones)."""
+    draws = {}
+    for task, runs in by_task.items():
         tuning = sorted({r["seed"] for r in runs if (r.get("spec") or {}).get("phase", "") in TUNING_PHASES})
         final = sorted({r["seed"] for r in runs} - set(tuning))
-        draw = [rng.choice(tuning) for _ in tuning] + [rng.choice(final) for _ in final]
-        for j, seed in enumerate(draw):
+        draws[task] = [rng.choice(tuning) for _ in tuning] + [rng.choice(final) for _ in final]
+    return draws
+
+
+def _apply(by_task: dict[str, list[dict]], draws: dict[str, list]) -> list[dict]:
+    out = []
+    for task, runs in by_task.items():
+        for j, seed in enumerate(draws[task]):
             for r in runs:
                 if r["seed"] == seed:
                     out.append({**r, "seed": f"{seed}#{j}", "run_id": f"{r['run_id']}#{j}"})
     return out
 
 
+# a worker process's records and overall field (set once per process, not sent per resample)
+_WORKER: dict = {}
+
+
+def _init_worker(by_task: dict[str, list[dict]], field) -> None:
+    _WORKER.update(by_task=by_task, field=field)
+
+
+def _top_of(draws: dict[str, list]) -> dict[str, tuple[str, ...]]:
+    return top(score(_apply(_WORKER["by_task"], draws)), _WORKER["field"])
+
+
 def measure(
-    records: list[dict], resamples: int = 200, seed: int = 0, progress: Callable[[int], None] | None = None
+    records: list[dict],
+    resamples: int = 200,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> dict:
     """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share},
-    in_top: {ranking: {strategy: share of resamples with it in the top 3}}}."""
+    in_top: {ranking: {strategy: share of resamples with it in the top 3}}}. Every draw is made
+    here, from `seed`, before any is scored, so `workers` processes (each re-scoring a share of
+    the resamples) give the same result as one."""
     records = [r for r in latest_by_run(records) if counts_in_scores(r)]
     scored = score(records)
     field = overall_field(scored)
     reference = top(scored, field)
+    by_task = _by_task(records)
     rng = random.Random(seed)
+    draws = [_draw(by_task, rng) for _ in range(resamples)]
     same = dict.fromkeys(reference, 0)
     in_top: dict[str, dict[str, int]] = {key: defaultdict(int) for key in reference}
-    for i in range(resamples):
-        got = top(score(resample(records, rng)), field)
+
+    def count(i: int, got: dict[str, tuple[str, ...]]) -> None:
         for key, ranking in reference.items():
             same[key] += got.get(key) == ranking
             for strategy in got.get(key, ()):
                 in_top[key][strategy] += 1
         if progress:
             progress(i + 1)
+
+    if workers > 1:
+        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(by_task, field)) as pool:
+            for i, got in enumerate(pool.map(_top_of, draws)):
+                count(i, got)
+    else:
+        _init_worker(by_task, field)
+        for i, d in enumerate(draws):
+            count(i, _top_of(d))
     return {
         "fingerprint": fingerprint(records),
         "resamples": resamples,

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -519,14 +519,18 @@ def _wide_places(df: pd.DataFrame, shares: pd.DataFrame) -> tuple[list, list]:
     better place) among every arm ranked on all of the field's tasks, each by its mean share
     over those tasks only, and how many they are. An arm that is baseline's copy on all of
     those tasks stands where baseline does and is left out of the count. None elsewhere."""
-    by_arm = {a: g.set_index("task") for a, g in shares.groupby("strategy")}
+    # plain dicts, not a frame per arm: this runs for every arm against every arm, and
+    # rank_stability re-scores a suite hundreds of times
+    by_arm: dict[str, dict[str, tuple[float, bool]]] = defaultdict(dict)
+    for arm, task, share, own_runs in zip(shares["strategy"], shares["task"], shares["share"], shares["own"]):
+        by_arm[arm][task] = (float(share), bool(own_runs))
     places, sizes = [], []
     for strategy, compared_on, own in zip(df["strategy"], df["compared_on"], df["_own"]):
         tasks = compared_on.split(", ") if compared_on else []
         means = {
-            a: round(float(g.loc[tasks, "share"].mean()), RANK_DECIMALS)
-            for a, g in by_arm.items()
-            if tasks and set(tasks) <= set(g.index) and bool(g.loc[tasks, "own"].any())
+            a: round(sum(on[t][0] for t in tasks) / len(tasks), RANK_DECIMALS)
+            for a, on in by_arm.items()
+            if tasks and set(tasks) <= on.keys() and any(on[t][1] for t in tasks)
         }
         wider = any(len(by_arm[a]) > len(tasks) for a in means)
         if not own or strategy not in means or not wider:
