@@ -2,10 +2,14 @@
 baseline's and its peak memory, measured paired, in one process, on one machine.
 
     python benchmarks/arm_cost.py SUITE [--steps 60] [--rounds 3] [--threads 1] [--lr-mult 0.25]
-                                        [--tasks a,b] [--json OUT] [--save DIR] [--data DIR]
+                                        [--what both|time|memory] [--tasks a,b] [--json OUT]
+                                        [--save DIR] [--data DIR]
 
 --save DIR writes the summary as DIR/arm_cost.json, which the leaderboard page in DIR shows
-(gradbench/analysis/arm_cost.py); run it alone on the machine, since it times.
+(gradbench/analysis/arm_cost.py); run it alone on the machine, since it times. --what memory
+measures memory only, which the machine's load does not change, so it may run beside other
+work; saved into a DIR that holds a time pass, it replaces only the memory figures (and
+--what time only the times).
 
 Every task and arm of the suite (its task overrides; each arm at its defaults) is one real
 gradbench run (training.run.run_one) of `steps` steps, at one stress level below the tasks'
@@ -15,14 +19,20 @@ after one untimed baseline run (the data's first load and every lazy set-up).
 A run's time per step is the median time between the starts of consecutive training steps
 after 5 warm-up steps (what benchmarks/harness.py measures); an arm's ratio to the baseline is
 taken within each round, and the table gives its median over the rounds with the range.
-Peak memory: on a GPU, torch's peak allocated bytes of the run; on the CPU, the process's
-peak resident set (VmHWM, reset before each run through /proc/self/clear_refs), which
-includes the dataset and the libraries, so the difference to the baseline's is the arm's own.
+Peak memory is a run's own: on a GPU, torch's peak allocated bytes during the run over those
+allocated before it; on the CPU, the process's peak resident set during the run (VmHWM, reset
+through /proc/self/clear_refs) over its resident set before it, after a garbage collection and
+malloc_trim hand back what earlier runs freed. Not the absolute peak: every run leaves a few
+MB behind (Lightning's and the loggers' objects), so in one process the absolute peak grows
+with a run's place in the order, and an arm's difference to the baseline would measure its
+place, not its cost.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import statistics
 import sys
@@ -54,37 +64,51 @@ class StepTimer(L.Callback):
         self.starts.append(time.perf_counter())
 
 
-def reset_peak() -> None:
+def settle() -> float | None:
+    """Hand back what earlier runs freed and reset the peak; the memory in use now (MB), which
+    a run's peak is measured above."""
+    gc.collect()
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-        return
+        return torch.cuda.memory_allocated() / 2**20
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc keeps freed heap pages resident otherwise
+    except (OSError, AttributeError):
+        pass
     try:
         Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     except OSError:
-        pass
+        return None
+    return _proc_status_mb("VmRSS")
 
 
 def peak_mb() -> float | None:
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
+    return _proc_status_mb("VmHWM")
+
+
+def _proc_status_mb(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
 
 
-def measure(spec, data_root: Path) -> dict:
+def measure(spec, data_root: Path, what: str = "both") -> dict:
     timer = StepTimer()
-    reset_peak()
+    before = settle() if what != "time" else None
     rec = run_one(spec, data_root, callbacks=(timer,))
+    peak = peak_mb() if before is not None else None
     deltas = [b - a for a, b in zip(timer.starts[WARMUP:], timer.starts[WARMUP + 1 :])]
+    timed = what != "memory" and len(deltas) >= 3
     return {
         "status": rec["status"],
-        "ms_per_step": 1000 * statistics.median(deltas) if len(deltas) >= 3 else None,
-        "peak_mb": peak_mb(),
+        "ms_per_step": 1000 * statistics.median(deltas) if timed else None,
+        "peak_mb": peak - before if peak is not None else None,
     }
 
 
@@ -95,11 +119,19 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr-mult", type=float, default=0.25)
+    ap.add_argument(
+        "--what",
+        choices=("both", "time", "memory"),
+        default="both",
+        help="what to measure (memory: beside other work; time and both: alone)",
+    )
     ap.add_argument("--tasks", default=None, help="comma-separated subset of the suite's tasks")
     ap.add_argument("--json", default=None, help="also write every measurement here")
     ap.add_argument("--save", default=None, help="write the summary as DIR/arm_cost.json, for the page in DIR")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
+    if args.what == "memory" and args.save and not (arm_cost.saved(args.save) or {}).get("command"):
+        ap.error(f"--what memory: --save {args.save} holds no time pass to add memory to (run --what both first)")
     torch.set_num_threads(args.threads)
     suite = load_suite(args.suite)
     data_root = resolve_data_root(args.data)
@@ -114,10 +146,10 @@ def main() -> int:
             arms = {"baseline": base, **arms}
         rounds = {label: [] for label in arms}
         order = list(arms)
-        measure(arms["baseline"], data_root)  # untimed: the data's first load and lazy set-up happen here
+        measure(arms["baseline"], data_root, args.what)  # untimed: the data's first load and lazy set-up happen here
         for r in range(args.rounds):
             for label in order if r % 2 == 0 else order[::-1]:
-                rounds[label].append(measure(arms[label], data_root))
+                rounds[label].append(measure(arms[label], data_root, args.what))
                 print(f"{task} round {r} {label}: {rounds[label][-1]}", file=sys.stderr, flush=True)
         everything[task] = rounds
         print(
@@ -140,14 +172,17 @@ def main() -> int:
         cpu = cpu_model() or "an unnamed CPU"
         machine = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{cpu} (CPU)"
         memory = (
-            "Peak memory is torch's peak allocated bytes of the run."
-            if torch.cuda.is_available()
-            else "Peak memory is the process's peak resident set (the dataset and the libraries included, so the "
-            "difference to the baseline's is the arm's own)."
+            "Peak memory is a run's own peak over the memory in use before it (torch's allocated bytes on a GPU; "
+            "on the CPU the resident set, after a garbage collection and malloc_trim), so the difference to the "
+            "baseline's is the arm's own."
         )
         settings = {"steps": args.steps, "rounds": args.rounds, "threads": args.threads, "lr_mult": args.lr_mult}
         command = " ".join(["python benchmarks/arm_cost.py", *sys.argv[1:]])
-        measured = {"command": command, "machine": machine, "memory": memory, **settings, "tasks": summary}
+        if args.what == "memory":
+            measured = {"memory": memory, "memory_command": command, "memory_machine": machine, "tasks": summary}
+        else:
+            measured = {"command": command, "machine": machine, "memory": memory, **settings, "tasks": summary}
+        measured = arm_cost.merge(arm_cost.saved(args.save), measured, args.what)
         print(f"saved: {arm_cost.save(measured, args.save)}", file=sys.stderr)
     return 0
 

@@ -453,3 +453,40 @@ def test_two_specs_of_one_arm_seed_and_level_are_refused_not_counted_twice(tmp_p
         UserError, match=r"0123456789ab are both sgd on mnist_mlp at seed 0, lr x1.*differ in optimizer"
     ):
         leaderboard.write([*recs, again], tmp_path, plots=False)
+
+
+def test_a_memory_pass_replaces_only_the_memory_figures_of_a_saved_cost_file():
+    """arm_cost.merge: a memory pass (which may run beside other work) keeps the time pass's
+    figures and command; a later time pass keeps the memory pass's; a pass with every figure
+    replaces the file; an arm only one pass saw has the other's figures empty."""
+    from gradbench.analysis import arm_cost
+
+    def fig(ms=None, peak=None, status="ok"):
+        ratio = None if ms is None else ms / 10
+        return {
+            "ms_per_step": ms,
+            "ratio": ratio,
+            "ratio_lo": ratio,
+            "ratio_hi": ratio,
+            "peak_mb": peak,
+            "extra_mb": None if peak is None else peak - 5,
+            "statuses": [status],
+        }
+
+    timed = {
+        "command": "T",
+        "machine": "M",
+        "memory": "old",
+        "tasks": {"t": {"baseline": fig(10, 900), "a": fig(20, 950)}},
+    }
+    memory = {"memory": "own", "memory_command": "R", "memory_machine": "N"}
+    memory["tasks"] = {"t": {"baseline": fig(peak=5), "a": fig(peak=7), "b": fig(peak=6, status="diverged")}}
+    both = arm_cost.merge(timed, memory, "memory")
+    assert (both["command"], both["memory_command"], both["memory"]) == ("T", "R", "own")
+    assert both["tasks"]["t"]["a"]["ratio"] == 2.0 and both["tasks"]["t"]["a"]["extra_mb"] == 2
+    assert both["tasks"]["t"]["b"]["ratio"] is None and both["tasks"]["t"]["b"]["statuses"] == ["diverged"]
+    again = arm_cost.merge(both, {"command": "T2", "machine": "M", "tasks": {"t": {"a": fig(30)}}}, "time")
+    assert again["command"] == "T2" and again["memory_command"] == "R"
+    assert again["tasks"]["t"]["a"]["ratio"] == 3.0 and again["tasks"]["t"]["a"]["peak_mb"] == 7
+    assert arm_cost.merge(both, timed, "both") == timed
+    assert [r["arm"] for r in arm_cost.rows(both)] == ["baseline", "a", "b"]

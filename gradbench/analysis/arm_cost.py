@@ -28,9 +28,10 @@ def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict]:
         ratios = [
             m["ms_per_step"] / b["ms_per_step"] for m, b in zip(ms, base) if m["ms_per_step"] and b["ms_per_step"]
         ]
-        extra = [m["peak_mb"] - b["peak_mb"] for m, b in zip(ms, base) if m["peak_mb"] and b["peak_mb"]]
+        # a run's own peak may be 0 MB (it fits in what the process already holds)
+        extra = [m["peak_mb"] - b["peak_mb"] for m, b in zip(ms, base) if None not in (m["peak_mb"], b["peak_mb"])]
         steps = [m["ms_per_step"] for m in ms if m["ms_per_step"]]
-        peaks = [m["peak_mb"] for m in ms if m["peak_mb"]]
+        peaks = [m["peak_mb"] for m in ms if m["peak_mb"] is not None]
         out[arm] = {
             "ms_per_step": _median(steps),
             "ratio": _median(ratios),
@@ -41,6 +42,27 @@ def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict]:
             "statuses": sorted({m["status"] for m in ms}),
         }
     return out
+
+
+TIME_FIELDS = ("ms_per_step", "ratio", "ratio_lo", "ratio_hi")
+MEMORY_FIELDS = ("peak_mb", "extra_mb")
+
+
+def merge(old: dict | None, new: dict, what: str) -> dict:
+    """A saved file updated by a pass that measured `what` ("time", "memory" or "both"): the
+    other figures, with the command and machine that measured them, stay as `old` has them.
+    Memory does not depend on the machine's load, so a memory pass may run beside other work;
+    time per step does, so its pass runs alone."""
+    if what == "both" or not old:
+        return new
+    mine = TIME_FIELDS if what == "time" else MEMORY_FIELDS
+    tasks = {task: {arm: dict(f) for arm, f in arms.items()} for task, arms in old.get("tasks", {}).items()}
+    for task, arms in new["tasks"].items():
+        for arm, figures in arms.items():
+            kept = {**dict.fromkeys(TIME_FIELDS + MEMORY_FIELDS), **tasks.setdefault(task, {}).get(arm, {})}
+            statuses = set(kept.get("statuses") or []) | set(figures.get("statuses") or [])
+            tasks[task][arm] = {**kept, **{k: figures.get(k) for k in mine}, "statuses": sorted(statuses)}
+    return {**old, **{k: v for k, v in new.items() if k != "tasks"}, "tasks": tasks}
 
 
 def _median(values: list[float]) -> float | None:
@@ -79,10 +101,15 @@ def section(measured: dict | None) -> list[str]:
     out = [
         "## What each mitigation costs",
         "",
-        f"Time per training step relative to the baseline's on the same task, and peak memory, measured paired "
+        f"Time per training step relative to the baseline's on the same task, measured paired "
         f"by `{m['command']}` on {m['machine']} ({m['threads']} thread(s); {m['steps']} steps per run at lr "
         f"×{m['lr_mult']:g}, {m['rounds']} rounds, the arms alternating round by round; the ratio is the median over "
-        f"the rounds, with their range). {m['memory']}",
+        f"the rounds, with their range). {m['memory']}"
+        + (
+            f" Memory was measured by `{m['memory_command']}` on {m.get('memory_machine', m['machine'])}."
+            if m.get("memory_command")
+            else ""
+        ),
         "",
         "| task | arm | ms/step | × baseline [range] | peak MB | vs baseline MB |",
         "|---|---|---|---|---|---|",

@@ -88,8 +88,13 @@ def render_site(
     if costs:
         body += [
             "<h2>What each mitigation costs</h2>",
-            f"<p>Measured paired by <code>{html.escape(costs['command'])}</code> on {html.escape(costs['machine'])}; "
-            "the markdown page says how.</p>",
+            f"<p>Measured paired by <code>{html.escape(costs['command'])}</code> on {html.escape(costs['machine'])}"
+            + (
+                f", memory by <code>{html.escape(costs['memory_command'])}</code>"
+                if costs.get("memory_command")
+                else ""
+            )
+            + "; the markdown page says how.</p>",
             _table(_cost_view(costs), "cost"),
         ]
     claims = _literature_view(scores, records)
@@ -164,9 +169,7 @@ def _targets(pt: pd.DataFrame) -> list[str]:
 
 # A number a row does not have (an arm n/a on a task has no accuracy) shows as a dash rather
 # than DataTables' "NaN", and sorts as an empty cell (below every number, ascending)
-_BLANK_NAN = (
-    "function (data, type) { return Number.isNaN(data) ? (type === 'display' ? '\u2013' : '') : data; }"
-)
+_BLANK_NAN = "function (data, type) { return Number.isNaN(data) ? (type === 'display' ? '\u2013' : '') : data; }"
 
 
 def _table(df: pd.DataFrame, table_id: str) -> str:
