@@ -162,9 +162,10 @@ def render(
             out += [
                 "## Stability vs accuracy",
                 "",
-                "One point per task and strategy: the share of runs that did not fail (diverge or collapse) "
-                "against accuracy normalised between chance (0) and the task's best "
-                "strategy (1).",
+                "One panel per task, one point per strategy: the share of runs that did not fail (diverge "
+                "or collapse) against accuracy normalised between chance (0) and the task's best "
+                "strategy (1). Beyond a dozen strategies a panel names baseline and the best ranked; "
+                "the site names every point on hover.",
                 "",
                 f"![stability vs accuracy]({images['stability_vs_accuracy']})",
                 "",

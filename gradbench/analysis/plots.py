@@ -307,38 +307,47 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
 
 
 def _plot_scatter(scored: pd.DataFrame, path: Path) -> bool:
-    from matplotlib import colormaps
+    """One panel per task, every strategy a point; the names of baseline and the best ranked
+    only (shown()), so that a catalogue stays readable: every point is named on the site."""
+    import math
 
-    cmap = colormaps["tab10"]
-    fig, ax = _figure((7.0, 5.0))
-    colour = {}
-    for i, (task, rows) in enumerate(scored.groupby("task", sort=True)):
-        colour[task] = cmap(i % 10)
-        ax.scatter(rows["stability"], rows["accuracy_norm"], color=colour[task], label=task, s=30)
-    # Labels of nearby points are pushed down one line at a time instead of overprinting
-    # (greedy, top to bottom, in a fixed order so the image is deterministic).
-    line, placed = 0.035, []
-    for _, r in scored.sort_values(
-        ["accuracy_norm", "stability", "task", "strategy"], ascending=[False, True, True, True]
-    ).iterrows():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = sorted(scored["task"].unique())
+    cols = min(2, len(tasks))
+    rows_n = math.ceil(len(tasks) / cols)
+    fig = Figure(figsize=(5.0 * cols, 4.2 * rows_n), dpi=PLOT_DPI)
+    FigureCanvasAgg(fig)
+    named_some = False
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(rows_n, cols, i + 1)
+        rows = scored[scored["task"] == task]
+        named = shown(rows)
+        named_some |= len(named) < len(rows)
+        others = rows[~rows["strategy"].isin(set(named["strategy"]))]
+        ax.scatter(others["stability"], others["accuracy_norm"], color="0.7", s=14)
+        ax.scatter(named["stability"], named["accuracy_norm"], color="C0", s=24)
+        _name_points(ax, named)
+        ax.set_xlim(-0.05, 1.25)
+        ax.set_ylim(-0.05, 1.1)
+        ax.set_title(f"{task} ({len(rows)} strategies)", fontsize=9)
+        ax.set_xlabel("stability (share of runs that did not fail)", fontsize=8)
+        ax.set_ylabel("accuracy (0 = chance, 1 = task's best)", fontsize=8)
+    which = "; named: baseline and the best ranked (every point named on the site, on hover)" if named_some else ""
+    fig.suptitle(f"Stability vs accuracy, one point per task and strategy{which}", fontsize=10)
+    return _save(fig, path)
+
+
+def _name_points(ax, rows: pd.DataFrame) -> None:
+    """Labels of nearby points are pushed down one line at a time instead of overprinting
+    (greedy, top to bottom, in a fixed order so the image is deterministic)."""
+    line, placed = 0.045, []
+    for _, r in rows.sort_values(["accuracy_norm", "stability", "strategy"], ascending=[False, True, True]).iterrows():
         x, y = r["stability"], r["accuracy_norm"]
         ty = y
-        while any(abs(px - x) < 0.15 and abs(py - ty) < line for px, py in placed):
+        while any(abs(px - x) < 0.3 and abs(py - ty) < line for px, py in placed):
             ty -= line
         placed.append((x, ty))
-        moved = {"arrowprops": {"arrowstyle": "-", "color": colour[r["task"]], "lw": 0.5}}
-        ax.annotate(
-            r["strategy"],
-            (x, y),
-            xytext=(x + 0.012, ty + 0.01),
-            fontsize=7,
-            color=colour[r["task"]],
-            **(moved if ty != y else {}),
-        )
-    ax.set_xlim(-0.05, 1.1)
-    ax.set_ylim(-0.05, 1.1)
-    ax.set_xlabel("stability (share of runs that did not fail: diverge or collapse)")
-    ax.set_ylabel("accuracy, normalised (0 = chance, 1 = best on task)")
-    ax.set_title("Stability vs accuracy, one point per task and strategy", fontsize=10)
-    ax.legend(title="task", fontsize=8)
-    return _save(fig, path)
+        moved = {"arrowprops": {"arrowstyle": "-", "color": "0.5", "lw": 0.5}}
+        ax.annotate(r["strategy"], (x, y), xytext=(x + 0.02, ty + 0.01), fontsize=6.5, **(moved if ty != y else {}))
