@@ -59,7 +59,7 @@ def make_cifar(root: pathlib.Path, bytes_keys: bool, per_batch: int = 4) -> dict
 
 
 # ---------------------------------------------------------------- run records
-# One real record per task (copied from the committed leaderboard/results.jsonl): every fake
+# One real record per task (copied from leaderboard/catalogue_v1/results.jsonl): every fake
 # record starts from the real record of its task, so it has the real schema, task metadata,
 # spec, data and environment, and is then built through the typed Record (core/record.py).
 REAL = {

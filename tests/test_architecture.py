@@ -77,4 +77,5 @@ def test_the_readmes_record_table_lists_the_records_fields():
 def test_every_committed_record_is_a_record():
     from gradbench.store import jsonl
 
-    assert len(jsonl.load(REPO / "leaderboard" / "results.jsonl")) == 500  # each line checked on read
+    assert len(jsonl.load(REPO / "leaderboard" / "results.jsonl")) == 3980  # each line checked on read
+    assert len(jsonl.load(REPO / "leaderboard" / "catalogue_v1" / "results.jsonl")) == 500

@@ -194,14 +194,16 @@ COMMITTED = [
 @pytest.mark.parametrize("folder", COMMITTED, ids=lambda p: p.name)
 def test_a_committed_page_rebuilds_from_its_own_results(folder, tmp_path):
     """Main always holds pages that rebuild from their own results, byte for byte (the plots
-    are drawn too, so the page links the same images; a saved rank stability comes along)."""
+    are drawn too, so the page links the same images; a saved rank stability and arm cost come
+    along, as scripts/site.sh copies them)."""
     import shutil
 
-    from gradbench.analysis.rank_stability import FILE
+    from gradbench.analysis import arm_cost, rank_stability
     from gradbench.store import jsonl
 
-    if (folder / FILE).exists():
-        shutil.copy(folder / FILE, tmp_path / FILE)
+    for saved in (rank_stability.FILE, arm_cost.FILE):
+        if (folder / saved).exists():
+            shutil.copy(folder / saved, tmp_path / saved)
     results = shutil.copy(folder / "results.jsonl", tmp_path / "results.jsonl")
     page = leaderboard.write(jsonl.load(results), tmp_path, results=results).read_text(encoding="utf-8")
     assert page == (folder / "README.md").read_text(encoding="utf-8")

@@ -7,7 +7,7 @@ A change that keeps every number (verified with `gradbench verify` on a sample) 
 
 Then resuming a suite re-runs the records made under another version (finished_ids), and a
 page refuses to score two versions together (analysis/page.py). Records written before the
-field existed are version 1: the committed leaderboard reproduces bit for bit under it.
+field existed are version 1: the first leaderboard's records (leaderboard/catalogue_v1) reproduce bit for bit under it.
 
 Versions: 1, the first. 2: residual blocks are pre-activation with their branch's layer
 initialized at zero (Fixup) and a residual net ends with the trunk's norm and activation
