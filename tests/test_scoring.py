@@ -502,6 +502,10 @@ def test_the_statistics_match_their_textbook_values():
     assert t975(90) == pytest.approx(1.987, abs=2e-3)  # tables: 1.987
     mean, lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
     assert (mean, lo, hi) == pytest.approx((3.0, 3.0 - 2.776 * math.sqrt(2.5 / 5), 3.0 + 2.776 * math.sqrt(2.5 / 5)))
+    # cut at the metric's range: an mse interval stops at 0, an accuracy one at 1
+    assert t_interval([1.0, 2.0, 3.0, 4.0, 5.0], (2.0, 3.5)) == pytest.approx((3.0, 2.0, 3.5))
+    mse = [0.0001, 0.0002, 0.0015]
+    assert t_interval(mse)[1] < 0 and t_interval(mse, (0.0, math.inf))[1:] == (0.0, t_interval(mse)[2])
     assert sign_flip_p([1.0, 1.0]) == 0.25 and sign_flip_p([1.0] * 5) == 1 / 32
     assert sign_flip_p([1.0, -1.0]) == 0.75
     assert holm([0.01, 0.04, 0.03], alpha=0.05) == [True, False, False]

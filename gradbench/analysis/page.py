@@ -736,7 +736,8 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "for never.",
         "- **Accuracy**: at the chosen configuration, the mean test metric over every seed run there; a failed seed "
         "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
-        f"strategy). 95% Student t interval over seeds, shown from {MIN_SEEDS} seeds on (fewer are "
+        f"strategy). 95% Student t interval over seeds, cut at the metric's range (accuracy 0 to 1, mse "
+        f"from 0), shown from {MIN_SEEDS} seeds on (fewer are "
         "flagged as too few). For the composite it is normalised between chance (0) and the "
         "best strategy on the task (1), in the metric's direction (for mse lower is better).",
         "- **Tied group**: the strategies that cannot be told apart from the task's leader (rank 1) "

@@ -106,6 +106,10 @@ def spec_key(spec) -> str | None:
     return same_run_key(spec)
 
 
+# The values each task metric can take (catalogue/tasks.py's METRICS): an interval is cut there.
+METRIC_RANGE = {"accuracy": (0.0, 1.0), "mse": (0.0, math.inf)}
+
+
 def task_meta(runs: pd.DataFrame, task: str) -> dict:
     """The task's metric (name, direction, target, chance), the same in every record of the
     task; a disagreement in name or direction would make scores meaningless, so it stops."""

@@ -76,7 +76,7 @@ import pandas as pd
 from ..core.errors import UserError
 from . import lr_response
 from .choice import changed_params, choose
-from .runs import COLLAPSE_SHARE, GRID_PHASES, SCORED, level_results, outcomes, runs_frame, task_meta
+from .runs import COLLAPSE_SHARE, GRID_PHASES, METRIC_RANGE, SCORED, level_results, outcomes, runs_frame, task_meta
 from .stats import ALPHA, holm, paired_t_p, t_interval
 
 __all__ = ["COLLAPSE_SHARE", "SCORED", "level_results", "runs_frame", "score"]
@@ -289,7 +289,7 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     test = final["test"].where(~final_failed & final["test"].notna(), chance).astype(float)
     to_target = final["steps_to_target"].where(~final_failed & final["steps_to_target"].notna(), math.inf)
     seed_test = test.groupby(final["seed"]).mean()  # one value per seed
-    acc, lo, hi = t_interval(seed_test.to_numpy())
+    acc, lo, hi = t_interval(seed_test.to_numpy(), METRIC_RANGE.get(meta["metric"], (-math.inf, math.inf)))
     declared = grid["params"].iloc[0] if not grid.empty else choice.params
     row.update(lr_response.response(levels, meta, final_failed))
     row.update(

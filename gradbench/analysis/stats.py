@@ -72,15 +72,16 @@ def t975(df: int) -> float:
     return 1.960
 
 
-def t_interval(values) -> tuple[float, float, float]:
-    """(mean, low, high): the 95% Student t interval of the mean; one value or identical values:
-    the mean itself (no spread to speak of)."""
+def t_interval(values, within: tuple[float, float] = (-math.inf, math.inf)) -> tuple[float, float, float]:
+    """(mean, low, high): the 95% Student t interval of the mean, cut at the metric's range
+    `within` (an mse interval reaching below 0 says nothing below 0); one value or identical
+    values: the mean itself (no spread to speak of)."""
     v = np.asarray(values, dtype=float)
     mean = float(v.mean())
     if len(v) < 2 or np.ptp(v) == 0:
         return mean, mean, mean
     half = t975(len(v) - 1) * float(v.std(ddof=1)) / math.sqrt(len(v))
-    return mean, mean - half, mean + half
+    return mean, max(mean - half, within[0]), min(mean + half, within[1])
 
 
 def _betacf(a: float, b: float, x: float) -> float:
