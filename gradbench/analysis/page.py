@@ -22,7 +22,7 @@ from . import arm_cost, discrimination, literature, rank_stability, scoring
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
-from .runs import canonical
+from .runs import METRIC_RANGE, canonical
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
 from .site import write_site
 from .stats import ALPHA, MIN_SEEDS
@@ -688,6 +688,14 @@ def _error_list(task: str, records: list[dict]) -> list[str]:
     )
 
 
+def _metric_ranges() -> str:
+    """runs.METRIC_RANGE in words: "accuracy 0 to 1, mse from 0"."""
+    return ", ".join(
+        f"{name} from {lo:g}" if math.isinf(hi) else f"{name} {lo:g} to {hi:g}"
+        for name, (lo, hi) in METRIC_RANGE.items()
+    )
+
+
 def _how_section(weights: dict[str, float]) -> list[str]:
     w = ", ".join(f"{k} {v:.3f}" for k, v in weights.items())
     return [
@@ -736,8 +744,8 @@ def _how_section(weights: dict[str, float]) -> list[str]:
         "for never.",
         "- **Accuracy**: at the chosen configuration, the mean test metric over every seed run there; a failed seed "
         "counts at chance (it is never dropped, so surviving seeds cannot flatter a "
-        f"strategy). 95% Student t interval over seeds, cut at the metric's range (accuracy 0 to 1, mse "
-        f"from 0), shown from {MIN_SEEDS} seeds on (fewer are "
+        f"strategy). 95% Student t interval over seeds, cut at the metric's range ({_metric_ranges()}), "
+        f"shown from {MIN_SEEDS} seeds on (fewer are "
         "flagged as too few). For the composite it is normalised between chance (0) and the "
         "best strategy on the task (1), in the metric's direction (for mse lower is better).",
         "- **Tied group**: the strategies that cannot be told apart from the task's leader (rank 1) "

@@ -104,12 +104,18 @@ def _legend(ax, lines: int) -> None:
         ax.legend(fontsize=small, ncol=2 if lines > 24 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
-def _figure(size=(7.0, 4.2)):
+def _canvas(size: tuple[float, float]):
+    """An empty figure on an Agg canvas (no pyplot, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=size, dpi=PLOT_DPI)
     FigureCanvasAgg(fig)
+    return fig
+
+
+def _figure(size=(7.0, 4.2)):
+    fig = _canvas(size)
     return fig, fig.add_subplot(1, 1, 1)
 
 
@@ -309,16 +315,10 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
 def _plot_scatter(scored: pd.DataFrame, path: Path) -> bool:
     """One panel per task, every strategy a point; the names of baseline and the best ranked
     only (shown()), so that a catalogue stays readable: every point is named on the site."""
-    import math
-
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     tasks = sorted(scored["task"].unique())
     cols = min(2, len(tasks))
     rows_n = math.ceil(len(tasks) / cols)
-    fig = Figure(figsize=(5.0 * cols, 4.2 * rows_n), dpi=PLOT_DPI)
-    FigureCanvasAgg(fig)
+    fig = _canvas((5.0 * cols, 4.2 * rows_n))
     named_some = False
     for i, task in enumerate(tasks):
         ax = fig.add_subplot(rows_n, cols, i + 1)
