@@ -1,9 +1,9 @@
 """What each mitigation costs: per task and arm, its time per training step relative to the
 baseline's and its peak memory, measured paired, in one process, on one machine.
 
-    python benchmarks/arm_cost.py SUITE [--steps 60] [--rounds 3] [--threads 1] [--lr-mult 0.25]
-                                        [--what both|time|memory] [--tasks a,b] [--json OUT]
-                                        [--save DIR] [--data DIR]
+    python benchmarks/arm_cost.py SUITE [--steps 40] [--rounds 3] [--baseline-every 2] [--threads 1]
+                                        [--lr-mult 0.25] [--what both|time|memory] [--tasks a,b]
+                                        [--json OUT] [--save DIR] [--data DIR]
 
 --save DIR writes the summary as DIR/arm_cost.json, which the leaderboard page in DIR shows
 (gradbench/analysis/arm_cost.py); run it alone on the machine, since it times. --what memory
@@ -14,18 +14,21 @@ work; saved into a DIR that holds a time pass, it replaces only the memory figur
 Every task and arm of the suite (its task overrides; each arm at its defaults) is one real
 gradbench run (training.run.run_one) of `steps` steps, at one stress level below the tasks'
 explosive one, so that the arms run all their steps. The arms of a task alternate round by
-round in palindromic order (abc, cba, ...), so a drift of the machine's speed hits all alike,
-after one untimed baseline run (the data's first load and every lazy set-up).
+round in palindromic order (abc, cba, ...), after one untimed baseline run (the data's first
+load and every lazy set-up), and a baseline run comes before the round's first arm and after
+every --baseline-every arms: each arm is compared with the mean of the two baseline runs that
+bracket it, minutes apart at most, so a drift of the machine's speed between the start and
+the end of a round (with 60 arms, half an hour on CIFAR-10) does not enter its ratio.
 A run's time per step is the median time between the starts of consecutive training steps
-after 5 warm-up steps (what benchmarks/harness.py measures); an arm's ratio to the baseline is
-taken within each round, and the table gives its median over the rounds with the range.
+after 5 warm-up steps (what benchmarks/harness.py measures); the table gives an arm's ratio
+to its bracketing baselines as the median over the rounds, with the range.
 Peak memory is a run's own: on a GPU, torch's peak allocated bytes during the run over those
 allocated before it; on the CPU, the process's peak resident set during the run (VmHWM, reset
 through /proc/self/clear_refs) over its resident set before it, after a garbage collection and
 malloc_trim hand back what earlier runs freed. Not the absolute peak: every run leaves a few
 MB behind (Lightning's and the loggers' objects), so in one process the absolute peak grows
 with a run's place in the order, and an arm's difference to the baseline would measure its
-place, not its cost.
+place, not its cost (it is taken against the bracketing baseline runs too).
 """
 
 from __future__ import annotations
@@ -112,11 +115,45 @@ def measure(spec, data_root: Path, what: str = "both") -> dict:
     }
 
 
+def measure_task(task: str, arms: dict, args, data_root: Path) -> dict[str, list[dict]]:
+    """Every arm of one task, `args.rounds` times, each arm between two baseline runs (one
+    after every `args.baseline_every` arms): arm -> its measurements, in order."""
+    rounds: dict[str, list[dict]] = {label: [] for label in arms}
+    order = [label for label in arms if label != "baseline"]
+
+    def run(label: str, r: int) -> dict:
+        m = measure(arms[label], data_root, args.what)
+        rounds[label].append(m)
+        print(f"{task} round {r} {label}: {m}", file=sys.stderr, flush=True)
+        return m
+
+    measure(arms["baseline"], data_root, args.what)  # untimed: the data's first load and lazy set-up happen here
+    for r in range(args.rounds):
+        before = run("baseline", r)
+        waiting: list[dict] = []  # arms measured since the last baseline run
+        this_round = order if r % 2 == 0 else order[::-1]
+        for i, label in enumerate(this_round):
+            waiting.append(run(label, r))
+            if len(waiting) == args.baseline_every or i == len(this_round) - 1:
+                after = run("baseline", r)
+                for m in waiting:
+                    m["baseline_ms"] = [before["ms_per_step"], after["ms_per_step"]]
+                    m["baseline_mb"] = [before["peak_mb"], after["peak_mb"]]
+                before, waiting = after, []
+    return rounds
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("suite")
-    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--baseline-every",
+        type=int,
+        default=2,
+        help="a baseline run after every K arms; each arm's ratio is to the two around it",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--lr-mult", type=float, default=0.25)
     ap.add_argument(
@@ -130,6 +167,8 @@ def main() -> int:
     ap.add_argument("--save", default=None, help="write the summary as DIR/arm_cost.json, for the page in DIR")
     ap.add_argument("--data", default=None)
     args = ap.parse_args()
+    if args.baseline_every < 1:
+        ap.error(f"--baseline-every: must be 1 or more, got {args.baseline_every}")
     if args.what == "memory" and args.save and not (arm_cost.saved(args.save) or {}).get("command"):
         ap.error(f"--what memory: --save {args.save} holds no time pass to add memory to (run --what both first)")
     torch.set_num_threads(args.threads)
@@ -144,13 +183,7 @@ def main() -> int:
         arms = {a.label: apply_arm(a, base) for a in suite.arms_on(task) if not _not_applicable(a, base)}
         if "baseline" not in arms:
             arms = {"baseline": base, **arms}
-        rounds = {label: [] for label in arms}
-        order = list(arms)
-        measure(arms["baseline"], data_root, args.what)  # untimed: the data's first load and lazy set-up happen here
-        for r in range(args.rounds):
-            for label in order if r % 2 == 0 else order[::-1]:
-                rounds[label].append(measure(arms[label], data_root, args.what))
-                print(f"{task} round {r} {label}: {rounds[label][-1]}", file=sys.stderr, flush=True)
+        rounds = measure_task(task, arms, args, data_root)
         everything[task] = rounds
         print(
             f"\n### `{task}`: {args.steps} steps at lr x{args.lr_mult:g}, {args.rounds} rounds, {args.threads} thread(s)\n"
@@ -176,7 +209,13 @@ def main() -> int:
             "on the CPU the resident set, after a garbage collection and malloc_trim), so the difference to the "
             "baseline's is the arm's own."
         )
-        settings = {"steps": args.steps, "rounds": args.rounds, "threads": args.threads, "lr_mult": args.lr_mult}
+        settings = {
+            "steps": args.steps,
+            "rounds": args.rounds,
+            "baseline_every": args.baseline_every,
+            "threads": args.threads,
+            "lr_mult": args.lr_mult,
+        }
         command = " ".join(["python benchmarks/arm_cost.py", *sys.argv[1:]])
         if args.what == "memory":
             measured = {"memory": memory, "memory_command": command, "memory_machine": machine, "tasks": summary}

@@ -157,7 +157,14 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     assert [row.split("`")[1] for row in rows] == ["baseline", "clip_norm", "adam"]  # lstm: n/a on the MLP
     assert rows[0].split("|")[3].strip().startswith("1.00")
     cost = json.loads((tmp_path / "cost.json").read_text())
-    assert all(len(v) == 2 and all(m["ms_per_step"] for m in v) for v in cost["mnist_mlp"].values())
+    runs = cost["mnist_mlp"]
+    assert all(m["ms_per_step"] for v in runs.values() for m in v)
+    # each arm sits between two baseline runs: with 2 arms and --baseline-every 2, a round is
+    # baseline, arm, arm, baseline, so 2 rounds hold 4 baseline runs and each arm's 2 runs
+    # name the baseline runs of their own round
+    assert len(runs["baseline"]) == 4 and len(runs["clip_norm"]) == len(runs["adam"]) == 2
+    base = [m["ms_per_step"] for m in runs["baseline"]]
+    assert [m["baseline_ms"] for m in runs["clip_norm"]] == [base[0:2], base[2:4]]
     # a run's own peak, above what the process held before it: not the process's whole resident
     # set (torch and the data alone are hundreds of MB), which grows with a run's place in the order
     peaks = [m["peak_mb"] for v in cost["mnist_mlp"].values() for m in v]

@@ -1,8 +1,8 @@
 """What each mitigation costs, as the page shows it: per task and arm, its time per training
 step relative to the baseline's and its peak memory over the baseline's. No torch.
 
-The figures are measured by benchmarks/arm_cost.py (paired: the arms of a task alternate
-round by round in one process, on one machine) and saved beside a page as FILE with the
+The figures are measured by benchmarks/arm_cost.py (paired: in one process, on one machine,
+each arm between two baseline runs) and saved beside a page as FILE with the
 machine, the command and the settings they were measured with; page.write shows a saved
 file as it is (the results file does not make these numbers: they are of the code, not of a
 run), and site.py shows the same table.
@@ -18,30 +18,44 @@ FILE = "arm_cost.json"
 
 
 def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict]:
-    """One task's measurements (arm -> one {"ms_per_step", "peak_mb", "status"} per round,
-    "baseline" among them) -> arm -> {ms_per_step, ratio, ratio_lo, ratio_hi, peak_mb,
-    extra_mb, statuses}: the medians over rounds, the ratio taken within each round (so a
-    drift of the machine hits the arm and the baseline alike), with its range."""
-    base = rounds["baseline"]
+    """One task's measurements (arm -> its runs, each {"ms_per_step", "peak_mb", "status"},
+    an arm's runs also with "baseline_ms" and "baseline_mb": the figures of the two baseline
+    runs that bracket it) -> arm -> {ms_per_step, ratio, ratio_lo, ratio_hi, peak_mb, extra_mb,
+    statuses}: an arm's ratio is its time over the mean of its bracketing baselines' (so a drift
+    of the machine hits both alike), and its extra memory its peak over theirs; the table gives
+    the medians over rounds, and the ratio's range. The baseline's own row is 1 and +0 MB."""
     out = {}
     for arm, ms in rounds.items():
-        ratios = [
-            m["ms_per_step"] / b["ms_per_step"] for m, b in zip(ms, base) if m["ms_per_step"] and b["ms_per_step"]
-        ]
+        own = arm == "baseline"
+        ratios = (
+            [1.0] if own else [m["ms_per_step"] / b for m in ms if m["ms_per_step"] and (b := _mean(m, "baseline_ms"))]
+        )
         # a run's own peak may be 0 MB (it fits in what the process already holds)
-        extra = [m["peak_mb"] - b["peak_mb"] for m, b in zip(ms, base) if None not in (m["peak_mb"], b["peak_mb"])]
+        extra = (
+            [0.0]
+            if own
+            else [
+                m["peak_mb"] - b for m in ms if m["peak_mb"] is not None and (b := _mean(m, "baseline_mb")) is not None
+            ]
+        )
         steps = [m["ms_per_step"] for m in ms if m["ms_per_step"]]
         peaks = [m["peak_mb"] for m in ms if m["peak_mb"] is not None]
         out[arm] = {
             "ms_per_step": _median(steps),
-            "ratio": _median(ratios),
-            "ratio_lo": min(ratios) if ratios else None,
-            "ratio_hi": max(ratios) if ratios else None,
+            "ratio": _median(ratios) if steps else None,
+            "ratio_lo": min(ratios) if ratios and steps else None,
+            "ratio_hi": max(ratios) if ratios and steps else None,
             "peak_mb": _median(peaks),
-            "extra_mb": _median(extra),
+            "extra_mb": _median(extra) if peaks else None,
             "statuses": sorted({m["status"] for m in ms}),
         }
     return out
+
+
+def _mean(measurement: dict, key: str) -> float | None:
+    """The mean of a run's two bracketing baseline figures (None when either is missing)."""
+    both = measurement.get(key) or []
+    return sum(both) / len(both) if both and None not in both else None
 
 
 TIME_FIELDS = ("ms_per_step", "ratio", "ratio_lo", "ratio_hi")
@@ -103,8 +117,14 @@ def section(measured: dict | None) -> list[str]:
         "",
         f"Time per training step relative to the baseline's on the same task, measured paired "
         f"by `{m['command']}` on {m['machine']} ({m['threads']} thread(s); {m['steps']} steps per run at lr "
-        f"×{m['lr_mult']:g}, {m['rounds']} rounds, the arms alternating round by round; the ratio is the median over "
-        f"the rounds, with their range). {m['memory']}"
+        f"×{m['lr_mult']:g}, {m['rounds']} rounds, the arms alternating round by round; "
+        + (
+            f"a baseline run after every {m['baseline_every']} arms, each arm's ratio taken to the two baseline runs "
+            "around it; "
+            if m.get("baseline_every")
+            else ""
+        )
+        + f"the ratio is the median over the rounds, with their range). {m['memory']}"
         + (
             f" Memory was measured by `{m['memory_command']}` on {m.get('memory_machine', m['machine'])}."
             if m.get("memory_command")
