@@ -94,7 +94,8 @@ def render_site(
                 if costs.get("memory_command")
                 else ""
             )
-            + "; the markdown page says how.</p>",
+            + "; <i>x baseline</i> is the median over the rounds of an arm's time per step over the baseline's, "
+            "<i>lowest</i> and <i>highest</i> its range over the rounds; the markdown page says how.</p>",
             _table(_cost_view(costs), "cost"),
         ]
     claims = _literature_view(scores, records)
@@ -256,6 +257,8 @@ def _cost_view(costs: dict) -> pd.DataFrame:
             "arm": [r["arm"] for r in rows],
             "ms/step": [_num(r["ms_per_step"], 2) for r in rows],
             "x baseline": [_num(r["ratio"]) for r in rows],
+            "lowest": [_num(r["ratio_lo"]) for r in rows],
+            "highest": [_num(r["ratio_hi"]) for r in rows],
             "peak MB": [_num(r["peak_mb"], 0) for r in rows],
             "vs baseline MB": [_num(r["extra_mb"], 0) for r in rows],
         }

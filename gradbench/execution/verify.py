@@ -13,7 +13,10 @@ deterministic, so any difference means the code, the data or the environment cha
 kind of CPU counts: torch dispatches its kernels by instruction set (env.cpu_capability,
 e.g. AVX2 or AVX512) and MKL/oneDNN by CPU model (env.cpu), and each sums in its own order,
 so a record made on an AMD EPYC differs in the last bits on an Intel Xeon, even with torch's
-AVX512 kernels on both, and a chaotic run (one that explodes) then differs visibly. A difference
+AVX512 kernels on both, and a chaotic run (one that explodes) then differs visibly. Pinning
+MKL's or oneDNN's code path does not bridge the two: on an Intel Xeon, MKL_CBWR (COMPATIBLE,
+SSE4_2, AVX, AVX2, AVX512), MKL_ENABLE_INSTRUCTIONS=AVX2 and DNNL_MAX_CPU_ISA each move an
+adding-task run's figures, and none of them gives the AMD EPYC record's. A difference
 found on another CPU is reported with the CPU named, as not reproducible there, not wrong.
 
 On GPU results may differ without anything being wrong: cuDNN picks convolution algorithms
