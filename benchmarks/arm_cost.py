@@ -15,10 +15,11 @@ Every task and arm of the suite (its task overrides; each arm at its defaults) i
 gradbench run (training.run.run_one) of `steps` steps, at one stress level below the tasks'
 explosive one, so that the arms run all their steps. The arms of a task alternate round by
 round in palindromic order (abc, cba, ...), after one untimed baseline run (the data's first
-load and every lazy set-up), and a baseline run comes before the round's first arm and after
-every --baseline-every arms: each arm is compared with the mean of the two baseline runs that
-bracket it, minutes apart at most, so a drift of the machine's speed between the start and
-the end of a round (with 60 arms, half an hour on CIFAR-10) does not enter its ratio.
+load and every lazy set-up), and a baseline run comes before the round's first arm, after
+every --baseline-every arms and after its last: each arm is compared with the mean of the two
+baseline runs that bracket it, seconds to a minute apart, so a drift of the machine's speed
+within a round (a CIFAR-10 round of 63 arms and 32 baseline runs took 17 to 22 minutes on a
+Xeon core) does not enter its ratio.
 A run's time per step is the median time between the starts of consecutive training steps
 after 5 warm-up steps (what benchmarks/harness.py measures); the table gives an arm's ratio
 to its bracketing baselines as the median over the rounds, with the range.

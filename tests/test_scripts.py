@@ -130,7 +130,7 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     suite = tmp_path / "s.yaml"
     suite.write_text(
         "name: s\ntasks:\n  mnist_mlp: {batch_size: 16, model: {depth: 2, width: 8}}\n"
-        "strategies: [clip_norm, lstm, adam]\n"
+        "strategies: [clip_norm, lstm, adam, warmup]\n"
     )
     r = subprocess.run(
         [
@@ -154,17 +154,18 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     )
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [line for line in r.stdout.splitlines() if line.startswith("| `")]
-    assert [row.split("`")[1] for row in rows] == ["baseline", "clip_norm", "adam"]  # lstm: n/a on the MLP
+    assert [row.split("`")[1] for row in rows] == ["baseline", "clip_norm", "adam", "warmup"]  # lstm: n/a on the MLP
     assert rows[0].split("|")[3].strip().startswith("1.00")
     cost = json.loads((tmp_path / "cost.json").read_text())
     runs = cost["mnist_mlp"]
     assert all(m["ms_per_step"] for v in runs.values() for m in v)
-    # each arm sits between two baseline runs: with 2 arms and --baseline-every 2, a round is
-    # baseline, arm, arm, baseline, so 2 rounds hold 4 baseline runs and each arm's 2 runs
-    # name the baseline runs of their own round
-    assert len(runs["baseline"]) == 4 and len(runs["clip_norm"]) == len(runs["adam"]) == 2
+    # each arm sits between two baseline runs: with 3 arms and --baseline-every 2, round 0 is
+    # B clip_norm adam B warmup B and round 1, reversed, B warmup adam B clip_norm B, so 2 rounds
+    # hold 6 baseline runs and each arm's runs name the two around it
+    assert len(runs["baseline"]) == 6 and all(len(runs[a]) == 2 for a in ("clip_norm", "adam", "warmup"))
     base = [m["ms_per_step"] for m in runs["baseline"]]
-    assert [m["baseline_ms"] for m in runs["clip_norm"]] == [base[0:2], base[2:4]]
+    assert [m["baseline_ms"] for m in runs["clip_norm"]] == [base[0:2], base[4:6]]
+    assert [m["baseline_ms"] for m in runs["warmup"]] == [base[1:3], base[3:5]]
     # a run's own peak, above what the process held before it: not the process's whole resident
     # set (torch and the data alone are hundreds of MB), which grows with a run's place in the order
     peaks = [m["peak_mb"] for v in cost["mnist_mlp"].values() for m in v]
@@ -181,6 +182,7 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
         "baseline",
         "adam",
         "clip_norm",
+        "warmup",
     ]
     assert 'id="cost"' in (tmp_path / "page" / "site" / "index.html").read_text(encoding="utf-8")
 

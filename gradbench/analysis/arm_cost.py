@@ -53,9 +53,10 @@ def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict]:
 
 
 def _mean(measurement: dict, key: str) -> float | None:
-    """The mean of a run's two bracketing baseline figures (None when either is missing)."""
-    both = measurement.get(key) or []
-    return sum(both) / len(both) if both and None not in both else None
+    """The mean of a run's bracketing baseline figures: both, or the one that was measured
+    (a baseline run that stopped within its warm-up steps has no time); None without either."""
+    known = [v for v in measurement.get(key) or [] if v is not None]
+    return sum(known) / len(known) if known else None
 
 
 TIME_FIELDS = ("ms_per_step", "ratio", "ratio_lo", "ratio_hi")

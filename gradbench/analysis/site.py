@@ -94,7 +94,7 @@ def render_site(
                 if costs.get("memory_command")
                 else ""
             )
-            + "; <i>x baseline</i> is the median over the rounds of an arm's time per step over the baseline's, "
+            + "; <i>x baseline</i> is the median over the rounds of an arm's time per step over that of the two baseline runs around it, "
             "<i>lowest</i> and <i>highest</i> its range over the rounds; the markdown page says how.</p>",
             _table(_cost_view(costs), "cost"),
         ]
