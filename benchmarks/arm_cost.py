@@ -18,8 +18,9 @@ round in palindromic order (abc, cba, ...), after one untimed baseline run (the 
 load and every lazy set-up), and a baseline run comes before the round's first arm, after
 every --baseline-every arms and after its last: each arm is compared with the mean of the two
 baseline runs that bracket it, seconds to a minute apart, so a drift of the machine's speed
-within a round (a CIFAR-10 round of 63 arms and 32 baseline runs took 17 to 22 minutes on a
-Xeon core) does not enter its ratio.
+within a round (a CIFAR-10 round of 63 arms and 32 baseline runs took about 17 minutes on a
+Xeon core: some 51 minutes for 3 rounds, from the progress of the leaderboard's pass) does not
+enter its ratio.
 A run's time per step is the median time between the starts of consecutive training steps
 after 5 warm-up steps (what benchmarks/harness.py measures); the table gives an arm's ratio
 to its bracketing baselines as the median over the rounds, with the range.
