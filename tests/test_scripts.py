@@ -254,3 +254,43 @@ def test_the_shorter_budget_check_reads_each_arm_at_a_step_of_its_validation_cur
     half = split(recs, "mnist_mlp", 500, target=0.54)  # the fake curves rise linearly from chance
     assert [a for a, _, _ in half["reach"]] == ["clip_norm"]
     assert not split(recs, "mnist_mlp", 250)["reach"]
+
+
+def test_the_commit_subject_rule_checks_a_message_and_every_commit_since_it_came(tmp_path):
+    """A subject of at most 72 characters: the commit-msg hook refuses a longer one, and CI's
+    --history check names each commit since the rule's own commit that breaks it (older
+    commits, made before the rule, are not judged)."""
+    script = REPO / "scripts" / "commit_subject.py"
+    hooks = yaml.safe_load((REPO / ".pre-commit-config.yaml").read_text())["repos"][0]["hooks"]
+    hook = next(h for h in hooks if h["id"] == "commit-subject")
+    assert hook["stages"] == ["commit-msg"] and hook["entry"].endswith("scripts/commit_subject.py")
+    assert "commit_subject.py --history" in (REPO / ".ci/run").read_text()
+
+    def check(*args, cwd=None):
+        return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, cwd=cwd)
+
+    msg = tmp_path / "MSG"
+    msg.write_text("# a git comment first\nAdd a thing\n\nwhy, with figures " + "x" * 200 + "\n")
+    assert check(str(msg)).returncode == 0  # a long body is fine
+    msg.write_text("y" * 73 + "\n")
+    out = check(str(msg))
+    assert out.returncode == 1 and "73 characters, over 72" in out.stderr
+
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+
+    def commit(subject, path=None):
+        f = repo / (path or "f.txt")
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(subject)
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-q", "-m", subject], check=True)
+
+    commit("an old commit whose subject ran on well past seventy-two characters, before the rule")
+    commit("Bring the commit subject rule", "scripts/commit_subject.py")
+    commit("A short subject")
+    assert check("--history", cwd=repo).returncode == 0
+    commit("z" * 80)
+    out = check("--history", cwd=repo)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "80 characters" in out.stderr
