@@ -446,7 +446,7 @@ def test_rescoring_the_committed_records_has_no_such_artifacts():
 
 
 def test_wilson_interval_matches_the_formula():
-    from gradbench.analysis.lr_response import wilson
+    from gradbench.analysis.stats import wilson
 
     assert wilson(0, 2) == pytest.approx((0.0, 0.0, 0.6576198))
     p, lo, hi = wilson(3, 10)
@@ -496,18 +496,27 @@ def test_rank_stability_prints_a_share_per_task_and_overall():
 
 
 def test_the_statistics_match_their_textbook_values():
-    from gradbench.analysis.stats import holm, sign_flip_p, t975, t_interval
+    from gradbench.analysis.stats import holm, paired_t_p, t975, t_interval
 
-    assert (t975(1), t975(4), t975(30), t975(10**6)) == (12.706, 2.776, 2.042, pytest.approx(1.96, abs=1e-3))
-    assert t975(90) == pytest.approx(1.987, abs=2e-3)  # tables: 1.987
+    # printed tables: t(0.975, df) to 3 decimals
+    assert [round(t975(df), 3) for df in (1, 4, 30, 90)] == [12.706, 2.776, 2.042, 1.987]
+    assert t975(10**6) == pytest.approx(1.96, abs=1e-3) and math.isnan(t975(0))
+    # exact, not a 3-decimal table (which put t(0.975, 1) at 12.706 and moved interval ends in
+    # the 4th digit): the closed forms on 1 and 2 degrees of freedom
+    assert t975(1) == pytest.approx(math.tan(0.475 * math.pi), rel=1e-12)
+    assert t975(2) == pytest.approx(0.95 * math.sqrt(2 / (4 * 0.975 * 0.025)), rel=1e-12)
     mean, lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert (mean, lo, hi) == pytest.approx((3.0, 3.0 - 2.776 * math.sqrt(2.5 / 5), 3.0 + 2.776 * math.sqrt(2.5 / 5)))
+    assert (mean, lo, hi) == pytest.approx((3.0, 3.0 - 2.776 * math.sqrt(2.5 / 5), 3.0 + 2.776 * math.sqrt(2.5 / 5)), abs=1e-3)
     # cut at the metric's range: an mse interval stops at 0, an accuracy one at 1
     assert t_interval([1.0, 2.0, 3.0, 4.0, 5.0], (2.0, 3.5)) == pytest.approx((3.0, 2.0, 3.5))
     mse = [0.0001, 0.0002, 0.0015]
     assert t_interval(mse)[1] < 0 and t_interval(mse, (0.0, math.inf))[1:] == (0.0, t_interval(mse)[2])
-    assert sign_flip_p([1.0, 1.0]) == 0.25 and sign_flip_p([1.0] * 5) == 1 / 32
-    assert sign_flip_p([1.0, -1.0]) == 0.75
+    # no spread: what a sign-flip test gives, 2^-n; otherwise the t-test, here against the
+    # closed form of Student's t tail on 3 degrees of freedom
+    assert paired_t_p([1.0, 1.0]) == 0.25 and paired_t_p([1.0] * 5) == 1 / 32 and paired_t_p([-1.0, -1.0]) == 1.0
+    d = np.array([1.0, 2.0, 3.0, 0.0])
+    x = d.mean() / (d.std(ddof=1) / 2) / math.sqrt(3)
+    assert paired_t_p(d) == pytest.approx(0.5 - (math.atan(x) + x / (1 + x * x)) / math.pi, rel=1e-9)
     assert holm([0.01, 0.04, 0.03], alpha=0.05) == [True, False, False]
     assert holm([0.01, 0.02, 0.03], alpha=0.1) == [True, True, True]
 

@@ -26,8 +26,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from .stats import wilson
+
 STABLE_TOLERANCE = 0.1  # within 10% of the chance-to-best gap counts as "as good as the best"
-Z95 = 1.959963984540054
 
 COLUMNS = [
     "max_stable_lr",
@@ -40,17 +41,6 @@ COLUMNS = [
     "fail_lo",
     "fail_hi",
 ]
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float, float]:
-    """(p, low, high): the Wilson score interval of k successes in n trials."""
-    if n == 0:
-        return math.nan, math.nan, math.nan
-    p = k / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return p, max(0.0, center - half), min(1.0, center + half)
 
 
 def response(by_level: pd.DataFrame, meta: dict, failed_at_chosen: pd.Series | None) -> dict:

@@ -77,7 +77,7 @@ from ..core.errors import UserError
 from . import lr_response
 from .choice import changed_params, choose
 from .runs import COLLAPSE_SHARE, GRID_PHASES, METRIC_RANGE, SCORED, level_results, outcomes, runs_frame, task_meta
-from .stats import ALPHA, holm, paired_t_p, t_interval
+from .stats import ALPHA, holm, paired_t_p, t_interval, wilson
 
 __all__ = ["COLLAPSE_SHARE", "SCORED", "level_results", "runs_frame", "score"]
 
@@ -402,7 +402,7 @@ def _win_rate(mine: dict, base: dict, sign: float, chance: float) -> tuple[float
     if not seeds:
         return math.nan, math.nan, math.nan, 0
     wins = [1.0 if sign * (mine[s] - base[s]) > 0 else 0.5 if mine[s] == base[s] else 0.0 for s in seeds]
-    p, lo, hi = lr_response.wilson(sum(wins), len(wins))
+    p, lo, hi = wilson(sum(wins), len(wins))
     return p, lo, hi, len(seeds)
 
 
