@@ -506,7 +506,9 @@ def test_the_statistics_match_their_textbook_values():
     assert t975(1) == pytest.approx(math.tan(0.475 * math.pi), rel=1e-12)
     assert t975(2) == pytest.approx(0.95 * math.sqrt(2 / (4 * 0.975 * 0.025)), rel=1e-12)
     mean, lo, hi = t_interval([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert (mean, lo, hi) == pytest.approx((3.0, 3.0 - 2.776 * math.sqrt(2.5 / 5), 3.0 + 2.776 * math.sqrt(2.5 / 5)), abs=1e-3)
+    assert (mean, lo, hi) == pytest.approx(
+        (3.0, 3.0 - 2.776 * math.sqrt(2.5 / 5), 3.0 + 2.776 * math.sqrt(2.5 / 5)), abs=1e-3
+    )
     # cut at the metric's range: an mse interval stops at 0, an accuracy one at 1
     assert t_interval([1.0, 2.0, 3.0, 4.0, 5.0], (2.0, 3.5)) == pytest.approx((3.0, 2.0, 3.5))
     mse = [0.0001, 0.0002, 0.0015]
