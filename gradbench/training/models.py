@@ -1,4 +1,5 @@
-"""The model families, each with the knobs strategies turn (the transformer: transformer.py).
+"""The model families, each with the knobs strategies turn (the transformer: transformer.py;
+the activations and initializations they share: layers.py).
 
 Defaults are deliberately plain (no normalization, no skips) so the tasks can be tuned to
 explode; strategies switch on what mitigates it. The knobs, their defaults and valid values
@@ -21,18 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..catalogue.model_knobs import checked_knobs, checked_task_knobs
+from .layers import ACTIVATIONS, init_weights
 from .reparam import reparametrize
+from .transformer import transformer
 
-ACTIVATIONS = {
-    "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "softplus": nn.Softplus,
-}
 # the NF-Nets gain that keeps the activation's output at unit variance (Brock et al., 2021a)
 WS_GAMMA = {
     "relu": 1.7139588594436646,
@@ -170,7 +163,7 @@ def mlp(input_shape, num_outputs, **m) -> nn.Module:
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
     layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(m["depth"] - 1)]
     net = nn.Sequential(*layers, *_final(layers, m, width, False), nn.Linear(width, num_outputs))
-    return reparametrize(zero_branches(_init(net, m["init"], m["activation"])), m["reparam"])
+    return reparametrize(zero_branches(init_weights(net, m["init"], m["activation"])), m["reparam"])
 
 
 def cnn(input_shape, num_outputs, **m) -> nn.Module:
@@ -191,7 +184,7 @@ def cnn(input_shape, num_outputs, **m) -> nn.Module:
     net = nn.Sequential(
         *layers, *_final(layers, m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
     )
-    return reparametrize(zero_branches(_init(net, m["init"], m["activation"])), m["reparam"])
+    return reparametrize(zero_branches(init_weights(net, m["init"], m["activation"])), m["reparam"])
 
 
 def forget_bias_one(lstm: nn.LSTM) -> None:
@@ -254,7 +247,7 @@ def rnn(
             n_in, hidden, num_layers=depth, batch_first=True, dropout=dropout if depth > 1 else 0.0
         )
     net = RecurrentRegressor(core, hidden, num_outputs)
-    _init(net, init, activation)
+    init_weights(net, init, activation)
     if cell == "lstm":
         forget_bias_one(core)
     if cell == "rnn" and recurrent_gain:
@@ -265,41 +258,7 @@ def rnn(
     return net
 
 
-def _init(net: nn.Module, init: str, activation: str) -> nn.Module:
-    """Re-initialize the hidden layers' weight matrices/kernels, their biases to zero;
-    "default" keeps PyTorch's. The output layer (the net's last nn.Linear) keeps PyTorch's
-    default, as torchvision's ResNet does: He's gain suits a layer whose units feed a ReLU,
-    and a head drawn with it starts the logits so large that a 9-conv net's step-0 loss
-    reaches 4 (ln 10 = 2.30 is a uniform guess)."""
-    if init == "default":
-        return net
-    nonlin = {"relu": "relu", "leaky_relu": "leaky_relu"}.get(activation, "linear")
-    head = [m for m in net.modules() if isinstance(m, nn.Linear)][-1:]
-    keep = {id(p) for m in head for p in m.parameters()}
-    with torch.no_grad():
-        for name, p in net.named_parameters():
-            if id(p) in keep:
-                continue
-            if p.dim() < 2:
-                if name.endswith("bias"):
-                    p.zero_()
-                continue
-            if init == "kaiming":
-                nn.init.kaiming_normal_(p, nonlinearity=nonlin)
-            elif init == "xavier":
-                nn.init.xavier_uniform_(p)
-            else:
-                nn.init.orthogonal_(p)
-    return net
-
-
-def _transformer(input_shape, num_outputs, **m) -> nn.Module:
-    from .transformer import transformer  # it builds on this module's activations and _init
-
-    return transformer(input_shape, num_outputs, **m)
-
-
-BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": _transformer}
+BUILDERS = {"mlp": mlp, "cnn": cnn, "rnn": rnn, "transformer": transformer}
 
 
 def build_task_model(task, splits, knobs: dict) -> nn.Module:

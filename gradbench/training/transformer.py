@@ -16,7 +16,7 @@ import math
 import torch
 from torch import nn
 
-from .models import ACTIVATIONS, _init
+from .layers import ACTIVATIONS, init_weights
 from .reparam import reparametrize
 
 
@@ -110,7 +110,7 @@ def transformer(input_shape, num_outputs, **m) -> nn.Module:
     """input_shape is (seq_len, vocab): a sequence of token ids drawn from `vocab`.
     `m`: the family's checked knobs (catalogue/model_knobs.py), all of them."""
     seq_len, vocab = input_shape
-    net = _init(TinyTransformer(vocab, seq_len, num_outputs, m), m["init"], m["activation"])
+    net = init_weights(TinyTransformer(vocab, seq_len, num_outputs, m), m["init"], m["activation"])
     if m["residual_scale"] == "deepnorm":
         deepnorm_init(net, m["depth"])
     return reparametrize(net, m["reparam"])
