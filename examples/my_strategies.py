@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from gradbench.catalogue.grad_hooks import grad_hook
-from gradbench.catalogue.strategies import strategy
-from gradbench.core.spec import RunSpec
+from gradbench import RunSpec, grad_hook, strategy
 
 
 @strategy(family="clipping", slot="per-tensor clipping")

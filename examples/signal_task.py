@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from gradbench.catalogue.tasks import Task, register_task
+from gradbench import Task, register_task
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "elu": nn.ELU}
 

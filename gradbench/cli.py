@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import warnings
 from pathlib import Path
 
-from .core.errors import UserError, one_line_error
+from .core.errors import UserError, one_line_error, one_line_warnings, warn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.argv = list(argv)
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+        with one_line_warnings():
             return args.fn(args) or 0
     except UserError as e:
         print(f"gradbench: error: {_one_line(e)}", file=sys.stderr)
@@ -41,18 +39,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(text) -> str:
     return " ".join(str(text).split())
-
-
-_show_original = warnings.showwarning
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    """gradbench's own warnings (a torn results line ...) as one 'gradbench: warning:' line;
-    other libraries' warnings as Python shows them."""
-    if getattr(category, "__module__", "").startswith("gradbench"):
-        print(f"gradbench: warning: {_one_line(message)}", file=sys.stderr if file is None else file)
-    else:
-        _show_original(message, category, filename, lineno, file, line)
 
 
 def _interrupted(args, e: KeyboardInterrupt) -> int:
@@ -90,11 +76,15 @@ def _interrupted(args, e: KeyboardInterrupt) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gradbench", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(metavar="COMMAND")
+    # the options several commands share, declared once
+    data_root = argparse.ArgumentParser(add_help=False)
+    data_root.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
 
-    run = sub.add_parser("run", help="run a suite: train every run not yet in the results, then score it")
+    run = sub.add_parser(
+        "run", parents=[data_root], help="run a suite: train every run not yet in the results, then score it"
+    )
     run.add_argument("config", help="suite YAML, e.g. configs/quick.yaml")
     run.add_argument("--results", help="results file (JSON lines; default results/<suite>.jsonl)")
-    run.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     run.add_argument("--leaderboard", help="where to write the leaderboard (default: beside the results)")
     where = run.add_argument_group("where runs execute (the same records whichever you pick)")
     where.add_argument(
@@ -138,9 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. 'clip*'")
     ls.set_defaults(fn=cmd_list)
 
-    data = sub.add_parser("data", help="show which datasets are present, or download them")
+    data = sub.add_parser("data", parents=[data_root], help="show which datasets are present, or download them")
     data.add_argument("action", nargs="?", choices=("status", "download"), default="status")
-    data.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     data.set_defaults(fn=cmd_data)
 
     lb = sub.add_parser("leaderboard", help="score a results file into a markdown leaderboard with plots")
@@ -153,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
 
     vf = sub.add_parser(
         "verify",
+        parents=[data_root],
         help="re-run recorded runs and check they reproduce their results exactly",
         description=verify.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -160,7 +150,6 @@ def _parser() -> argparse.ArgumentParser:
     vf.add_argument("results", help="results file (JSON lines) whose runs to re-run")
     vf.add_argument("--sample", type=int, metavar="K", help="re-run K runs drawn with --seed (default: all)")
     vf.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the --sample draw (default 0)")
-    vf.add_argument("--data", help="data root (default: $GRADBENCH_DATA, else ./data)")
     vf.add_argument(
         "--plugins",
         action="append",
@@ -269,11 +258,7 @@ def _log_summary(wandb: dict, suite, records: list[dict], results_path: Path) ->
         tracking.log_summary(wandb, suite.name, scoring.score(records, suite.scoring.get("weights")))
         print(tracking.sync_hint(wandb))
     except Exception as e:  # noqa: BLE001 - tracking is a copy of what is already in the results file
-        print(
-            f"gradbench: warning: the W&B summary was not logged ({one_line_error(e, 300)}); "
-            f"every run is in {results_path}",
-            file=sys.stderr,
-        )
+        warn(f"the W&B summary was not logged ({one_line_error(e, 300)}); every run is in {results_path}")
 
 
 def cmd_verify(args) -> int:

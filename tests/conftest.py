@@ -10,6 +10,19 @@ from fakes import make_mnist
 REPO = pathlib.Path(__file__).resolve().parent.parent
 REAL_DATA = REPO / "data"
 
+# Prepended to a `python -c` program: a meta-path finder that makes `import torch` / `import
+# lightning` fail, as on a machine without them; NO_TORCH_LOADED checks at the end that nothing
+# got them another way.
+BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'lightning', 'lightning_fabric', 'pytorch_lightning'):
+            raise ImportError(f'{name} is blocked in this test')
+sys.meta_path.insert(0, _NoTorch())
+"""
+NO_TORCH_LOADED = "\nassert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')]\n"
+
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory) -> pathlib.Path:

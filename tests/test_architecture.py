@@ -9,17 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
-
-# a meta-path finder that makes `import torch` / `import lightning` fail, as on a machine without them
-BLOCK = """
-import sys
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'lightning', 'lightning_fabric', 'pytorch_lightning'):
-            raise ImportError(f'{name} is blocked in this test')
-sys.meta_path.insert(0, _NoTorch())
-"""
+from conftest import BLOCK_TORCH, NO_TORCH_LOADED, REPO
 
 
 def test_import_contracts_hold():
@@ -83,7 +73,7 @@ def test_torch_free_packages_work_without_torch(tmp_path):
     """Import every module of core/, store/ and analysis/ and rebuild a leaderboard page from
     the committed results with torch and lightning unimportable."""
     code = (
-        BLOCK
+        BLOCK_TORCH
         + f"""
 import importlib, pkgutil
 import gradbench.core, gradbench.store, gradbench.analysis
@@ -94,8 +84,8 @@ from gradbench.analysis import page
 from gradbench.store import jsonl
 records = jsonl.latest_by_run(jsonl.load({str(REPO / "leaderboard" / "results.jsonl")!r}))
 page.write(records, {str(tmp_path)!r}, plots=False)
-assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')]
 """
+        + NO_TORCH_LOADED
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     assert (tmp_path / "README.md").read_text().startswith("# gradbench leaderboard")
@@ -103,7 +93,7 @@ assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'lightning')]
 
 def test_the_blocker_blocks():
     """The check above would pass vacuously if the blocker did nothing."""
-    out = subprocess.run([sys.executable, "-c", BLOCK + "import torch"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", BLOCK_TORCH + "import torch"], capture_output=True, text=True)
     assert out.returncode != 0 and "blocked in this test" in out.stderr
 
 
@@ -124,3 +114,66 @@ def test_every_committed_record_is_a_record():
 
     assert len(jsonl.load(REPO / "leaderboard" / "results.jsonl")) == 3980  # each line checked on read
     assert len(jsonl.load(REPO / "leaderboard" / "catalogue_v1" / "results.jsonl")) == 500
+
+
+PUBLIC = ["__version__", "strategy", "grad_hook", "RunSpec", "Task", "register_task"]
+
+
+def test_the_public_names_resolve_without_loading_torch_at_import():
+    """The names plugins and users import from `gradbench` are pinned; `import gradbench` and
+    the CLI's import load no torch, and each name resolves (loading what it needs) on use."""
+    import gradbench
+    from gradbench.catalogue.grad_hooks import grad_hook
+    from gradbench.catalogue.strategies import strategy
+    from gradbench.catalogue.tasks import Task, register_task
+    from gradbench.core.spec import RunSpec
+
+    assert gradbench.__all__ == PUBLIC
+    assert (gradbench.strategy, gradbench.grad_hook, gradbench.RunSpec, gradbench.Task, gradbench.register_task) == (
+        strategy,
+        grad_hook,
+        RunSpec,
+        Task,
+        register_task,
+    )
+    code = BLOCK_TORCH + "import gradbench, gradbench.cli\nassert gradbench.__version__\n" + NO_TORCH_LOADED
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-c", "import gradbench; gradbench.nothing"], capture_output=True, text=True)
+    assert "module 'gradbench' has no attribute 'nothing'" in out.stderr
+
+
+def test_the_old_import_paths_work_with_a_deprecation_warning(tmp_path):
+    """gradbench.strategies, gradbench.grad_hooks and gradbench.spec (before the layered layout)
+    still import, for one release, with a DeprecationWarning naming the new import; a plugin
+    that uses them gets one warning line from the CLI."""
+    code = """
+import warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    from gradbench.strategies import strategy
+    from gradbench.grad_hooks import grad_hook
+    from gradbench.spec import RunSpec
+import gradbench
+assert (strategy, grad_hook, RunSpec) == (gradbench.strategy, gradbench.grad_hook, gradbench.RunSpec)
+print("\\n".join(f"{w.category.__name__}|{issubclass(w.category, DeprecationWarning)}|{w.message}" for w in caught))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [
+        "MovedWarning|True|gradbench.strategies is deprecated and will be removed after 0.x: use from gradbench import strategy",
+        "MovedWarning|True|gradbench.grad_hooks is deprecated and will be removed after 0.x: use from gradbench import grad_hook",
+        "MovedWarning|True|gradbench.spec is deprecated and will be removed after 0.x: use from gradbench import RunSpec",
+    ]
+    (tmp_path / "old_plugin.py").write_text(
+        "from gradbench.strategies import strategy\n"
+        "from gradbench.spec import RunSpec\n\n\n"
+        "@strategy(family='clipping', slot='old clip')\n"
+        "def old_clip(spec: RunSpec, max_norm: float = 1.0) -> RunSpec:\n"
+        '    """Clipping from a plugin written for the flat layout."""\n'
+        "    return spec.with_trainer(gradient_clip_val=max_norm)\n"
+    )
+    (tmp_path / "s.yaml").write_text("name: s\nplugins: [old_plugin.py]\ntasks: [adding_rnn]\nstrategies: [old_clip]\n")
+    gb = Path(sys.executable).parent / "gradbench"
+    out = subprocess.run([str(gb), "status", "s.yaml"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = [x for x in out.stderr.splitlines() if x.startswith("gradbench: warning:")]
+    assert len(lines) == 2 and "gradbench.strategies is deprecated" in lines[0], out.stderr

@@ -195,17 +195,28 @@ COMMITTED = [
 def test_a_committed_page_rebuilds_from_its_own_results(folder, tmp_path):
     """Main always holds pages that rebuild from their own results, byte for byte (the plots
     are drawn too, so the page links the same images; a saved rank stability and arm cost come
-    along, as scripts/site.sh copies them)."""
+    along, as scripts/site.sh copies them), through the CLI in a process where torch and
+    lightning cannot be imported: the page needs neither."""
     import shutil
+    import subprocess
+    import sys
+
+    from conftest import BLOCK_TORCH, NO_TORCH_LOADED
 
     from gradbench.analysis import arm_cost, rank_stability
-    from gradbench.store import jsonl
 
     for saved in (rank_stability.FILE, arm_cost.FILE):
         if (folder / saved).exists():
             shutil.copy(folder / saved, tmp_path / saved)
     results = shutil.copy(folder / "results.jsonl", tmp_path / "results.jsonl")
-    page = leaderboard.write(jsonl.load(results), tmp_path, results=results).read_text(encoding="utf-8")
+    cli = BLOCK_TORCH + "from gradbench.cli import main\nrc = main(sys.argv[1:])\n" + NO_TORCH_LOADED + "sys.exit(rc)\n"
+    out = subprocess.run(
+        [sys.executable, "-c", cli, "leaderboard", str(results), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    page = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert page == (folder / "README.md").read_text(encoding="utf-8")
     assert "### Rank stability" in page  # both pages carry their measured rank stability
     for name in ("index.html", "plotly.min.js"):  # and the static site, the same scores

@@ -14,7 +14,6 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from ..catalogue import plugins
 from ..catalogue.tasks import priced_ms
-from ..core.errors import UserError, one_line_error
+from ..core.errors import UserError, one_line_error, one_line_warnings, warn
 from ..core.spec import RunSpec
 from ..training.run import error_record, run_one
 from .ddp import run_distributed, world_size
@@ -42,7 +41,13 @@ class Job:
 
 
 def execute(spec_dict: dict, job: Job) -> dict:
-    """Run one spec in this process (the entry point of every executor's workers)."""
+    """Run one spec in this process (the entry point of every executor's workers); a warning on
+    the way is one line, in a worker as in the CLI."""
+    with one_line_warnings():
+        return _execute(spec_dict, job)
+
+
+def _execute(spec_dict: dict, job: Job) -> dict:
     import torch
 
     if job.threads:
@@ -98,7 +103,7 @@ def _tracked(step, spec: RunSpec):
         return step()
     except Exception as e:  # noqa: BLE001
         why = one_line_error(e, 300)
-        print(f"gradbench: warning: W&B tracking failed for run {spec.run_id} ({why})", file=sys.stderr, flush=True)
+        warn(f"W&B tracking failed for run {spec.run_id} ({why})")
         return None
 
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 from pathlib import Path
 
-from ..core.errors import UserError, one_line_error
+from ..core.errors import UserError, one_line_error, warn
 from ..core.spec import RunSpec
 
 KEYS = ("project", "entity", "mode", "dir", "tags")
@@ -118,9 +117,7 @@ def _safe_wandb_logger(**kwargs):
             except Exception as e:  # noqa: BLE001
                 self._failed = True
                 why = one_line_error(e, 300)
-                print(
-                    f"gradbench: warning: W&B logging stopped for run {self._name} ({why})", file=sys.stderr, flush=True
-                )
+                warn(f"W&B logging stopped for run {self._name} ({why})")
                 return None
 
         def log_metrics(self, metrics, step=None):

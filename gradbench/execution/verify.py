@@ -49,7 +49,6 @@ from ..analysis.compare import (
 )
 from ..core.errors import UserError
 from ..store import jsonl
-from . import interrupts
 
 
 def _spec(rec: dict, path):
@@ -89,6 +88,7 @@ def verify(
     from ..catalogue.tasks import TASKS
     from ..training.data import load_task_data
     from ..training.run import run_one
+    from . import interrupts  # Lightning's signal exits: loaded only when runs re-run
 
     records = jsonl.latest_by_run(jsonl.load(path))
     if not records:

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..core.errors import UserError
+from ..core.errors import GradbenchWarning, UserError
 from ..core.numerics import NUMERICS, numerics_of
 from ..core.record import check_record
 
@@ -156,7 +156,7 @@ def _count_lines(path: Path) -> int:
         return fh.read().count(b"\n") + 1
 
 
-class ResultsWarning(UserWarning):
+class ResultsWarning(GradbenchWarning):
     """Something about the results file worth knowing (the CLI prints it as one
     'gradbench: warning:' line)."""
 
