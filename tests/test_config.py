@@ -45,9 +45,6 @@ BAD = [
     ({**GOOD, "eval_every": 0}, "eval_every: must be a positive integer"),
     ({**GOOD, "threads": 0}, "threads: must be a positive integer"),
     ({**GOOD, "name": 3}, "name: expected a string, got 3"),
-    ({**GOOD, "name": None}, "name: expected a string, got None"),
-    ({**GOOD, "max_steps": None}, "max_steps: expected a positive integer, got None"),
-    ({**GOOD, "tasks": {"mnist_mlp": {"eval_every": None}}}, "tasks.mnist_mlp.eval_every: expected a positive integer"),
     ({**GOOD, "strategies": [{5: {}}]}, "strategies[0]: expected a string, got 5"),
     (
         {**GOOD, "tasks": {"mnist_mlp": {"strategies": ["baseline"]}}},
@@ -209,6 +206,24 @@ def test_shipped_configs_are_valid():
         s = load_suite(path)
         assert expand(s), path
         assert not any(isinstance(r, Skipped) and "unknown" in r.reason for r in expand(s))
+
+
+def test_a_null_setting_means_its_default(tmp_path):
+    """`name:` left empty (YAML null), or a null step budget, is the setting left out: the
+    fields are typed `X | None` with None as 'not set', so null is that, not an error."""
+    import yaml
+
+    path = tmp_path / "nulls.yaml"
+    path.write_text(
+        yaml.safe_dump({**GOOD, "name": None, "max_steps": None, "tasks": {"mnist_mlp": {"eval_every": None}}})
+    )
+    plain = tmp_path / "nulls_plain.yaml"
+    plain.write_text(yaml.safe_dump({**GOOD, "tasks": ["mnist_mlp"]}))
+    with_nulls, without = load_suite(path), load_suite(plain)
+    assert with_nulls.name == "nulls"
+    assert [s.to_dict() | {"suite": None} for s in expand(with_nulls)] == [
+        s.to_dict() | {"suite": None} for s in expand(without)
+    ]
 
 
 def test_the_battery_through_the_cli_is_exit_2_one_line_and_nothing_written(tmp_path, capsys):

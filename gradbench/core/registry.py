@@ -4,7 +4,7 @@ list by pattern, look up with a 'did you mean' error)."""
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from .errors import unknown
@@ -40,13 +40,3 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def decorator(self, make: Callable[..., T]):
-        """Build the item from the decorated object and register it under its name."""
-
-        def register(obj):
-            item = make(obj)
-            self.add(item.name, item)
-            return obj
-
-        return register

@@ -67,10 +67,12 @@ class Protocol(Strict):
 
 
 class TaskOverrides(Strict):
-    max_steps: int = Field(None, gt=0, description="optimizer steps per run")
-    eval_every: int = Field(None, gt=0, description="validate every this many optimizer steps")
-    batch_size: int = Field(None, gt=0, description="training examples per step")
-    lr_mult: list[float] = Field(None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)")
+    max_steps: int | None = Field(None, gt=0, description="optimizer steps per run")
+    eval_every: int | None = Field(None, gt=0, description="validate every this many optimizer steps")
+    batch_size: int | None = Field(None, gt=0, description="training examples per step")
+    lr_mult: list[float] | None = Field(
+        None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)"
+    )
     model: dict[str, Any] = Field({}, description="model knobs over the task's (see catalogue/model_knobs.py)")
     data: dict[str, Any] = Field({}, description="dataset parameters, e.g. seq_len (see catalogue/data_params.py)")
     strategies: list[str | dict[str, dict[str, Any] | None]] = Field(
@@ -159,7 +161,7 @@ class WandbSettings(Strict):
 class SuiteFile(Strict):
     """A gradbench suite: tasks x stress levels x seeds x strategy arms."""
 
-    name: str = Field(None, description="suite name (default: the file's stem)")
+    name: str | None = Field(None, description="suite name (default: the file's stem)")
     description: str = Field("", description="one line on what the suite is for")
     seeds: int | list[int] = Field(
         [0], description="a count n (seeds 0..n-1) or a list; seed i is shared by every strategy (paired)"
@@ -172,8 +174,10 @@ class SuiteFile(Strict):
     protocol: Protocol | None = Field(
         None, description="a tuning protocol: per-arm lr sweep, equal extra trials, choice on validation, final seeds"
     )
-    max_steps: int = Field(None, gt=0, description="optimizer steps per run, for every task (a task override wins)")
-    eval_every: int = Field(
+    max_steps: int | None = Field(
+        None, gt=0, description="optimizer steps per run, for every task (a task override wins)"
+    )
+    eval_every: int | None = Field(
         None, gt=0, description="validate every this many steps, for every task (a task override wins)"
     )
     trainer: TrainerSettings = Field(TrainerSettings(), description="extra Lightning Trainer arguments for every run")
@@ -199,8 +203,8 @@ def schema() -> dict:
         overrides = create_model(
             f"{name}_overrides",
             __base__=TaskOverrides,
-            model=(knobs_model(task), Field(None, description=f"{task.model_family} knobs over the task's")),
-            data=(data_params_model(task), Field(None, description=f"{task.dataset} parameters")),
+            model=(knobs_model(task) | None, Field(None, description=f"{task.model_family} knobs over the task's")),
+            data=(data_params_model(task) | None, Field(None, description=f"{task.dataset} parameters")),
         )
         tasks[name] = (overrides | None, Field(None, description=task.description))
     task_map = create_model("Tasks", __config__=ConfigDict(extra="forbid"), **tasks)
@@ -369,7 +373,7 @@ def _tasks(raw_tasks, f: SuiteFile) -> dict[str, dict]:
         if name not in TASKS:
             raise unknown("task", str(name), TASKS.list())
         task = TASKS.get(name)
-        ov = dict(ov or {})
+        ov = {k: v for k, v in (ov or {}).items() if v is not None}  # null: the key left out
         if "lr_mult" in ov:
             ov["lr_mult"] = _lr_mults(ov["lr_mult"], f"tasks.{name}.lr_mult")
         checked_task_knobs(task, {**task.model, **ov.get("model", {})}, f"tasks.{name}.model")
