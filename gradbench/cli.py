@@ -185,7 +185,7 @@ def _command_line(argv: list[str] | None = None) -> str:
 
 def cmd_run(args) -> int:
     from .catalogue.plugins import load_entry_points
-    from .core.record import outcome_counts
+    from .core.record import outcome_counts, typed
     from .execution.executors import make_executor
     from .execution.suite_runner import default_results_path, run_suite, runs_dir
     from .suite import load_suite
@@ -218,10 +218,11 @@ def cmd_run(args) -> int:
         retry_errors=args.retry_errors,
     )
     out = Path(args.leaderboard) if args.leaderboard else results_path.parent / f"{suite.name}_leaderboard"
-    page = _write_leaderboard(records, out, weights=suite.scoring.get("weights"))
+    checked = typed(records)  # each record checked once, for the page and the counts
+    page = _write_leaderboard(checked, out, weights=suite.scoring.get("weights"))
     if wandb:
-        _log_summary(wandb, suite, records, results_path)
-    counts = outcome_counts(records)
+        _log_summary(wandb, suite, checked, results_path)
+    counts = outcome_counts(checked)
     print(
         f"done: {len(records)} runs ({', '.join(f'{n} {s}' for s, n in counts.items() if n)}); "
         f"results {results_path}; leaderboard {page}"
@@ -303,9 +304,10 @@ def _write_leaderboard(records, out: Path, weights=None, command=None, results=N
 
 
 def cmd_leaderboard(args) -> int:
+    from .core.record import latest
     from .store import jsonl
 
-    records = jsonl.latest_by_run(jsonl.load(args.results))
+    records = latest(jsonl.read(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
     page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results))

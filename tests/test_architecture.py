@@ -177,3 +177,49 @@ print("\\n".join(f"{w.category.__name__}|{issubclass(w.category, DeprecationWarn
     assert out.returncode == 0, out.stderr
     lines = [x for x in out.stderr.splitlines() if x.startswith("gradbench: warning:")]
     assert len(lines) == 2 and "gradbench.strategies is deprecated" in lines[0], out.stderr
+
+
+def record_guards(source: str, name: str, fields: set[str]) -> list[str]:
+    """Where `source` looks a record field up by hand: .get("<field>"), `x.get(...) or {}`, or a
+    records parameter annotated as something other than Record."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        where = f"{name}:{getattr(node, 'lineno', '?')}"
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and node.args[0].value in fields
+        ):
+            found.append(f"{where}: .get({node.args[0].value!r})")
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):  # (r.get("env") or {})
+            first, last = node.values[0], node.values[-1]
+            looked_up = isinstance(first, ast.Call) and getattr(first.func, "attr", None) == "get"
+            if looked_up and isinstance(last, ast.Dict) and not last.keys:
+                found.append(f"{where}: `.get(...) or {{}}`")
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for arg in node.args.args + node.args.kwonlyargs:
+                if arg.arg in ("records", "record", "rec") and arg.annotation is not None:
+                    text = ast.unparse(arg.annotation)
+                    if "Record" not in text:
+                        found.append(f"{where}: {node.name}({arg.arg}: {text})")
+    return found
+
+
+def test_analysis_reads_typed_records_and_never_guards_a_field_by_hand():
+    """analysis/ gets records as core.record.Record (typed once, at its boundary), so no
+    function there looks a record field up with .get() or defaults a missing part with
+    `.get(...) or {}`, and none takes its records as dicts. The checker is checked too."""
+    from gradbench.core.record import record_fields
+
+    fields = set(record_fields())
+    planted = "def f(records: list[dict]):\n    return [(r.get('env') or {}).get('cpu') for r in records]\n"
+    assert len(record_guards(planted, "planted.py", fields)) == 3
+    found = []
+    for path in sorted((REPO / "gradbench" / "analysis").glob("*.py")):
+        found += record_guards(path.read_text(encoding="utf-8"), path.name, fields)
+    assert found == []

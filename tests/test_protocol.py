@@ -336,9 +336,9 @@ def test_the_budget_rule_does_not_run_the_levels_above_one_where_every_seed_dive
     row = score(recs).per_task.set_index("strategy").loc["baseline"]
     assert row["not_run"] == not_run and row["grid_failed"] == row["grid_runs"] == 8  # not run counts as failed
     assert row["diverged"] == sum(r["status"] == "diverged" for r in recs if r["strategy"]["label"] == "baseline")
-    from gradbench.core.record import outcome_counts
+    from gradbench.core.record import outcome_counts, typed
 
-    assert outcome_counts(recs)["not run"] == not_run
+    assert outcome_counts(typed(recs))["not run"] == not_run
     page = leaderboard_page.write(recs, tmp_path / "page", plots=False).read_text()
     assert f"were not run ({not_run} runs)" in page
 
@@ -368,7 +368,7 @@ def test_a_bootstrap_draws_sweep_seeds_and_final_seeds_each_within_their_kind():
     ]
     rng = random.Random(0)
     for _ in range(20):
-        drawn = {r["seed"] for r in resample(recs, rng)}
+        drawn = {r.seed for r in resample(recs, rng)}
         for label in drawn:
             seed, j = (int(x) for x in label.split("#"))
             assert (seed in (0, 1)) == (j < 2), drawn

@@ -730,35 +730,40 @@ def test_verify_reproduces_a_suite_and_names_a_tampered_field(tiny_data, tmp_pat
 
 
 def test_verify_selection_and_comparison_units():
+    from fakes import make_record
+
+    from gradbench.core.record import parse_record
     from gradbench.execution import verify
 
-    recs = [{"run_id": str(i), "status": "skipped" if i == 2 else "ok"} for i in range(10)]
-    assert [r["run_id"] for r in verify.select(recs)] == [str(i) for i in range(10) if i != 2]
+    def typed(r):
+        return parse_record(json.loads(json.dumps(r)))
+
+    raw = [make_record(seed=i, run_id=str(i), status="skipped" if i == 2 else "ok") for i in range(10)]
+    recs = [typed(r) for r in raw]
+    assert [r.run_id for r in verify.select(recs)] == [str(i) for i in range(10) if i != 2]
     a, b = verify.select(recs, 3, seed=1), verify.select(recs, 3, seed=1)
-    assert a == b and len(a) == 3 and all(r["status"] == "ok" for r in a)
-    assert [r["run_id"] for r in a] == sorted((r["run_id"] for r in a), key=int)  # file order
+    assert a == b and len(a) == 3 and all(r.status == "ok" for r in a)
+    assert [r.run_id for r in a] == sorted((r.run_id for r in a), key=int)  # file order
     # one CPU kind's or one commit's part of a long suite
-    for i, r in enumerate(recs):
+    for i, r in enumerate(raw):
         r["env"] = {"cpu": "AMD EPYC" if i < 5 else "Intel Xeon", "cpu_capability": "AVX512", "git_commit": f"c{i % 2}"}
-    assert [r["run_id"] for r in verify.select(recs, cpu="Intel Xeon (AVX512)")] == ["5", "6", "7", "8", "9"]
-    assert [r["run_id"] for r in verify.select(recs, cpu="AMD EPYC (AVX512)", commit="c1")] == ["1", "3"]
+    recs = [typed(r) for r in raw]
+    assert [r.run_id for r in verify.select(recs, cpu="Intel Xeon (AVX512)")] == ["5", "6", "7", "8", "9"]
+    assert [r.run_id for r in verify.select(recs, cpu="AMD EPYC (AVX512)", commit="c1")] == ["1", "3"]
     assert len(verify.select(recs, 2, cpu="AMD EPYC (AVX512)")) == 2
     with pytest.raises(UserError, match=r"on the CPU kind Intel Xeon \(AVX2\); .*AMD EPYC \(AVX512\) \(4\)"):
         verify.select(recs, cpu="Intel Xeon (AVX2)")
     with pytest.raises(UserError, match=r"at git commit c2; the runs were recorded at git commit: c0 \(4\), c1 \(5\)"):
         verify.select(recs, commit="c2")
-    base = {
-        "status": "ok",
-        "metrics": {"test": 0.5, "val_curve": [[10, 0.25], [20, 0.5]], "steps": 20},
-        "stability": {"grad_norm_max": 3.0, "grad_norm_curve": [[0, 1.0]]},
-        "data": {"fingerprint": "f"},
-    }
-    assert verify.compare(base, json.loads(json.dumps(base))) == []
+    base = make_record(test=0.5, steps=20)
+    base["metrics"]["val_curve"] = [[10, 0.25], [20, 0.5]]
+    base["stability"].update(grad_norm_max=3.0, grad_norm_curve=[[0, 1.0]])
+    assert verify.compare(typed(base), typed(base)) == []
     now = json.loads(json.dumps(base))
     now["metrics"]["val_curve"][1][1] = 0.75
-    now["stability"]["grad_norm_max"] = float("nan")
+    now["stability"]["grad_norm_max"] = None  # a non-finite norm, as the file holds it
     now["status"] = "diverged"
-    diffs = verify.compare(base, now)
+    diffs = verify.compare(typed(base), typed(now))
     assert ("status", "ok", "diverged") in diffs
     assert ("metrics.val_curve[1][1]", 0.5, 0.75) in diffs
     assert ("stability.grad_norm_max", 3.0, None) in diffs
@@ -767,9 +772,9 @@ def test_verify_selection_and_comparison_units():
     old["metrics"].update(target=0.25, steps_to_target=10)
     moved = json.loads(json.dumps(old))
     moved["metrics"].update(target=0.5, steps_to_target=20)
-    assert verify.compare(old, moved) == []
+    assert verify.compare(typed(old), typed(moved)) == []
     moved["metrics"]["val_curve"][0][1] = 0.2  # but a curve that trained differently still shows
-    assert ("metrics.val_curve[0][1]", 0.25, 0.2) in verify.compare(old, moved)
+    assert ("metrics.val_curve[0][1]", 0.25, 0.2) in verify.compare(typed(old), typed(moved))
 
 
 def test_verify_rejects_bad_input(tmp_path, capsys):

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
 
+from ..core.record import Record
 from .runs import GRID_PHASES, SCORED, per_config, runs_frame, task_meta
 
 TUNING_PHASES = (*GRID_PHASES, "tune")
@@ -66,7 +68,9 @@ def _neg(text: str) -> tuple:
     return tuple(-ord(c) for c in text)
 
 
-def chosen_configs(records: list[dict], *, or_best_failed: bool = False) -> dict[tuple[str, str], Choice | None]:
+def chosen_configs(
+    records: Iterable[Record | dict], *, or_best_failed: bool = False
+) -> dict[tuple[str, str], Choice | None]:
     """(task, strategy) -> its Choice (choose), over every pair with scored runs in the records."""
     runs = runs_frame(records)
     out = {}
@@ -82,7 +86,7 @@ def changed_params(choice: Choice, declared: dict) -> str:
     parts = []
     for name, params in chosen.items():
         for key, value in params.items():
-            if (declared.get(name) or {}).get(key) != value:
+            if declared.get(name, {}).get(key) != value:
                 shown = f"{value:g}" if isinstance(value, float) and math.isfinite(value) else value
                 parts.append(f"{key}={shown}")
     return ", ".join(parts)

@@ -9,8 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..core.errors import UserError
-from ..core.record import steps_to_target
-from ..store.jsonl import normalized
+from ..core.record import Env, Record, steps_to_target
 
 METRIC_FIELDS = ("test", "best_val", "final_val", "steps_to_target", "val_curve", "steps")
 _MISSING = object()
@@ -18,7 +17,7 @@ _MISSING = object()
 
 @dataclass
 class Outcome:
-    record: dict
+    record: Record
     diffs: list = field(default_factory=list)  # [(field, recorded, now)]
     notes: list = field(default_factory=list)
     statistical: bool = False  # judged by STATISTICAL_RULE, not bit for bit
@@ -29,24 +28,24 @@ class Outcome:
 
 
 def select(
-    records: list[dict],
+    records: list[Record],
     sample: int | None = None,
     seed: int = 0,
     cpu: str | None = None,
     commit: str | None = None,
-) -> list[dict]:
+) -> list[Record]:
     """The records to re-run, in file order: all that are not skipped, or `sample` of them
     drawn with random.Random(seed) (deterministic). `cpu` ("model (capability)", cpu_kind)
     keeps those recorded on that kind of CPU, `commit` those recorded at a git commit that
     starts with it: one CPU kind's or one day's part of a long suite. A UserError when none
     is left, naming what there is."""
-    runs = [r for r in records if r.get("status") != "skipped"]
+    runs = [r for r in records if r.status != "skipped"]
     for wanted, of, what in ((cpu, cpu_kind, "on the CPU kind"), (commit, _commit, "at git commit")):
         if wanted is None:
             continue
-        kept = [r for r in runs if (of(r.get("env") or {}) or "").startswith(wanted)]
+        kept = [r for r in runs if (of(r.env) or "").startswith(wanted)]
         if not kept:
-            there = Counter(of(r.get("env") or {}) or "not recorded" for r in runs)
+            there = Counter(of(r.env) or "not recorded" for r in runs)
             shown = ", ".join(f"{k} ({n})" for k, n in sorted(there.items()))
             raise UserError(f"no run was recorded {what} {wanted}; the runs were recorded {what}: {shown}")
         runs = kept
@@ -58,36 +57,33 @@ def select(
     return [runs[i] for i in chosen]
 
 
-def cpu_kind(env: dict) -> str | None:
+def cpu_kind(env: Env | None) -> str | None:
     """A record's kind of CPU, as bit-for-bit reproduction needs it the same: "model (capability)"."""
-    return f"{env['cpu']} ({env.get('cpu_capability')})" if env.get("cpu") else None
+    return f"{env.cpu} ({env.cpu_capability})" if env is not None and env.cpu else None
 
 
-def _commit(env: dict) -> str | None:
-    return env.get("git_commit")
+def _commit(env: Env | None) -> str | None:
+    return env.git_commit if env is not None else None
 
 
-def compare(recorded: dict, now: dict) -> list[tuple[str, object, object]]:
+def compare(recorded: Record, now: Record) -> list[tuple[str, object, object]]:
     """The fields where `now` (a fresh record) differs from `recorded`, exactly: leaf paths
-    like 'metrics.val_curve[1][1]' with both values. `now` is compared as it would read back
-    from the results file (non-finite floats as null, tuples as lists)."""
-    now = normalized(now)
-    recorded = json.loads(json.dumps(recorded))
+    like 'metrics.val_curve[1][1]' with both values, each as the results file holds it (a
+    field a record lacks, such as a newer optional one, is '(missing)')."""
     out: list[tuple[str, object, object]] = []
-    if recorded.get("status") != now.get("status"):
-        out.append(("status", recorded.get("status"), now.get("status")))
-    rm, nm = recorded.get("metrics") or {}, now.get("metrics") or {}
-    nm = _at_recorded_target(rm, nm)
+    if recorded.status != now.status:
+        out.append(("status", recorded.status, now.status))
+    rm, nm = _as_written(recorded.metrics), _at_recorded_target(recorded, now)
     for k in METRIC_FIELDS:
-        _diff(f"metrics.{k}", rm.get(k, _MISSING), nm.get(k, _MISSING), out)
-    _diff("stability", recorded.get("stability", _MISSING), now.get("stability", _MISSING), out)
-    _diff(
-        "data.fingerprint",
-        (recorded.get("data") or {}).get("fingerprint", _MISSING),
-        (now.get("data") or {}).get("fingerprint", _MISSING),
-        out,
-    )
+        _diff(f"metrics.{k}", rm[k], nm[k], out)
+    _diff("stability", _as_written(recorded.stability), _as_written(now.stability), out)
+    _diff("data.fingerprint", recorded.data.fingerprint, now.data.fingerprint, out)
     return out
+
+
+def _as_written(part):
+    """A record's part as its JSON holds it: the fields it was given, None as null."""
+    return None if part is None else part.model_dump(mode="json", exclude_unset=True)
 
 
 def _diff(path: str, a, b, out: list) -> None:
@@ -125,12 +121,8 @@ def _show(v, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def describe(rec: dict) -> str:
-    label = (rec.get("strategy") or {}).get("label", "?")
-    lr = (rec.get("stress") or {}).get("lr_mult")
-    return f"{rec.get('run_id')} {rec.get('task')} {label} seed {rec.get('seed')}" + (
-        f" lr x{lr:g}" if isinstance(lr, (int, float)) else ""
-    )
+def describe(rec: Record) -> str:
+    return f"{rec.run_id} {rec.task} {rec.label} seed {rec.seed} lr x{rec.lr_mult:g}"
 
 
 def format_outcome(o: Outcome, most: int = 3) -> str:
@@ -145,24 +137,24 @@ def format_outcome(o: Outcome, most: int = 3) -> str:
     return f"DIFFERS  {describe(o.record)}: " + "; ".join(parts) + more + notes
 
 
-def _at_recorded_target(rm: dict, nm: dict) -> dict:
-    """`nm` with steps_to_target read off its validation curve at the recorded target, where
-    the task's target has moved since: a target is the task's bar, not the run's arithmetic,
-    so a re-run is judged on what it trained."""
-    target, curve = rm.get("target"), nm.get("val_curve")
-    if target is None or target == nm.get("target") or not isinstance(curve, list):
+def _at_recorded_target(recorded: Record, now: Record) -> dict:
+    """`now`'s metrics with steps_to_target read off its validation curve at the recorded
+    target, where the task's target has moved since: a target is the task's bar, not the run's
+    arithmetic, so a re-run is judged on what it trained."""
+    nm = _as_written(now.metrics)
+    target = recorded.metrics.target
+    if target == now.metrics.target:
         return nm
-    return {**nm, "steps_to_target": steps_to_target(curve, target, nm.get("higher_is_better", True))}
+    return {**nm, "steps_to_target": steps_to_target(nm["val_curve"], target, now.metrics.higher_is_better)}
 
 
-def env_changes(recorded: dict, now: dict) -> list[str]:
+def env_changes(recorded: Env | None, now: Env | None) -> list[str]:
     """What differs between the recording environment and this one (explains a difference).
     Records written before gradbench kept the CPU (cpu, cpu_capability) say so."""
     keys = ("torch", "lightning", "device", "cpu", "cpu_capability", "threads", "git_commit")
+    old, new = (env.model_dump(exclude_unset=True) if env is not None else {} for env in (recorded, now))
     return [
-        f"recorded with {k} {recorded.get(k, '(not recorded)')}, now {now.get(k)}"
-        for k in keys
-        if recorded.get(k) != now.get(k)
+        f"recorded with {k} {old.get(k, '(not recorded)')}, now {new.get(k)}" for k in keys if old.get(k) != new.get(k)
     ]
 
 
@@ -176,15 +168,13 @@ STATISTICAL_RULE = (
 )
 
 
-def task_spread(records: list[dict], task: str) -> float:
+def task_spread(records: list[Record], task: str) -> float:
     """The median, over the task's (arm, lr) groups with two or more ok seeds, of the range of
     their test metrics (0 when no group has two)."""
     groups: dict[tuple, list[float]] = {}
     for r in records:
-        test = (r.get("metrics") or {}).get("test")
-        if r.get("task") == task and r.get("status") == "ok" and isinstance(test, (int, float)):
-            key = ((r.get("strategy") or {}).get("label"), (r.get("stress") or {}).get("lr_mult"))
-            groups.setdefault(key, []).append(float(test))
+        if r.task == task and r.status == "ok" and r.metrics.test is not None:
+            groups.setdefault((r.label, r.lr_mult), []).append(float(r.metrics.test))
     ranges = sorted(max(v) - min(v) for v in groups.values() if len(v) >= 2)
     if not ranges:
         return 0.0
@@ -192,21 +182,19 @@ def task_spread(records: list[dict], task: str) -> float:
     return ranges[mid] if len(ranges) % 2 else (ranges[mid - 1] + ranges[mid]) / 2
 
 
-def consistency(rec: dict, now: dict, spread: float) -> tuple[bool, str]:
+def consistency(rec: Record, now: Record, spread: float) -> tuple[bool, str]:
     """(consistent?, why) of a re-run `now` of `rec` under STATISTICAL_RULE; `spread` is the
     record's task_spread."""
-    fingerprints = ((rec.get("data") or {}).get("fingerprint"), (now.get("data") or {}).get("fingerprint"))
+    fingerprints = (rec.data.fingerprint, now.data.fingerprint)
     if None not in fingerprints and fingerprints[0] != fingerprints[1]:
         return False, "other data: the data fingerprint differs from the recorded one"
-    if now.get("status") != rec.get("status"):
-        return False, f"status {rec.get('status')} recorded, {now.get('status')} now"
-    if rec.get("status") != "ok":
-        return True, f"{rec.get('status')} as recorded"
-    m = rec.get("metrics") or {}
-    recorded, got = m.get("test"), (now.get("metrics") or {}).get("test")
-    if not isinstance(recorded, (int, float)) or not isinstance(got, (int, float)):
+    if now.status != rec.status:
+        return False, f"status {rec.status} recorded, {now.status} now"
+    if rec.status != "ok":
+        return True, f"{rec.status} as recorded"
+    m = rec.metrics
+    recorded, got = m.test, now.metrics.test
+    if recorded is None or got is None:
         return False, "no test metric to compare"
-    tol = max(spread, 0.02 * abs(float(m.get("target") or 0) - float(m.get("chance") or 0)))
-    return abs(
-        got - recorded
-    ) <= tol, f"{m.get('name', 'metric')} {got:.4g} now, {recorded:.4g} recorded, tol {tol:.3g}"
+    tol = max(spread, 0.02 * abs(m.target - m.chance))
+    return abs(got - recorded) <= tol, f"{m.name} {got:.4g} now, {recorded:.4g} recorded, tol {tol:.3g}"

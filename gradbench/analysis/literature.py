@@ -20,12 +20,13 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from ..core.record import reaches
+from ..core.record import Record, reaches, typed
+from .runs import GRID_PHASES
 from .scoring import Scores
 
 HOLDS, MIXED, FAILS, UNTESTED = "holds", "mixed", "does not hold", "cannot be tested here"
@@ -53,9 +54,9 @@ class View:
     """The scores and records a claim reads: a (task, arm) row where it was scored, and the
     settings the records ran with."""
 
-    def __init__(self, scores: Scores, records: list[dict]):
+    def __init__(self, scores: Scores, records: Iterable[Record | dict]):
         self.pt = scores.per_task
-        self.records = records
+        self.records = typed(records)
 
     def tasks(self) -> list[str]:
         return sorted(set(self.pt["task"])) if not self.pt.empty else []
@@ -67,21 +68,21 @@ class View:
     def tasks_with(self, *arms: str) -> list[str]:
         return [t for t in self.tasks() if all(self.row(t, a) is not None for a in arms)]
 
-    def _runs(self, task: str | None, arm: str | None, grid: bool = False) -> list[dict]:
+    def _runs(self, task: str | None, arm: str | None, grid: bool = False) -> list[Record]:
         return [
             r
             for r in self.records
-            if (task is None or r.get("task") == task)
-            and (arm is None or (r.get("strategy") or {}).get("label") == arm)
-            and (not grid or (r.get("spec") or {}).get("phase") in ("", "sweep"))
-            and r.get("status") != "skipped"
+            if (task is None or r.task == task)
+            and (arm is None or r.label == arm)
+            and (not grid or r.phase in GRID_PHASES)
+            and r.status != "skipped"
         ]
 
     def setting(self, task: str, *path: str, arm: str = "baseline"):
         """The most common value of spec[path...] among the arm's runs on the task (None if none)."""
         values = []
         for r in self._runs(task, arm):
-            v = r.get("spec") or {}
+            v = r.spec
             for key in path:
                 v = v.get(key) if isinstance(v, dict) else None
             if v is not None:
@@ -89,16 +90,15 @@ class View:
         return Counter(values).most_common(1)[0][0] if values else None
 
     def top_level(self, task: str | None = None) -> float | None:
-        levels = [float((r.get("stress") or {}).get("lr_mult", 1.0)) for r in self._runs(task, None, grid=True)]
+        levels = [r.lr_mult for r in self._runs(task, None, grid=True)]
         return max(levels) if levels else None
 
     def attention_logit(self, task: str, arm: str, lr_mult: float = 1.0) -> float | None:
         """The median over the grid's seeds at lr_mult of each run's largest attention logit."""
         values = [
-            r["stability"]["attn_logit_max"]
+            r.stability.attn_logit_max
             for r in self._runs(task, arm, grid=True)
-            if float((r.get("stress") or {}).get("lr_mult", 1.0)) == lr_mult
-            and (r.get("stability") or {}).get("attn_logit_max") is not None
+            if r.lr_mult == lr_mult and r.stability is not None and r.stability.attn_logit_max is not None
         ]
         return statistics.median(values) if values else None
 
@@ -418,7 +418,7 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
-def findings(scores: Scores, records: list[dict]) -> list[tuple[Claim, Finding]]:
+def findings(scores: Scores, records: Iterable[Record | dict]) -> list[tuple[Claim, Finding]]:
     view = View(scores, records)
     out = []
     for c in CLAIMS:

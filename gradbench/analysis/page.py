@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
 from ..core.errors import UserError
-from ..core.numerics import numerics_of
-from ..core.record import counts_in_scores, outcome_counts
-from ..store.jsonl import latest_by_run
+from ..core.record import Record, latest, outcome_counts, typed
 from . import arm_cost, discrimination, literature, rank_stability, scoring
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
@@ -34,7 +33,7 @@ RESULTS_NAME = "results.jsonl"  # the results file beside a page, as the committ
 
 
 def write(
-    records: list[dict],
+    records: Iterable[Record | dict],
     out_dir,
     *,
     weights: dict | None = None,
@@ -48,7 +47,7 @@ def write(
     it is out_dir/results.jsonl, with the default weights and command, the page names the
     command that rebuilds it in its folder. Records made under two numerics versions of the
     training code are a UserError: their numbers do not compare."""
-    records = latest_by_run(records)
+    records = latest(typed(records))
     _one_numerics_version(records)
     _one_spec_per_run(records)
     scores = scoring.score(records, weights)
@@ -64,7 +63,7 @@ def write(
         and weights is None
         and command is None
     )
-    command = command or _most_common(r.get("command") for r in records)
+    command = command or _most_common(r.command for r in records)
     page = render(
         records,
         scores,
@@ -83,10 +82,10 @@ def write(
     return path
 
 
-def _one_numerics_version(records: list[dict]) -> None:
-    versions = sorted({numerics_of(r) for r in records})
+def _one_numerics_version(records: list[Record]) -> None:
+    versions = Counter(r.numerics_version for r in records)
     if len(versions) > 1:
-        counts = ", ".join(f"{sum(numerics_of(r) == v for r in records)} under version {v}" for v in versions)
+        counts = ", ".join(f"{versions[v]} under version {v}" for v in sorted(versions))
         raise UserError(
             f"these records come from {len(versions)} numerics versions of the training code ({counts}); "
             "their numbers do not compare: run the suite again (resume re-runs the older ones) "
@@ -94,31 +93,29 @@ def _one_numerics_version(records: list[dict]) -> None:
         )
 
 
-def _one_spec_per_run(records: list[dict]) -> None:
+def _one_spec_per_run(records: list[Record]) -> None:
     """One run per arm, seed and level: two records of one (task, arm, parameters, seed, level)
     under different run ids come from two specs (the code that resolves an arm changed between
     them, or two suites with other task settings share the file), and scoring both would count
     a seed twice."""
-    seen: dict[tuple, dict] = {}
+    seen: dict[tuple, Record] = {}
     for r in records:
-        if not counts_in_scores(r):
+        if not r.counts_in_scores:
             continue
-        label = r.get("strategy") or {}
-        key = (r.get("task"), label.get("label"), canonical(label.get("params") or {}), r.get("seed"))
-        key += (float((r.get("stress") or {}).get("lr_mult", 1.0)),)
+        key = (r.task, r.label, canonical(r.strategy.params), r.seed, r.lr_mult)
         other = seen.setdefault(key, r)
-        if other["run_id"] != r["run_id"]:
-            spec_a, spec_b = other.get("spec") or {}, r.get("spec") or {}
+        if other.run_id != r.run_id:
+            spec_a, spec_b = other.spec, r.spec
             differ = sorted(k for k in set(spec_a) | set(spec_b) if k != "phase" and spec_a.get(k) != spec_b.get(k))
             raise UserError(
-                f"runs {other['run_id']} and {r['run_id']} are both {key[1]} on {key[0]} at seed {key[3]}, lr x{key[4]:g}, "
+                f"runs {other.run_id} and {r.run_id} are both {key[1]} on {key[0]} at seed {key[3]}, lr x{key[4]:g}, "
                 f"with other specs (they differ in {', '.join(differ) or 'nothing shown'}): the code that resolves the "
                 "arm changed between them, or two suites share the file; keep the records of one"
             )
 
 
 def render(
-    records: list[dict],
+    records: Iterable[Record | dict],
     scores: Scores,
     *,
     command: str | None = None,
@@ -135,9 +132,9 @@ def render(
     `costs`: each arm's measured time per step and memory (analysis/arm_cost.py), if any.
     `rebuilds`: the page is made from results.jsonl in its own folder, so it names the
     command that makes it there."""
-    records = latest_by_run(records)
+    records = latest(typed(records))
     images = images or {}
-    suites = _unique(r.get("suite") for r in records)
+    suites = _unique(r.suite for r in records)
     title = ", ".join(suites) if suites else "(no runs)"
     out = [f"# gradbench leaderboard: {title}", ""]
     if site:
@@ -197,7 +194,7 @@ def _targets_section(scores: Scores) -> list[str]:
 # ------------------------------------------------------------------------- literature
 
 
-def _literature_section(scores: Scores, records: list[dict]) -> list[str]:
+def _literature_section(scores: Scores, records: list[Record]) -> list[str]:
     """The claims of analysis/literature.py, read off these results; left out when none of
     them can be read here (a suite without the arms or tasks they need)."""
     found = literature.findings(scores, records)
@@ -236,36 +233,32 @@ def _saved_names(measured_ranks: dict | None, costs: dict | None) -> list[str]:
     return [name for name, there in ((arm_cost.FILE, costs), (rank_stability.FILE, measured_ranks)) if there]
 
 
-def _provenance(records: list[dict], scores: Scores, command: str | None, saved: list[str] | None) -> list[str]:
+def _provenance(records: list[Record], scores: Scores, command: str | None, saved: list[str] | None) -> list[str]:
     """The page's header table; `saved` (the saved files it reads) is None unless the page
     rebuilds from its own folder (write's `results`), and then it says how."""
-    env = [r.get("env") or {} for r in records]
+    env = [r.env for r in records if r.env is not None]
     by_status = ", ".join(f"{n} {s}" for s, n in outcome_counts(records).items())
-    seeds = sorted({r["seed"] for r in records if r.get("seed") is not None})
-    levels = sorted({float((r.get("stress") or {}).get("lr_mult", 1.0)) for r in records})
+    seeds = sorted({r.seed for r in records})
+    levels = sorted({r.lr_mult for r in records})
     rows = [
-        ("Suite", _codes(_unique(r.get("suite") for r in records))),
-        ("Reproduce with", _code(command or _most_common(r.get("command") for r in records))),
+        ("Suite", _codes(_unique(r.suite for r in records))),
+        ("Reproduce with", _code(command or _most_common(r.command for r in records))),
         *([("This page made by", rebuild_command(saved))] if saved is not None else []),
-        ("Date (latest run finished)", _latest(r.get("timings") or {} for r in records)),
-        ("Git commit", _codes(_unique(e.get("git_commit") for e in env))),
+        ("Date (latest run finished)", _latest(r.timings.finished_at for r in records)),
+        ("Git commit", _codes(_unique(e.git_commit for e in env))),
         (
             "Versions",
             "; ".join(
-                f"{name} {', '.join(_unique(e.get(name) for e in env)) or '?'}"
+                f"{name} {', '.join(_unique(getattr(e, name) for e in env)) or '?'}"
                 for name in ("gradbench", "torch", "lightning", "python")
             ),
         ),
-        ("Device", ", ".join(_unique(e.get("device") for e in env)) or "—"),
+        ("Device", ", ".join(_unique(e.device for e in env)) or "—"),
         # CPU records reproduce bit for bit only on the same kind of CPU (see gradbench verify)
-        (
-            "CPU",
-            ", ".join(_unique(cpu_kind(e) for e in env if e.get("cpu"))) or "not recorded",
-        ),
-        ("Threads", ", ".join(_unique(e.get("threads") for e in env)) or "—"),
-        *(
-            [("Numerics version", str(numerics_of(records[0])))] if any("numerics" in r for r in records) else []
-        ),  # records older than the field: version 1
+        ("CPU", ", ".join(_unique(cpu_kind(e) for e in env)) or "not recorded"),
+        ("Threads", ", ".join(_unique(e.threads for e in env)) or "—"),
+        # records older than the field say nothing of it (they are version 1)
+        *([("Numerics version", str(records[0].numerics_version))] if any(r.numerics for r in records) else []),
         ("Seeds", ", ".join(str(s) for s in seeds) or "—"),
         *_protocol_rows(records, levels),
         ("Runs", f"{len(records)} ({by_status})" if records else "0"),
@@ -273,14 +266,7 @@ def _provenance(records: list[dict], scores: Scores, command: str | None, saved:
     ]
     out = ["## Provenance", ""] + _table(["", ""], rows) + [""]
     # skipped runs (and runs that failed before loading data) have no fingerprint: not a second one
-    data = sorted(
-        {
-            (r["data"].get("dataset"), r["data"]["fingerprint"])
-            for r in records
-            if (r.get("data") or {}).get("fingerprint")
-        },
-        key=lambda p: (str(p[0]), str(p[1])),
-    )
+    data = sorted({(r.data.dataset, r.data.fingerprint) for r in records if r.data.fingerprint})
     if data:
         out += ["Data:", ""]
         out += _table(["dataset", "fingerprint"], [(_esc(d), _code(f)) for d, f in data]) + [""]
@@ -289,22 +275,19 @@ def _provenance(records: list[dict], scores: Scores, command: str | None, saved:
     return out
 
 
-def _protocol_rows(records: list[dict], levels: list[float]) -> list[tuple[str, str]]:
+def _protocol_rows(records: list[Record], levels: list[float]) -> list[tuple[str, str]]:
     """The tuning protocol and its budget, read off the records' phases (one row of stress
     levels for a suite without one)."""
-    phase = [(r, (r.get("spec") or {}).get("phase") or "") for r in records if r.get("status") != "skipped"]
-    sweep = [r for r, p in phase if p == "sweep"]
+    ran = [r for r in records if r.status != "skipped"]
+    sweep = [r for r in ran if r.phase == "sweep"]
     if not sweep:
         return [("Stress levels", ", ".join(lr_label(x) for x in levels) or "—")]
-    grid = sorted({float(r["stress"]["lr_mult"]) for r in sweep})
-    sweep_seeds = sorted({r["seed"] for r in sweep})
-    trials = Counter()
-    for r, p in phase:
-        if p == "tune":
-            trials[(r["task"], r["strategy"]["label"])] += 1
+    grid = sorted({r.lr_mult for r in sweep})
+    sweep_seeds = sorted({r.seed for r in sweep})
+    trials = Counter((r.task, r.label) for r in ran if r.phase == "tune")
     per_arm = sorted({n // max(1, len(sweep_seeds)) for n in trials.values()}) or [0]
-    final = sorted({r["seed"] for r, p in phase if p == "final"} | set(sweep_seeds))
-    not_run = sum(bool(r.get("not_run")) for r in records)
+    final = sorted({r.seed for r in ran if r.phase == "final"} | set(sweep_seeds))
+    not_run = sum(bool(r.not_run) for r in records)
     budget = (
         [
             (
@@ -341,11 +324,10 @@ def _seeds(seeds: list) -> str:
     return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
 
 
-def _latest(timings) -> str:
+def _latest(finished) -> str:
     """The latest finished_at, as written in the record (so the page never shows "now")."""
     best, text = None, None
-    for t in timings:
-        raw = t.get("finished_at")
+    for raw in finished:
         if not raw:
             continue
         try:
@@ -499,7 +481,7 @@ def _rank_stability_section(measured: dict | None, flat: list[str]) -> list[str]
 
 
 def _task_section(
-    task: str, rows: pd.DataFrame, records: list[dict], images: dict[str, str], weights: dict[str, float]
+    task: str, rows: pd.DataFrame, records: list[Record], images: dict[str, str], weights: dict[str, float]
 ) -> list[str]:
     scored = rows[rows["status"] == "scored"]
     meta = (scored if len(scored) else rows).iloc[0]
@@ -667,17 +649,12 @@ def _win(r, has_base: bool) -> str:
     return f"{r['win_rate']:.2f} [{r['win_lo']:.2f}, {r['win_hi']:.2f}] (n={r['paired_seeds']})"
 
 
-def _error_list(task: str, records: list[dict]) -> list[str]:
+def _error_list(task: str, records: list[Record]) -> list[str]:
     """The messages of error runs: they are bugs to fix, so the page names them."""
     errs = sorted(
-        (
-            (r.get("strategy") or {}).get("label") or "?",
-            float((r.get("stress") or {}).get("lr_mult", 1.0)),
-            r.get("seed"),
-            " ".join(str(r.get("reason") or "no reason recorded").split())[:200],
-        )
+        (r.label, r.lr_mult, r.seed, " ".join((r.reason or "no reason recorded").split())[:200])
         for r in records
-        if r.get("task") == task and r.get("status") == "error"
+        if r.task == task and r.status == "error"
     )
     if not errs:
         return []

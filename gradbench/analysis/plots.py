@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from ..core.record import Record, typed
 from .runs import GRID_PHASES, SCORED, canonical, level_results, runs_frame
 from .scoring import BASELINE, Scores
 
@@ -26,15 +28,16 @@ def lr_label(x: float) -> str:
     return f"lr×{x:.3g}"
 
 
-def write_plots(records: list[dict], scores: Scores, out_dir: Path) -> dict[str, str]:
+def write_plots(records: Iterable[Record | dict], scores: Scores, out_dir: Path) -> dict[str, str]:
     """Draw every plot there is data for; returns {key: file name} of the files written."""
+    records = typed(records)
     pt = scores.per_task
     scored = pt[pt["status"] == "scored"]
     colours = _colours(sorted(pt["strategy"].unique()))
     images = {}
     frame = runs_frame(records)
     for task, all_rows in scored.groupby("task", sort=True):
-        runs = [r for r in records if r.get("task") == task]
+        runs = [r for r in records if r.task == task]
         rows, attention = shown(all_rows), shown(all_rows, ATTENTION_ARMS)
         # distinct colours for the lines a task's figures draw; the same strategy, the same colour
         drawn = set(rows["strategy"]) | set(attention["strategy"]) | set(_most_and_least_stable(all_rows))
@@ -126,17 +129,13 @@ def _save(fig, path: Path) -> bool:
     return True
 
 
-def _lr_of(r: dict) -> float:
-    return float((r.get("stress") or {}).get("lr_mult", 1.0))
-
-
-def _mean_curve(runs: list[dict], chance: float) -> tuple[list[float], list[float]]:
+def _mean_curve(runs: list[Record], chance: float) -> tuple[list[float], list[float]]:
     """Mean validation curve over seeds. A diverged seed is held at chance after its last
     point (as in the scores), so the curve does not rise when a seed drops out."""
     per_seed = []
     for r in runs:
-        pts = {float(s): float(v) for s, v in ((r.get("metrics") or {}).get("val_curve") or []) if v is not None}
-        per_seed.append((pts, r.get("status") == "diverged", max(pts, default=-math.inf)))
+        pts = {float(s): float(v) for s, v in r.metrics.val_curve if v is not None}
+        per_seed.append((pts, r.status == "diverged", max(pts, default=-math.inf)))
     steps = sorted({s for pts, _, _ in per_seed for s in pts})
     xs, ys = [], []
     for s in steps:
@@ -203,12 +202,12 @@ def _plot_val_curves(task, rows, runs, colours, path: Path) -> bool:
         chosen = [
             r
             for r in runs
-            if (r.get("strategy") or {}).get("label") == row["strategy"]
-            and r.get("status") in SCORED
-            and _lr_of(r) == row["chosen_lr_mult"]
-            and canonical(r["strategy"].get("params") or {}) == row["chosen_key"]
+            if r.label == row["strategy"]
+            and r.status in SCORED
+            and r.lr_mult == row["chosen_lr_mult"]
+            and canonical(r.strategy.params) == row["chosen_key"]
         ]
-        xs, ys = _mean_curve(sorted(chosen, key=lambda r: (r.get("seed"), r["run_id"])), meta["chance"])
+        xs, ys = _mean_curve(sorted(chosen, key=_seed_order), meta["chance"])
         if xs:
             ax.plot(
                 xs,
@@ -239,9 +238,9 @@ def _plot_grad_norms(task, rows, runs, colours, path: Path) -> bool:
     drawn = False
     for strategy in picks:
         mine = _grid_runs(runs, strategy)
-        top = max(_lr_of(r) for r in mine)
+        top = max(r.lr_mult for r in mine)
         label = f"{strategy} ({lr_label(top)})"
-        for r in sorted((r for r in mine if _lr_of(r) == top), key=lambda r: (r.get("seed"), r["run_id"])):
+        for r in sorted((r for r in mine if r.lr_mult == top), key=_seed_order):
             if _curve(ax, r, "grad_norm_curve", colours[strategy], label):
                 label = None  # one legend entry per strategy, not per seed
                 drawn = True
@@ -263,25 +262,20 @@ def _most_and_least_stable(rows: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys([order.iloc[0]["strategy"], order.iloc[-1]["strategy"]]))
 
 
-def _grid_runs(runs: list[dict], strategy: str) -> list[dict]:
+def _grid_runs(runs: list[Record], strategy: str) -> list[Record]:
     """The strategy's scored runs on the sweep's grid (its levels and sweep seeds)."""
-    return [
-        r
-        for r in runs
-        if (r.get("strategy") or {}).get("label") == strategy
-        and r.get("status") in SCORED
-        and (r.get("spec") or {}).get("phase", "") in GRID_PHASES
-    ]
+    return [r for r in runs if r.label == strategy and r.status in SCORED and r.phase in GRID_PHASES]
 
 
-def _curve(ax, record: dict, key: str, colour, label: str | None) -> bool:
+def _seed_order(r: Record) -> tuple[int, str]:
+    return r.seed, r.run_id
+
+
+def _curve(ax, record: Record, key: str, colour, label: str | None) -> bool:
     """One run's stability curve (`key`: grad_norm_curve, attn_logit_curve), its positive
     finite points only (the axis is logarithmic); whether there was any to draw."""
-    pts = [
-        (s, v)
-        for s, v in ((record.get("stability") or {}).get(key) or [])
-        if v is not None and v > 0 and math.isfinite(v)
-    ]
+    curve = getattr(record.stability, key, None) or []  # an untrained run has no stability block
+    pts = [(s, v) for s, v in curve if v is not None and v > 0 and math.isfinite(v)]
     if pts:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, linewidth=1, alpha=0.8, label=label)
     return bool(pts)
@@ -296,8 +290,8 @@ def _plot_attention_logits(task, rows, runs, colours, path: Path) -> bool:
     drawn = False
     for strategy in sorted(rows["strategy"]):
         label = strategy
-        mine = [r for r in _grid_runs(runs, strategy) if _lr_of(r) == 1.0]
-        for r in sorted(mine, key=lambda r: (r.get("seed"), r["run_id"])):
+        mine = [r for r in _grid_runs(runs, strategy) if r.lr_mult == 1.0]
+        for r in sorted(mine, key=_seed_order):
             if _curve(ax, r, "attn_logit_curve", colours[strategy], label):
                 label = None
                 drawn = True

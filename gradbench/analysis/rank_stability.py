@@ -20,12 +20,11 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ..core.record import counts_in_scores
-from ..store.jsonl import latest_by_run
+from ..core.record import Record, latest, typed
 from .choice import TUNING_PHASES
 from .scoring import Scores, overall_order_key, score, task_shares, uninformative_tasks
 
@@ -75,41 +74,44 @@ def top(scores: Scores, field: tuple[list[str], list[str]] | None = None) -> dic
     return out
 
 
-def resample(records: list[dict], rng: random.Random) -> list[dict]:
+def resample(records: Iterable[Record | dict], rng: random.Random) -> list[Record]:
     """One seed bootstrap: per task, the seeds drawn again with replacement, the same draw for
     every strategy and level (so comparisons stay paired); draw j of seed s becomes seed
     "s#j" in every strategy's copy of its runs (a run_id of its own: the scorer keeps one
     record per run_id). Under a tuning protocol the tuning seeds (which the choice reads) and
     the final-only seeds are drawn each from their own kind, so every resample still has a
     sweep to choose from."""
-    by_task = _by_task(records)
+    by_task = _by_task(typed(records))
     return _apply(by_task, _draw(by_task, rng))
 
 
-def _by_task(records: list[dict]) -> dict[str, list[dict]]:
+def _by_task(records: list[Record]) -> dict[str, list[Record]]:
     by_task = defaultdict(list)
     for r in records:
-        by_task[r["task"]].append(r)
+        by_task[r.task].append(r)
     return by_task
 
 
-def _draw(by_task: dict[str, list[dict]], rng: random.Random) -> dict[str, list]:
+def _draw(by_task: dict[str, list[Record]], rng: random.Random) -> dict[str, list]:
     """Per task, the seeds of one resample (tuning seeds first, then final-only ones)."""
     draws = {}
     for task, runs in by_task.items():
-        tuning = sorted({r["seed"] for r in runs if (r.get("spec") or {}).get("phase", "") in TUNING_PHASES})
-        final = sorted({r["seed"] for r in runs} - set(tuning))
+        tuning = sorted({r.seed for r in runs if r.phase in TUNING_PHASES})
+        final = sorted({r.seed for r in runs} - set(tuning))
         draws[task] = [rng.choice(tuning) for _ in tuning] + [rng.choice(final) for _ in final]
     return draws
 
 
-def _apply(by_task: dict[str, list[dict]], draws: dict[str, list]) -> list[dict]:
+def _apply(by_task: dict[str, list[Record]], draws: dict[str, list]) -> list[Record]:
+    """The resample's runs: each drawn seed's runs again under the label "seed#slot" (seed and
+    run_id), so a seed drawn twice counts twice. Copies made here, not records of a file: they
+    are not validated again (a label is not an int seed)."""
     out = []
     for task, runs in by_task.items():
         for j, seed in enumerate(draws[task]):
             for r in runs:
-                if r["seed"] == seed:
-                    out.append({**r, "seed": f"{seed}#{j}", "run_id": f"{r['run_id']}#{j}"})
+                if r.seed == seed:
+                    out.append(r.model_copy(update={"seed": f"{seed}#{j}", "run_id": f"{r.run_id}#{j}"}))
     return out
 
 
@@ -117,7 +119,7 @@ def _apply(by_task: dict[str, list[dict]], draws: dict[str, list]) -> list[dict]
 _WORKER: dict = {}
 
 
-def _init_worker(by_task: dict[str, list[dict]], field) -> None:
+def _init_worker(by_task: dict[str, list[Record]], field) -> None:
     _WORKER.update(by_task=by_task, field=field)
 
 
@@ -126,7 +128,7 @@ def _top_of(draws: dict[str, list]) -> dict[str, tuple[str, ...]]:
 
 
 def measure(
-    records: list[dict],
+    records: Iterable[Record | dict],
     resamples: int = 200,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
@@ -136,7 +138,7 @@ def measure(
     in_top: {ranking: {strategy: share of resamples with it in the top 3}}}. Every draw is made
     here, from `seed`, before any is scored, so `workers` processes (each re-scoring a share of
     the resamples) give the same result as one."""
-    records = [r for r in latest_by_run(records) if counts_in_scores(r)]
+    records = [r for r in latest(typed(records)) if r.counts_in_scores]
     scored = score(records)
     field = overall_field(scored)
     reference = top(scored, field)
@@ -183,10 +185,11 @@ def tied_top(measured: dict, key: str) -> list[str] | None:
     return sorted((s for s, p in shares.items() if p >= 1 - SETTLED), key=lambda s: (-shares[s], s))
 
 
-def fingerprint(records: list[dict]) -> str:
-    """sha256 of the scored records (skipped runs aside), in run_id order."""
-    kept = sorted((r for r in latest_by_run(records) if counts_in_scores(r)), key=lambda r: r["run_id"])
-    blob = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+def fingerprint(records: Iterable[Record | dict]) -> str:
+    """sha256 of the scored records (skipped runs aside) as the typed model writes them, in
+    run_id order."""
+    kept = sorted((r for r in latest(typed(records)) if r.counts_in_scores), key=lambda r: r.run_id)
+    blob = json.dumps([r.to_json() for r in kept], sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -197,7 +200,7 @@ def save(measured: dict, out_dir: str | Path) -> Path:
     return path
 
 
-def saved_for(records: list[dict], out_dir: str | Path) -> dict | None:
+def saved_for(records: Iterable[Record | dict], out_dir: str | Path) -> dict | None:
     """The measurement saved in out_dir, if it was made from these very records."""
     path = Path(out_dir) / FILE
     try:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 
 import pandas as pd
 
 from ..core.errors import UserError
+from ..core.record import Record, latest, typed
 from ..core.spec import same_run_key
-from ..store.jsonl import latest_by_run
 
 SCORED = ("ok", "diverged")  # skipped and error runs say nothing about a strategy's stability
 # a run that did not diverge but whose final validation value is no better than chance plus
@@ -50,41 +51,38 @@ COLUMNS = [
 ]
 
 
-def runs_frame(records: list[dict]) -> pd.DataFrame:
+def runs_frame(records: Iterable[Record | dict]) -> pd.DataFrame:
     """One row per run (last record per run_id), sorted deterministically. `params` is the
     arm's strategy parameters as canonical JSON (a tuning trial changes them), `phase` the
     tuning-protocol phase that asked for the run."""
     rows = []
-    for r in latest_by_run(records):
-        # a sweep run not trained because a lower level diverged on every seed counts as
-        # diverged (protocol.skip_above_diverged); `not_run` tells it from a real divergence
-        not_run = bool(r.get("not_run"))
-        m = r.get("metrics") or {}
-        st = r.get("stability") or {}
-        label = r.get("strategy") or {}
+    for r in latest(typed(records)):
+        m, st = r.metrics, r.stability
         rows.append(
             {
-                "run_id": r.get("run_id"),
-                "task": r.get("task"),
-                "strategy": label.get("label"),
-                "params": canonical(label.get("params") or {}),
-                "phase": (r.get("spec") or {}).get("phase") or "",
-                "seed": r.get("seed"),
-                "lr_mult": float((r.get("stress") or {}).get("lr_mult", 1.0)),
-                "status": "diverged" if not_run else r.get("status"),
-                "reason": r.get("reason"),
-                "metric": m.get("name"),
-                "higher_is_better": m.get("higher_is_better"),
-                "target": m.get("target"),
-                "chance": m.get("chance"),
-                "test": m.get("test"),
-                "best_val": m.get("best_val"),
-                "final_val": m.get("final_val"),
-                "spec_key": spec_key(r.get("spec")),
-                "steps_to_target": m.get("steps_to_target"),
-                "steps": m.get("steps"),
-                "spikes": (st.get("loss_spikes") or 0) + (st.get("grad_spikes") or 0),
-                "not_run": not_run,
+                "run_id": r.run_id,
+                "task": r.task,
+                "strategy": r.label,
+                "params": canonical(r.strategy.params),
+                "phase": r.phase,
+                "seed": r.seed,
+                "lr_mult": r.lr_mult,
+                # a sweep run not trained because a lower level diverged on every seed counts as
+                # diverged (protocol.skip_above_diverged); `not_run` tells it from a real divergence
+                "status": "diverged" if r.not_run else r.status,
+                "reason": r.reason,
+                "metric": m.name,
+                "higher_is_better": m.higher_is_better,
+                "target": m.target,
+                "chance": m.chance,
+                "test": m.test,
+                "best_val": m.best_val,
+                "final_val": m.final_val,
+                "spec_key": spec_key(r.spec),
+                "steps_to_target": m.steps_to_target,
+                "steps": m.steps,
+                "spikes": st.loss_spikes + st.grad_spikes if st else 0,
+                "not_run": bool(r.not_run),
             }
         )
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -97,13 +95,11 @@ def canonical(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def spec_key(spec) -> str | None:
+def spec_key(spec: dict) -> str | None:
     """What determines the run apart from its name: the spec without the arm's label and
     parameters, the suite and the phase (two arms with one key on a seed and level ran the
-    same run)."""
-    if not isinstance(spec, dict) or not spec:
-        return None
-    return same_run_key(spec)
+    same run); None for an empty spec."""
+    return same_run_key(spec) if spec else None
 
 
 # The values each task metric can take (catalogue/tasks.py's METRICS): an interval is cut there.

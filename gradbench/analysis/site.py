@@ -11,10 +11,12 @@ from __future__ import annotations
 import html
 import math
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from ..core.record import Record, typed
 from . import arm_cost, discrimination, literature, rank_stability
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores, uninformative_tasks
@@ -24,7 +26,7 @@ PLOTLY_JS = "plotly.min.js"
 
 
 def write_site(
-    records: list[dict],
+    records: Iterable[Record | dict],
     scores: Scores,
     out_dir: Path,
     *,
@@ -49,7 +51,7 @@ def write_site(
 
 
 def render_site(
-    records: list[dict],
+    records: Iterable[Record | dict],
     scores: Scores,
     *,
     command: str | None,
@@ -62,6 +64,7 @@ def render_site(
 
     bundle = Path(itables.__file__).parent / "html" / "dt_bundle.js"
     pt = scores.per_task
+    records = typed(records)
     frame = runs_frame(records)
     body = [
         "<h1>gradbench leaderboard</h1>",
@@ -265,7 +268,7 @@ def _cost_view(costs: dict) -> pd.DataFrame:
     )
 
 
-def _literature_view(scores: Scores, records: list[dict]) -> pd.DataFrame | None:
+def _literature_view(scores: Scores, records: list[Record]) -> pd.DataFrame | None:
     """The page's literature section as a table (None when no claim can be read here)."""
     found = literature.findings(scores, records)
     if all(f.verdict == literature.UNTESTED for _, f in found):

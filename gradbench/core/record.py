@@ -1,9 +1,10 @@
 """The run record, typed: one model for every place a record is made or read.
 
 training/run.py checks each record it makes against `Record` (as it will read back from the
-file), store/jsonl.py checks every line it reads (so scoring and the page only ever see
-records of this shape), the tests build their fixtures with it, and a test checks the
-README's field table against it. No torch.
+file), store/jsonl.py checks every line it reads, and analysis/ reads nothing but `Record`
+objects: `typed` is its one boundary, so no score or page guards a field by hand (a test
+checks). The tests build their fixtures with it, and a test checks the README's field table
+against it. No torch.
 
 Schema 1. A field added later is optional, so older files keep loading; `numerics` is absent
 in records written before it existed (they are numerics version 1, core/numerics.py). A key
@@ -13,6 +14,7 @@ error naming the line, never a silent drop. Values are checked, not rewritten.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -137,6 +139,36 @@ class Record(Part):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
+    # what analysis reads of every record, by name rather than by nested lookups
+    @property
+    def label(self) -> str:
+        """The arm, e.g. clip_norm+batchnorm."""
+        return self.strategy.label
+
+    @property
+    def lr_mult(self) -> float:
+        return float(self.stress.lr_mult)
+
+    @property
+    def phase(self) -> str:
+        """The tuning-protocol phase that asked for the run ("" without a protocol)."""
+        return self.spec.get("phase") or ""
+
+    @property
+    def numerics_version(self) -> int:
+        """The numerics version it was made under (core/numerics.py; absent: 1)."""
+        return self.numerics if self.numerics is not None else 1
+
+    @property
+    def counts_in_scores(self) -> bool:
+        """One of a strategy's runs on its task: every record but a run that does not apply
+        there; one the protocol did not run above a diverged level counts (as diverged)."""
+        return self.status != "skipped" or bool(self.not_run)
+
+    def to_json(self) -> dict:
+        """The record as its JSON object (what the results file holds)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
 
 def reaches(value, target: float, higher_is_better: bool):
     """Whether a value (a float, or a pandas Series element-wise) is at or past the target;
@@ -153,19 +185,13 @@ def steps_to_target(curve, target: float, higher_is_better: bool) -> int | None:
     return None
 
 
-def counts_in_scores(record: dict) -> bool:
-    """Whether a record is one of a strategy's runs on its task: every record but a run that
-    does not apply there; one the protocol did not run above a diverged level counts (as diverged)."""
-    return record.get("status") != "skipped" or bool(record.get("not_run"))
-
-
-def outcome_counts(records) -> dict[str, int]:
+def outcome_counts(records: Iterable[Record]) -> dict[str, int]:
     """How many records ended each way, in a fixed order and only the ways that occur: the
     statuses, with a skipped run the protocol did not train (not_run) counted as "not run"
     rather than among the runs that do not apply."""
     counts = dict.fromkeys((*STATUSES, "not run"), 0)
     for r in records:
-        counts["not run" if r.get("not_run") else r["status"]] += 1
+        counts["not run" if r.not_run else r.status] += 1
     return {k: n for k, n in counts.items() if n}
 
 
@@ -174,12 +200,32 @@ def record_fields() -> list[str]:
     return [f.alias or name for name, f in Record.model_fields.items()]
 
 
-def check_record(record: dict, where: str = "record") -> dict:
-    """`record` itself (unchanged) when it is a run record of this schema; else a UserError
-    naming the first field that is not, e.g. 'r.jsonl:3: not a gradbench run record
-    (metrics.test: expected a number or null, got 'high')'."""
+def parse_record(record: dict, where: str = "record") -> Record:
+    """The typed record of a JSON object; a UserError naming the first field that is not
+    right, e.g. 'r.jsonl:3: not a gradbench run record (metrics.test: expected a number or
+    null, got 'high')'."""
     try:
-        Record.model_validate(record)
+        return Record.model_validate(record)
     except ValidationError as e:
         raise UserError(f"{where}: not a gradbench run record ({one_line(e, '', Record)})") from None
+
+
+def check_record(record: dict, where: str = "record") -> dict:
+    """`record` itself (unchanged) when it is a run record of this schema; else parse_record's
+    UserError."""
+    parse_record(record, where)
     return record
+
+
+def typed(records: Iterable[Record | dict]) -> list[Record]:
+    """Records as the typed model: analysis's one boundary. A Record passes as it is (the store
+    reads them typed); a dict (a record made in this process, a test's) is checked once here."""
+    return [r if isinstance(r, Record) else parse_record(r) for r in records]
+
+
+def latest(records: Iterable[Record]) -> list[Record]:
+    """One record per run_id (the last one written), in first-seen order."""
+    by_id: dict[str, Record] = {}
+    for r in records:
+        by_id[r.run_id] = r
+    return list(by_id.values())

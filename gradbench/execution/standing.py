@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..analysis.choice import chosen_configs
 from ..analysis.compare import cpu_kind
+from ..core.record import Env
 from ..store import jsonl
 from ..suite import Suite, by_sweep_level, expand, final_runs, tuning_trials
 
@@ -74,11 +75,8 @@ def status_lines(suite: Suite, results_path: Path) -> list[str]:
     if older:
         head += f"; {older} more recorded under another numerics version, which gradbench run trains again"
     # what verify re-runs: every run that is not skipped, a copy under its source's CPU and commit
-    parts = Counter(
-        (cpu_kind(r.get("env") or {}) or "CPU not recorded", (r.get("env") or {}).get("git_commit") or "?")
-        for r in mine
-        if r["status"] != "skipped"
-    )
+    envs = [Env.model_validate(r["env"]) if r["env"] else None for r in mine if r["status"] != "skipped"]
+    parts = Counter((cpu_kind(e) or "CPU not recorded", (e.git_commit if e else None) or "?") for e in envs)
     tail = ["parts it was grown in (check each on its CPU kind: gradbench verify RESULTS --same-cpu --commit C):"]
     tail += [f"  {cpu}, commit {commit}: {n} runs" for (cpu, commit), n in sorted(parts.items())]
     return [head, *lines, *(tail if parts else [])]

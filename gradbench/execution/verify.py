@@ -48,17 +48,18 @@ from ..analysis.compare import (
     task_spread,
 )
 from ..core.errors import UserError
+from ..core.record import Env, Record, latest, parse_record
 from ..store import jsonl
 
 
-def _spec(rec: dict, path):
+def _spec(rec: Record, path):
     from ..core.spec import RunSpec
 
     try:
-        return RunSpec.from_dict(rec["spec"])
+        return RunSpec.from_dict(rec.spec)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UserError(
-            f"{path}: run {rec.get('run_id')}: its stored spec cannot be read "
+            f"{path}: run {rec.run_id}: its stored spec cannot be read "
             f"({type(e).__name__}: {e}); was it written by another gradbench version?"
         ) from None
 
@@ -90,31 +91,29 @@ def verify(
     from ..training.run import run_one
     from . import interrupts  # Lightning's signal exits: loaded only when runs re-run
 
-    records = jsonl.latest_by_run(jsonl.load(path))
+    records = latest(jsonl.read(path))
     if not records:
         raise UserError(f"{path}: no run records")
     here = None
     if same_cpu:
         from ..training.provenance import cpu_model
 
-        here = cpu_kind({"cpu": cpu_model() or "unknown", "cpu_capability": torch.backends.cpu.get_cpu_capability()})
+        here = cpu_kind(Env(cpu=cpu_model() or "unknown", cpu_capability=torch.backends.cpu.get_cpu_capability()))
     chosen = select(records, sample, seed, cpu=here, commit=commit)
     specs = [_spec(r, path) for r in chosen]
     for rec, spec in zip(chosen, specs):
         if spec.task not in TASKS:
-            raise UserError(
-                f"{path}: run {rec.get('run_id')}: unknown task {spec.task!r}; valid: {', '.join(TASKS.list())}"
-            )
+            raise UserError(f"{path}: run {rec.run_id}: unknown task {spec.task!r}; valid: {', '.join(TASKS.list())}")
         for name, _ in spec.grad_hooks:
             if name not in GRAD_HOOKS:
                 raise UserError(
-                    f"{path}: run {rec.get('run_id')} uses the gradient hook {name!r}, which nothing "
+                    f"{path}: run {rec.run_id} uses the gradient hook {name!r}, which nothing "
                     "loaded registers; pass the plugin that defines it with --plugins FILE_OR_MODULE"
                 )
     # fail fast on missing or changed data, before anything trains
     for key in dict.fromkeys((s.task, json.dumps(s.data, sort_keys=True)) for s in specs):
         load_task_data(TASKS.get(key[0]), data_root, json.loads(key[1]))
-    skipped = len(records) - len([r for r in records if r.get("status") != "skipped"])
+    skipped = sum(r.status == "skipped" for r in records)
     only = [f"recorded on this CPU kind, {here}"] if here else []
     only += [f"recorded at git commit {commit}*"] if commit else []
     log(
@@ -129,30 +128,31 @@ def verify(
     try:
         with interrupts.interruptible() as guard:
             for rec, spec in zip(chosen, specs):
-                env = rec.get("env") or {}
+                recorded_threads = rec.env.threads if rec.env is not None else None
                 if threads:
                     torch.set_num_threads(threads)
-                elif isinstance(env.get("threads"), int) and env["threads"] > 0:
-                    torch.set_num_threads(env["threads"])
-                now = run_one(spec, Path(data_root))
+                elif recorded_threads is not None and recorded_threads > 0:
+                    torch.set_num_threads(recorded_threads)
+                # as it would read back from the results file (non-finite floats as null)
+                now = parse_record(jsonl.normalized(run_one(spec, Path(data_root))), f"re-run of {rec.run_id}")
                 guard.check()
                 if statistical:
-                    ok, why = consistency(rec, now, task_spread(records, rec.get("task")))
+                    ok, why = consistency(rec, now, task_spread(records, rec.task))
                     o = Outcome(rec, [] if ok else [("consistency", why, None)], notes=[why], statistical=True)
-                    o.notes += env_changes(env, now.get("env") or {})
+                    o.notes += env_changes(rec.env, now.env)
                 else:
                     o = Outcome(rec, compare(rec, now))
                     if o.diffs:
-                        o.notes += env_changes(env, now.get("env") or {})
-                if spec.run_id != rec.get("run_id"):
-                    o.diffs.insert(0, ("run_id", rec.get("run_id"), spec.run_id))
-                if now.get("reason") and now.get("status") != rec.get("status"):
-                    o.notes.append(f"now: {' '.join(str(now['reason']).split())[:200]}")
+                        o.notes += env_changes(rec.env, now.env)
+                if spec.run_id != rec.run_id:
+                    o.diffs.insert(0, ("run_id", rec.run_id, spec.run_id))
+                if now.reason and now.status != rec.status:
+                    o.notes.append(f"now: {' '.join(now.reason.split())[:200]}")
                 log(format_outcome(o))
                 outcomes.append(o)
     finally:
         torch.set_num_threads(previous_threads)
-    gpu = [o for o in outcomes if "cuda" in str((o.record.get("env") or {}).get("device", "")).lower()]
+    gpu = [o for o in outcomes if o.record.env is not None and "cuda" in str(o.record.env.device).lower()]
     if gpu:
         log(
             f"note: {len(gpu)} of these runs were recorded on a GPU, where exact reproduction needs the same "

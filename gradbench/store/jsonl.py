@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..core.errors import GradbenchWarning, UserError
 from ..core.numerics import NUMERICS, numerics_of
-from ..core.record import check_record
+from ..core.record import Record, check_record, parse_record
 
 
 def append(path: str | os.PathLike, record: dict) -> None:
@@ -166,12 +166,29 @@ class TornLineWarning(ResultsWarning):
 
 
 def iter_records(path: str | os.PathLike) -> Iterator[dict]:
-    """Yield the records of a JSON-lines results file.
+    """Yield the records of a JSON-lines results file, as dicts (what the runner edits and
+    appends again).
 
     A torn last line (a run killed mid-write: no newline, the start of a JSON object) is
     reported as a TornLineWarning and skipped, so its run runs again; any other line that is
     not a run record (core/record.py) is a UserError naming the file, the line and the field.
     """
+    for where, rec in _lines(path):
+        yield check_record(rec, where)
+
+
+def load(path: str | os.PathLike) -> list[dict]:
+    return list(iter_records(path))
+
+
+def read(path: str | os.PathLike) -> list[Record]:
+    """The records of a results file, typed (core/record.py's Record), each line checked once:
+    what analysis reads."""
+    return [parse_record(rec, where) for where, rec in _lines(path)]
+
+
+def _lines(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
+    """('file:line', the JSON object) for each record line; see iter_records."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"results file {path} does not exist")
@@ -207,11 +224,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
                 f"{path}:{i + 1}: not a JSON-lines results file ({why}); pass a results "
                 "file written by gradbench, or a new path"
             ) from None
-        yield check_record(rec, f"{path}:{i + 1}")
-
-
-def load(path: str | os.PathLike) -> list[dict]:
-    return list(iter_records(path))
+        yield f"{path}:{i + 1}", rec
 
 
 def finished_ids(records: Iterable[dict], retry_errors: bool = False) -> set[str]:
