@@ -28,11 +28,11 @@ BAD = [
     ({**GOOD, "strategies": [5]}, "strategies[0]: expected a string or a mapping, got 5"),
     (
         {**GOOD, "strategies": [{"clip_norm": {"max_nrom": 1}}]},
-        "unknown parameter 'max_nrom' (did you mean 'max_norm'?)",
+        "strategies.clip_norm: unknown key 'max_nrom' (did you mean 'max_norm'?); valid: max_norm",
     ),
     (
         {**GOOD, "strategies": [{"clip_norm": {"max_norm": "big"}}]},
-        "strategies.clip_norm.max_norm: expected float, got 'big'",
+        "strategies.clip_norm.max_norm: expected a number, got 'big'",
     ),
     ({**GOOD, "strategies": ["clip_norm+clip_value"]}, "cannot compose"),
     ({**GOOD, "sedes": [0]}, "unknown key 'sedes' (did you mean 'seeds'"),

@@ -104,7 +104,7 @@ def test_no_baseline_shows_na_and_only_errors_show_error(tmp_path):
 def test_weights_flow_through_and_bad_keys_fail(tmp_path):
     page = leaderboard.write(suite_records(), tmp_path, plots=False, weights={"speed": 0.0}).read_text()
     assert "stability 0.500, speed 0.000, accuracy 0.500" in page
-    with pytest.raises(UserError, match="valid keys"):
+    with pytest.raises(UserError, match="unknown key .sped. .did you mean .speed..*valid: stability, speed, accuracy"):
         leaderboard.write(suite_records(), tmp_path, plots=False, weights={"sped": 1})
 
 

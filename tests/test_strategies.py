@@ -210,12 +210,12 @@ def test_gated_cell_refuses_a_relu_activation():
 @pytest.mark.parametrize(
     "item, message",
     [
-        ({"agc": {"clipping": "big"}}, "strategies.agc.clipping: expected float, got 'big'"),
-        ({"zclip": {"mode": "fast"}}, "strategies.zclip.mode: 'fast' is not one of 'clip', 'adaptive', 'mean'"),
-        ({"warmup": {"warmup_step": 10}}, "unknown parameter 'warmup_step' (did you mean 'warmup_steps'?)"),
-        ({"warmup": {"warmup_steps": 2.5}}, "strategies.warmup.warmup_steps: expected int, got 2.5"),
-        ({"adam": {"lr": True}}, "strategies.adam.lr: expected float, got True"),
-        ({"agc+zclip": {"zclip": {"z_tresh": 3}}}, "strategies.agc+zclip.zclip: unknown parameter 'z_tresh'"),
+        ({"agc": {"clipping": "big"}}, "strategies.agc.clipping: expected a number, got 'big'"),
+        ({"zclip": {"mode": "fast"}}, "strategies.zclip.mode: 'fast' is not one of 'clip', 'adaptive' or 'mean'"),
+        ({"warmup": {"warmup_step": 10}}, "unknown key 'warmup_step' (did you mean 'warmup_steps'?)"),
+        ({"warmup": {"warmup_steps": 2.5}}, "strategies.warmup.warmup_steps: expected an integer, got 2.5"),
+        ({"adam": {"lr": True}}, "strategies.adam.lr: expected a number, got True"),
+        ({"agc+zclip": {"zclip": {"z_tresh": 3}}}, "strategies.agc+zclip.zclip: unknown key 'z_tresh'"),
     ],
 )
 def test_wrong_parameter_name_or_type_is_one_clear_error(item, message):

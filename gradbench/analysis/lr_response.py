@@ -30,17 +30,18 @@ from .stats import wilson
 
 STABLE_TOLERANCE = 0.1  # within 10% of the chance-to-best gap counts as "as good as the best"
 
-COLUMNS = [
-    "max_stable_lr",
-    "top_stable",
-    "stable_octaves",
-    "lr_sensitivity",
-    "fail_k",
-    "fail_n",
-    "fail_p",
-    "fail_lo",
-    "fail_hi",
-]
+# the columns response() fills in the per-task table, with their dtypes (scoring.PER_TASK_SCHEMA)
+SCHEMA = {
+    "max_stable_lr": "float",
+    "top_stable": "object",
+    "stable_octaves": "float",
+    "lr_sensitivity": "float",
+    "fail_k": "Int64",
+    "fail_n": "Int64",
+    "fail_p": "float",
+    "fail_lo": "float",
+    "fail_hi": "float",
+}
 
 
 def response(by_level: pd.DataFrame, meta: dict, failed_at_chosen: pd.Series | None) -> dict:

@@ -67,13 +67,15 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import UserError
+from ..core.record import Record
+from ..core.settings import Weights
+from ..core.validation import validated
 from . import lr_response
 from .choice import changed_params, choose
 from .runs import COLLAPSE_SHARE, GRID_PHASES, METRIC_RANGE, SCORED, level_results, outcomes, runs_frame, task_meta
@@ -86,69 +88,78 @@ BASELINE = "baseline"
 RANK_DECIMALS = 9  # composites equal to this many decimals are ties
 SAME_AS_BASELINE = "= baseline"
 
-PER_TASK_COLUMNS = [
-    "task",
-    "strategy",
-    "status",
-    "reason",
-    "metric",
-    "higher_is_better",
-    "target",
-    "chance",
-    "runs",
-    "scored",
-    "diverged",
-    "not_run",
-    "collapsed",
-    "errors",
-    "skipped",
-    "failed",
-    "stability",
-    "grid_runs",
-    "grid_failed",
-    "spike_rate",
-    "stable_levels",
-    "levels",
-    "chosen_lr_mult",
-    "chosen_params",
-    "chosen_key",
-    "configs_tried",
-    "steps_to_target",
-    "speed",
-    "accuracy",
-    "accuracy_lo",
-    "accuracy_hi",
-    "accuracy_norm",
-    "seeds_at_chosen",
-    "tied",
-    "tie_p",
-    "win_rate",
-    "win_lo",
-    "win_hi",
-    "paired_seeds",
-    "composite",
-    "rank",
-    *lr_response.COLUMNS,
-]
-OVERALL_COLUMNS = [
-    "strategy",
-    "rank",
-    "compared_on",  # the tasks it was ranked on, comma-separated: it is ranked against those with the same
-    "mean_rank",
+# The score tables' columns, each with its dtype, declared once: "Int64" and "float" columns are
+# cast so (a missing value is <NA> or NaN), "object" ones hold text, bools and mixed values.
+PER_TASK_SCHEMA: dict[str, str] = {
+    "task": "object",
+    "strategy": "object",
+    "status": "object",  # scored, n/a, error or "= baseline"
+    "reason": "object",
+    "metric": "object",
+    "higher_is_better": "object",
+    "target": "float",
+    "chance": "float",
+    "runs": "Int64",
+    "scored": "Int64",
+    "diverged": "Int64",
+    "not_run": "Int64",
+    "collapsed": "Int64",
+    "errors": "Int64",
+    "skipped": "Int64",
+    "failed": "object",  # no configuration where a seed learned (None where not scored)
+    "stability": "float",
+    "grid_runs": "Int64",
+    "grid_failed": "Int64",
+    "spike_rate": "float",
+    "stable_levels": "Int64",
+    "levels": "Int64",
+    "chosen_lr_mult": "float",
+    "chosen_params": "object",
+    "chosen_key": "object",
+    "configs_tried": "Int64",
+    "steps_to_target": "float",
+    "speed": "float",
+    "accuracy": "float",
+    "accuracy_lo": "float",
+    "accuracy_hi": "float",
+    "accuracy_norm": "float",
+    "seeds_at_chosen": "Int64",
+    "tied": "object",
+    "tie_p": "float",
+    "win_rate": "float",
+    "win_lo": "float",
+    "win_hi": "float",
+    "paired_seeds": "Int64",
+    "composite": "float",
+    "rank": "Int64",
+    **lr_response.SCHEMA,
+}
+PER_TASK_COLUMNS = list(PER_TASK_SCHEMA)
+OVERALL_SCHEMA: dict[str, str] = {
+    "strategy": "object",
+    "rank": "Int64",
+    "compared_on": "object",  # the tasks it was ranked on, comma-separated: it is ranked against those with the same
+    "mean_rank": "float",
     # a smaller field's arm placed among every arm ranked on its tasks (the all-task arms too,
     # their mean taken over those tasks): batchnorm against adamw on the two image tasks
-    "place_wide",
-    "wide_field",
-    "tasks_ranked",
-    "tasks_na",
-    "tasks_same",
-    "tasks_error",
-    "mean_composite",
-    "mean_stability",
-    "runs",
-    "diverged",
-    "errors",
-]
+    "place_wide": "Int64",
+    "wide_field": "Int64",
+    "tasks_ranked": "Int64",
+    "tasks_na": "Int64",
+    "tasks_same": "Int64",
+    "tasks_error": "Int64",
+    "mean_composite": "float",
+    "mean_stability": "float",
+    "runs": "Int64",
+    "diverged": "Int64",
+    "errors": "Int64",
+}
+OVERALL_COLUMNS = list(OVERALL_SCHEMA)
+
+
+def typed_columns(df: pd.DataFrame, schema: dict[str, str]) -> pd.DataFrame:
+    """`df` with its numeric columns cast to the schema's dtypes."""
+    return df.astype({c: t for c, t in schema.items() if t != "object"})
 
 
 @dataclass(frozen=True)
@@ -161,33 +172,17 @@ class Scores:
     weights: dict[str, float] = field(default_factory=dict)
 
 
-def resolve_weights(weights: Mapping | None = None) -> dict[str, float]:
-    """DEFAULT_WEIGHTS updated with `weights` (the suite's `scoring: {weights: ...}`),
-    normalised to sum to 1. Unknown keys, negative or non-numeric values, or all-zero
-    weights are a UserError."""
-    merged = dict(DEFAULT_WEIGHTS)
-    if weights is not None:
-        if not isinstance(weights, Mapping):
-            raise UserError(
-                f"scoring.weights must be a mapping of {_valid_keys()} to numbers, got {type(weights).__name__}"
-            )
-        for key, value in weights.items():
-            if key not in DEFAULT_WEIGHTS:
-                raise UserError(f"unknown scoring weight {key!r}; valid keys: {_valid_keys()}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise UserError(f"scoring.weights.{key} must be a finite number >= 0, got {value!r}")
-            merged[key] = float(value)
-    total = sum(merged.values())
-    if total <= 0:
-        raise UserError(f"scoring.weights must not all be 0 (keys: {_valid_keys()})")
+def resolve_weights(weights: Weights | Mapping | None = None) -> dict[str, float]:
+    """DEFAULT_WEIGHTS updated with `weights` (the suite's `scoring: {weights: ...}`, checked
+    by the suite file's own model, core.settings.Weights), normalised to sum to 1. Bad keys or
+    values are a UserError naming the field."""
+    given = weights if isinstance(weights, Weights) else validated(Weights, weights or {}, "scoring.weights")
+    merged = {k: default if (v := getattr(given, k)) is None else v for k, default in DEFAULT_WEIGHTS.items()}
+    total = sum(merged.values())  # > 0: the model refuses all three at 0
     return {k: v / total for k, v in merged.items()}
 
 
-def _valid_keys() -> str:
-    return ", ".join(DEFAULT_WEIGHTS)
-
-
-def score(records: list[dict], weights: Mapping | None = None) -> Scores:
+def score(records: Iterable[Record | dict], weights: Mapping | None = None) -> Scores:
     """Score the records (the last record of each run_id counts; see module docstring)."""
     w = resolve_weights(weights)
     runs = runs_frame(records)
@@ -419,53 +414,7 @@ def _sort_per_task(df: pd.DataFrame) -> pd.DataFrame:
         na_position="last",
         ignore_index=True,
     )
-    df = df.drop(columns=["_group", "_stab", "_spikes"])
-    for col in (
-        "rank",
-        "runs",
-        "scored",
-        "diverged",
-        "not_run",
-        "collapsed",
-        "errors",
-        "skipped",
-        "stable_levels",
-        "levels",
-        "paired_seeds",
-        "fail_k",
-        "fail_n",
-        "seeds_at_chosen",
-        "configs_tried",
-        "grid_runs",
-        "grid_failed",
-    ):
-        df[col] = df[col].astype("Int64")
-    for col in (
-        "target",
-        "chance",
-        "stability",
-        "spike_rate",
-        "chosen_lr_mult",
-        "steps_to_target",
-        "speed",
-        "accuracy",
-        "accuracy_lo",
-        "accuracy_hi",
-        "accuracy_norm",
-        "win_rate",
-        "win_lo",
-        "win_hi",
-        "tie_p",
-        "composite",
-        "max_stable_lr",
-        "stable_octaves",
-        "lr_sensitivity",
-        "fail_p",
-        "fail_lo",
-        "fail_hi",
-    ):
-        df[col] = df[col].astype(float)
-    return df
+    return typed_columns(df.drop(columns=["_group", "_stab", "_spikes"]), PER_TASK_SCHEMA)
 
 
 # ------------------------------------------------------------------------- overall
@@ -597,16 +546,4 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
         ),
     )
     df = df.loc[order].reset_index(drop=True).drop(columns=["_own"])
-    for col in (
-        "place_wide",
-        "wide_field",
-        "tasks_ranked",
-        "tasks_na",
-        "tasks_same",
-        "tasks_error",
-        "runs",
-        "diverged",
-        "errors",
-    ):
-        df[col] = df[col].astype("Int64")
-    return df[OVERALL_COLUMNS]
+    return typed_columns(df[OVERALL_COLUMNS], OVERALL_SCHEMA)

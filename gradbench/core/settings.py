@@ -1,4 +1,4 @@
-"""Typed settings shared by the suite file and the training code (no torch here).
+"""Typed settings shared by the suite file and the code that reads them: training (the\nmonitor) and analysis (the scoring weights). No torch here.
 
 The suite validates a section against its model at load, so a typo is an error before
 anything trains; the values themselves go into the run spec as written, so a run_id never
@@ -7,7 +7,7 @@ depends on how a model would coerce them (10 and 10.0 hash differently).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -40,3 +40,17 @@ class MonitorSettings(Strict):
 
 
 MONITOR_DEFAULTS: dict = MonitorSettings().model_dump()
+
+
+class Weights(Strict):
+    """Given weights replace the defaults (stability 0.4, speed 0.2, accuracy 0.4)."""
+
+    stability: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the stability score")
+    speed: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the speed score")
+    accuracy: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the accuracy score")
+
+    @model_validator(mode="after")
+    def _not_all_zero(self):
+        if self.stability == 0 and self.speed == 0 and self.accuracy == 0:
+            raise ValueError("the weights must not all be 0")
+        return self

@@ -8,7 +8,9 @@ import typing
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import did_you_mean
+from .errors import UserError, did_you_mean
+
+M = typing.TypeVar("M", bound=BaseModel)
 
 _EXPECTED = {
     "int_type": "an integer",
@@ -29,6 +31,15 @@ _EXPECTED = {
 _BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 # the parts pydantic adds to an error's location for a member of a Union (not field names)
 _UNION_TAG = re.compile(r"^(int|str|float|bool|none|[a-z-]+\[.*\])$")
+
+
+def validated(model: type[M], value, where: str) -> M:
+    """`value` as `model`, or a UserError with one_line's message (the field's path under
+    `where`, what is wrong, the valid choices)."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as e:
+        raise UserError(one_line(e, where, model)) from None
 
 
 def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = None) -> str:

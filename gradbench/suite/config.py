@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import ConfigDict, Field, ValidationError, create_model
 
 from ..catalogue import plugins
 from ..catalogue.data_params import checked_task_data, data_params_model
@@ -26,7 +26,7 @@ from ..catalogue.model_knobs import checked_task_knobs, knobs_model
 from ..catalogue.strategies import STRATEGIES, Arm, make_arm
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError, did_you_mean, unknown
-from ..core.settings import MonitorSettings, Strict
+from ..core.settings import MonitorSettings, Strict, Weights
 from ..core.validation import one_line
 
 
@@ -130,20 +130,6 @@ class TrainerSettings(Strict):
         None, description="deterministic algorithms (GPU reproducibility)"
     )
     num_nodes: int | None = Field(None, gt=0, description="nodes per run")
-
-
-class Weights(Strict):
-    """Given weights replace the defaults (stability 0.4, speed 0.2, accuracy 0.4)."""
-
-    stability: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the stability score")
-    speed: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the speed score")
-    accuracy: float | None = Field(None, ge=0, allow_inf_nan=False, description="weight of the accuracy score")
-
-    @model_validator(mode="after")
-    def _not_all_zero(self):
-        if self.stability == 0 and self.speed == 0 and self.accuracy == 0:
-            raise ValueError("the weights must not all be 0")
-        return self
 
 
 class Scoring(Strict):

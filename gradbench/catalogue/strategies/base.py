@@ -12,11 +12,13 @@ import inspect
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
 
 from ...core.errors import UserError, did_you_mean
 from ...core.registry import Registry
 from ...core.spec import RunSpec
+from ...core.validation import validated
 
 MODEL_FAMILIES = ("mlp", "cnn", "rnn", "transformer")
 ANY = MODEL_FAMILIES
@@ -30,7 +32,7 @@ class Strategy:
     applies_to: tuple[str, ...]  # model families it makes sense for
     slot: str | None  # what it owns; two strategies with one slot conflict
     defaults: dict  # parameter name -> default value
-    types: dict  # parameter name -> type
+    params: type[BaseModel]  # the parameters as a strict pydantic model, built from the signature
     # the parameter a tuning protocol's extra trials search (a clipping threshold, a
     # coefficient), in octaves around its value; None: the trials refine the learning rate
     tune: str | None = None
@@ -43,18 +45,10 @@ class Strategy:
         return model_family in self.applies_to
 
     def check_params(self, params: dict, where: str) -> dict:
-        """Defaults filled in; a wrong name or type is a UserError naming the field."""
-        if not isinstance(params, dict):
-            raise UserError(f"{where}: parameters must be a mapping, got {type(params).__name__}")
-        out = dict(self.defaults)
-        for key, value in params.items():
-            if key not in self.defaults:
-                valid = ", ".join(self.defaults) or "none"
-                raise UserError(
-                    f"{where}: unknown parameter {key!r}{did_you_mean(key, self.defaults)}; {self.name} takes: {valid}"
-                )
-            out[key] = coerce(value, self.types[key], f"{where}.{key}")
-        return out
+        """Defaults filled in (in the signature's order); a wrong name, type or value is a
+        UserError naming the field. An int is taken for a float and becomes one, so 1 and 1.0
+        are one run."""
+        return validated(self.params, params, where).model_dump()
 
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
@@ -89,26 +83,17 @@ def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = No
                 applies_to=tuple(applies_to),
                 slot=slot,
                 defaults={n: sig.parameters[n].default for n in names},
-                types={n: hints[n] for n in names},
+                params=create_model(
+                    f"{fn.__name__}_params",
+                    __config__=ConfigDict(extra="forbid", strict=True, frozen=True),
+                    **{n: (hints[n], sig.parameters[n].default) for n in names},
+                ),
                 tune=tune,
             ),
         )
         return fn
 
     return register
-
-
-def coerce(value: Any, typ: Any, where: str) -> Any:
-    """Check a config value against a parameter's type (int is accepted for float)."""
-    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if typ in (int, str, bool) and isinstance(value, typ) and not (typ is int and isinstance(value, bool)):
-        return value
-    if typing.get_origin(typ) is typing.Literal:
-        if value in typing.get_args(typ):
-            return value
-        raise UserError(f"{where}: {value!r} is not one of {', '.join(map(repr, typing.get_args(typ)))}")
-    raise UserError(f"{where}: expected {getattr(typ, '__name__', typ)}, got {value!r}")
 
 
 @dataclass(frozen=True)
