@@ -503,3 +503,38 @@ def test_a_memory_pass_replaces_only_the_memory_figures_of_a_saved_cost_file():
     assert again["tasks"]["t"]["a"]["ratio"] == 3.0 and again["tasks"]["t"]["a"]["peak_mb"] == 7
     assert arm_cost.merge(both, timed, "both") == timed
     assert [r["arm"] for r in arm_cost.rows(both)] == ["baseline", "a", "b"]
+
+
+def test_the_pages_prose_lives_in_templates():
+    """A sentence of the page is edited in gradbench/analysis/templates/, not in Python:
+    page.py holds no string of a dozen words or more outside docstrings and the errors it
+    raises (table headers and cell words are shorter), and the templates hold the prose."""
+    import ast
+
+    from conftest import REPO
+
+    source = (REPO / "gradbench" / "analysis" / "page.py").read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    skip = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node) is not None:
+            skip.add(id(node.body[0].value))
+        if isinstance(node, ast.Raise):
+            skip.update(id(n) for n in ast.walk(node))
+    long = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.JoinedStr):
+            skip.update(id(v) for v in node.values)
+            text = " ".join(v.value for v in node.values if isinstance(v, ast.Constant))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        else:
+            continue
+        if len(text.split()) >= 12:
+            long.append(f"page.py:{node.lineno}: {text[:60]!r}")
+    assert long == []
+    templates = REPO / "gradbench" / "analysis" / "templates"
+    assert "Mean of the within-task ranks" in (templates / "overall.md.j2").read_text(encoding="utf-8")
+    assert "## How scores are computed" in (templates / "how.md.j2").read_text(encoding="utf-8")

@@ -406,6 +406,6 @@ def test_an_unsettled_top_3_is_shown_as_a_tied_group():
     assert rank_stability.tied_top(measured, "mnist_mlp") == ["a", "b", "c", "d", "e"]
     assert rank_stability.tied_top(measured, "adding_rnn") is None
     assert rank_stability.tied_top({**measured, "in_top": {}}, "mnist_mlp") is None  # an older measurement
-    shown = "\n".join(page._rank_stability_section(measured, []))
+    shown = page._rank_stability(measured, [])["table"]
     assert "| `mnist_mlp` | 55% | `a` 100%, `b` 70%, `c` 60%, `d` 45%, `e` 20% |" in shown
     assert "| overall | 60% | `a` 90%, `b` 90%, `c` 80%, `d` 40% |" in shown and "`adding_rnn` |" not in shown

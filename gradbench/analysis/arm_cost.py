@@ -108,37 +108,16 @@ def rows(measured: dict) -> list[dict]:
     return out
 
 
-def section(measured: dict | None) -> list[str]:
-    """The page's "What each mitigation costs" section (nothing without a saved file)."""
-    if not measured:
-        return []
-    m = measured
+def table(measured: dict) -> list[str]:
+    """The page's cost table (its prose is in templates/costs.md.j2): one row per (task, arm)."""
     out = [
-        "## What each mitigation costs",
-        "",
-        f"Time per training step relative to the baseline's on the same task, measured paired "
-        f"by `{m['command']}` on {m['machine']} ({m['threads']} thread(s); {m['steps']} steps per run at lr "
-        f"×{m['lr_mult']:g}, {m['rounds']} rounds, the arms alternating round by round; "
-        + (
-            f"a baseline run after every {m['baseline_every']} arms, each arm's ratio taken to the two baseline runs "
-            "around it; "
-            if m.get("baseline_every")
-            else ""
-        )
-        + f"the ratio is the median over the rounds, with their range). {m['memory']}"
-        + (
-            f" Memory was measured by `{m['memory_command']}` on {m.get('memory_machine', m['machine'])}."
-            if m.get("memory_command")
-            else ""
-        ),
-        "",
         "| task | arm | ms/step | × baseline [range] | peak MB | vs baseline MB |",
         "|---|---|---|---|---|---|",
     ]
-    for r in rows(m):
+    for r in rows(measured):
         ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f} [{r['ratio_lo']:.2f}, {r['ratio_hi']:.2f}]"
         step = "—" if r["ms_per_step"] is None else f"{r['ms_per_step']:.1f}"
         peak = "—" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
         extra = "—" if r["extra_mb"] is None else f"{r['extra_mb']:+.0f}"
         out.append(f"| `{r['task']}` | `{r['arm']}` | {step} | {ratio} | {peak} | {extra} |")
-    return out + [""]
+    return out
