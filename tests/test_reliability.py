@@ -891,3 +891,28 @@ def test_verify_statistical_across_thread_counts_and_an_altered_metric(tiny_data
     line = next(line for line in out.splitlines() if line.startswith("INCONSISTENT"))
     assert altered["run_id"] in line and "recorded" in line and "tol" in line
     assert "are not" in out
+
+
+def test_a_last_record_without_its_newline_is_kept_when_the_next_is_appended(tmp_path):
+    """Editors and json.dump leave the last newline off: that record is finished and stays,
+    whether it is the file's only line or follows others; the next record starts a line."""
+    for n in (1, 3):
+        path = tmp_path / f"r{n}.jsonl"
+        lines = [json.dumps(rec(f"r{i}")) for i in range(n)]
+        path.write_text("\n".join(lines))  # no final newline
+        results.append(path, rec("next"))
+        assert [r["run_id"] for r in results.load(path)] == [f"r{i}" for i in range(n)] + ["next"]
+        assert path.read_text().splitlines()[:n] == lines  # every earlier record intact, byte for byte
+        assert not results.torn_path(path).exists()
+
+
+def test_a_torn_last_line_is_set_aside_never_deleted(tmp_path):
+    path = tmp_path / "r.jsonl"
+    results.append(path, rec("a"))
+    fragment = '{"run_id": "b", "sta'
+    with open(path, "a") as fh:
+        fh.write(fragment)
+    with pytest.warns(results.TornLineWarning, match="moved the cut-off fragment"):
+        results.append(path, rec("c"))
+    assert [r["run_id"] for r in results.load(path)] == ["a", "c"]
+    assert results.torn_path(path).read_text() == fragment + "\n"

@@ -110,11 +110,14 @@ def test_torn_last_line_is_ignored_and_its_run_runs_again(tiny_data, tmp_path):
     run_suite(small_suite(), path, tiny_data, log=lambda s: None)
     good, second = path.read_text().splitlines()
     path.write_text(good + "\n" + second[: len(second) // 2])  # killed mid-write
-    with pytest.warns(UserWarning, match="torn last line"):
+    with pytest.warns(UserWarning) as caught:
         recs = run_suite(small_suite(), path, tiny_data, log=lambda s: None)
+    said = [str(w.message) for w in caught]
+    assert any("ignoring a torn last line" in m for m in said) and any(".torn before appending" in m for m in said)
     assert len(recs) == 2
-    ids = [r["run_id"] for r in results.load(path)]  # the fragment is gone: a clean file
+    ids = [r["run_id"] for r in results.load(path)]  # the fragment is out of the file, kept beside it
     assert sorted(ids) == sorted({json.loads(good)["run_id"], json.loads(second)["run_id"]})
+    assert results.torn_path(path).read_text() == second[: len(second) // 2] + "\n"
 
 
 def test_not_json_lines_is_a_clear_error(tmp_path):

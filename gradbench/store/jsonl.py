@@ -110,9 +110,11 @@ def _default(x):
 
 
 def _drop_torn_tail(path: Path) -> None:
-    """Cut a partial last line (a run killed mid-write) so the next record starts a clean line;
-    the run it belonged to was not finished and runs again. A last line without a newline that
-    does not look like a cut-off record is left alone: a UserError, not a truncation."""
+    """Make the file end on a clean line before a record is appended. A last line without a
+    newline that is a complete record (an editor or json.dump left the newline off) is kept:
+    its newline is added. A partial one (a run killed mid-write, the zeros a power cut
+    leaves) is set aside in `<file>.torn`, never deleted, then cut, and its run runs again. A
+    last line that is neither is a UserError: this is not a results file."""
     try:
         with open(path, "rb+") as fh:
             size = fh.seek(0, os.SEEK_END)
@@ -130,18 +132,51 @@ def _drop_torn_tail(path: Path) -> None:
                     f"{path}: its last line is over 1 MiB without a newline; "
                     "not a JSON-lines results file written by gradbench"
                 )
-            if not _looks_torn(chunk[cut + 1 :]):
+            fragment = chunk[cut + 1 :]
+            if _is_record(fragment):
+                fh.write(b"\n")
+            elif _looks_torn(fragment):
+                _set_aside(path, fragment)
+                fh.truncate(size - len(fragment))
+            else:
                 lineno = _count_lines(path)
                 raise UserError(
                     f"{path}:{lineno}: not a JSON-lines results file (the last line is not a "
                     "run record); pass a results file written by gradbench, or a new path"
                 )
-            keep = size - tail + cut + 1
-            fh.truncate(keep)
             fh.flush()
             os.fsync(fh.fileno())
     except FileNotFoundError:
         return
+
+
+def _is_record(line: bytes) -> bool:
+    """A whole JSON object with a run_id: a finished run's record, newline or not."""
+    try:
+        rec = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(rec, dict) and isinstance(rec.get("run_id"), str)
+
+
+def torn_path(path: Path) -> Path:
+    """Where the torn last lines of a results file are kept: beside it, `<name>.torn`."""
+    return path.with_name(path.name + ".torn")
+
+
+def _set_aside(path: Path, fragment: bytes) -> None:
+    """Append a torn fragment to the side file (one per line, as it was), fsynced before the
+    results file is cut, so nothing written is ever lost."""
+    side = torn_path(path)
+    with open(side, "ab") as fh:
+        fh.write(fragment.rstrip(b"\n") + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    warnings.warn(
+        f"{path}: moved the cut-off fragment of its last line ({len(fragment)} bytes) to {side} before appending",
+        TornLineWarning,
+        stacklevel=4,
+    )
 
 
 def _looks_torn(fragment: bytes) -> bool:
