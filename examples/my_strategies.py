@@ -6,13 +6,16 @@ file, then the working directory). Importing this file registers the strategy an
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 
 from gradbench import RunSpec, grad_hook, strategy
 
 
 @strategy(family="clipping", slot="per-tensor clipping")
-def clip_per_tensor(spec: RunSpec, max_norm: float = 0.1) -> RunSpec:
+def clip_per_tensor(spec: RunSpec, max_norm: Annotated[float, Field(gt=0)] = 0.1) -> RunSpec:
     """Clip each parameter tensor's gradient norm to max_norm on its own (layer-wise clipping, e.g. You et al., 2017)."""
     return spec.add_grad_hook("clip_per_tensor", max_norm=max_norm)
 

@@ -19,6 +19,8 @@ def alias(old: str, new: str, public: str):
     warnings.warn(f"{old} is deprecated and will be removed after 0.x: use {public}", MovedWarning, stacklevel=3)
 
     def __getattr__(name: str):
+        if name.startswith("__"):  # not a package: `import gradbench.strategies.base` fails plainly
+            raise AttributeError(name)
         return getattr(importlib.import_module(new), name)
 
     return __getattr__

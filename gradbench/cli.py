@@ -37,8 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+MAX_MESSAGE = 2000  # characters: an error names the field and the fix; it never reprints a large input
+
+
 def _one_line(text) -> str:
-    return " ".join(str(text).split())
+    line = " ".join(str(text).split())
+    return line if len(line) <= MAX_MESSAGE else line[: MAX_MESSAGE - 1] + "…"
 
 
 def _interrupted(args, e: KeyboardInterrupt) -> int:

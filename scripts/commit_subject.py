@@ -53,6 +53,8 @@ def history() -> list[str]:
 
 def main(argv: list[str]) -> int:
     if argv == ["--history"]:
+        if _git("rev-parse", "--is-shallow-repository").strip() == "true":
+            print("commit subject rule: a shallow clone: only the commits it holds are checked", file=sys.stderr)
         bad = history()
         for line in bad:
             print(f"commit subject rule: {line}", file=sys.stderr)

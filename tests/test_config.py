@@ -45,6 +45,38 @@ BAD = [
     ({**GOOD, "eval_every": 0}, "eval_every: must be a positive integer"),
     ({**GOOD, "threads": 0}, "threads: must be a positive integer"),
     ({**GOOD, "name": 3}, "name: expected a string, got 3"),
+    # a name becomes a file name: never a path
+    ({**GOOD, "name": "../evil"}, "name: '../evil' cannot name the results file"),
+    ({**GOOD, "name": "/tmp/abs"}, "name: '/tmp/abs' cannot name the results file"),
+    ({**GOOD, "name": "a/b"}, "name: 'a/b' cannot name the results file"),
+    ({**GOOD, "name": ""}, "name: '' cannot name the results file"),
+    # sizes that would exhaust memory, and numbers that are not numbers
+    ({**GOOD, "seeds": 1_000_000_000}, "seeds: at most 1000 seeds, got a count of 1000000000"),
+    ({**GOOD, "seeds": [0, 2**32]}, "seeds: each seed must be from 0 to 2^32 - 1"),
+    ({**GOOD, "seeds": [-1]}, "seeds: each seed must be from 0 to 2^32 - 1"),
+    ({**GOOD, "threads": 100_000}, "threads: must be <= 1024, got 100000"),
+    ({**GOOD, "stress": {"lr_mult": [float("nan")]}}, "stress.lr_mult: every value must be a positive finite number"),
+    ({**GOOD, "stress": {"lr_mult": [float("inf")]}}, "stress.lr_mult: every value must be a positive finite number"),
+    ({**GOOD, "trainer": {"devices": -3}}, "trainer.devices: expected a positive count, -1 (every device)"),
+    ({**GOOD, "trainer": {"devices": []}}, "trainer.devices: expected a non-empty list of device indices"),
+    # a threshold that is no threshold
+    (
+        {**GOOD, "strategies": [{"clip_norm": {"max_norm": -1}}]},
+        "strategies.clip_norm.max_norm: must be a positive number",
+    ),
+    (
+        {**GOOD, "strategies": [{"clip_norm": {"max_norm": 0}}]},
+        "strategies.clip_norm.max_norm: must be a positive number",
+    ),
+    (
+        {**GOOD, "strategies": [{"clip_norm": {"max_norm": float("nan")}}]},
+        "strategies.clip_norm.max_norm: expected a finite number",
+    ),
+    ({**GOOD, "strategies": [{"agc": {"clipping": -0.5}}]}, "strategies.agc.clipping: must be a positive number"),
+    (
+        {**GOOD, "strategies": [{"clip_norm": {"max_norm": "x" * 10_000}}]},
+        "strategies.clip_norm.max_norm: expected a number, got 'xxxxxxxx",  # the value cut short
+    ),
     ({**GOOD, "strategies": [{5: {}}]}, "strategies[0]: expected a string, got 5"),
     (
         {**GOOD, "tasks": {"mnist_mlp": {"strategies": ["baseline"]}}},
@@ -55,8 +87,8 @@ BAD = [
         "tasks.mnist_mlp.strategies[0]: unknown strategy 'shalower' (did you mean 'shallower'",
     ),
     ({**GOOD, "tasks": {"mnist_mlp": {"strategies": []}}}, "tasks.mnist_mlp.strategies: expected a non-empty list"),
-    ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult: every value must be a positive number"),
-    ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult: every value must be a positive number"),
+    ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult: every value must be a positive finite number"),
+    ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult: every value must be a positive finite number"),
     ({**GOOD, "stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
     ({**GOOD, "stress": {"lr": [1]}}, "stress: unknown key 'lr'"),
     (
@@ -333,3 +365,47 @@ def test_an_editor_checking_against_the_schema_marks_what_loading_refuses():
         {**good, "trainer": {"precision": "banana"}},
     ):
         assert list(validator.iter_errors(bad)), bad
+
+
+HOSTILE_YAML = {
+    # "billion laughs": 9 levels of 9 aliases, 1 KB that would expand to 9^9 values
+    "aliases": "".join(
+        f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+        for prev, name in zip([None, *"abcdefgh"], "abcdefghi")
+    )
+    + "tasks: [mnist_mlp]\nstrategies: [{clip_norm: {max_norm: *i}}]\n",
+    "deep": "tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: " + "[" * 3000 + "]" * 3000 + "\n",
+    "twice": "tasks: [mnist_mlp]\nstrategies: [baseline]\nseeds: 2\nseeds: 3\n",
+    "itself": "tasks: [mnist_mlp]\nstrategies: &s [baseline, *s]\n",
+}
+
+
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("aliases", "expands to more than 100,000 values"),
+        ("deep", "nested deeper than 50 levels"),
+        ("twice", ":4: key 'seeds' given twice (first on line 3)"),
+        ("itself", ":2: an alias that contains itself"),
+    ],
+)
+def test_a_hostile_suite_file_is_one_line_at_once(kind, message, tmp_path):
+    """Read through the CLI in a fresh process: exit 2, one short line, in well under the time
+    and memory the file would cost if it were expanded."""
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(HOSTILE_YAML[kind])
+    start = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "gradbench.cli", "run", str(path), "--results", str(tmp_path / "r.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert time.monotonic() - start < 30
+    assert out.returncode == 2, out.stderr[-500:]
+    assert out.stderr.count("\n") == 1 and len(out.stderr) < 500 and message in out.stderr, out.stderr[-500:]
+    assert not (tmp_path / "r.jsonl").exists()

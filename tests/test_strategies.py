@@ -227,9 +227,9 @@ def test_wrong_parameter_name_or_type_is_one_clear_error(item, message):
 @pytest.mark.parametrize(
     "item, message",
     [
-        ({"shallower": {"factor": 2.0}}, "shallower.factor: must be in (0, 1]"),
-        ({"dropout": {"p": 1.0}}, "dropout.p: must be in [0, 1)"),
-        ({"warmup": {"warmup_steps": 0}}, "warmup.warmup_steps: must be at least 1"),
+        ({"shallower": {"factor": 2.0}}, "shallower.factor: must be <= 1.0"),
+        ({"dropout": {"p": 1.0}}, "dropout.p: must be < 1.0"),
+        ({"warmup": {"warmup_steps": 0}}, "warmup.warmup_steps: must be >= 1"),
     ],
 )
 def test_out_of_range_parameter_is_an_error_before_training(item, message):

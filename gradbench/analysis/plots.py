@@ -274,7 +274,9 @@ def _seed_order(r: Record) -> tuple[int, str]:
 def _curve(ax, record: Record, key: str, colour, label: str | None) -> bool:
     """One run's stability curve (`key`: grad_norm_curve, attn_logit_curve), its positive
     finite points only (the axis is logarithmic); whether there was any to draw."""
-    curve = getattr(record.stability, key, None) or []  # an untrained run has no stability block
+    if record.stability is None:  # an untrained run has no stability block
+        return False
+    curve = getattr(record.stability, key) or []  # attn_logit_curve: only models that tell it
     pts = [(s, v) for s, v in curve if v is not None and v > 0 and math.isfinite(v)]
     if pts:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], color=colour, linewidth=1, alpha=0.8, label=label)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from ..core.errors import warn
 from ..core.record import Record, latest, typed
 from .choice import TUNING_PHASES
 from .scoring import Scores, overall_order_key, score, task_shares, uninformative_tasks
@@ -207,4 +208,10 @@ def saved_for(records: Iterable[Record | dict], out_dir: str | Path) -> dict | N
         measured = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return measured if measured.get("fingerprint") == fingerprint(records) else None
+    if measured.get("fingerprint") == fingerprint(records):
+        return measured
+    warn(
+        f"{path} was measured from other records (or hashed by an earlier gradbench), so the page leaves "
+        f"rank stability out; measure it again: python benchmarks/rank_stability.py RESULTS --save {Path(out_dir)}"
+    )
+    return None

@@ -9,7 +9,8 @@ against it. No torch.
 Schema 1. A field added later is optional, so older files keep loading; `numerics` is absent
 in records written before it existed (they are numerics version 1, core/numerics.py). A key
 the model does not know, or another schema, makes the file unreadable to this version: an
-error naming the line, never a silent drop. Values are checked, not rewritten.
+error naming the line, never a silent drop. Values are checked, not rewritten in the file (the
+model reads an int in a float field as a float; to_json() writes it so).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Typed settings shared by the suite file and the code that reads them: training (the\nmonitor) and analysis (the scoring weights). No torch here.
+"""Typed settings shared by the suite file and the code that reads them: training (the
+monitor) and analysis (the scoring weights). No torch here.
 
 The suite validates a section against its model at load, so a typo is an error before
 anything trains; the values themselves go into the run spec as written, so a run_id never

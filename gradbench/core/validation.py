@@ -4,6 +4,7 @@ wrong, the valid choices, and 'did you mean' where it helps."""
 from __future__ import annotations
 
 import re
+import reprlib
 import typing
 
 from pydantic import BaseModel, ValidationError
@@ -12,12 +13,25 @@ from .errors import UserError, did_you_mean
 
 M = typing.TypeVar("M", bound=BaseModel)
 
+# a value shown in a message: enough to recognise it, never the whole of a huge one
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 6
+_REPR.maxlevel = 2
+
+
+def shown(value) -> str:
+    """repr(value), cut short: a message names a value, it does not reprint a large one."""
+    return _REPR.repr(value)
+
+
 _EXPECTED = {
     "int_type": "an integer",
     "int_parsing": "an integer",
     "int_from_float": "an integer",
     "float_type": "a number",
     "float_parsing": "a number",
+    "finite_number": "a finite number",
     "bool_parsing": "true or false",
     "bool_type": "true or false",
     "string_type": "a string",
@@ -52,7 +66,7 @@ def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = Non
     kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if len(same) > 1 and all(x["type"] in _EXPECTED for x in same):
         wanted = list(dict.fromkeys(_EXPECTED[x["type"]] or _literal(x) for x in same))
-        return f"{path}: expected {' or '.join(wanted)}, got {value!r}"
+        return f"{path}: expected {' or '.join(wanted)}, got {shown(value)}"
     if kind == "extra_forbidden":
         parent = _join(where, loc[:-1])
         valid = _fields(model, loc[:-1])
@@ -61,18 +75,18 @@ def one_line(e: ValidationError, where: str, model: type[BaseModel] | None = Non
             f"; valid: {', '.join(valid)}" if valid else ""
         )
     if kind == "literal_error":
-        return f"{path}: {value!r} is not one of {ctx.get('expected', '')}"
+        return f"{path}: {shown(value)} is not one of {ctx.get('expected', '')}"
     if kind == "missing":
         return f"{path}: required"
     positive_int = _is_positive_int(model, loc)
     if kind in _EXPECTED:
         wanted = "a positive integer" if positive_int and kind.startswith("int") else _EXPECTED[kind]
-        return f"{path}: expected {wanted}, got {value!r}"
+        return f"{path}: expected {wanted}, got {shown(value)}"
     if kind in _BOUNDS:
         bound = next(iter(ctx.values()), "")
         if kind == "greater_than" and bound == 0:
-            return f"{path}: must be a positive {'integer' if positive_int else 'number'}, got {value!r}"
-        return f"{path}: must be {_BOUNDS[kind]} {bound}, got {value!r}"
+            return f"{path}: must be a positive {'integer' if positive_int else 'number'}, got {shown(value)}"
+        return f"{path}: must be {_BOUNDS[kind]} {bound}, got {shown(value)}"
     if kind in ("too_short", "too_long"):
         return f"{path}: must not be empty" if kind == "too_short" and not value else f"{path}: {err['msg']}"
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")

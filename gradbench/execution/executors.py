@@ -14,11 +14,13 @@ import concurrent.futures as cf
 import multiprocessing as mp
 import os
 import signal
+import warnings
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._moved import MovedWarning
 from ..catalogue import plugins
 from ..catalogue.tasks import priced_ms
 from ..core.errors import UserError, one_line_error, one_line_warnings, warn
@@ -44,6 +46,8 @@ def execute(spec_dict: dict, job: Job) -> dict:
     """Run one spec in this process (the entry point of every executor's workers); a warning on
     the way is one line, in a worker as in the CLI."""
     with one_line_warnings():
+        # the suite's process already said where a plugin's old imports moved: not once per worker
+        warnings.filterwarnings("ignore", category=MovedWarning)
         return _execute(spec_dict, job)
 
 

@@ -13,12 +13,13 @@ them, and 10 and 10.0 hash differently.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import ConfigDict, Field, ValidationError, create_model
+from pydantic import ConfigDict, Field, ValidationError, create_model, field_validator
 
 from ..catalogue import plugins
 from ..catalogue.data_params import checked_task_data, data_params_model
@@ -27,7 +28,8 @@ from ..catalogue.strategies import STRATEGIES, Arm, make_arm
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError, did_you_mean, unknown
 from ..core.settings import MonitorSettings, Strict, Weights
-from ..core.validation import one_line
+from ..core.validation import one_line, shown
+from .yaml_input import read_yaml
 
 
 class Stress(Strict):
@@ -73,9 +75,11 @@ class TaskOverrides(Strict):
     lr_mult: list[float] | None = Field(
         None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)"
     )
-    model: dict[str, Any] = Field({}, description="model knobs over the task's (see catalogue/model_knobs.py)")
-    data: dict[str, Any] = Field({}, description="dataset parameters, e.g. seq_len (see catalogue/data_params.py)")
-    strategies: list[str | dict[str, dict[str, Any] | None]] = Field(
+    model: dict[str, Any] | None = Field(None, description="model knobs over the task's (see catalogue/model_knobs.py)")
+    data: dict[str, Any] | None = Field(
+        None, description="dataset parameters, e.g. seq_len (see catalogue/data_params.py)"
+    )
+    strategies: list[str | dict[str, dict[str, Any] | None]] | None = Field(
         None,
         description="more arms on this task only, beside the suite's strategies: 'name', 'a+b', or "
         "{name: {param: value}} (the page ranks each arm on the tasks it ran)",
@@ -125,6 +129,16 @@ class TrainerSettings(Strict):
     devices: int | list[int] | Literal["auto"] | None = Field(
         None, description="devices per run; above 1: one run on several devices (DDP)"
     )
+
+    @field_validator("devices")
+    @classmethod
+    def _a_device_count(cls, devices):
+        if isinstance(devices, int) and not (devices >= 1 or devices == -1):
+            raise ValueError(f"expected a positive count, -1 (every device), a list of indices or auto, got {devices}")
+        if isinstance(devices, list) and (not devices or any(d < 0 for d in devices)):
+            raise ValueError(f"expected a non-empty list of device indices (0 and up), got {shown(devices)}")
+        return devices
+
     strategy: TrainerStrategy | None = Field(None, description="Lightning's training strategy, e.g. ddp")
     deterministic: bool | Literal["warn"] | None = Field(
         None, description="deterministic algorithms (GPU reproducibility)"
@@ -144,10 +158,29 @@ class WandbSettings(Strict):
     tags: list[str] | None = Field(None, description="tags on every W&B run")
 
 
+# a suite's name becomes a file name (results/<name>.jsonl): no path separator, no "..", no empty
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 class SuiteFile(Strict):
     """A gradbench suite: tasks x stress levels x seeds x strategy arms."""
 
-    name: str | None = Field(None, description="suite name (default: the file's stem)")
+    name: str | None = Field(
+        None,
+        description="suite name (default: the file's stem); it names files (results/<name>.jsonl), so letters, "
+        "digits, '.', '_' and '-', starting with a letter or digit",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _a_file_name(cls, name: str | None) -> str | None:
+        if name is not None and not SUITE_NAME.fullmatch(name):
+            raise ValueError(
+                f"{shown(name)} cannot name the results file: use letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit (at most 100 characters)"
+            )
+        return name
+
     description: str = Field("", description="one line on what the suite is for")
     seeds: int | list[int] = Field(
         [0], description="a count n (seeds 0..n-1) or a list; seed i is shared by every strategy (paired)"
@@ -173,7 +206,7 @@ class SuiteFile(Strict):
     )
     scoring: Scoring = Field(Scoring(), description="how the leaderboard scores")
     threads: int | None = Field(
-        None, gt=0, description="torch threads per run (default: the cores, split between local workers)"
+        None, gt=0, le=1024, description="torch threads per run (default: the cores, split between local workers)"
     )
     wandb: WandbSettings | None = Field(None, description="Weights & Biases tracking (offline unless logged in)")
 
@@ -253,12 +286,7 @@ def load_suite(path: str | Path) -> Suite:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the suite file as UTF-8") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: malformed YAML: {getattr(e, 'problem', None) or e}") from None
+    raw = read_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise UserError(f"{path}: a suite is a mapping of {', '.join(SuiteFile.model_fields)}")
     return parse_suite(raw, default_name=path.stem, base_dir=path.parent, path=str(path))
@@ -324,22 +352,33 @@ def _validated(value, where: str, typ):
         raise UserError(one_line(e, where)) from None
 
 
+MAX_SEEDS = 1000  # seeds per suite: far past what a comparison needs, far below what exhausts memory
+MAX_SEED = 2**32 - 1  # what Lightning's seed_everything (and numpy) take
+
+
 def _seeds(v: int | list[int]) -> list[int]:
     if isinstance(v, int):
         if v <= 0:
             raise UserError(f"seeds: a count must be positive, got {v}")
+        if v > MAX_SEEDS:
+            raise UserError(f"seeds: at most {MAX_SEEDS} seeds, got a count of {v}")
         return list(range(v))
     if not v:
         raise UserError("seeds: must not be empty (give a list of ints or a count)")
+    if len(v) > MAX_SEEDS:
+        raise UserError(f"seeds: at most {MAX_SEEDS} seeds, got {len(v)}")
+    bad = [s for s in v if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise UserError(f"seeds: each seed must be from 0 to 2^32 - 1 (what the seeding takes), got {bad[0]}")
     if len(set(v)) != len(v):
-        raise UserError(f"seeds: duplicate seeds in {v}")
+        raise UserError(f"seeds: duplicate seeds in {shown(v)}")
     return list(v)
 
 
 def _lr_mults(values: list[float], where: str) -> list[float]:
     for x in values:
-        if x <= 0:
-            raise UserError(f"{where}: every value must be a positive number, got {x!r}")
+        if not math.isfinite(x) or x <= 0:
+            raise UserError(f"{where}: every value must be a positive finite number, got {x!r}")
     if len(set(values)) != len(values):
         raise UserError(f"{where}: duplicate values in {values}")
     return [float(x) for x in values]

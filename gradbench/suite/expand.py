@@ -156,7 +156,8 @@ def _trials(arm: Arm, choice, budget: int, task_name: str, suite: Suite) -> list
             if value * factor == value:  # a value of 0 searches nothing
                 continue
             trial = Arm(arm.label, arm.names, {**params, tuned: {**params[tuned], key: value * factor}})
-            try:  # a value the strategy itself rejects (a percentile above 100 ...) is passed over
+            try:  # a value the strategy rejects (out of its declared range: a percentile above 100 ...) is passed over
+                STRATEGIES.get(tuned).check_params(trial.params[tuned], f"strategies.{arm.label}.{tuned}")
                 _applied(trial, _base(suite, task_name, suite.seeds[0], choice.lr_mult, "tune"), task_name)
             except UserError:
                 continue

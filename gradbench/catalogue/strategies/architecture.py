@@ -4,6 +4,10 @@ shallower/narrower scale the task's depth/width by a factor (at least 1 layer/un
 they shrink whatever size a suite's task override sets.
 """
 
+from typing import Annotated
+
+from pydantic import Field
+
 from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..model_knobs import default_knob
@@ -45,22 +49,16 @@ def _knob(spec: RunSpec, key: str):
     return spec.model.get(key, default_knob(TASKS.get(spec.task), key))
 
 
-def _factor(name: str, factor: float) -> float:
-    if not 0 < factor <= 1:
-        raise UserError(f"{name}.factor: must be in (0, 1], got {factor:g}")
-    return factor
-
-
 @strategy(family="architecture", applies_to=(*FF, "transformer"), slot="depth")
-def shallower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
+def shallower(spec: RunSpec, factor: Annotated[float, Field(gt=0, le=1)] = 0.5) -> RunSpec:
     """Fewer layers: depth x factor, at least 1 (a shorter backward path; Bengio et al., 1994)."""
-    return spec.with_model(depth=max(1, int(_knob(spec, "depth") * _factor("shallower", factor))))
+    return spec.with_model(depth=max(1, int(_knob(spec, "depth") * factor)))
 
 
 @strategy(family="architecture", applies_to=ANY, slot="width")
-def narrower(spec: RunSpec, factor: float = 0.5) -> RunSpec:
+def narrower(spec: RunSpec, factor: Annotated[float, Field(gt=0, le=1)] = 0.5) -> RunSpec:
     """Fewer units: width (cnn: base channels; rnn: hidden size; transformer: a multiple of its heads) x factor (a smaller model, fewer large weights)."""
-    f = _factor("narrower", factor)
+    f = factor
     family = TASKS.get(spec.task).model_family
     key = "hidden" if family == "rnn" and not spec.model.get("width") else "width"
     if family == "transformer":  # the width stays a multiple of the heads

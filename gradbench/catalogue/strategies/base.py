@@ -60,7 +60,8 @@ def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = No
 
     def register(fn):
         sig = inspect.signature(fn)
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn)  # the plain types (a range's Annotated[...] stripped)
+        declared = typing.get_type_hints(fn, include_extras=True)
         names = list(sig.parameters)[1:]
         for n in names:
             if sig.parameters[n].default is inspect.Parameter.empty or n not in hints:
@@ -83,10 +84,12 @@ def strategy(family: str, applies_to: Iterable[str] = ANY, slot: str | None = No
                 applies_to=tuple(applies_to),
                 slot=slot,
                 defaults={n: sig.parameters[n].default for n in names},
+                # the parameters' ranges come from their annotations (Annotated[float, Field(gt=0)]);
+                # no float parameter takes NaN or infinity
                 params=create_model(
                     f"{fn.__name__}_params",
-                    __config__=ConfigDict(extra="forbid", strict=True, frozen=True),
-                    **{n: (hints[n], sig.parameters[n].default) for n in names},
+                    __config__=ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False),
+                    **{n: (declared[n], sig.parameters[n].default) for n in names},
                 ),
                 tune=tune,
             ),

@@ -22,11 +22,11 @@ gradients, so it costs one device->host sync per step.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 
-from ...core.errors import UserError
 from ...core.spec import RunSpec
 from ..grad_hooks import clip_global_norm_, drop_gradients, global_norm, grad_hook, grads_of
 from .base import strategy
@@ -35,20 +35,25 @@ ADAPTIVE = "adaptive norm rule"
 
 
 @strategy(family="clipping", slot="Lightning gradient clipping", tune="max_norm")
-def clip_norm(spec: RunSpec, max_norm: float = 1.0) -> RunSpec:
+def clip_norm(spec: RunSpec, max_norm: Annotated[float, Field(gt=0)] = 1.0) -> RunSpec:
     """Rescale the global gradient L2 norm to at most max_norm (Pascanu et al., 2013)."""
     return spec.with_trainer(gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
 
 
 @strategy(family="clipping", slot="Lightning gradient clipping", tune="clip_value")
-def clip_value(spec: RunSpec, clip_value: float = 0.5) -> RunSpec:
+def clip_value(spec: RunSpec, clip_value: Annotated[float, Field(gt=0)] = 0.5) -> RunSpec:
     """Clamp every gradient element to [-clip_value, clip_value] (Mikolov, 2012; Keras clipvalue)."""
     return spec.with_trainer(gradient_clip_val=clip_value, gradient_clip_algorithm="value")
 
 
 # --- AGC -----------------------------------------------------------------------------------
 @strategy(family="clipping", slot="unit-wise clipping", tune="clipping")
-def agc(spec: RunSpec, clipping: float = 0.01, eps: float = 1e-3, exclude_head: bool = True) -> RunSpec:
+def agc(
+    spec: RunSpec,
+    clipping: Annotated[float, Field(gt=0)] = 0.01,
+    eps: Annotated[float, Field(gt=0)] = 1e-3,
+    exclude_head: bool = True,
+) -> RunSpec:
     """Adaptive gradient clipping, unit-wise |G_i|/max(|W_i|, eps) <= clipping (Brock et al., 2021, NFNets)."""
     return spec.add_grad_hook("agc", clipping=clipping, eps=eps, exclude_head=exclude_head)
 
@@ -98,10 +103,8 @@ def _agc(clipping: float = 0.01, eps: float = 1e-3, exclude_head: bool = True) -
 
 # --- AutoClip ------------------------------------------------------------------------------
 @strategy(family="clipping", slot=ADAPTIVE, tune="percentile")
-def autoclip(spec: RunSpec, percentile: float = 10.0) -> RunSpec:
+def autoclip(spec: RunSpec, percentile: Annotated[float, Field(ge=0, le=100)] = 10.0) -> RunSpec:
     """AutoClip: clip the global norm to the p-th percentile of all norms seen so far (Seetharaman et al., 2020)."""
-    if not 0 <= percentile <= 100:  # checked here too, so a suite fails at load, not a run at training
-        raise UserError(f"autoclip.percentile: must be in [0, 100], got {percentile:g}")
     return spec.add_grad_hook("autoclip", percentile=percentile)
 
 
@@ -150,15 +153,13 @@ def _autoclip(percentile: float = 10.0) -> AutoClip:
 @strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
 def zclip(
     spec: RunSpec,
-    z_thresh: float = 2.5,
-    alpha: float = 0.97,
-    warmup_steps: int = 25,
+    z_thresh: Annotated[float, Field(ge=0)] = 2.5,
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.97,
+    warmup_steps: Annotated[int, Field(ge=0)] = 25,
     mode: Literal["clip", "adaptive", "mean"] = "clip",
-    max_grad_norm: float = 1.0,
+    max_grad_norm: Annotated[float, Field(ge=0)] = 1.0,
 ) -> RunSpec:
     """ZClip: clip global-norm outliers by their z-score against an EMA mean and variance, the norm capped at max_grad_norm as in its reference code (Kumar et al., 2025)."""
-    if max_grad_norm < 0:
-        raise UserError(f"zclip.max_grad_norm: must be >= 0 (0: none), got {max_grad_norm:g}")
     return spec.add_grad_hook(
         "zclip", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps, mode=mode, max_grad_norm=max_grad_norm
     )
@@ -279,7 +280,12 @@ def _zclip(
 
 # --- skipping spikes -----------------------------------------------------------------------
 @strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
-def skip_spikes(spec: RunSpec, z_thresh: float = 4.0, alpha: float = 0.97, warmup_steps: int = 3) -> RunSpec:
+def skip_spikes(
+    spec: RunSpec,
+    z_thresh: Annotated[float, Field(ge=0)] = 4.0,
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.97,
+    warmup_steps: Annotated[int, Field(ge=0)] = 3,
+) -> RunSpec:
     """Skip the update on a non-finite or z-score-outlier gradient norm (AMP's skipped steps, Micikevicius et al., 2018; PaLM, Chowdhery et al., 2022)."""
     return spec.add_grad_hook("skip_spikes", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps)
 

@@ -8,9 +8,11 @@ optimizer step, on the gradients the optimizer then steps with, after Lightning'
 
 from __future__ import annotations
 
-import torch
+from typing import Annotated
 
-from ...core.errors import UserError
+import torch
+from pydantic import Field
+
 from ...core.spec import RunSpec
 from ..foreach import tensor_norms
 from ..grad_hooks import clip_global_norm_, drop_gradients, global_norm, grad_hook, grads_of, mean_over_ranks
@@ -49,14 +51,13 @@ def _grad_centralization() -> GradCentralization:
 # --- AdaGC ----------------------------------------------------------------------------------
 @strategy(family="clipping", slot="per-tensor adaptive clipping", tune="lambda_rel")
 def adagc(
-    spec: RunSpec, lambda_rel: float = 1.04, beta: float = 0.99, lambda_abs: float = 1.0, warmup_steps: int = 100
+    spec: RunSpec,
+    lambda_rel: Annotated[float, Field(gt=0)] = 1.04,
+    beta: Annotated[float, Field(ge=0, lt=1)] = 0.99,
+    lambda_abs: Annotated[float, Field(gt=0)] = 1.0,
+    warmup_steps: Annotated[int, Field(ge=0)] = 100,
 ) -> RunSpec:
     """AdaGC: each tensor's gradient clipped to lambda_rel x an EMA of its own clipped norms, global clipping while it warms up (Wang et al., 2025)."""
-    if lambda_rel <= 0 or not 0 <= beta < 1 or lambda_abs <= 0 or warmup_steps < 0:
-        raise UserError(
-            f"adagc: needs lambda_rel > 0, 0 <= beta < 1, lambda_abs > 0 and warmup_steps >= 0; got "
-            f"{lambda_rel:g}, {beta:g}, {lambda_abs:g}, {warmup_steps}"
-        )
     return spec.add_grad_hook(
         "adagc", lambda_rel=lambda_rel, beta=beta, lambda_abs=lambda_abs, warmup_steps=warmup_steps
     )
@@ -119,10 +120,10 @@ def _adagc(lambda_rel: float = 1.04, beta: float = 0.99, lambda_abs: float = 1.0
 
 # --- SkipStep -------------------------------------------------------------------------------
 @strategy(family="clipping", slot=ADAPTIVE, tune="sigma")
-def skip_step(spec: RunSpec, window: int = 128, sigma: float = 6.0) -> RunSpec:
+def skip_step(
+    spec: RunSpec, window: Annotated[int, Field(ge=2)] = 128, sigma: Annotated[float, Field(gt=0)] = 6.0
+) -> RunSpec:
     """SkipStep: skip the update when the loss or the gradient norm is above mean + sigma std of the last `window` steps (OLMo 2, OLMo et al., 2024; OLMo-core)."""
-    if window < 2 or sigma <= 0:
-        raise UserError(f"skip_step: needs window >= 2 and sigma > 0, got {window} and {sigma:g}")
     return spec.add_grad_hook("skip_step", window=window, sigma=sigma)
 
 

@@ -10,9 +10,12 @@ would decay twice). l1 composes with either (elastic net).
 
 from __future__ import annotations
 
-import torch
+from typing import Annotated
 
-from ...core.errors import NotApplicable, UserError
+import torch
+from pydantic import Field
+
+from ...core.errors import NotApplicable
 from ...core.spec import RunSpec
 from ..foreach import scale_
 from ..grad_hooks import grad_hook
@@ -21,13 +24,13 @@ from .base import strategy
 
 
 @strategy(family="regularization", slot="weight decay", tune="coeff")
-def l2(spec: RunSpec, coeff: float = 5e-4) -> RunSpec:
+def l2(spec: RunSpec, coeff: Annotated[float, Field(ge=0)] = 5e-4) -> RunSpec:
     """Coupled L2 penalty: loss + coeff/2 * sum |W|^2 over weights, so the gradient gains coeff*W (Krogh & Hertz, 1992)."""
     return spec.with_loss_terms(l2=coeff)
 
 
 @strategy(family="regularization", slot="weight decay", tune="wd")
-def weight_decay(spec: RunSpec, wd: float = 5e-4) -> RunSpec:
+def weight_decay(spec: RunSpec, wd: Annotated[float, Field(ge=0)] = 5e-4) -> RunSpec:
     """Decoupled weight decay, W <- W (1 - lr wd) before the step, gradient untouched (Loshchilov & Hutter, 2019)."""
     return spec.add_grad_hook("decoupled_weight_decay", wd=wd)
 
@@ -57,24 +60,20 @@ def _decoupled_weight_decay(wd: float = 5e-4) -> DecoupledWeightDecay:
 
 
 @strategy(family="regularization", tune="coeff")
-def l1(spec: RunSpec, coeff: float = 1e-5) -> RunSpec:
+def l1(spec: RunSpec, coeff: Annotated[float, Field(ge=0)] = 1e-5) -> RunSpec:
     """L1 penalty: loss + coeff * sum |W| over weights (Tibshirani, 1996; Ng, 2004)."""
     return spec.with_loss_terms(l1=coeff)
 
 
 @strategy(family="regularization", applies_to=("mlp", "cnn", "transformer"), slot="dropout")
-def dropout(spec: RunSpec, p: float = 0.1) -> RunSpec:
+def dropout(spec: RunSpec, p: Annotated[float, Field(ge=0, lt=1)] = 0.1) -> RunSpec:
     """Dropout with probability p after every hidden activation, active in training only (Srivastava et al., 2014)."""
-    if not 0 <= p < 1:
-        raise UserError(f"dropout.p: must be in [0, 1), got {p:g}")
     return spec.with_model(dropout=p)
 
 
 @strategy(family="regularization", tune="coeff")
-def z_loss(spec: RunSpec, coeff: float = 1e-4) -> RunSpec:
+def z_loss(spec: RunSpec, coeff: Annotated[float, Field(ge=0)] = 1e-4) -> RunSpec:
     """z-loss: loss + coeff * log(Z)^2, Z the softmax normalizer, so the output logits cannot drift (Chowdhery et al., 2022; Wortsman et al., 2023)."""
-    if coeff < 0:
-        raise UserError(f"z_loss.coeff: must be >= 0, got {coeff:g}")
     task = TASKS.get(spec.task)
     if task.loss != "cross_entropy":
         raise NotApplicable(f"z_loss acts on softmax logits; {task.name} has a {task.loss} loss")

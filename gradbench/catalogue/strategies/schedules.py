@@ -8,24 +8,23 @@ run's optimizer, whichever sets it (see optimizers: the scale survives an optimi
 
 from __future__ import annotations
 
-from ...core.errors import UserError
+from typing import Annotated
+
+from pydantic import Field
+
 from ...core.spec import RunSpec
 from .base import strategy
 
 
 @strategy(family="schedules", slot="lr scale")
-def lower_lr(spec: RunSpec, factor: float = 0.1) -> RunSpec:
+def lower_lr(spec: RunSpec, factor: Annotated[float, Field(gt=0)] = 0.1) -> RunSpec:
     """A smaller step: lr x factor, the first remedy for an exploding run (Bengio, 2012, Practical recommendations)."""
-    if factor <= 0:
-        raise UserError(f"lower_lr.factor: must be positive, got {factor:g}")
     return spec.with_optimizer(lr=float(spec.optimizer["lr"]) * factor)
 
 
 @strategy(family="schedules", slot="warmup")
-def warmup(spec: RunSpec, warmup_steps: int = 100) -> RunSpec:
+def warmup(spec: RunSpec, warmup_steps: Annotated[int, Field(ge=1)] = 100) -> RunSpec:
     """Linear warmup: lr x (step+1)/warmup_steps for the first warmup_steps steps (Goyal et al., 2017)."""
-    if warmup_steps < 1:
-        raise UserError(f"warmup.warmup_steps: must be at least 1, got {warmup_steps}")
     return spec.with_schedule(warmup_steps=warmup_steps)
 
 
