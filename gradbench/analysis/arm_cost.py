@@ -14,6 +14,8 @@ import json
 import statistics
 from pathlib import Path
 
+from . import markdown as md
+
 FILE = "arm_cost.json"
 
 
@@ -119,5 +121,5 @@ def table(measured: dict) -> list[str]:
         step = "—" if r["ms_per_step"] is None else f"{r['ms_per_step']:.1f}"
         peak = "—" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
         extra = "—" if r["extra_mb"] is None else f"{r['extra_mb']:+.0f}"
-        out.append(f"| `{r['task']}` | `{r['arm']}` | {step} | {ratio} | {peak} | {extra} |")
+        out.append(f"| {md.code(r['task'])} | {md.code(r['arm'])} | {step} | {ratio} | {peak} | {extra} |")
     return out

@@ -9,11 +9,13 @@ neither; a task where no arm is scored is left out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ..core.record import reaches
+from . import markdown as md
 
 MIN_EACH_SIDE = 5  # arms that reach the target, and arms that do not, for a task to discriminate
 
@@ -75,19 +77,19 @@ def shown(value: float, target: float, higher_is_better: bool) -> str:
     return repr(value)
 
 
-def view(splits: list[TaskSplit], per_task: pd.DataFrame, quote: str = "`") -> pd.DataFrame:
+def view(splits: list[TaskSplit], per_task: pd.DataFrame, name: Callable[[str], str] = md.code) -> pd.DataFrame:
     """One row per task: its target, how many arms reach it and how many do not (numbers, so
     that the site sorts them), and each side's arms with their values, best first; names in
-    `quote` (markdown's code span; the site passes none)."""
+    `name` (markdown's code span; the site passes str and escapes its HTML itself)."""
     value = {(r.task, r.strategy): r.accuracy for r in per_task.itertuples()}
 
     def arms(s: TaskSplit, names: list[str]) -> str:
-        listed = (f"{quote}{n}{quote} {shown(value[(s.task, n)], s.target, s.higher_is_better)}" for n in names)
+        listed = (f"{name(n)} {shown(value[(s.task, n)], s.target, s.higher_is_better)}" for n in names)
         return ", ".join(listed) or "none"
 
     return pd.DataFrame(
         {
-            "task": [f"{quote}{s.task}{quote}" for s in splits],
+            "task": [name(s.task) for s in splits],
             "target": [f"{'>=' if s.higher_is_better else '<='} {s.target:g}" for s in splits],
             "reach": [len(s.reached) for s in splits],
             "the arms that reach it (mean test metric at the chosen configuration)": [

@@ -23,6 +23,7 @@ import pandas as pd
 from ..core.errors import UserError
 from ..core.record import Record, latest, outcome_counts, typed
 from . import arm_cost, discrimination, literature, rank_stability, scoring
+from . import markdown as md
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
@@ -46,9 +47,9 @@ _TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
     undefined=jinja2.StrictUndefined,
-    autoescape=False,  # markdown: text from records is escaped where it is put in a cell (_esc)
+    autoescape=False,  # markdown, not HTML: text from records is escaped where it is put (markdown.py)
 )
-_TEMPLATES.filters.update(para=lambda text: _prose(text) + "\n", para_inline=_prose, code=lambda t: _code(t))
+_TEMPLATES.filters.update(para=lambda text: _prose(text) + "\n", para_inline=_prose, code=md.code, esc=md.esc)
 
 
 def write(
@@ -158,7 +159,7 @@ def render(
     tasks = [] if pt.empty else [_task(t, rows, records, images) for t, rows in pt.groupby("task", sort=True)]
     found = literature.findings(scores, records) if tasks else []
     page = _TEMPLATES.get_template("page.md.j2").render(
-        title=", ".join(suites) if suites else "(no runs)",
+        title=md.esc(", ".join(suites)) if suites else "(no runs)",
         site=site,
         p=_provenance(records, scores, command, _saved_names(measured_ranks, costs) if rebuilds else None),
         tasks=tasks,
@@ -202,17 +203,17 @@ def _provenance(records: list[Record], scores: Scores, command: str | None, save
     # skipped runs (and runs that failed before loading data) have no fingerprint: not a second one
     data = sorted({(r.data.dataset, r.data.fingerprint) for r in records if r.data.fingerprint})
     return {
-        "suites": _codes(_unique(r.suite for r in records)),
-        "command": _code(command or _most_common(r.command for r in records)),
+        "suites": md.codes(_unique(r.suite for r in records)),
+        "command": md.code(command or _most_common(r.command for r in records)),
         "rebuild": rebuild_command(saved) if saved is not None else None,
-        "date": _latest(r.timings.finished_at for r in records),
-        "commits": _codes(_unique(e.git_commit for e in env)),
+        "date": md.esc(_latest(r.timings.finished_at for r in records)),
+        "commits": md.codes(_unique(e.git_commit for e in env)),
         "versions": "; ".join(
-            f"{name} {', '.join(_unique(getattr(e, name) for e in env)) or '?'}"
+            f"{name} {md.esc(', '.join(_unique(getattr(e, name) for e in env))) or '?'}"
             for name in ("gradbench", "torch", "lightning", "python")
         ),
-        "devices": ", ".join(_unique(e.device for e in env)) or "—",
-        "cpus": ", ".join(_unique(cpu_kind(e) for e in env)) or "not recorded",
+        "devices": md.esc(", ".join(_unique(e.device for e in env))) or "—",
+        "cpus": md.esc(", ".join(_unique(cpu_kind(e) for e in env))) or "not recorded",
         "threads": ", ".join(_unique(e.threads for e in env)) or "—",
         # records older than the field say nothing of it (they are version 1)
         "numerics": str(records[0].numerics_version) if any(r.numerics for r in records) else None,
@@ -221,7 +222,7 @@ def _provenance(records: list[Record], scores: Scores, command: str | None, save
         "protocol": _protocol(records),
         "runs": f"{len(records)} ({by_status})" if records else "0",
         "weights": ", ".join(f"{k} {v:.3f}" for k, v in scores.weights.items()),
-        "data": _table_text(["dataset", "fingerprint"], [(_esc(d), _code(f)) for d, f in data]) if data else None,
+        "data": md.table(["dataset", "fingerprint"], [(md.esc(d), md.code(f)) for d, f in data]) if data else None,
         "data_differs": len({d for d, _ in data}) < len(data),
     }
 
@@ -299,30 +300,28 @@ def _overall(scores: Scores) -> dict:
             alone = "all tied"
         else:
             alone = ""
-        fields.append(
-            {"tasks": tasks, "alone": alone, "table": _table_text(head, [[r[c] for c in head] for r in rows])}
-        )
+        fields.append({"tasks": tasks, "alone": alone, "table": md.table(head, [[r[c] for c in head] for r in rows])})
     return {"flat": uninformative_tasks(pt), "n_tasks": pt["task"].nunique(), "fields": fields}
 
 
 def _overall_row(r: pd.Series, pt: pd.DataFrame, tasks: list[str]) -> dict[str, str]:
     mine = pt[pt["strategy"] == r["strategy"]]
     na = ", ".join(
-        [f"`{t}`" for t in mine.loc[mine["status"] == "n/a", "task"]]
-        + [f"`{t}` (= baseline)" for t in mine.loc[mine["status"] == SAME_AS_BASELINE, "task"]]
+        [md.code(t) for t in mine.loc[mine["status"] == "n/a", "task"]]
+        + [f"{md.code(t)} (= baseline)" for t in mine.loc[mine["status"] == SAME_AS_BASELINE, "task"]]
         # a task-specific arm (tasks.T.strategies) has no runs on the other tasks
-        + [f"`{t}` (not run)" for t in sorted(set(pt["task"]) - set(mine["task"]))]
+        + [f"{md.code(t)} (not run)" for t in sorted(set(pt["task"]) - set(mine["task"]))]
     )
     copies = set(mine.loc[mine["status"] == SAME_AS_BASELINE, "task"])
     return {
         "rank": "= baseline" if tasks and set(tasks) <= copies else _int(r["rank"]),
-        "strategy": _code(r["strategy"]),
+        "strategy": md.code(r["strategy"]),
         "mean rank (0 first, 1 last)": _f(r["mean_rank"], 2),
         WIDE: f"{r['place_wide']} of {r['wide_field']}" if not pd.isna(r["place_wide"]) else "—",
         "mean composite": _f(r["mean_composite"], 3),
         "mean stability": _f(r["mean_stability"], 3),
         "n/a, not run, or = baseline on": na or "—",
-        "error on": ", ".join(f"`{t}`" for t in mine.loc[mine["status"] == "error", "task"]) or "—",
+        "error on": md.codes(mine.loc[mine["status"] == "error", "task"]),
         "runs": str(r["runs"]),
         "diverged": str(r["diverged"]),
         "errors": str(r["errors"]),
@@ -330,13 +329,13 @@ def _overall_row(r: pd.Series, pt: pd.DataFrame, tasks: list[str]) -> dict[str, 
 
 
 def _rank_stability(measured: dict, flat: list[str]) -> dict:
-    shares = ", ".join(f"`{k}` {v:.0%}" for k, v in measured["unchanged"].items() if k != "overall")
+    shares = ", ".join(f"{md.code(k)} {v:.0%}" for k, v in measured["unchanged"].items() if k != "overall")
     groups = [(k, rank_stability.tied_top(measured, k)) for k in measured["unchanged"]]
     rows = [
         (
-            "overall" if key == "overall" else f"`{key}`",
+            "overall" if key == "overall" else md.code(key),
             f"{measured['unchanged'][key]:.0%}",
-            ", ".join(f"`{s}` {measured['in_top'][key][s]:.0%}" for s in group),
+            ", ".join(f"{md.code(s)} {measured['in_top'][key][s]:.0%}" for s in group),
         )
         for key, group in groups
         if group
@@ -350,7 +349,7 @@ def _rank_stability(measured: dict, flat: list[str]) -> dict:
         "overall": f"{measured['unchanged']['overall']:.0%}",
         "settled": f"{rank_stability.SETTLED:.0%}",
         "unsettled": f"{1 - rank_stability.SETTLED:.0%}",
-        "table": _table_text(head, rows) if rows else None,
+        "table": md.table(head, rows) if rows else None,
     }
 
 
@@ -424,23 +423,21 @@ def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str
         if r.task == task and r.status == "error"
     )
     metric = meta["metric"] or "metric"
-    head = [h.format(metric=metric) for h in TASK_HEAD]
+    head = [h.format(metric=md.esc(metric)) for h in TASK_HEAD]
     return {
         "name": task,
-        "metric": meta["metric"] or "?",
-        "metric_word": metric,
+        "metric": md.esc(meta["metric"]) if meta["metric"] else "?",
+        "metric_word": md.esc(metric),
         "higher_is_better": bool(meta["higher_is_better"]),
         "target": _m(meta["target"]),
         "chance": _m(meta["chance"]),
-        "table": _table_text(head, [_task_row(r, has_base) for _, r in rows.iterrows()]),
+        "table": md.table(head, [_task_row(r, has_base) for _, r in rows.iterrows()]),
         "only_learner": contenders.iloc[0]["strategy"] if len(contenders) == 1 and len(scored) > 1 else None,
         "tied": tied,
-        "response": _table_text(RESPONSE_HEAD, [_response_row(r) for _, r in scored.iterrows()])
-        if len(scored)
-        else None,
+        "response": md.table(RESPONSE_HEAD, [_response_row(r) for _, r in scored.iterrows()]) if len(scored) else None,
         "none_learned": bool(len(scored)) and bool(scored["failed"].astype(bool).all()),
         "errors": [
-            {"strategy": s, "lr": lr_label(lr), "seed": seed, "message": _esc(msg)} for s, lr, seed, msg in errors
+            {"strategy": s, "lr": lr_label(lr), "seed": seed, "message": md.esc(msg)} for s, lr, seed, msg in errors
         ],
         "images": [(kind, images[f"{kind}:{task}"]) for kind in TASK_PLOTS if f"{kind}:{task}" in images],
     }
@@ -449,11 +446,11 @@ def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str
 def _task_row(r: pd.Series, has_base: bool) -> tuple:
     if r["status"] != "scored":
         what = r["status"] if r["status"] in ("n/a", SAME_AS_BASELINE) else "error"
-        why = f"{what}: {_esc(r['reason'])}" if r["reason"] else what
+        why = f"{what}: {md.esc(r['reason'])}" if r["reason"] else what
         collapsed = str(r["collapsed"]) if pd.notna(r["collapsed"]) else "—"
         return (
             "—",
-            _code(r["strategy"]),
+            md.code(r["strategy"]),
             why,
             "—",
             "—",
@@ -467,7 +464,7 @@ def _task_row(r: pd.Series, has_base: bool) -> tuple:
         )
     return (
         _int(r["rank"]) + (" =" if r["tied"] is True else ""),
-        _code(r["strategy"]),
+        md.code(r["strategy"]),
         _f(r["composite"], 3),
         f"{r['grid_runs'] - r['grid_failed']}/{r['grid_runs']}",
         f"{r['stable_levels']}/{r['levels']} lr",
@@ -491,12 +488,12 @@ def _response_row(r: pd.Series) -> tuple:
         if pd.notna(r["fail_p"])
         else "—"
     )
-    return (_code(r["strategy"]), stable, _f(r["stable_octaves"], 1), _f(r["lr_sensitivity"], 3), p)
+    return (md.code(r["strategy"]), stable, _f(r["stable_octaves"], 1), _f(r["lr_sensitivity"], 3), p)
 
 
 def _chosen(r) -> str:
     """The chosen configuration: its lr, and a parameter a tuning trial changed."""
-    return lr_label(r["chosen_lr_mult"]) + (f", {_esc(r['chosen_params'])}" if r["chosen_params"] else "")
+    return lr_label(r["chosen_lr_mult"]) + (f", {md.esc(r['chosen_params'])}" if r["chosen_params"] else "")
 
 
 def _few(n) -> str:
@@ -536,24 +533,6 @@ def _metric_ranges() -> str:
 
 
 # ------------------------------------------------------------------------ formatting
-
-
-def _table_text(head: list[str], rows: list) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
-def _esc(text) -> str:
-    """Safe inside a markdown table cell: one line, no bare pipes."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
-def _code(text) -> str:
-    return f"`{_esc(text)}`" if text else "—"
-
-
-def _codes(values: list[str]) -> str:
-    return ", ".join(_code(v) for v in values) or "—"
 
 
 def _f(x, digits: int) -> str:

@@ -167,7 +167,7 @@ def _targets(pt: pd.DataFrame) -> list[str]:
     return [
         "<h2>Which arms reach each task's target</h2>",
         f"<p>{html.escape(discrimination.RULE)}.</p>",
-        _table(discrimination.view(splits, pt, quote=""), "targets"),
+        _table(discrimination.view(splits, pt, name=str), "targets"),
     ]
 
 
