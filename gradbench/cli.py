@@ -33,7 +33,14 @@ def main(argv: list[str] | None = None) -> int:
         return _interrupted(args, e)
     except OSError as e:  # the file system said no (disk full, permissions ...): one line, not a traceback
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
-        print(f"gradbench: error: {where}{e.strerror or e}", file=sys.stderr)
+        saved = getattr(args, "results_path", None)
+        hint = (
+            f"; every finished run is saved in {saved}: free space or fix permissions, then run the same "
+            "command again to resume"
+            if saved is not None
+            else ""
+        )
+        print(f"gradbench: error: {where}{e.strerror or e}{hint}", file=sys.stderr)
         return 2
 
 

@@ -204,6 +204,23 @@ def test_describe_reports_ok_missing_and_unreadable(tmp_path):
     assert cstatus.startswith("unreadable:")
 
 
+def test_data_status_reads_the_files_as_a_run_does(tmp_path):
+    """A truncated MNIST file with a valid header, and a CIFAR batch that unpickles to garbage,
+    passed the header check but not the loader; `gradbench data` now says what a run would."""
+    import pickle
+
+    from gradbench import cli
+
+    make_mnist(tmp_path, gz=False)
+    make_cifar(tmp_path, bytes_keys=True)
+    images = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:100])  # the magic and sizes, then cut
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(pickle.dumps({"data": "garbage", "labels": 3}))
+    rows = {d: s for d, s, _ in data.describe(tmp_path)}
+    assert rows["mnist"].startswith("unreadable:") and rows["cifar10"].startswith("unreadable:"), rows
+    assert cli.main(["data", "--data", str(tmp_path)]) == 1
+
+
 def test_download_without_torchvision_says_how_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # makes the import fail
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)

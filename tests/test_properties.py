@@ -231,3 +231,24 @@ def test_the_markdown_page_escapes_every_field_a_record_carries(f):
         else:
             header = None
     assert math.isfinite(len(text))
+
+
+@settings(max_examples=8)
+@given(st.sampled_from(["<script>alert(1)</script>", '<img src=x onerror="alert(1)">']), FIELDS)
+def test_the_static_site_escapes_every_field_a_record_carries(payload, f):
+    """The site's text and tables (its figures are plotly's JSON): a hostile field never
+    appears there as markup."""
+    from gradbench.analysis import site
+
+    recs = []
+    for seed in (0, 1):
+        for arm in ("baseline", payload + f["label"]):
+            r = make_record(strategy="baseline", seed=seed, suite=payload, command=payload + f["command"])
+            r["strategy"]["label"] = arm
+            r["task"] = payload + f["task_name"]
+            r["metrics"]["name"] = payload
+            r["env"].update(device=payload, cpu=payload)
+            r["run_id"] = f"{seed}{len(recs):011x}"
+            recs.append(r)
+    text = site.render_site(recs, scoring.score(recs), command=payload, results_name=payload)
+    assert payload not in text

@@ -916,3 +916,50 @@ def test_a_torn_last_line_is_set_aside_never_deleted(tmp_path):
         results.append(path, rec("c"))
     assert [r["run_id"] for r in results.load(path)] == ["a", "c"]
     assert results.torn_path(path).read_text() == fragment + "\n"
+
+
+def test_a_results_path_that_is_not_a_file_is_one_line(tmp_path, capsys):
+    """/dev/full reads zeros forever: reading it as results ran out of memory."""
+    for path in ("/dev/full", "/dev/zero"):
+        with pytest.raises(UserError, match="is not a regular file"):
+            results.load(path)
+        with pytest.raises(UserError, match="is not a regular file"):
+            results.append(path, rec("a"))
+        with pytest.raises(UserError, match="is not a regular file"), lock.exclusive(path):
+            pass
+        assert not lock.lock_path(Path(path)).exists()  # no lock file left beside a device
+
+
+def test_a_plugin_that_exits_at_import_is_an_error_not_a_silent_exit(tmp_path, capsys):
+    (tmp_path / "bye.py").write_text("import sys\nsys.exit(0)\n")
+    (tmp_path / "s.yaml").write_text("tasks: [adding_rnn]\nstrategies: [baseline]\nplugins: [bye.py]\n")
+    assert cli.main(["status", str(tmp_path / "s.yaml"), "--results", str(tmp_path / "r.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "called sys.exit(0) on import" in err
+
+
+def test_a_full_disk_names_the_file_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from gradbench.execution import suite_runner
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "steps.csv"))
+
+    monkeypatch.setattr(suite_runner, "run_suite", full)
+    (tmp_path / "s.yaml").write_text("tasks: [adding_rnn]\nstrategies: [baseline]\n")
+    results_path = tmp_path / "r.jsonl"
+    assert cli.main(["run", str(tmp_path / "s.yaml"), "--results", str(results_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "steps.csv: No space left on device" in err
+    assert f"every finished run is saved in {results_path}" in err and "run the same command again" in err
+
+
+def test_same_cpu_ignores_the_clock_a_model_name_ends_with():
+    from gradbench.analysis.compare import cpu_kind
+    from gradbench.core.record import Env
+
+    a = Env(cpu="Intel(R) Xeon(R) CPU E5-2680 v2 @ 2.80GHz", cpu_capability="AVX2")
+    b = Env(cpu="Intel(R) Xeon(R) CPU E5-2680 v2", cpu_capability="AVX2")
+    assert cpu_kind(a) == cpu_kind(b) == "Intel(R) Xeon(R) CPU E5-2680 v2 (AVX2)"
+    assert cpu_kind(Env(cpu="AMD EPYC", cpu_capability="AVX512")) == "AMD EPYC (AVX512)"

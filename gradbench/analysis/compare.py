@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -57,9 +58,16 @@ def select(
     return [runs[i] for i in chosen]
 
 
+# the clock a model name may end with ("... CPU @ 2.80GHz"): the same kind of CPU at another speed
+_CLOCK = re.compile(r"\s*@\s*[\d.]+\s*[GM]Hz\s*$", re.IGNORECASE)
+
+
 def cpu_kind(env: Env | None) -> str | None:
-    """A record's kind of CPU, as bit-for-bit reproduction needs it the same: "model (capability)"."""
-    return f"{env.cpu} ({env.cpu_capability})" if env is not None and env.cpu else None
+    """A record's kind of CPU, as bit-for-bit reproduction needs it the same: "model
+    (capability)", the model without its clock suffix (the kernels do not depend on it)."""
+    if env is None or not env.cpu:
+        return None
+    return f"{_CLOCK.sub('', env.cpu)} ({env.cpu_capability})"
 
 
 def _commit(env: Env | None) -> str | None:

@@ -79,3 +79,5 @@ def _import(name: str, do, what: str) -> None:
         raise UserError(f"plugins: {what} failed to import: {type(e).__name__}: {e}") from None
     except Exception as e:  # any error inside the user's module is reported on one line
         raise UserError(f"plugins: {what} raised on import: {type(e).__name__}: {e}") from None
+    except SystemExit as e:  # sys.exit() at import would end gradbench silently, with its code
+        raise UserError(f"plugins: {what} called sys.exit({e.code!r}) on import; a plugin only registers") from None

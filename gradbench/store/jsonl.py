@@ -33,6 +33,8 @@ def append(path: str | os.PathLike, record: dict) -> None:
     (execution/interrupts.py)."""
     path = Path(path)
     line = (encode(record) + "\n").encode("utf-8")
+    if path.exists():
+        check_regular_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(path)
@@ -62,6 +64,15 @@ def append(path: str | os.PathLike, record: dict) -> None:
             ) from None
     finally:
         os.close(fd)
+
+
+def check_regular_file(path: Path) -> None:
+    """A results file is a plain file: a folder, a device (/dev/full reads zeros forever) or a
+    pipe is refused before it is read or written."""
+    if path.is_dir():
+        raise UserError(f"results file {path} is a directory; pass a .jsonl file")
+    if not path.is_file():
+        raise UserError(f"results file {path} is not a regular file (a device or a pipe?); pass a .jsonl file")
 
 
 def encode(record: dict) -> str:
@@ -227,8 +238,7 @@ def _lines(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"results file {path} does not exist")
-    if path.is_dir():
-        raise UserError(f"results file {path} is a directory; pass a .jsonl file")
+    check_regular_file(path)
     try:
         with open(path, "rb") as fh:
             data = fh.read()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core.errors import UserError
-from .jsonl import ResultsWarning
+from .jsonl import ResultsWarning, check_regular_file
 
 
 def lock_path(path: str | os.PathLike) -> Path:
@@ -39,6 +39,8 @@ def exclusive(path: str | os.PathLike, what: str = "gradbench run"):
         yield
         return
     path = Path(path)
+    if path.exists():  # a device or a folder is refused before a lock file is left beside it
+        check_regular_file(path)
     lock = lock_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

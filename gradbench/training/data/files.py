@@ -258,6 +258,17 @@ def _cifar_status(root: pathlib.Path) -> tuple[str, str]:
 
 
 def describe(root) -> list[tuple[str, str, str]]:
-    """(dataset, 'ok' | 'missing' | 'unreadable: why', path looked at) for MNIST and CIFAR-10; cheap."""
+    """(dataset, 'ok' | 'missing' | 'unreadable: why', path looked at) for MNIST and CIFAR-10.
+    Present files are read as a run reads them (a few seconds for CIFAR-10), so "ok" means a
+    run will load them: a truncated IDX file or a garbage batch is "unreadable"."""
     root = pathlib.Path(root).resolve()
-    return [("mnist", *_mnist_status(root)), ("cifar10", *_cifar_status(root))]
+    out = []
+    for name, status, load in (("mnist", _mnist_status, load_mnist), ("cifar10", _cifar_status, load_cifar10)):
+        state, where = status(root)
+        if state == "ok":
+            try:
+                load(root)
+            except UserError as e:
+                state = f"unreadable: {_one_line(e)}"
+        out.append((name, state, where))
+    return out
