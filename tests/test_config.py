@@ -55,8 +55,8 @@ BAD = [
     ({**GOOD, "seeds": [0, 2**32]}, "seeds: each seed must be from 0 to 2^32 - 1"),
     ({**GOOD, "seeds": [-1]}, "seeds: each seed must be from 0 to 2^32 - 1"),
     ({**GOOD, "threads": 100_000}, "threads: must be <= 1024, got 100000"),
-    ({**GOOD, "stress": {"lr_mult": [float("nan")]}}, "stress.lr_mult: every value must be a positive finite number"),
-    ({**GOOD, "stress": {"lr_mult": [float("inf")]}}, "stress.lr_mult: every value must be a positive finite number"),
+    ({**GOOD, "stress": {"lr_mult": [float("nan")]}}, "stress.lr_mult[0]: expected a finite number, got nan"),
+    ({**GOOD, "stress": {"lr_mult": [1, float("inf")]}}, "stress.lr_mult[1]: expected a finite number, got inf"),
     ({**GOOD, "trainer": {"devices": -3}}, "trainer.devices: expected a positive count, -1 (every device)"),
     ({**GOOD, "trainer": {"devices": []}}, "trainer.devices: expected a non-empty list of device indices"),
     # a threshold that is no threshold
@@ -87,8 +87,8 @@ BAD = [
         "tasks.mnist_mlp.strategies[0]: unknown strategy 'shalower' (did you mean 'shallower'",
     ),
     ({**GOOD, "tasks": {"mnist_mlp": {"strategies": []}}}, "tasks.mnist_mlp.strategies: expected a non-empty list"),
-    ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult: every value must be a positive finite number"),
-    ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult: every value must be a positive finite number"),
+    ({**GOOD, "stress": {"lr_mult": [0.0]}}, "stress.lr_mult[0]: must be a positive number, got 0.0"),
+    ({**GOOD, "stress": {"lr_mult": [-1]}}, "stress.lr_mult[0]: must be a positive number, got -1"),
     ({**GOOD, "stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
     ({**GOOD, "stress": {"lr": [1]}}, "stress: unknown key 'lr'"),
     (

@@ -590,7 +590,7 @@ def test_cli_bad_input_exits_2_with_one_clear_line(tiny_data, tmp_path):
         ),
         (
             "tasks: [mnist_mlp]\nstrategies: [baseline]\nstress: {lr_mult: [0]}\n",
-            "stress.lr_mult: every value must be a positive finite number, got 0",
+            "stress.lr_mult[0]: must be a positive number, got 0",
         ),
         (
             "tasks: {mnist_mlp: {max_steps: -3}}\nstrategies: [baseline]\n",
@@ -642,7 +642,7 @@ def test_malformed_yaml_names_the_line_in_the_cli(tmp_path, capsys):
         ({"stress": {"lr_mult": [1, 1]}}, "stress.lr_mult: duplicate values"),
         (
             {"tasks": {"mnist_mlp": {"lr_mult": [-0.5]}}},
-            "tasks.mnist_mlp.lr_mult: every value must be a positive finite number",
+            "tasks.mnist_mlp.lr_mult[0]: must be a positive number, got -0.5",
         ),
         ({"tasks": {"mnist_mlp": {"max_steps": 0}}}, "tasks.mnist_mlp.max_steps: must be a positive integer, got 0"),
         ({"tasks": {"mnist_mlp": {"eval_every": -10}}}, "tasks.mnist_mlp.eval_every: must be a positive integer"),

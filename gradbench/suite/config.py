@@ -13,7 +13,6 @@ them, and 10 and 10.0 hash differently.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,12 @@ from ..core.settings import MonitorSettings, Strict, Weights
 from ..core.validation import one_line, shown
 from .yaml_input import read_yaml
 
+# a stress level: a multiplier of a learning rate, so positive and finite
+LrMult = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
 
 class Stress(Strict):
-    lr_mult: list[float] = Field(
+    lr_mult: list[LrMult] = Field(
         [1.0], min_length=1, description="multipliers of each run's (strategy-adjusted) learning rate"
     )
 
@@ -72,7 +74,7 @@ class TaskOverrides(Strict):
     max_steps: int | None = Field(None, gt=0, description="optimizer steps per run")
     eval_every: int | None = Field(None, gt=0, description="validate every this many optimizer steps")
     batch_size: int | None = Field(None, gt=0, description="training examples per step")
-    lr_mult: list[float] | None = Field(
+    lr_mult: list[LrMult] | None = Field(
         None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)"
     )
     model: dict[str, Any] | None = Field(None, description="model knobs over the task's (see catalogue/model_knobs.py)")
@@ -376,9 +378,7 @@ def _seeds(v: int | list[int]) -> list[int]:
 
 
 def _lr_mults(values: list[float], where: str) -> list[float]:
-    for x in values:
-        if not math.isfinite(x) or x <= 0:
-            raise UserError(f"{where}: every value must be a positive finite number, got {x!r}")
+    """The levels as floats, each once (their range is LrMult's, checked by the model)."""
     if len(set(values)) != len(values):
         raise UserError(f"{where}: duplicate values in {values}")
     return [float(x) for x in values]
