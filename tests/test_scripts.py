@@ -17,8 +17,11 @@ def test_workflows_call_the_repository_scripts():
     lb = yaml.safe_load((REPO / ".github/workflows/leaderboard.yml").read_text())
     assert [s.get("run") for s in tests["jobs"]["tests"]["steps"] if "run" in s] == [
         "./scripts/lint.sh",
+        "python scripts/commit_subject.py --history",
         "./scripts/test.sh",
     ]
+    checkout = next(s for s in tests["jobs"]["tests"]["steps"] if s.get("uses", "").startswith("actions/checkout"))
+    assert checkout["with"]["fetch-depth"] == 0  # the rule reads the history
     runs = [s["run"] for s in lb["jobs"]["leaderboard"]["steps"] if "run" in s]
     assert len(runs) == 1 and runs[0].startswith("./scripts/leaderboard.sh --commit")
     assert (
