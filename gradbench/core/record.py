@@ -224,9 +224,10 @@ def typed(records: Iterable[Record | dict]) -> list[Record]:
     return [r if isinstance(r, Record) else parse_record(r) for r in records]
 
 
-def latest(records: Iterable[Record]) -> list[Record]:
-    """One record per run_id (the last one written), in first-seen order."""
-    by_id: dict[str, Record] = {}
+def latest(records: Iterable[Record | dict]) -> list:
+    """One record per run_id (the last one written), in first-seen order: typed records for
+    analysis, dicts for the runner (store.jsonl.latest_by_run)."""
+    by_id: dict[str, Record | dict] = {}
     for r in records:
-        by_id[r.run_id] = r
+        by_id[r.run_id if isinstance(r, Record) else r["run_id"]] = r
     return list(by_id.values())

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..core.errors import GradbenchWarning, UserError
 from ..core.numerics import NUMERICS, numerics_of
-from ..core.record import Record, check_record, parse_record
+from ..core.record import Record, check_record, latest, parse_record
 
 
 def append(path: str | os.PathLike, record: dict) -> None:
@@ -33,8 +33,7 @@ def append(path: str | os.PathLike, record: dict) -> None:
     (execution/interrupts.py)."""
     path = Path(path)
     line = (encode(record) + "\n").encode("utf-8")
-    if path.exists():
-        check_regular_file(path)
+    check_regular_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _drop_torn_tail(path)
@@ -67,8 +66,10 @@ def append(path: str | os.PathLike, record: dict) -> None:
 
 
 def check_regular_file(path: Path) -> None:
-    """A results file is a plain file: a folder, a device (/dev/full reads zeros forever) or a
-    pipe is refused before it is read or written."""
+    """A results file is a plain file (or none yet): a folder, a device (/dev/full reads zeros
+    forever) or a pipe is refused before it is read, written or locked."""
+    if not path.exists():
+        return
     if path.is_dir():
         raise UserError(f"results file {path} is a directory; pass a .jsonl file")
     if not path.is_file():
@@ -161,13 +162,21 @@ def _drop_torn_tail(path: Path) -> None:
         return
 
 
+def _record_object(line: bytes) -> dict:
+    """The line's JSON object, a finished run's record (one with a run_id), newline or not;
+    ValueError (or UnicodeDecodeError) when it is not one."""
+    rec = json.loads(line)
+    if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str):
+        raise ValueError("not a run record: a JSON object with a run_id")
+    return rec
+
+
 def _is_record(line: bytes) -> bool:
-    """A whole JSON object with a run_id: a finished run's record, newline or not."""
     try:
-        rec = json.loads(line)
+        _record_object(line)
     except (ValueError, UnicodeDecodeError):
         return False
-    return isinstance(rec, dict) and isinstance(rec.get("run_id"), str)
+    return True
 
 
 def torn_path(path: Path) -> Path:
@@ -253,9 +262,7 @@ def _lines(path: str | os.PathLike) -> Iterator[tuple[str, dict]]:
         if not raw.strip():
             continue
         try:
-            rec = json.loads(raw)
-            if not isinstance(rec, dict) or not isinstance(rec.get("run_id"), str):
-                raise ValueError("not a run record: a JSON object with a run_id")
+            rec = _record_object(raw)
         except (ValueError, UnicodeDecodeError) as e:
             if i == last and torn_ok and _looks_torn(raw):
                 warnings.warn(
@@ -284,8 +291,5 @@ def finished_ids(records: Iterable[dict], retry_errors: bool = False) -> set[str
 
 
 def latest_by_run(records: Iterable[dict]) -> list[dict]:
-    """One record per run_id (the last one written), in first-seen order."""
-    by_id: dict[str, dict] = {}
-    for r in records:
-        by_id[r["run_id"]] = r
-    return list(by_id.values())
+    """One record per run_id (the last one written), in first-seen order (core.record.latest)."""
+    return latest(records)

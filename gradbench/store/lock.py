@@ -39,8 +39,7 @@ def exclusive(path: str | os.PathLike, what: str = "gradbench run"):
         yield
         return
     path = Path(path)
-    if path.exists():  # a device or a folder is refused before a lock file is left beside it
-        check_regular_file(path)
+    check_regular_file(path)  # a device or a folder: refused before a lock file is left beside it
     lock = lock_path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
