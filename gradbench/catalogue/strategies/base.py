@@ -12,8 +12,9 @@ import inspect
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from ...core.errors import UserError, did_you_mean
 from ...core.registry import Registry
@@ -21,6 +22,13 @@ from ...core.spec import RunSpec
 from ...core.validation import validated
 
 MODEL_FAMILIES = ("mlp", "cnn", "rnn", "transformer")
+
+# The ranges the catalogue's parameters declare most, by name (the params model checks them when
+# the suite loads); a parameter with another range, or a plugin's, writes Annotated[...] itself.
+NonNegative = Annotated[float, Field(ge=0)]  # a learning rate (0: the task's), a coefficient
+Positive = Annotated[float, Field(gt=0)]  # a threshold
+Fraction = Annotated[float, Field(ge=0, le=1)]  # a momentum, an EMA weight
+Count = Annotated[int, Field(ge=0)]  # warm-up steps
 ANY = MODEL_FAMILIES
 
 

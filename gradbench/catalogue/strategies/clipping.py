@@ -29,19 +29,19 @@ from pydantic import Field
 
 from ...core.spec import RunSpec
 from ..grad_hooks import clip_global_norm_, drop_gradients, global_norm, grad_hook, grads_of
-from .base import strategy
+from .base import Count, Fraction, NonNegative, Positive, strategy
 
 ADAPTIVE = "adaptive norm rule"
 
 
 @strategy(family="clipping", slot="Lightning gradient clipping", tune="max_norm")
-def clip_norm(spec: RunSpec, max_norm: Annotated[float, Field(gt=0)] = 1.0) -> RunSpec:
+def clip_norm(spec: RunSpec, max_norm: Positive = 1.0) -> RunSpec:
     """Rescale the global gradient L2 norm to at most max_norm (Pascanu et al., 2013)."""
     return spec.with_trainer(gradient_clip_val=max_norm, gradient_clip_algorithm="norm")
 
 
 @strategy(family="clipping", slot="Lightning gradient clipping", tune="clip_value")
-def clip_value(spec: RunSpec, clip_value: Annotated[float, Field(gt=0)] = 0.5) -> RunSpec:
+def clip_value(spec: RunSpec, clip_value: Positive = 0.5) -> RunSpec:
     """Clamp every gradient element to [-clip_value, clip_value] (Mikolov, 2012; Keras clipvalue)."""
     return spec.with_trainer(gradient_clip_val=clip_value, gradient_clip_algorithm="value")
 
@@ -50,8 +50,8 @@ def clip_value(spec: RunSpec, clip_value: Annotated[float, Field(gt=0)] = 0.5) -
 @strategy(family="clipping", slot="unit-wise clipping", tune="clipping")
 def agc(
     spec: RunSpec,
-    clipping: Annotated[float, Field(gt=0)] = 0.01,
-    eps: Annotated[float, Field(gt=0)] = 1e-3,
+    clipping: Positive = 0.01,
+    eps: Positive = 1e-3,
     exclude_head: bool = True,
 ) -> RunSpec:
     """Adaptive gradient clipping, unit-wise |G_i|/max(|W_i|, eps) <= clipping (Brock et al., 2021, NFNets)."""
@@ -153,11 +153,11 @@ def _autoclip(percentile: float = 10.0) -> AutoClip:
 @strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
 def zclip(
     spec: RunSpec,
-    z_thresh: Annotated[float, Field(ge=0)] = 2.5,
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.97,
-    warmup_steps: Annotated[int, Field(ge=0)] = 25,
+    z_thresh: NonNegative = 2.5,
+    alpha: Fraction = 0.97,
+    warmup_steps: Count = 25,
     mode: Literal["clip", "adaptive", "mean"] = "clip",
-    max_grad_norm: Annotated[float, Field(ge=0)] = 1.0,
+    max_grad_norm: NonNegative = 1.0,
 ) -> RunSpec:
     """ZClip: clip global-norm outliers by their z-score against an EMA mean and variance, the norm capped at max_grad_norm as in its reference code (Kumar et al., 2025)."""
     return spec.add_grad_hook(
@@ -282,9 +282,9 @@ def _zclip(
 @strategy(family="clipping", slot=ADAPTIVE, tune="z_thresh")
 def skip_spikes(
     spec: RunSpec,
-    z_thresh: Annotated[float, Field(ge=0)] = 4.0,
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.97,
-    warmup_steps: Annotated[int, Field(ge=0)] = 3,
+    z_thresh: NonNegative = 4.0,
+    alpha: Fraction = 0.97,
+    warmup_steps: Count = 3,
 ) -> RunSpec:
     """Skip the update on a non-finite or z-score-outlier gradient norm (AMP's skipped steps, Micikevicius et al., 2018; PaLM, Chowdhery et al., 2022)."""
     return spec.add_grad_hook("skip_spikes", z_thresh=z_thresh, alpha=alpha, warmup_steps=warmup_steps)

@@ -16,7 +16,7 @@ from pydantic import Field
 from ...core.spec import RunSpec
 from ..foreach import tensor_norms
 from ..grad_hooks import clip_global_norm_, drop_gradients, global_norm, grad_hook, grads_of, mean_over_ranks
-from .base import strategy
+from .base import Count, Positive, strategy
 from .clipping import ADAPTIVE
 
 
@@ -52,10 +52,10 @@ def _grad_centralization() -> GradCentralization:
 @strategy(family="clipping", slot="per-tensor adaptive clipping", tune="lambda_rel")
 def adagc(
     spec: RunSpec,
-    lambda_rel: Annotated[float, Field(gt=0)] = 1.04,
+    lambda_rel: Positive = 1.04,
     beta: Annotated[float, Field(ge=0, lt=1)] = 0.99,
-    lambda_abs: Annotated[float, Field(gt=0)] = 1.0,
-    warmup_steps: Annotated[int, Field(ge=0)] = 100,
+    lambda_abs: Positive = 1.0,
+    warmup_steps: Count = 100,
 ) -> RunSpec:
     """AdaGC: each tensor's gradient clipped to lambda_rel x an EMA of its own clipped norms, global clipping while it warms up (Wang et al., 2025)."""
     return spec.add_grad_hook(
@@ -120,9 +120,7 @@ def _adagc(lambda_rel: float = 1.04, beta: float = 0.99, lambda_abs: float = 1.0
 
 # --- SkipStep -------------------------------------------------------------------------------
 @strategy(family="clipping", slot=ADAPTIVE, tune="sigma")
-def skip_step(
-    spec: RunSpec, window: Annotated[int, Field(ge=2)] = 128, sigma: Annotated[float, Field(gt=0)] = 6.0
-) -> RunSpec:
+def skip_step(spec: RunSpec, window: Annotated[int, Field(ge=2)] = 128, sigma: Positive = 6.0) -> RunSpec:
     """SkipStep: skip the update when the loss or the gradient norm is above mean + sigma std of the last `window` steps (OLMo 2, OLMo et al., 2024; OLMo-core)."""
     return spec.add_grad_hook("skip_step", window=window, sigma=sigma)
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ...core.spec import RunSpec
 from ..tasks import TASKS
-from .base import strategy
+from .base import Count, Fraction, NonNegative, Positive, strategy
 
 
 def _use(spec: RunSpec, name: str, lr: float, **kw) -> RunSpec:
@@ -32,57 +32,49 @@ def _use(spec: RunSpec, name: str, lr: float, **kw) -> RunSpec:
 
 
 @strategy(family="optimizers", slot="optimizer")
-def sgd(spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 0.0) -> RunSpec:
+def sgd(spec: RunSpec, lr: NonNegative = 0.0) -> RunSpec:
     """Plain SGD without momentum (Robbins & Monro, 1951); lr 0: the task's SGD lr."""
     return _use(spec, "sgd", lr)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def sgd_momentum(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 0.0, momentum: Annotated[float, Field(ge=0, le=1)] = 0.9
-) -> RunSpec:
+def sgd_momentum(spec: RunSpec, lr: NonNegative = 0.0, momentum: Fraction = 0.9) -> RunSpec:
     """SGD with heavy-ball momentum (Polyak, 1964); lr 0: the task's SGD lr."""
     return _use(spec, "sgd", lr, momentum=momentum)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def nesterov(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 0.0, momentum: Annotated[float, Field(ge=0, le=1)] = 0.9
-) -> RunSpec:
+def nesterov(spec: RunSpec, lr: NonNegative = 0.0, momentum: Fraction = 0.9) -> RunSpec:
     """SGD with Nesterov momentum (Nesterov, 1983; Sutskever et al., 2013); lr 0: the task's SGD lr."""
     return _use(spec, "sgd", lr, momentum=momentum, nesterov=True)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def adam(spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3) -> RunSpec:
+def adam(spec: RunSpec, lr: NonNegative = 1e-3) -> RunSpec:
     """Adam, betas (0.9, 0.999) (Kingma & Ba, 2015)."""
     return _use(spec, "adam", lr)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def adamw(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3, weight_decay: Annotated[float, Field(ge=0)] = 1e-2
-) -> RunSpec:
+def adamw(spec: RunSpec, lr: NonNegative = 1e-3, weight_decay: NonNegative = 1e-2) -> RunSpec:
     """AdamW, Adam with decoupled weight decay (Loshchilov & Hutter, 2019); it decays biases too, as torch's AdamW."""
     return _use(spec, "adamw", lr, weight_decay=weight_decay)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def adagrad(spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-2) -> RunSpec:
+def adagrad(spec: RunSpec, lr: NonNegative = 1e-2) -> RunSpec:
     """Adagrad, per-parameter lr from the sum of squared gradients (Duchi et al., 2011)."""
     return _use(spec, "adagrad", lr)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def adadelta(spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1.0) -> RunSpec:
+def adadelta(spec: RunSpec, lr: NonNegative = 1.0) -> RunSpec:
     """Adadelta, rho 0.9 (Zeiler, 2012)."""
     return _use(spec, "adadelta", lr)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def rmsprop(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3, alpha: Annotated[float, Field(ge=0, le=1)] = 0.99
-) -> RunSpec:
+def rmsprop(spec: RunSpec, lr: NonNegative = 1e-3, alpha: Fraction = 0.99) -> RunSpec:
     """RMSprop, gradient divided by an EMA of its square (Tieleman & Hinton, 2012)."""
     return _use(spec, "rmsprop", lr, alpha=alpha)
 
@@ -90,34 +82,28 @@ def rmsprop(
 @strategy(family="optimizers", slot="optimizer", tune="d")
 def stable_adamw(
     spec: RunSpec,
-    lr: Annotated[float, Field(ge=0)] = 1e-3,
-    weight_decay: Annotated[float, Field(ge=0)] = 0.2,
-    d: Annotated[float, Field(gt=0)] = 1.0,
+    lr: NonNegative = 1e-3,
+    weight_decay: NonNegative = 0.2,
+    d: Positive = 1.0,
 ) -> RunSpec:
     """StableAdamW: AdamW with Adafactor's update clipping per tensor, betas (0.9, 0.99) (Wortsman et al., 2023)."""
     return _use(spec, "stable_adamw", lr, betas=[0.9, 0.99], eps=1e-6, weight_decay=weight_decay, d=d)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def lion(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-4, weight_decay: Annotated[float, Field(ge=0)] = 0.0
-) -> RunSpec:
+def lion(spec: RunSpec, lr: NonNegative = 1e-4, weight_decay: NonNegative = 0.0) -> RunSpec:
     """Lion: the sign of interpolated momentum, betas (0.9, 0.99), lr a tenth of AdamW's (Chen et al., 2023)."""
     return _use(spec, "lion", lr, betas=[0.9, 0.99], weight_decay=weight_decay)
 
 
 @strategy(family="optimizers", slot="optimizer", tune="d")
-def adafactor(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-2, d: Annotated[float, Field(ge=1)] = 1.0
-) -> RunSpec:
+def adafactor(spec: RunSpec, lr: NonNegative = 1e-2, d: Annotated[float, Field(ge=1)] = 1.0) -> RunSpec:
     """Adafactor: factored second moments, relative step min(lr, 1/sqrt(t)) x RMS(theta), update clipping d (Shazeer & Stern, 2018; torch.optim.Adafactor)."""
     return _use(spec, "adafactor", lr, d=d)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def lamb(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3, weight_decay: Annotated[float, Field(ge=0)] = 0.01
-) -> RunSpec:
+def lamb(spec: RunSpec, lr: NonNegative = 1e-3, weight_decay: NonNegative = 0.01) -> RunSpec:
     """LAMB: Adam's step times the layer's trust ratio ||theta|| / ||step||, betas (0.9, 0.999), eps 1e-6 (You et al., 2020)."""
     return _use(spec, "lamb", lr, betas=[0.9, 0.999], eps=1e-6, weight_decay=weight_decay)
 
@@ -125,24 +111,22 @@ def lamb(
 @strategy(family="optimizers", slot="optimizer")
 def lars(
     spec: RunSpec,
-    lr: Annotated[float, Field(ge=0)] = 1.0,
-    eta: Annotated[float, Field(gt=0)] = 1e-3,
-    weight_decay: Annotated[float, Field(ge=0)] = 5e-4,
+    lr: NonNegative = 1.0,
+    eta: Positive = 1e-3,
+    weight_decay: NonNegative = 5e-4,
 ) -> RunSpec:
     """LARS: momentum SGD whose per-layer lr is eta ||theta|| / (||g|| + wd ||theta||), momentum 0.9 (You et al., 2017)."""
     return _use(spec, "lars", lr, momentum=0.9, weight_decay=weight_decay, eta=eta)
 
 
 @strategy(family="optimizers", applies_to=("mlp", "rnn", "transformer"), slot="optimizer")
-def muon(
-    spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3, weight_decay: Annotated[float, Field(ge=0)] = 0.1
-) -> RunSpec:
+def muon(spec: RunSpec, lr: NonNegative = 1e-3, weight_decay: NonNegative = 0.1) -> RunSpec:
     """Muon: Newton-Schulz-orthogonalized momentum for hidden 2-D weights, AdamW for the rest, torch.optim.Muon (Jordan et al., 2024; Liu et al., 2025)."""
     return _use(spec, "muon", lr, weight_decay=weight_decay, momentum=0.95)
 
 
 @strategy(family="optimizers", slot="optimizer")
-def adam_atan2(spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3) -> RunSpec:
+def adam_atan2(spec: RunSpec, lr: NonNegative = 1e-3) -> RunSpec:
     """Adam-atan2: the step a atan2(m_hat, b sqrt(v_hat)), a 1.27, b 1, betas (0.9, 0.99), no epsilon (Everett et al., 2024)."""
     return _use(spec, "adam_atan2", lr, betas=[0.9, 0.99], a=1.27, b=1.0)
 
@@ -150,10 +134,10 @@ def adam_atan2(spec: RunSpec, lr: Annotated[float, Field(ge=0)] = 1e-3) -> RunSp
 @strategy(family="optimizers", slot="optimizer", tune="theta")
 def spam(
     spec: RunSpec,
-    lr: Annotated[float, Field(ge=0)] = 1e-3,
-    theta: Annotated[float, Field(gt=0)] = 5000.0,
+    lr: NonNegative = 1e-3,
+    theta: Positive = 5000.0,
     delta_t: Annotated[int, Field(ge=1)] = 500,
-    warmup: Annotated[int, Field(ge=0)] = 150,
+    warmup: Count = 150,
 ) -> RunSpec:
     """SPAM: Adam with momentum reset every delta_t steps, a cosine lr warm-up after each, entries with g^2 > theta v clipped (Huang et al., 2025)."""
     return _use(spec, "spam", lr, betas=[0.9, 0.999], eps=1e-6, theta=theta, delta_t=delta_t, warmup=warmup)

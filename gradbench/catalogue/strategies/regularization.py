@@ -20,17 +20,17 @@ from ...core.spec import RunSpec
 from ..foreach import scale_
 from ..grad_hooks import grad_hook
 from ..tasks import TASKS
-from .base import strategy
+from .base import NonNegative, strategy
 
 
 @strategy(family="regularization", slot="weight decay", tune="coeff")
-def l2(spec: RunSpec, coeff: Annotated[float, Field(ge=0)] = 5e-4) -> RunSpec:
+def l2(spec: RunSpec, coeff: NonNegative = 5e-4) -> RunSpec:
     """Coupled L2 penalty: loss + coeff/2 * sum |W|^2 over weights, so the gradient gains coeff*W (Krogh & Hertz, 1992)."""
     return spec.with_loss_terms(l2=coeff)
 
 
 @strategy(family="regularization", slot="weight decay", tune="wd")
-def weight_decay(spec: RunSpec, wd: Annotated[float, Field(ge=0)] = 5e-4) -> RunSpec:
+def weight_decay(spec: RunSpec, wd: NonNegative = 5e-4) -> RunSpec:
     """Decoupled weight decay, W <- W (1 - lr wd) before the step, gradient untouched (Loshchilov & Hutter, 2019)."""
     return spec.add_grad_hook("decoupled_weight_decay", wd=wd)
 
@@ -60,7 +60,7 @@ def _decoupled_weight_decay(wd: float = 5e-4) -> DecoupledWeightDecay:
 
 
 @strategy(family="regularization", tune="coeff")
-def l1(spec: RunSpec, coeff: Annotated[float, Field(ge=0)] = 1e-5) -> RunSpec:
+def l1(spec: RunSpec, coeff: NonNegative = 1e-5) -> RunSpec:
     """L1 penalty: loss + coeff * sum |W| over weights (Tibshirani, 1996; Ng, 2004)."""
     return spec.with_loss_terms(l1=coeff)
 
@@ -72,7 +72,7 @@ def dropout(spec: RunSpec, p: Annotated[float, Field(ge=0, lt=1)] = 0.1) -> RunS
 
 
 @strategy(family="regularization", tune="coeff")
-def z_loss(spec: RunSpec, coeff: Annotated[float, Field(ge=0)] = 1e-4) -> RunSpec:
+def z_loss(spec: RunSpec, coeff: NonNegative = 1e-4) -> RunSpec:
     """z-loss: loss + coeff * log(Z)^2, Z the softmax normalizer, so the output logits cannot drift (Chowdhery et al., 2022; Wortsman et al., 2023)."""
     task = TASKS.get(spec.task)
     if task.loss != "cross_entropy":

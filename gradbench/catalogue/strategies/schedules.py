@@ -13,11 +13,11 @@ from typing import Annotated
 from pydantic import Field
 
 from ...core.spec import RunSpec
-from .base import strategy
+from .base import Positive, strategy
 
 
 @strategy(family="schedules", slot="lr scale")
-def lower_lr(spec: RunSpec, factor: Annotated[float, Field(gt=0)] = 0.1) -> RunSpec:
+def lower_lr(spec: RunSpec, factor: Positive = 0.1) -> RunSpec:
     """A smaller step: lr x factor, the first remedy for an exploding run (Bengio, 2012, Practical recommendations)."""
     return spec.with_optimizer(lr=float(spec.optimizer["lr"]) * factor)
 
