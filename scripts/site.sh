@@ -2,7 +2,7 @@
 # The site GitHub Pages publishes, built from a committed leaderboard folder:
 #   scripts/site.sh [SRC] [DEST]        (defaults: leaderboard _site)
 # It copies SRC's results file (and the measurements saved beside it: rank stability, arm
-# cost) into DEST, rebuilds the page and the static site there with 'gradbench leaderboard',
+# cost, the pre-registration and its amendments) into DEST, rebuilds the page and the static site there with 'gradbench leaderboard',
 # and checks that they equal SRC's own, byte for byte: what is published is what main holds,
 # and main's page is what its results make. SRC is only read, never written (DEST may not be
 # SRC or inside it). DEST then holds the markdown page with its plots, site/ and the results
@@ -34,7 +34,7 @@ rm -rf "$dest_abs"
 mkdir -p "$dest_abs"
 cp "$src_abs/results.jsonl" "$dest_abs/"
 # the page shows these as saved (measured apart from the runs), so the rebuild needs them too
-for saved in rank_stability.json arm_cost.json; do
+for saved in rank_stability.json arm_cost.json preregistration.yaml amendments.yaml; do
   if [ -f "$src_abs/$saved" ]; then cp "$src_abs/$saved" "$dest_abs/"; fi
 done
 gradbench leaderboard "$dest_abs/results.jsonl" --out "$dest_abs" >/dev/null

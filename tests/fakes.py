@@ -89,12 +89,17 @@ def make_record(
     params=None,
     phase="",
     final_val="same",
+    outcome=None,
 ) -> dict:
     """One record of `task` (a real task) with these outcomes. best_val defaults to `test`;
     a diverged run keeps its best_val (so tests see it is replaced by chance) but has no test
     metric; skipped and error runs have null metrics and stability. final_val defaults to
-    best_val; `params` are the arm's strategy parameters, `phase` its tuning-protocol phase."""
+    best_val; `params` are the arm's strategy parameters, `phase` its tuning-protocol phase;
+    `outcome` the recorded outcome (default: none, inferred from the curves as for an old record)."""
     rec = copy.deepcopy(REAL[task])
+    rec.pop("outcome", None)
+    if outcome is not None:
+        rec["outcome"] = outcome
     m = rec["metrics"]
     chance = m["chance"]
     best_val = test if best_val is None else best_val

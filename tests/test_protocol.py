@@ -48,7 +48,7 @@ def test_a_protocol_sweeps_seven_levels_by_default_and_the_stress_levels_when_gi
         ({"sweep_seeds": 4}, "protocol.sweep_seeds: 4 is more than the suite's 3 seeds"),
         ({"extra_trials": 7}, "protocol.extra_trials: must be <= 6"),
         ({"sweep_seeds": 0}, "protocol.sweep_seeds: must be a positive integer, got 0"),
-        ({"sweep_seedz": 1}, "protocol: unknown key 'sweep_seedz' (did you mean 'sweep_seeds'?)"),
+        ({"sweep_seedz": 1}, "protocol: unknown key 'sweep_seedz' (did you mean 'sweep_seeds'"),
     ],
 )
 def test_a_bad_protocol_is_one_line_naming_the_field(protocol, expected):
@@ -184,7 +184,7 @@ def test_a_collapsed_configuration_is_never_chosen_but_still_gets_the_trials_bud
     assert fallback.lr_mult == 2.0  # the one that came closest: its extra trials go around it
 
 
-def test_scores_read_stability_off_the_grid_and_accuracy_off_every_seed_at_the_choice():
+def test_scores_read_stability_off_the_grid_and_quality_off_the_held_out_seeds_at_the_choice():
     recs = arm_records() + [
         make_record(
             strategy="clip_norm", seed=s, lr=1.0, test=0.96, params={"clip_norm": {"max_norm": 2.0}}, phase="final"
@@ -194,10 +194,12 @@ def test_scores_read_stability_off_the_grid_and_accuracy_off_every_seed_at_the_c
     recs += [make_record(strategy="clip_norm", seed=s, lr=4.0, status="diverged", phase="sweep") for s in (0, 1)]
     row = score(recs).per_task.iloc[0]
     assert row["chosen_lr_mult"] == 1.0 and row["chosen_params"] == "max_norm=2"
-    assert row["seeds_at_chosen"] == 5 and row["accuracy"] == pytest.approx((2 * 0.95 + 3 * 0.96) / 5)
-    assert (row["grid_runs"], row["grid_failed"]) == (6, 2)  # the sweep's 3 levels x 2 seeds, not the trials
-    assert row["max_stable_lr"] == 2.0 and row["levels"] == 3
-    assert (row["fail_k"], row["fail_n"]) == (0, 5)
+    # quality: the final seeds only; the tuning seeds 0 and 1 chose the configuration
+    assert row["seeds_at_chosen"] == 5 and row["tested_on"] == "held-out" and row["tested_seeds"] == 3
+    assert row["accuracy"] == pytest.approx(0.96)
+    assert (row["grid_runs"], row["grid_unstable"]) == (6, 2)  # the sweep's 3 levels x 2 seeds, not the trials
+    assert row["max_stable_lr"] == 2.0 and row["levels"] == 3 and row["headroom"] == pytest.approx(1.0)
+    assert (row["unstable_k"], row["unstable_n"]) == (0, 3)
 
 
 # ------------------------------------------------------------------------------- end to end
@@ -334,7 +336,9 @@ def test_the_budget_rule_does_not_run_the_levels_above_one_where_every_seed_dive
     )
 
     row = score(recs).per_task.set_index("strategy").loc["baseline"]
-    assert row["not_run"] == not_run and row["grid_failed"] == row["grid_runs"] == 8  # not run counts as failed
+    # not run counts as exploded; the two at x0.5 never learned in 30 steps: under-training, not instability
+    assert row["not_run"] == not_run and row["grid_runs"] == 8 and row["grid_unstable"] == 6
+    assert row["never_learned"] == 2
     assert row["diverged"] == sum(r["status"] == "diverged" for r in recs if r["strategy"]["label"] == "baseline")
     from gradbench.core.record import outcome_counts, typed
 
@@ -410,3 +414,151 @@ def test_an_unsettled_top_3_is_shown_as_a_tied_group():
     shown = page._rank_stability(measured, [])["table"]
     assert "| `mnist_mlp` | 55% | `a` 100%, `b` 70%, `c` 60%, `d` 45%, `e` 20% |" in shown
     assert "| overall | 60% | `a` 90%, `b` 90%, `c` 80%, `d` 40% |" in shown and "`adding_rnn` |" not in shown
+
+
+# ------------------------------------------- absolute grids, bracketing, the seed rule
+
+
+@pytest.mark.parametrize(
+    "protocol, expected",
+    [
+        ({"lr_grid": {"adamm": [0.001]}}, "unknown protocol.lr_grid optimizer family 'adamm' (did you mean 'adam'"),
+        ({"lr_grid": {"sgd": [0.1, -1]}}, "protocol.lr_grid.sgd[1]: must be a positive number, got -1"),
+        ({"contender_seeds": 3}, "protocol.contender_seeds: 3 adds no seed to the suite's 3"),
+        ({"bracket_octaves": 9}, "protocol.bracket_octaves: must be <= 8"),
+    ],
+)
+def test_a_bad_grid_or_seed_rule_is_one_line_naming_the_field(protocol, expected):
+    with pytest.raises(UserError) as e:
+        protocol_suite(protocol={"sweep_seeds": 2, **protocol})
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_absolute_grid_puts_every_arm_of_a_family_on_the_same_rates():
+    """sgd arms (baseline at 0.2, clip_norm) and adam (1e-3) sweep their family's absolute rates,
+    whatever their own default; the runs' peak rate (lr x lr_mult) is the grid's."""
+    suite = protocol_suite(
+        strategies=["baseline", "clip_norm", "adam", "lion"],
+        protocol={"sweep_seeds": 1, "lr_grid": {"sgd": [0.4, 0.05, 0.1], "adam": [0.0005, 0.002]}},
+    )
+    rates: dict[str, set[float]] = {}
+    for spec in expand(suite):
+        rates.setdefault(spec.strategy, set()).add(round(spec.optimizer["lr"] * spec.lr_mult, 12))
+    assert rates["baseline"] == rates["clip_norm"] == {0.05, 0.1, 0.4}
+    assert rates["adam"] == {0.0005, 0.002}
+    assert len(rates["lion"]) == len(SWEEP_LR_MULTS)  # no grid for its family: its own rate x the levels
+    mults = [s.lr_mult for s in expand(suite)]
+    assert mults == sorted(mults)  # level by level, lowest multiplier first
+
+
+def _sweep(arm: str, values: dict[float, float]) -> list[dict]:
+    """An arm's sweep on seeds 0 and 1: level -> its test (and validation) value on both."""
+    return [make_record(strategy=arm, seed=s, lr=lr, test=v, phase="sweep") for lr, v in values.items() for s in (0, 1)]
+
+
+def test_bracketing_proposes_the_octave_beyond_an_edge_and_stops_at_the_cap():
+    from gradbench.analysis.choice import bracket_edges
+    from gradbench.suite import bracket_runs
+
+    recs = _sweep("clip_norm", {0.5: 0.9, 1.0: 0.93}) + _sweep("baseline", {0.5: 0.95, 1.0: 0.93})
+    recs += _sweep("adam", {0.5: 0.9, 1.0: 0.95, 2.0: 0.91})
+    assert bracket_edges(recs + _sweep("flat", {0.5: 0.97, 1.0: 0.97, 2.0: 0.97})) == bracket_edges(recs)
+    edges = bracket_edges(recs)
+    assert edges == {("mnist_mlp", "clip_norm"): (2.0,), ("mnist_mlp", "baseline"): (0.25,)}  # adam: interior
+    suite = protocol_suite(
+        strategies=["baseline", "clip_norm"],
+        stress={"lr_mult": [0.5, 1.0]},
+        protocol={"sweep_seeds": 2, "bracket_octaves": 1},
+    )
+    runs = bracket_runs(suite, edges)
+    assert sorted({(r.strategy, r.lr_mult) for r in runs}) == [("baseline", 0.25), ("clip_norm", 2.0)]
+    assert {r.seed for r in runs} == {0, 1} and {r.phase for r in runs} == {"bracket"}
+    assert bracket_runs(suite, {("mnist_mlp", "clip_norm"): (4.0,)}) == []  # two octaves past x1: the cap
+
+
+def test_the_scores_say_which_optima_are_bracketed_and_why_not():
+    recs = _sweep("edge", {0.5: 0.9, 1.0: 0.93}) + _sweep("inside", {0.5: 0.9, 1.0: 0.95, 2.0: 0.91})
+    recs += _sweep("flat", {0.5: 0.97, 1.0: 0.97, 2.0: 0.97})  # a plateau: nothing beyond beats it
+    pt = score(recs).per_task.set_index("strategy")
+    assert bool(pt.at["inside", "bracketed"]) and pt.at["inside", "bracket"] == ""
+    assert not pt.at["edge", "bracketed"] and pt.at["edge", "bracket"] == "best at the highest lr run (x1)"
+    assert bool(pt.at["flat", "bracketed"]) and pt.at["flat", "chosen_lr_mult"] == 0.5
+
+
+def test_the_seed_rule_picks_the_arms_whose_interval_overlaps_the_leaders_or_baselines():
+    from gradbench.analysis.seed_rule import contenders
+
+    values = {
+        "baseline": [0.90, 0.91, 0.92],
+        "leader": [0.970, 0.972, 0.968],
+        "near_leader": [0.965, 0.975, 0.960],
+        "near_base": [0.905, 0.915, 0.925],
+        "apart": [0.940, 0.941, 0.942],
+    }
+    recs = [make_record(strategy=a, seed=s, test=t) for a, ts in values.items() for s, t in enumerate(ts)]
+    assert set(contenders(score(recs).per_task)["mnist_mlp"]) == {"baseline", "leader", "near_leader", "near_base"}
+
+
+def test_bracketing_and_the_seed_rule_run_end_to_end(tmp_path):
+    """A real protocol suite with bracket_octaves and contender_seeds: each arm's best sweep
+    level ends interior or at the cap, and the contenders have the extra seed at their choice."""
+    from gradbench.analysis.choice import best_sweep_level
+    from gradbench.analysis.runs import runs_frame, task_meta
+    from gradbench.execution.suite_runner import run_suite
+    from gradbench.suite import load_suite
+
+    data = real_data_or_skip("MNIST")
+    raw = {
+        "name": "bs",
+        "seeds": 2,
+        "threads": 1,
+        "tasks": {"mnist_mlp": MNIST},
+        "strategies": ["baseline", "adam"],
+        "stress": {"lr_mult": [0.125, 0.25]},
+        "protocol": {"sweep_seeds": 1, "extra_trials": 1, "bracket_octaves": 1, "contender_seeds": 3},
+    }
+    config, results = tmp_path / "bs.yaml", tmp_path / "r.jsonl"
+    config.write_text(json.dumps(raw))
+    said: list[str] = []
+    recs = run_suite(load_suite(config), results, data, log=said.append)
+    runs = runs_frame(recs)
+    for arm, g in runs.groupby("strategy"):
+        best, levels = best_sweep_level(g, task_meta(runs, "mnist_mlp"))
+        assert set(levels) <= {0.0625, 0.125, 0.25, 0.5}  # one octave past the declared grid at most
+        assert levels[0] < best < levels[-1] or best in (0.0625, 0.5), (arm, best, levels)
+    assert any("bracketing the optima" in line for line in said) or all(
+        levels[0] < best < levels[-1]
+        for best, levels in [best_sweep_level(g, task_meta(runs, "mnist_mlp")) for _, g in runs.groupby("strategy")]
+    )
+    assert any("the seed rule: 3 seeds" in line for line in said)
+    third = [r for r in recs if r["seed"] == 2]
+    assert third and all(r["spec"]["phase"] == "final" for r in third)
+    assert all(
+        r.get("outcome") in ("exploded", "collapsed", "never_learned", "learned")
+        for r in recs
+        if r["status"] in ("ok", "diverged")
+    )
+
+
+def test_status_counts_the_bracketing_rounds_and_the_seed_rules_seeds(tmp_path, capsys):
+    from gradbench.cli import main
+
+    data = real_data_or_skip("MNIST")
+    raw = {
+        "name": "bs",
+        "seeds": 2,
+        "threads": 1,
+        "tasks": {"mnist_mlp": MNIST},
+        "strategies": ["baseline"],
+        "stress": {"lr_mult": [0.125, 0.25]},
+        "protocol": {"sweep_seeds": 1, "extra_trials": 1, "bracket_octaves": 1, "contender_seeds": 3},
+    }
+    config, results = tmp_path / "bs.yaml", tmp_path / "r.jsonl"
+    config.write_text(json.dumps(raw))
+    assert main(["run", str(config), "--results", str(results), "--data", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["status", str(config), "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "phase 3, the seed rule's extra seeds for the contenders: 1 of 1 recorded" in out
+    n = len(results.read_text().splitlines())
+    assert f"{n} of its runs recorded" in out

@@ -279,18 +279,45 @@ def _isna(x) -> bool:
 
 
 # --- failures, "= baseline" and rankings without artifacts (issue: results you can trust) ---
-def test_a_run_that_learned_nothing_is_a_failure_like_divergence():
-    """final_val no better than chance + 1/4 of the gap to the target: collapsed. It counts at
-    chance, lowers stability, and an arm that only collapses fails and ranks last."""
+def test_a_run_that_never_learned_is_under_training_not_instability():
+    """final_val no better than chance + 1/4 of the gap to the target, never halfway there:
+    never learned. It does not lower stability; its measured test value counts; an arm that
+    never learns anywhere fails the task (at chance) and ranks last."""
     recs = [make_record(strategy="baseline", seed=s, test=0.93, best_val=0.94) for s in range(2)]
     recs += [make_record(strategy="flat", seed=s, test=0.2, best_val=0.2) for s in range(2)]  # 0.2 < 0.1 + 0.2125
     recs += [make_record(strategy="half", seed=0, test=0.2, best_val=0.2), make_record(strategy="half", seed=1)]
     sc = score(recs)
     flat, half = row(sc, "mnist_mlp", "flat"), row(sc, "mnist_mlp", "half")
-    assert (flat["collapsed"], flat["diverged"], flat["stability"], bool(flat["failed"])) == (2, 0, 0.0, True)
+    assert (flat["never_learned"], flat["collapsed"], flat["exploded"]) == (2, 0, 0)
+    assert (flat["stability"], bool(flat["failed"]), flat["outcomes_inferred"]) == (1.0, True, 2)
     assert flat["accuracy"] == 0.1 and flat["rank"] == 3 and _isna(flat["chosen_lr_mult"])
-    assert (half["collapsed"], half["stability"], bool(half["failed"])) == (1, 0.5, False)
-    assert half["accuracy"] == pytest.approx((0.1 + 0.95) / 2)  # the collapsed seed counts at chance
+    assert (half["never_learned"], half["stability"], bool(half["failed"])) == (1, 1.0, False)
+    assert half["accuracy"] == pytest.approx((0.2 + 0.95) / 2)  # the seed that never learned, as measured
+    assert half["failed_seeds"] == "seed 0 never learned (0.2)"
+
+
+def test_a_run_that_collapsed_after_progress_counts_against_stability():
+    """Halfway to the target and more, then back below the bar: collapsed, like an explosion
+    for stability; its finite test value counts as measured."""
+    recs = [make_record(strategy="s", seed=0, test=0.95), make_record(strategy="s", seed=1, test=0.15, best_val=0.9)]
+    recs[1]["metrics"]["final_val"] = 0.12
+    r = row(score(recs), "mnist_mlp", "s")
+    assert (r["collapsed"], r["exploded"], r["never_learned"], r["stability"]) == (1, 0, 0, 0.5)
+    assert r["accuracy"] == pytest.approx((0.95 + 0.15) / 2)
+    assert r["max_stable_lr"] != r["max_stable_lr"]  # NaN: the only level has a collapsed seed
+
+
+def test_a_failed_seeds_value_is_measured_but_never_worse_than_chance():
+    """An mse run that ended far above chance counts at chance; one that ended at 0.15, better
+    than chance (about 0.167) but short of learning, counts at 0.15; a diverged one at chance."""
+    recs = [make_record("adding_rnn", "s", seed=0, test=0.01)]
+    chance = recs[0]["metrics"]["chance"]
+    recs += [make_record("adding_rnn", "s", seed=1, test=3.0, best_val=3.0)]
+    recs += [make_record("adding_rnn", "s", seed=2, test=0.15, best_val=0.15)]
+    recs += [make_record("adding_rnn", "s", seed=3, status="diverged", best_val=0.01)]
+    r = row(score(recs), "adding_rnn", "s")
+    assert 0.15 < chance < 3.0 and r["accuracy"] == pytest.approx((0.01 + chance + 0.15 + chance) / 4)
+    assert r["exploded"] == 1 and r["never_learned"] == 2
 
 
 def test_the_chosen_level_is_never_one_where_every_seed_failed():
@@ -301,7 +328,7 @@ def test_the_chosen_level_is_never_one_where_every_seed_failed():
         r["metrics"]["final_val"] = 0.12
     recs += [make_record(strategy="s", seed=s, lr=1.0, test=0.9, best_val=0.9) for s in range(2)]
     r = row(score(recs), "mnist_mlp", "s")
-    assert r["chosen_lr_mult"] == 1.0 and r["collapsed"] == 2
+    assert r["chosen_lr_mult"] == 1.0 and r["collapsed"] == 2 and r["stability"] == 0.5
 
 
 def test_an_arm_whose_runs_are_baselines_is_shown_as_equal_to_baseline():
@@ -468,7 +495,9 @@ def test_learning_rate_response_reads_stability_off_the_levels():
             )
     r = row(score(recs), "mnist_mlp", "s")
     assert r["max_stable_lr"] == 2.0 and not r["top_stable"]
-    assert r["chosen_lr_mult"] == 1.0 and (r["fail_k"], r["fail_n"]) == (0, 2)
+    assert r["chosen_lr_mult"] == 1.0 and (r["unstable_k"], r["unstable_n"]) == (0, 2)
+    assert r["tested_on"] == "tuning"  # no protocol: the levels' seeds chose, and are all there is
+    assert r["headroom"] == pytest.approx(1.0)  # x2 stable, tuned at x1
     # best 0.95; within 0.1 x (0.95 - 0.1) = 0.085 of it: x0.5 .. x2 (x4's mean is (0.93 + 0.1) / 2)
     assert r["stable_octaves"] == pytest.approx(2.0)
     gaps = [0.05, 0.0, 0.01, 0.95 - (0.93 + 0.1) / 2]
@@ -589,3 +618,123 @@ def test_a_task_discriminates_with_five_arms_on_each_side_of_its_target():
     # a value as many digits as it takes to show its side of the target
     assert "`s2` 0.9 |" in table[2] and "| 5: `s6` 0.89996, `s5` 0.5," in table[2]
     assert table[3].startswith("| `mse` | <= 0.05 | 2:") and table[3].endswith("| no |")
+
+
+# ------------------------------------------------------------------ the failure taxonomy
+
+
+def test_the_taxonomy_tells_explosion_collapse_and_under_training_apart():
+    from gradbench.core.taxonomy import classify
+
+    curve = [[100, 0.5], [200, 0.9], [300, 0.15]]  # accuracy, chance 0.1, target 0.9
+    meta = {"chance": 0.1, "target": 0.9, "steps": 300}
+    assert classify(status="diverged", **meta) == "exploded"
+    assert classify(status="skipped", not_run=True, **meta) == "exploded"
+    assert classify(status="ok", val_curve=curve, final_val=0.15, **meta) == "collapsed"
+    low = [[100, 0.2], [200, 0.25], [300, 0.2]]
+    assert classify(status="ok", val_curve=low, final_val=0.2, **meta) == "never_learned"
+    assert classify(status="ok", val_curve=curve[:2], final_val=0.9, **meta) == "learned"
+    # a pre-clip norm 1000x above its early median explodes a run that did not learn; one that
+    # learned all the same (a clipper contained the blow-up) learned
+    norms = [[s, 1.0] for s in range(0, 30, 3)] + [[200, 2000.0]]
+    assert classify(status="ok", val_curve=low, final_val=0.2, grad_norm_curve=norms, **meta) == "exploded"
+    assert classify(status="ok", val_curve=low, final_val=0.2, grad_norm_curve=norms[:-1], **meta) == "never_learned"
+    assert classify(status="ok", val_curve=curve[:2], final_val=0.9, grad_norm_curve=norms, **meta) == "learned"
+    assert classify(status="error", **meta) is None
+    # lower is better (mse): the shares follow the direction
+    mse = {"chance": 0.17, "target": 0.05, "steps": 300}
+    assert classify(status="ok", val_curve=[[100, 0.06], [300, 0.16]], final_val=0.16, **mse) == "collapsed"
+
+
+def test_a_recorded_outcome_wins_over_the_inferred_one():
+    rec = make_record(strategy="s", test=0.95, outcome="exploded")
+    r = row(score([rec, make_record(strategy="s", seed=1)]), "mnist_mlp", "s")
+    assert (r["exploded"], r["outcomes_inferred"], r["stability"]) == (1, 1, 0.5)
+
+
+# ---------------------------------------------------------------------- tied groups
+
+
+def _tie_records(values: dict[str, list[float]]) -> list[dict]:
+    recs = []
+    for arm, tests in values.items():
+        recs += [make_record(strategy=arm, seed=s, test=t) for s, t in enumerate(tests)]
+    return recs
+
+
+def test_the_tied_group_is_monotone_in_the_gap_to_the_leader():
+    """The old rule (a paired test per arm) ties `noisy`, 30 points behind with a huge spread,
+    while `close`, half a point behind on every seed, is told apart. The rule now: no arm
+    further from the leader than one told apart is tied."""
+    values = {
+        "baseline": [0.90, 0.91, 0.92, 0.93, 0.94],
+        "leader": [0.970, 0.972, 0.968, 0.971, 0.969],
+        "close": [0.9650, 0.9669, 0.9631, 0.9660, 0.9638],
+        "noisy": [0.97, 0.30, 0.97, 0.30, 0.80],
+    }
+    from gradbench.analysis.stats import ALPHA, holm, paired_t_p
+
+    lead = values["leader"]
+    old = {
+        arm: not told
+        for arm, told in zip(
+            ("close", "noisy"),
+            holm([paired_t_p([a - b for a, b in zip(lead, values[x])]) for x in ("close", "noisy")], ALPHA),
+        )
+    }
+    assert old == {"close": False, "noisy": True}  # the old rule's non-monotone marks
+
+    pt = score(_tie_records(values)).per_task.set_index("strategy")
+    assert pt.at["leader", "tied"] is True and pt.at["close", "tied"] is False
+    assert pt.at["noisy", "tied"] is False  # further than `close`: never tied
+    gaps = {a: pt.at["leader", "accuracy"] - pt.at[a, "accuracy"] for a in pt.index}
+    tied = {a for a in pt.index if pt.at[a, "tied"] is True}
+    assert all(gaps[a] < gaps[b] for a in tied for b in set(pt.index) - tied if pt.at[b, "tied"] is False)
+
+
+def test_effects_vs_baseline_are_paired_and_holm_adjusted():
+    from scipy import stats
+
+    values = {
+        "baseline": [0.90, 0.91, 0.92, 0.93, 0.94],
+        "better": [0.95, 0.955, 0.97, 0.975, 0.99],
+        "same": [0.91, 0.90, 0.93, 0.92, 0.94],
+    }
+    pt = score(_tie_records(values)).per_task.set_index("strategy")
+    diffs = [b - a for a, b in zip(values["baseline"], values["better"])]
+    assert pt.at["better", "effect"] == pytest.approx(sum(diffs) / 5)
+    p_better = stats.ttest_rel(values["better"], values["baseline"]).pvalue
+    p_same = stats.ttest_rel(values["same"], values["baseline"]).pvalue
+    assert pt.at["better", "effect_p"] == pytest.approx(p_better)
+    assert pt.at["better", "effect_p_holm"] == pytest.approx(min(1, 2 * min(p_better, p_same)))
+    assert pt.at["same", "effect_p_holm"] == pytest.approx(
+        min(1, max(2 * min(p_better, p_same), max(p_better, p_same)))
+    )
+
+
+def test_rescoring_the_committed_leaderboard_labels_its_failures_by_the_taxonomy():
+    """benchmarks/rescore.py on the committed records: recall's grid failures under the old rule
+    are all under-training (none exploded or collapsed), the 81 below an arm's chosen level
+    among them; muon on adding keeps its measured values (mean 0.047, not 0.051 with a seed at
+    chance)."""
+    from conftest import REPO
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "rescore.py"),
+            str(REPO / "leaderboard" / "results.jsonl"),
+            "--task",
+            "recall_transformer",
+            "--task",
+            "adding_rnn",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    recall = out[out.index("== recall_transformer") :]
+    assert "grid runs that failed under the old rule: 386, by the taxonomy: {'never_learned': 386}" in recall
+    assert "of them below the arm's chosen level: 81, by the taxonomy: {'never_learned': 81}" in recall
+    assert "mean as measured over every seed 0.0473; old rule 0.0509" in out
+    assert "inferred from curves: 3054; not run above an all-diverged level (exploded): 184" in out

@@ -23,7 +23,11 @@ import pandas as pd
 from ..core.record import Record
 from .runs import GRID_PHASES, SCORED, per_config, runs_frame, task_meta
 
-TUNING_PHASES = (*GRID_PHASES, "tune")
+# the bracketing's levels beyond the declared grid (protocol.bracket_octaves) are on the sweep's
+# seeds: the choice reads them, the grid's shares (stability, levels) do not
+BRACKET = "bracket"
+SWEEP_PHASES = (*GRID_PHASES, BRACKET)
+TUNING_PHASES = (*SWEEP_PHASES, "tune")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,59 @@ def choose(runs: pd.DataFrame, meta: dict, *, or_best_failed: bool = False) -> C
         key=lambda k: (round(sign * candidates.at[k, column], 12), -k[0], k[1] in declared, _neg(k[1])),
     )
     return Choice(lr_mult=float(lr), params=params, value=float(candidates.at[(lr, params), "value"]), tried=len(table))
+
+
+def best_sweep_level(runs: pd.DataFrame, meta: dict) -> tuple[float, list[float]] | None:
+    """(the best sweep level, every sweep level run, ascending) of one (task, strategy)'s runs by
+    the choice's rule (a seed that did not learn at chance; ties to the smaller lr); None when
+    no sweep level has a seed that learned."""
+    sweep = runs[runs["status"].isin(SCORED) & runs["phase"].isin(SWEEP_PHASES)]
+    if sweep.empty:
+        return None
+    table = per_config(sweep, meta, ["lr_mult"])
+    candidates = table[~table["all_failed"]]
+    if candidates.empty:
+        return None
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    best = max(candidates.index, key=lambda lr: (round(sign * candidates.at[lr, "value"], 12), -lr))
+    return float(best), [float(x) for x in table.index]
+
+
+def bracketed(table: pd.DataFrame, meta: dict) -> tuple[bool, float]:
+    """(whether the best value of a per-level table (per_config by lr_mult) is bracketed, the
+    best level by the choice's rule): some level with that value, rounded, has a measured
+    level on each side. A plateau of equal values that reaches an edge is bracketed where it
+    also holds an inner level: nothing beyond the edge can beat the best value already found
+    inside (a saturated task, two levels at chance ...). The levels where no seed learned
+    count as measured and worse."""
+    candidates = table[~table["all_failed"]]
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    key = {lr: round(sign * candidates.at[lr, "value"], 12) for lr in candidates.index}
+    top = max(key.values())
+    best = max(candidates.index, key=lambda lr: (key[lr], -lr))
+    levels = list(table.index)
+    inner = levels[1:-1]
+    return any(key[lr] == top for lr in inner if lr in key), float(best)
+
+
+def bracket_edges(records: Iterable[Record | dict]) -> dict[tuple[str, str], tuple[float, ...]]:
+    """(task, strategy) -> the levels an octave beyond its best sweep level, where that level is
+    the lowest or the highest of the levels run (the protocol's bracketing adds them; the suite
+    caps how far). An arm with no sweep level where a seed learned proposes none."""
+    runs = runs_frame(records)
+    out = {}
+    for (task, strategy), group in runs.groupby(["task", "strategy"], sort=True):
+        found = best_sweep_level(group, task_meta(runs, task))
+        if found is None:
+            continue
+        best, levels = found
+        group_sweep = group[group["status"].isin(SCORED) & group["phase"].isin(SWEEP_PHASES)]
+        if bracketed(per_config(group_sweep, task_meta(runs, task), ["lr_mult"]), task_meta(runs, task))[0]:
+            continue
+        beyond = ([best / 2] if best == levels[0] else []) + ([best * 2] if best == levels[-1] else [])
+        if beyond:
+            out[(task, strategy)] = tuple(beyond)
+    return out
 
 
 def _neg(text: str) -> tuple:

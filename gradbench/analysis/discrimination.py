@@ -1,9 +1,9 @@
 """Does a task tell the strategies apart? Which arms reach its target through the protocol,
 and which do not (the workloads issue asks for at least 5 of each on every task).
 
-An arm reaches the target when its score's accuracy column, the mean test metric over the
-seeds at its chosen configuration with a failed seed at chance (analysis/scoring.py), meets
-the task's target. An arm n/a on the task, the same runs as baseline, or in error there, is
+An arm reaches the target when its quality, the mean test metric over the tested seeds at
+its chosen configuration (the seeds not used to choose it; a seed's value as measured when
+finite, never worse than chance: analysis/scoring.py), meets the task's target. An arm n/a on the task, the same runs as baseline, or in error there, is
 neither; a task where no arm is scored is left out.
 """
 
@@ -21,8 +21,9 @@ MIN_EACH_SIDE = 5  # arms that reach the target, and arms that do not, for a tas
 
 # the rule as the page and the site state it
 RULE = (
-    "An arm reaches the target when its mean test metric over the seeds at its chosen configuration (a failed "
-    f"seed at chance) meets it. A task tells the strategies apart when at least {MIN_EACH_SIDE} "
+    "An arm reaches the target when its mean test metric over the tested seeds at its chosen configuration "
+    "(those not used to choose it; a seed's value as measured when finite, never worse than chance) meets it. "
+    f"A task tells the strategies apart when at least {MIN_EACH_SIDE} "
     "arms reach it and as many do not; an arm n/a on the task, the same runs as baseline, or in error there "
     "counts on neither side"
 )
@@ -92,9 +93,7 @@ def view(splits: list[TaskSplit], per_task: pd.DataFrame, name: Callable[[str], 
             "task": [name(s.task) for s in splits],
             "target": [f"{'>=' if s.higher_is_better else '<='} {s.target:g}" for s in splits],
             "reach": [len(s.reached) for s in splits],
-            "the arms that reach it (mean test metric at the chosen configuration)": [
-                arms(s, s.reached) for s in splits
-            ],
+            "the arms that reach it (mean test metric on the tested seeds)": [arms(s, s.reached) for s in splits],
             "miss": [len(s.missed) for s in splits],
             "the arms that do not": [arms(s, s.missed) for s in splits],
             f"at least {MIN_EACH_SIDE} each": ["yes" if s.discriminates else "no" for s in splits],
@@ -105,7 +104,9 @@ def view(splits: list[TaskSplit], per_task: pd.DataFrame, name: Callable[[str], 
 def markdown(splits: list[TaskSplit], per_task: pd.DataFrame) -> list[str]:
     """The view as a markdown table, each side's count before its arms."""
     table = view(splits, per_task)
-    head = f"| task | target | reach it (mean test metric at the chosen configuration) | do not | at least {MIN_EACH_SIDE} each |"
+    head = (
+        f"| task | target | reach it (mean test metric on the tested seeds) | do not | at least {MIN_EACH_SIDE} each |"
+    )
     lines = [head, "|---|---|---|---|---|"]
     for row in table.itertuples(index=False):
         task, target, reach, reached, miss, missed, enough = row

@@ -26,10 +26,12 @@ from dataclasses import dataclass, replace
 import pandas as pd
 
 from ..core.record import Record, reaches, typed
+from ..core.taxonomy import UNSTABLE
 from .runs import GRID_PHASES
 from .scoring import Scores
 
 HOLDS, MIXED, FAILS, UNTESTED = "holds", "mixed", "does not hold", "cannot be tested here"
+IN_PART = "holds in part (the rest cannot be read here)"
 ACTIVATIONS = ("gelu", "elu", "leaky_relu", "selu", "softplus", "tanh", "sigmoid", "relu")
 
 
@@ -39,6 +41,7 @@ class Finding:
     measured: str
     differs: str = ""  # what the setup does differently, where the claim does not (fully) hold
     read: bool = True  # False: the results lack the arms or tasks it needs (nothing to explain)
+    can_fail: str = ""  # whether the measure it reads can fail here, and the evidence
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Claim:
     test: str  # how the verdict is read off the results
     differs: Callable[[View], str]  # what this setup does differently from the source's
     read: Callable[[View], Finding]
+    measure: str = ""  # the measure the verdict reads
+    can_fail: Callable[[View], str] = lambda v: ""  # whether that measure can fail here
 
 
 class View:
@@ -93,6 +98,21 @@ class View:
         levels = [r.lr_mult for r in self._runs(task, None, grid=True)]
         return max(levels) if levels else None
 
+    def unstable(self, task: str, arm: str | None) -> tuple[int, int]:
+        """(runs that exploded or collapsed, runs) of the arm (None: every arm) on the task's
+        grid, a sweep run not trained above an all-diverged level among them, as the page
+        counts them."""
+        runs = [
+            r
+            for r in self.records
+            if r.task == task
+            and (arm is None or r.label == arm)
+            and r.phase in GRID_PHASES
+            and r.counts_in_scores
+            and r.ended is not None
+        ]
+        return sum(r.ended in UNSTABLE for r in runs), len(runs)
+
     def attention_logit(self, task: str, arm: str, lr_mult: float = 1.0) -> float | None:
         """The median over the grid's seeds at lr_mult of each run's largest attention logit."""
         values = [
@@ -107,14 +127,23 @@ class View:
 
 
 def _lr(row: pd.Series) -> float:
-    """The max stable lr as a number (none: 0), for comparisons."""
-    v = row["max_stable_lr"]
-    return 0.0 if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+    """The max stable lr as a number (none: 0), for comparisons: in absolute units, so two arms
+    compare whatever rate each multiplies (the claims compare arms of one optimizer family);
+    the grid's multiplier where the spec names no rate."""
+    for key in ("lr_max_stable", "max_stable_lr"):
+        v = row[key]
+        if v is not None and not (isinstance(v, float) and math.isnan(v)):
+            return float(v)
+    return 0.0
 
 
 def _lr_text(row: pd.Series) -> str:
     v = _lr(row)
-    return "none" if v == 0 else ("≥" if row["top_stable"] else "") + f"×{v:g}"
+    if v == 0:
+        return "none"
+    absolute = not pd.isna(row["lr_max_stable"])
+    unit = f" ({row['optimizer']})" if absolute and row["optimizer"] else ""
+    return ("≥" if row["top_stable"] else "") + (f"{v:.3g}{unit}" if absolute else f"×{v:g}")
 
 
 def _lr_unreadable(a: pd.Series, b: pd.Series) -> str | None:
@@ -190,10 +219,11 @@ def _practitioner_ranking(view: View) -> Finding:
     cases = []
     for task in tasks:
         acts = [view.row(task, a) for a in ACTIVATIONS if view.row(task, a) is not None]
-        act = min(acts, key=lambda r: (r["rank"], r["strategy"]))
+        act = max(acts, key=lambda r: (_lr(r), r["strategy"]))
         bn, clip = view.row(task, "batchnorm"), view.row(task, "clip_norm")
-        shown = f"ranks {act['strategy']} {act['rank']:.0f}, batchnorm {bn['rank']:.0f}, clip_norm {clip['rank']:.0f}"
-        cases.append((task, shown, act["rank"] < bn["rank"] < clip["rank"], None))
+        shown = f"max stable lr {act['strategy']} {_lr_text(act)}, batchnorm {_lr_text(bn)}, clip_norm {_lr_text(clip)}"
+        unreadable = _lr_unreadable(act, bn) or _lr_unreadable(bn, clip)
+        cases.append((task, shown, _lr(act) > _lr(bn) > _lr(clip), unreadable))
     return _tally(cases)
 
 
@@ -203,31 +233,40 @@ def _with_baseline(view: View, task: str, arm: str) -> tuple[pd.Series, pd.Serie
 
 
 def _pascanu(view: View) -> Finding:
+    """Two parts, each read apart: clipping removes the explosions (fewer grid runs exploded
+    or collapsed than baseline's, which had some), and with it the RNN learns the task."""
     task = "adding_rnn"
     if (rows := _with_baseline(view, task, "clip_norm")) is None:
         return _missing("`clip_norm` and `baseline` on `adding_rnn`")
     clip, base = rows
-    stable, better = _lr(clip) > _lr(base), _better(clip, base)
+    (ck, cn), (bk, bn) = view.unstable("adding_rnn", "clip_norm"), view.unstable("adding_rnn", "baseline")
     shown = (
-        f"`{task}`: max stable lr {_lr_text(clip)} vs baseline {_lr_text(base)}; test mse {_metric(clip)} "
-        f"vs {_metric(base)}"
+        f"`{task}`: grid runs that exploded or collapsed, clip_norm {ck} of {cn} vs baseline {bk} of {bn}; "
+        f"test mse {_metric(clip)} vs {_metric(base)} (target {clip['target']:.3g})"
     )
-    if _both_failed(clip, base):
-        return Finding(UNTESTED, f"{shown} (not counted: both failed)")
-    return Finding(_verdict([stable, better]), shown)
+    if bk == 0:
+        return Finding(UNTESTED, f"{shown} (not counted: baseline never exploded)")
+    calmer = ck / max(cn, 1) < bk / max(bn, 1)
+    return Finding(_verdict([calmer, _reaches(clip)]), shown)
 
 
 def _lstm(view: View) -> Finding:
+    """A gated cell against the vanilla RNN at the same optimizer: lstm vs baseline (SGD), and
+    lstm+X vs X for each adaptive optimizer X that both ran; a pair where both failed says
+    nothing about the cell."""
     task = "adding_rnn"
-    lstm, base = view.row(task, "lstm"), view.row(task, "baseline")
-    if lstm is None or base is None:
-        return _missing("`lstm` and `baseline` on `adding_rnn`")
-    shown = (
-        f"`{task}` (target {lstm['target']:.3g}): lstm test mse {_metric(lstm)}; baseline (tanh RNN) {_metric(base)}"
-    )
-    others = [r for r in (view.row(task, a) for a in ("lstm+adam", "gru")) if r is not None]
-    shown += "".join(f"; for reference {r['strategy']} {_metric(r)}" for r in others)
-    return Finding(HOLDS if _reaches(lstm) and not _reaches(base) else FAILS, shown)
+    pairs = [("lstm", "baseline")] + [(f"lstm+{o}", o) for o in ("adam", "adamw", "rmsprop")]
+    cases = []
+    for cell, plain in pairs:
+        a, b = view.row(task, cell), view.row(task, plain)
+        if a is None or b is None:
+            continue
+        shown = f"{cell} {_metric(a)} vs {plain} (tanh RNN) {_metric(b)}"
+        unreadable = "neither reaches the target" if not _reaches(a) and not _reaches(b) else None
+        cases.append((task, shown, _reaches(a) and not _reaches(b), unreadable))
+    if not cases:
+        return _missing("`lstm` and `baseline`, or `lstm+adam` and `adam`, on `adding_rnn`")
+    return _tally(cases)
 
 
 def _residual(view: View) -> Finding:
@@ -244,19 +283,64 @@ def _residual(view: View) -> Finding:
 
 
 def _qk_norm(view: View) -> Finding:
+    """Two parts: the attention logits (read off the records), and the max stable lr, which
+    says something only where some run on the task exploded or collapsed."""
     task = "recall_transformer"
     if (rows := _with_baseline(view, task, "qk_norm")) is None:
         return _missing("`qk_norm` and `baseline` on `recall_transformer`")
     qk, base = rows
     a, b = view.attention_logit(task, "qk_norm"), view.attention_logit(task, "baseline")
     logits = a is not None and b is not None and a < b
-    stable = _lr(qk) > _lr(base)
     shown = "n/a" if a is None or b is None else f"{a:.3g} vs {b:.3g}"
-    return Finding(
-        _verdict([logits, stable]),
+    measured = (
         f"`{task}`: largest attention logit at lr ×1 (median over the grid's seeds) {shown}; max stable lr "
-        f"{_lr_text(qk)} vs baseline {_lr_text(base)}",
+        f"{_lr_text(qk)} vs baseline {_lr_text(base)}"
     )
+    if not _task_unstable(view, task):
+        return Finding(
+            IN_PART if logits else FAILS, f"{measured} (not counted: no run on the task exploded or collapsed)"
+        )
+    return Finding(_verdict([logits, _lr(qk) > _lr(base)]), measured)
+
+
+def _task_unstable(view: View, task: str) -> bool:
+    """Whether any run on the task's grid exploded or collapsed."""
+    return view.unstable(task, None)[0] > 0
+
+
+def _z_loss(view: View) -> Finding:
+    """z-loss counters output-logit drift; the records do not measure the output logits, and
+    no task here has the large vocabulary where the drift arises: not testable, the max stable
+    lr shown for reference."""
+    tasks = view.tasks_with("z_loss", "baseline")
+    if not tasks:
+        return _missing("`z_loss` and `baseline` on one task")
+    parts = [
+        f"`{t}`: max stable lr {_lr_text(view.row(t, 'z_loss'))} vs baseline {_lr_text(view.row(t, 'baseline'))}"
+        for t in tasks
+    ]
+    return Finding(UNTESTED, "; ".join(parts) + " (not counted: the failure z-loss counters is not measured here)")
+
+
+def _can_fail_lstm(view: View) -> str:
+    """The claim can fail only where the tanh RNN misses the target: name how it did."""
+    rows = [(a, view.row("adding_rnn", a)) for a in ("baseline", "adam", "adamw", "rmsprop")]
+    shown = [f"{a} {_metric(r)}" for a, r in rows if r is not None]
+    if not shown:
+        return ""
+    missed = all(not _reaches(r) for _, r in rows if r is not None)
+    return ("yes" if missed else "only where it misses") + f": the tanh RNN's test mse, {'; '.join(shown)}"
+
+
+def _can_fail_lr(view: View, only: str | None = None) -> str:
+    """Whether a max-stable-lr comparison can fail on each task (`only`: that one): baseline
+    must explode or collapse somewhere on its grid."""
+    parts = []
+    for task in [t for t in view.tasks() if only is None or t == only]:
+        k, n = view.unstable(task, "baseline")
+        if n:
+            parts.append(f"`{task}` {'yes' if k else 'no'} ({k} of {n} baseline grid runs exploded or collapsed)")
+    return "; ".join(parts)
 
 
 def _adam_vs_sgd(view: View) -> Finding:
@@ -312,37 +396,42 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "Changing the activation helps more against exploding gradients than BatchNorm, which helps more "
         "than gradient clipping",
-        "practitioner write-ups (tutorials and Q&A answers that list the fixes in this order)",
-        "per task, the best-ranked activation arm ranks above batchnorm, which ranks above clip_norm",
+        "practitioners' folklore, not a paper's result (tutorials and Q&A answers that list the fixes in this order)",
+        "per task, the best activation arm's max stable lr is above batchnorm's, which is above clip_norm's (all "
+        "three on the task's SGD, so one unit)",
         lambda v: (
             "the write-ups assume a saturating activation to replace; the MLP and CNN here already use "
             "ReLU, so an activation arm moves away from it, and the best of several activation arms is compared"
         ),
         _practitioner_ranking,
+        measure="max stable lr (explosion tolerance)",
+        can_fail=_can_fail_lr,
     ),
     Claim(
         "Clipping the gradient norm lets a vanilla RNN train on a long-range task where it otherwise explodes",
         "Pascanu, Mikolov & Bengio, 2013 (On the difficulty of training recurrent neural networks)",
-        "on adding_rnn, clip_norm's max stable lr is above baseline's and its test mse better, the 95% intervals "
-        "apart (mixed when only one of the two holds)",
+        "on adding_rnn, fewer of clip_norm's grid runs explode or collapse than baseline's, and clip_norm's mean "
+        "test mse reaches the target (mixed when only one of the two holds)",
         lambda v: (
             "their adding-problem success (lengths 50 to 200) is clipping together with a regularizer against "
             "vanishing gradients (SGD-CR), up to 5M updates of 20 sequences at lr 0.01; clipping alone is compared "
             f"only on the temporal-order task, where it helps more as sequences grow; here clipping alone, {_adding_setup(v)}"
         ),
         _pascanu,
+        measure="grid runs that exploded or collapsed; quality at the tuned configuration against the target",
+        can_fail=lambda v: _can_fail_lr(v, "adding_rnn"),
     ),
     Claim(
         "An LSTM learns long-range dependencies (the adding problem) that a vanilla RNN cannot",
         "Hochreiter & Schmidhuber, 1997 (Long short-term memory)",
-        "on adding_rnn, lstm's mean test mse reaches the target and baseline's (a tanh RNN, the same optimizer) "
-        "does not",
+        "on adding_rnn, at the same optimizer (lstm vs the tanh RNN on SGD, lstm+adam vs adam, ...), the LSTM's "
+        "mean test mse reaches the target and the RNN's does not; a pair where both fail is not counted",
         lambda v: (
-            "the original used sequences up to 1000 steps and far more training sequences; here "
-            f"{_adding_setup(v)}, with the tanh RNN's SGD and its learning rate grid (an LSTM with an adaptive "
-            "optimizer, shown for reference where it ran, is another arm)"
+            f"the original used sequences up to 1000 steps and far more training sequences; here {_adding_setup(v)}"
         ),
         _lstm,
+        measure="quality at the tuned configuration against the task's target",
+        can_fail=lambda v: _can_fail_lstm(v),
     ),
     Claim(
         "Batch normalization allows much higher learning rates",
@@ -353,6 +442,8 @@ CLAIMS: tuple[Claim, ...] = (
             f"stops at {_grid_top(v)}, so an arm stable there shows only that it reached the top"
         ),
         _higher_lr("batchnorm"),
+        measure="max stable lr (explosion tolerance)",
+        can_fail=_can_fail_lr,
     ),
     Claim(
         "Identity shortcuts make a network easier to optimize than its plain counterpart",
@@ -364,6 +455,8 @@ CLAIMS: tuple[Claim, ...] = (
             "many epochs; these have 8 or 9 layers and short budgets, where depth is a small obstacle"
         ),
         _residual,
+        measure="quality at the tuned configuration, 95% intervals apart",
+        can_fail=lambda v: "yes: a plain and a residual network can differ in quality on every task",
     ),
     Claim(
         "Adaptive gradient clipping lets networks train stably at larger learning rates",
@@ -374,15 +467,20 @@ CLAIMS: tuple[Claim, ...] = (
             "here AGC alone, λ = 0.01 and small batches"
         ),
         _higher_lr("agc"),
+        measure="max stable lr (explosion tolerance)",
+        can_fail=_can_fail_lr,
     ),
     Claim(
         "QK-LayerNorm prevents the growth of attention logits that makes Transformers diverge at high learning rates",
         "Dehghani et al., 2023 (Scaling vision transformers to 22 billion parameters); Wortsman et al., 2023 "
         "(Small-scale proxies for large-scale Transformer training instabilities)",
         "on recall_transformer, qk_norm's largest attention logit at lr ×1 is below baseline's and its max "
-        "stable lr above baseline's (mixed when only one of the two holds)",
+        "stable lr above baseline's (mixed when only one of the two holds; the second is read only where some "
+        "run on the task exploded or collapsed)",
         lambda v: "they study models of millions to billions of parameters; this one has 2 layers of width 64",
         _qk_norm,
+        measure="the largest attention logit; max stable lr (explosion tolerance)",
+        can_fail=lambda v: _can_fail_lr(v, "recall_transformer"),
     ),
     Claim(
         "z-loss keeps the output logits from drifting and so stabilizes training at high learning rates",
@@ -392,7 +490,12 @@ CLAIMS: tuple[Claim, ...] = (
             "the drift it counters (output-logit divergence) arises with large vocabularies in language "
             "models; these tasks have 10 to 16 classes, and the Transformer's instability is in its attention logits"
         ),
-        _higher_lr("z_loss"),
+        _z_loss,
+        measure="none that can fail here: the output logits' drift is not measured",
+        can_fail=lambda v: (
+            "no: output-logit drift, what z-loss counters, is not recorded, and these tasks have no "
+            "large vocabulary for it to arise in"
+        ),
     ),
     Claim(
         "Linear learning-rate warmup lets training start at a higher learning rate without diverging",
@@ -402,6 +505,8 @@ CLAIMS: tuple[Claim, ...] = (
             f"Goyal et al. warm up over 5 epochs at batch 8192; here the warmup is {_warmup_setup(v)}, on small batches"
         ),
         _higher_lr("warmup"),
+        measure="max stable lr (explosion tolerance)",
+        can_fail=_can_fail_lr,
     ),
     Claim(
         "Adam is less sensitive to its learning rate than SGD",
@@ -414,6 +519,8 @@ CLAIMS: tuple[Claim, ...] = (
             "optimizer's rate over a wider range"
         ),
         _adam_vs_sgd,
+        measure="LR sensitivity (the mean loss of quality across the grid)",
+        can_fail=lambda v: "yes: both optimizers lose quality away from their best level",
     ),
 )
 
@@ -424,6 +531,7 @@ def findings(scores: Scores, records: Iterable[Record | dict]) -> list[tuple[Cla
     for c in CLAIMS:
         f = c.read(view)
         # a claim read but not borne out, or not countable (both arms failed), says what differs
-        explained = f.verdict in (FAILS, MIXED) or (f.verdict == UNTESTED and f.read)
+        explained = f.verdict in (FAILS, MIXED, IN_PART) or (f.verdict == UNTESTED and f.read)
+        f = replace(f, can_fail=c.can_fail(view)) if f.read else f
         out.append((c, replace(f, differs=c.differs(view)) if explained else f))
     return out

@@ -18,11 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 
+from ..core import taxonomy
 from ..core.errors import UserError
+from ..core.optimizer_family import family
 from ..core.record import Record, latest, outcome_counts, typed
-from . import arm_cost, discrimination, literature, rank_stability, scoring
+from . import arm_cost, discrimination, literature, preregistration, rank_stability, scoring
 from . import markdown as md
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
@@ -30,7 +33,7 @@ from .plots import lr_label, write_plots
 from .runs import METRIC_RANGE, canonical
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
 from .site import write_site
-from .stats import ALPHA, MIN_SEEDS
+from .stats import ALPHA
 
 README = "README.md"
 RESULTS_NAME = "results.jsonl"  # the results file beside a page, as the committed pages keep it
@@ -77,6 +80,8 @@ def write(
     path = out_dir / README
     measured = rank_stability.saved_for(records, out_dir)
     costs = arm_cost.saved(out_dir)
+    registered = preregistration.saved(out_dir)
+    amendments = preregistration.saved_amendments(out_dir)
     rebuilds = (
         results is not None
         and Path(results).resolve() == (out_dir / RESULTS_NAME).resolve()
@@ -93,6 +98,8 @@ def write(
         site=plots,
         costs=costs,
         rebuilds=rebuilds,
+        registered=registered,
+        amendments=amendments,
     )
     path.write_text(page, encoding="utf-8", newline="\n")
     if plots:  # the same scores as a static site: sortable tables, interactive figures
@@ -144,6 +151,8 @@ def render(
     site: bool = False,
     costs: dict | None = None,
     rebuilds: bool = False,
+    registered: dict | None = None,
+    amendments: list | None = None,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
@@ -151,17 +160,21 @@ def render(
     `site`: the static site (site.py) is written beside the page, and the page links it.
     `costs`: each arm's measured time per step and memory (analysis/arm_cost.py), if any.
     `rebuilds`: the page is made from results.jsonl in its own folder, so it names the
-    command that makes it there."""
+    command that makes it there. `registered` and `amendments`: the pre-registration and the
+    settings changed after records were seen, saved beside the page (preregistration.py)."""
     records = latest(typed(records))
     images = images or {}
     suites = _unique(r.suite for r in records)
     pt = scores.per_task
-    tasks = [] if pt.empty else [_task(t, rows, records, images) for t, rows in pt.groupby("task", sort=True)]
+    tasks = [] if pt.empty else [_task(t, rows, records, images, costs) for t, rows in pt.groupby("task", sort=True)]
     found = literature.findings(scores, records) if tasks else []
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
         site=site,
-        p=_provenance(records, scores, command, _saved_names(measured_ranks, costs) if rebuilds else None),
+        p=_provenance(
+            records, scores, command, _saved_names(measured_ranks, costs, registered, amendments) if rebuilds else None
+        ),
+        reg=_registration(registered, amendments or [], records) if tasks else None,
         tasks=tasks,
         overall=_overall(scores) if tasks else None,
         ranks=_rank_stability(measured_ranks, uninformative_tasks(pt)) if tasks and measured_ranks else None,
@@ -176,7 +189,11 @@ def render(
         collapse_share=f"{COLLAPSE_SHARE:g}",
         stable_tolerance=f"{STABLE_TOLERANCE:g}",
         metric_ranges=_metric_ranges(),
-        min_seeds=MIN_SEEDS,
+        t={
+            "progress_share": f"{taxonomy.PROGRESS_SHARE:g}",
+            "blowup_factor": f"{taxonomy.BLOWUP_FACTOR:g}",
+            "blowup_window": f"{taxonomy.BLOWUP_WINDOW:.0%}",
+        },
     )
     return page.rstrip("\n") + "\n"
 
@@ -191,8 +208,56 @@ def rebuild_command(saved: list[str]) -> str:
     return f"`gradbench leaderboard {RESULTS_NAME} --out .` in this folder{beside}"
 
 
-def _saved_names(measured_ranks: dict | None, costs: dict | None) -> list[str]:
-    return [name for name, there in ((arm_cost.FILE, costs), (rank_stability.FILE, measured_ranks)) if there]
+def _saved_names(measured_ranks: dict | None, costs: dict | None, registered=None, amendments=None) -> list[str]:
+    return [
+        name
+        for name, there in (
+            (arm_cost.FILE, costs),
+            (rank_stability.FILE, measured_ranks),
+            (preregistration.FILE, registered),
+            (preregistration.AMENDMENTS, amendments),
+        )
+        if there
+    ]
+
+
+def _registration(registered: dict | None, amendments: list, records: list[Record]) -> dict:
+    """The pre-registration's hash, date and predictions, whether it precedes the records, and
+    each setting changed after records were seen."""
+    finished = sorted(r.timings.finished_at for r in records if r.timings.finished_at)
+    first = finished[0] if finished else None
+    out: dict = {"first_record": first[:10] if first else None, "amendments": [], "sha256": None}
+    if registered:
+        reg = registered["reg"]
+        out.update(
+            file=registered["file"],
+            sha256=registered["sha256"],
+            date=reg.date.isoformat(),
+            suite=md.esc(reg.suite),
+            before=preregistration.before_records(reg, first),
+            seed_rule=md.esc(reg.seed_rule),
+            settings=md.table(["setting", "registered"], [(md.esc(k), md.esc(v)) for k, v in reg.settings.items()]),
+            predictions=md.table(
+                ["claim or cause", "predicted", "source"],
+                [(md.esc(p.claim), md.esc(p.predicted), md.esc(p.source) or "—") for p in reg.predictions],
+            ),
+        )
+    if amendments:
+        out["amendments"] = md.table(
+            ["date", "setting", "before", "after", "why", "commit"],
+            [
+                (
+                    a.date.isoformat(),
+                    md.esc(a.setting),
+                    md.esc(a.before),
+                    md.esc(a.after),
+                    md.esc(a.reason),
+                    md.code(a.commit) if a.commit else "—",
+                )
+                for a in amendments
+            ],
+        )
+    return out
 
 
 def _provenance(records: list[Record], scores: Scores, command: str | None, saved: list[str] | None) -> dict:
@@ -237,11 +302,29 @@ def _protocol(records: list[Record]) -> dict | None:
     sweep_seeds = sorted({r.seed for r in sweep})
     trials = Counter((r.task, r.label) for r in ran if r.phase == "tune")
     per_arm = sorted({n // max(1, len(sweep_seeds)) for n in trials.values()}) or [0]
+    rates: dict[str, set[float]] = {}
+    for r in sweep + [r for r in ran if r.phase == "bracket"]:
+        if r.peak_lr == r.peak_lr:  # not NaN
+            rates.setdefault(family(r.optimizer_name or "?"), set()).add(float(f"{r.peak_lr:.4g}"))
+    # the final seeds every arm with a choice ran, and those the seed rule gave the contenders only
+    finals: dict[tuple[str, str], set[int]] = {}
+    for r in ran:
+        if r.phase == "final":
+            finals.setdefault((r.task, r.label), set()).add(r.seed)
+    extra = set().union(*finals.values()) - set.intersection(*finals.values()) if finals else set()
+    levels_of: dict[tuple[str, str], set[float]] = {}
+    for r in sweep:
+        levels_of.setdefault((r.task, r.label), set()).add(r.lr_mult)
+    shared = len({frozenset(v) for v in levels_of.values()}) == 1
     return {
-        "grid": [lr_label(x) for x in sorted({r.lr_mult for r in sweep})],
+        "grid": [lr_label(x) for x in sorted({r.lr_mult for r in sweep})] if shared else None,
+        "bracketed_runs": sum(r.phase == "bracket" for r in ran),
+        "rates": [f"{md.esc(f)} {', '.join(f'{x:g}' for x in sorted(v))}" for f, v in sorted(rates.items())],
         "sweep_seeds": _seeds(sweep_seeds),
         "trials": "" if per_arm == [0] else " or ".join(map(str, per_arm)),
-        "final_seeds": _seeds(sorted({r.seed for r in ran if r.phase == "final"} | set(sweep_seeds))),
+        "final_seeds": _seeds(sorted(set.intersection(*finals.values()) | set(sweep_seeds)) if finals else sweep_seeds),
+        "contender_seeds": _seeds(sorted(extra)) if extra else "",
+        "contenders": sum(bool(v & extra) for v in finals.values()),
         "not_run": sum(bool(r.not_run) for r in records),
     }
 
@@ -323,7 +406,7 @@ def _overall_row(r: pd.Series, pt: pd.DataFrame, tasks: list[str]) -> dict[str, 
         "n/a, not run, or = baseline on": na or "—",
         "error on": md.codes(mine.loc[mine["status"] == "error", "task"]),
         "runs": str(r["runs"]),
-        "diverged": str(r["diverged"]),
+        "exploded": str(r["exploded"]),
         "errors": str(r["errors"]),
     }
 
@@ -382,6 +465,18 @@ def _costs(m: dict) -> dict:
 # ------------------------------------------------------------------------- a task
 
 
+HEADLINE_HEAD = [
+    "#",
+    "strategy",
+    "{metric} @ tuned [95% t], tested seeds",
+    "vs baseline: effect [95% t]",
+    "p (Holm)",
+    "headroom (octaves)",
+    "max stable lr",
+    "runs exploded / collapsed / never learned",
+    "tested seeds that did not learn",
+    "cost: step time × baseline, memory",
+]
 TASK_HEAD = [
     "rank",
     "strategy",
@@ -389,11 +484,12 @@ TASK_HEAD = [
     "stability",
     "stable region",
     "speed",
-    "{metric} [95% t interval] @ chosen configuration",
-    "vs baseline",
+    "{metric} @ chosen configuration",
+    "P(beats baseline)",
     "runs",
-    "diverged",
+    "exploded",
     "collapsed",
+    "never learned",
     "errors",
 ]
 RESPONSE_HEAD = [
@@ -401,20 +497,20 @@ RESPONSE_HEAD = [
     "max stable lr",
     "stable range (octaves)",
     "LR sensitivity",
-    "P(fail) @ chosen configuration [95% Wilson]",
+    "P(exploded or collapsed) @ tuned, tested seeds [95% Wilson]",
 ]
 # the plots a task section shows, in order (plots.py names them "<kind>:<task>")
 TASK_PLOTS = ("dose_response", "val_curves", "grad_norm", "attention_logits")
 
 
-def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str, str]) -> dict:
+def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str, str], costs: dict | None) -> dict:
     scored = rows[rows["status"] == "scored"]
     meta = (scored if len(scored) else rows).iloc[0]
     has_base = bool(((rows["strategy"] == BASELINE) & (rows["status"] == "scored")).any())
     contenders = scored[~scored["failed"].astype(bool)]
     tied = None
     if len(contenders) >= 2:
-        leader = contenders.sort_values("composite", ascending=False, kind="mergesort").iloc[0]["strategy"]
+        leader = contenders[contenders["leader"].astype(object) == True].iloc[0]["strategy"]  # noqa: E712
         n_tied = int((contenders["tied"].astype(object) == True).sum())  # noqa: E712 (a nullable column)
         tied = {"leader": leader, "n": n_tied, "of": len(contenders)}
     errors = sorted(
@@ -424,6 +520,10 @@ def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str
     )
     metric = meta["metric"] or "metric"
     head = [h.format(metric=md.esc(metric)) for h in TASK_HEAD]
+    by_quality = scored.sort_values(["quality_rank", "strategy"], kind="mergesort")
+    task_costs = costs["tasks"].get(task, {}) if costs and "tasks" in costs else {}
+    significant = by_quality[by_quality["effect_p_holm"].astype(float) <= ALPHA]
+    better = significant[np.sign(significant["effect"].astype(float)) == (1 if meta["higher_is_better"] else -1)]
     return {
         "name": task,
         "metric": md.esc(meta["metric"]) if meta["metric"] else "?",
@@ -431,6 +531,23 @@ def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str
         "higher_is_better": bool(meta["higher_is_better"]),
         "target": _m(meta["target"]),
         "chance": _m(meta["chance"]),
+        "headline": md.table(
+            [h.format(metric=md.esc(metric)) for h in HEADLINE_HEAD],
+            [_headline_row(r, has_base, task_costs) for _, r in by_quality.iterrows()],
+        )
+        if len(scored)
+        else None,
+        "tested_on": sorted(set(scored["tested_on"].dropna())),
+        "better": [md.code(s) for s in better["strategy"]],
+        "worse": [md.code(s) for s in significant["strategy"] if s not in set(better["strategy"])],
+        "compared": int(scored["effect_p_holm"].notna().sum()),
+        "unbracketed": [
+            f"{md.code(r['strategy'])} ({md.esc(r['bracket'])})"
+            for _, r in by_quality.iterrows()
+            if not r["failed"] and not bool(r["bracketed"])
+        ],
+        "learned": int((~scored["failed"].astype(bool)).sum()),
+        "inferred": int(scored["outcomes_inferred"].fillna(0).sum()),
         "table": md.table(head, [_task_row(r, has_base) for _, r in rows.iterrows()]),
         "only_learner": contenders.iloc[0]["strategy"] if len(contenders) == 1 and len(scored) > 1 else None,
         "tied": tied,
@@ -443,11 +560,72 @@ def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str
     }
 
 
+def _headline_row(r: pd.Series, has_base: bool, cost: dict) -> tuple:
+    """One arm's headline measures on a task: quality at its tuned configuration, its paired
+    effect vs baseline, its headroom, how its runs ended, and its cost where it was measured
+    (`cost`: the task's arms in the saved arm_cost.json)."""
+    if r["failed"]:
+        quality = "failed: no configuration tried where a seed learned"
+    else:
+        seeds = f"n={r['tested_seeds']}" + (", tuning seeds" if r["tested_on"] == "tuning" else "")
+        quality = f"{_m(r['accuracy'])} [{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] ({seeds}) @ {_chosen(r)}"
+    if not has_base:
+        effect, p = "n/a", "n/a"
+    elif r["strategy"] == BASELINE:
+        effect, p = "—", "—"
+    elif pd.isna(r["effect"]):
+        effect, p = "— (no shared tested seed)", "—"
+    elif r["failed"] and r["effect"] == r["effect_lo"] == r["effect_hi"] == 0:
+        effect, p = "0 (both at chance on every seed)", "—"
+    else:
+        effect = f"{_signed(r['effect'])} [{_signed(r['effect_lo'])}, {_signed(r['effect_hi'])}]"
+        p = ("<0.001" if r["effect_p_holm"] < 0.001 else f"{r['effect_p_holm']:.3f}") + (
+            " *" if r["effect_p_holm"] <= ALPHA else ""
+        )
+    return (
+        _int(r["quality_rank"]) + (" =" if r["tied"] is True else ""),
+        md.code(r["strategy"]),
+        quality,
+        effect,
+        p,
+        _headroom(r),
+        _absolute_lr(r),
+        f"{r['exploded']} / {r['collapsed']} / {r['never_learned']} of {r['scored']}",
+        md.esc(r["failed_seeds"]) if isinstance(r["failed_seeds"], str) and r["failed_seeds"] else "—",
+        _cost(cost.get(r["strategy"])),
+    )
+
+
+def _cost(c: dict | None) -> str:
+    """Step time over baseline's and extra memory, as arm_cost.json saves them; — unmeasured."""
+    if not c or c.get("ratio") is None:
+        return "—"
+    extra = "" if c.get("extra_mb") is None else f", {c['extra_mb']:+.0f} MB"
+    return f"{c['ratio']:.2f}×{extra}"
+
+
+def _signed(x: float) -> str:
+    """An effect: a sign always, 3 significant digits (an mse effect may be 2e-4)."""
+    return "—" if pd.isna(x) else f"{x:+.3g}"
+
+
+def _headroom(r) -> str:
+    if pd.isna(r["headroom"]):
+        return "—"
+    return ("≥ " if r["top_stable"] else "") + f"{r['headroom']:+.1f}"
+
+
+def _absolute_lr(r) -> str:
+    if pd.isna(r["lr_max_stable"]):
+        return "none" if pd.isna(r["max_stable_lr"]) else "—"
+    optimizer = f" ({md.esc(r['optimizer'])})" if r["optimizer"] else ""
+    return ("≥ " if r["top_stable"] else "") + f"{r['lr_max_stable']:.3g}{optimizer}"
+
+
 def _task_row(r: pd.Series, has_base: bool) -> tuple:
     if r["status"] != "scored":
         what = r["status"] if r["status"] in ("n/a", SAME_AS_BASELINE) else "error"
         why = f"{what}: {md.esc(r['reason'])}" if r["reason"] else what
-        collapsed = str(r["collapsed"]) if pd.notna(r["collapsed"]) else "—"
         return (
             "—",
             md.code(r["strategy"]),
@@ -458,24 +636,22 @@ def _task_row(r: pd.Series, has_base: bool) -> tuple:
             "—",
             "—",
             str(r["runs"]),
-            str(r["diverged"]),
-            collapsed,
+            *("—" if pd.isna(r[k]) else str(r[k]) for k in ("exploded", "collapsed", "never_learned")),
             str(r["errors"]),
         )
     return (
-        _int(r["rank"]) + (" =" if r["tied"] is True else ""),
+        _int(r["rank"]),
         md.code(r["strategy"]),
         _f(r["composite"], 3),
-        f"{r['grid_runs'] - r['grid_failed']}/{r['grid_runs']}",
+        f"{r['grid_runs'] - r['grid_unstable']}/{r['grid_runs']}",
         f"{r['stable_levels']}/{r['levels']} lr",
         _speed(r),
-        "failed: no configuration tried where a seed learned"
-        if r["failed"]
-        else f"{_m(r['accuracy'])} {_interval(r)}@ {_chosen(r)}{_few(r['seeds_at_chosen'])}",
+        "failed: no configuration tried where a seed learned" if r["failed"] else f"{_m(r['accuracy'])} @ {_chosen(r)}",
         _win(r, has_base),
         str(r["runs"]),
-        str(r["diverged"]),
+        str(r["exploded"]),
         str(r["collapsed"]),
+        str(r["never_learned"]),
         str(r["errors"]),
     )
 
@@ -484,8 +660,8 @@ def _response_row(r: pd.Series) -> tuple:
     """How a ranked strategy responds to the learning rate (analysis/lr_response.py)."""
     stable = "none" if pd.isna(r["max_stable_lr"]) else ("≥ " if r["top_stable"] else "") + lr_label(r["max_stable_lr"])
     p = (
-        f"{r['fail_p']:.2f} [{r['fail_lo']:.2f}, {r['fail_hi']:.2f}] ({r['fail_k']}/{r['fail_n']})"
-        if pd.notna(r["fail_p"])
+        f"{r['unstable_p']:.2f} [{r['unstable_lo']:.2f}, {r['unstable_hi']:.2f}] ({r['unstable_k']}/{r['unstable_n']})"
+        if pd.notna(r["unstable_p"])
         else "—"
     )
     return (md.code(r["strategy"]), stable, _f(r["stable_octaves"], 1), _f(r["lr_sensitivity"], 3), p)
@@ -494,17 +670,6 @@ def _response_row(r: pd.Series) -> tuple:
 def _chosen(r) -> str:
     """The chosen configuration: its lr, and a parameter a tuning trial changed."""
     return lr_label(r["chosen_lr_mult"]) + (f", {md.esc(r['chosen_params'])}" if r["chosen_params"] else "")
-
-
-def _few(n) -> str:
-    return f" (n={n}: too few seeds for an interval)" if pd.notna(n) and n < MIN_SEEDS else ""
-
-
-def _interval(r) -> str:
-    """The 95% t interval, only behind MIN_SEEDS seeds or more (fewer: flagged instead)."""
-    if pd.isna(r["seeds_at_chosen"]) or r["seeds_at_chosen"] < MIN_SEEDS:
-        return ""
-    return f"[{_m(r['accuracy_lo'])}, {_m(r['accuracy_hi'])}] "
 
 
 def _speed(r) -> str:

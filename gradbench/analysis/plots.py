@@ -152,8 +152,8 @@ def _mean_curve(runs: list[Record], chance: float) -> tuple[list[float], list[fl
 
 def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) -> bool:
     """The metric against the learning-rate multiplier (log axis), one line per strategy: the
-    mean final validation value per level of the grid, failed seeds at chance; x where a seed
-    diverged, v where one collapsed."""
+    mean final validation value per level of the grid, seeds that did not learn at chance; x
+    where a seed exploded, v where one collapsed after progress (core/taxonomy.py)."""
     first = rows.iloc[0]
     meta = {k: first[k] for k in ("metric", "higher_is_better", "target", "chance")}
     frame = frame[frame["phase"].isin(GRID_PHASES)]  # the sweep's levels, not a tuning trial's
@@ -169,7 +169,7 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
             levels.index, levels["value"], color=colour, linewidth=1.2, marker="o", markersize=3, label=row["strategy"]
         )
         real = ~levels["not_run"]
-        for marker, mask in (("x", levels["diverged"] & real), ("v", levels["collapsed"] & ~levels["diverged"])):
+        for marker, mask in (("x", levels["exploded"] & real), ("v", levels["collapsed"] & ~levels["exploded"])):
             if mask.any():
                 ax.scatter(levels.index[mask], levels["value"][mask], color=colour, marker=marker, s=40, zorder=3)
         if levels["not_run"].any():
@@ -180,8 +180,8 @@ def _plot_dose_response(task, rows, frame: pd.DataFrame, colours, path: Path) ->
     ticks = sorted(frame["lr_mult"].unique())
     ax.set_xticks(ticks, [f"×{x:g}" for x in ticks])
     skipped = ", o: not run, above an all-diverged level" if frame["not_run"].any() else ""
-    ax.set_xlabel(f"learning-rate multiplier (x: a seed diverged, v: a seed collapsed{skipped})")
-    ax.set_ylabel(f"final validation {meta['metric']} (failed = chance)")
+    ax.set_xlabel(f"learning-rate multiplier (x: a seed exploded, v: a seed collapsed{skipped})")
+    ax.set_ylabel(f"final validation {meta['metric']} (not learned = chance)")
     ax.set_title(f"{task}: dose-response, mean over seeds{_subset(rows)}", fontsize=10)
     _legend(ax, len(rows) + 2)
     return _save(fig, path)

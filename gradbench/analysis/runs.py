@@ -1,9 +1,14 @@
 """Run records as a table, and what each run's outcome was: the facts every score, the choice
 of configuration and the plots read. pandas only (no torch).
 
-A run failed when it diverged, or collapsed: it finished, but its final validation value is
-no better than chance plus COLLAPSE_SHARE of the gap from chance to the target. A failed run
-counts at chance wherever a value is averaged.
+Two readings of a run's end, each for its own question:
+
+* How it ended (`outcome`, core/taxonomy.py): exploded, collapsed, never learned or learned.
+  Stability counts the first two only: a run that never learned was under-trained (a
+  learning rate too low for the budget), not unstable.
+* Whether it learned (`learned`): its final validation value is past chance plus
+  COLLAPSE_SHARE of the gap from chance to the target. A configuration is chosen only where
+  a seed learned, and a seed that did not learn counts at chance in the choice's mean.
 """
 
 from __future__ import annotations
@@ -17,11 +22,9 @@ import pandas as pd
 from ..core.errors import UserError
 from ..core.record import Record, latest, typed
 from ..core.spec import same_run_key
+from ..core.taxonomy import COLLAPSE_SHARE, COLLAPSED, EXPLODED, UNSTABLE
 
 SCORED = ("ok", "diverged")  # skipped and error runs say nothing about a strategy's stability
-# a run that did not diverge but whose final validation value is no better than chance plus
-# this share of the gap from chance to the target "collapsed": a failure, like divergence
-COLLAPSE_SHARE = 0.25
 # the phases whose runs lie on the learning-rate grid (the sweep; "" is a suite without a
 # tuning protocol, where every seed runs at every level)
 GRID_PHASES = ("", "sweep")
@@ -48,6 +51,10 @@ COLUMNS = [
     "steps",
     "spikes",
     "not_run",
+    "outcome",
+    "outcome_inferred",
+    "optimizer",
+    "lr",
 ]
 
 
@@ -83,6 +90,10 @@ def runs_frame(records: Iterable[Record | dict]) -> pd.DataFrame:
                 "steps": m.steps,
                 "spikes": st.loss_spikes + st.grad_spikes if st else 0,
                 "not_run": bool(r.not_run),
+                "outcome": r.ended,
+                "outcome_inferred": r.outcome_inferred,
+                "optimizer": r.optimizer_name,
+                "lr": r.peak_lr,
             }
         )
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -131,8 +142,14 @@ def _num(x) -> float:
     return float("nan") if x is None or pd.isna(x) else float(x)
 
 
+def unstable(scored: pd.DataFrame) -> pd.Series:
+    """Whether each run exploded or collapsed (core/taxonomy.py): what counts against stability."""
+    return scored["outcome"].isin(UNSTABLE)
+
+
 def outcomes(scored: pd.DataFrame, meta: dict) -> tuple[pd.Series, pd.Series]:
-    """(diverged, collapsed) for each scored run; a run failed when either holds."""
+    """(diverged, did not learn) for each scored run: what the choice reads (a run did not
+    learn when it did not diverge and its final value is not past the `learned` bar)."""
     diverged = scored["status"] == "diverged"
     return diverged, ~diverged & ~learned(scored["final_val"], meta)
 
@@ -152,12 +169,13 @@ def learned(final_val: pd.Series, meta: dict) -> pd.Series:
 
 def per_config(scored: pd.DataFrame, meta: dict, keys: list[str]) -> pd.DataFrame:
     """Per configuration (a group of `keys`, ascending): the mean final validation value over
-    its seeds with failed seeds at chance (what a choice compares, and the dose-response
-    curve), the same with only diverged seeds at chance (how close a collapsed one came),
-    whether any seed diverged, collapsed or failed there, whether every seed failed, whether
-    none was run (above a diverged level), and how many seeds there are."""
-    diverged, collapsed = outcomes(scored, meta)
-    failed = diverged | collapsed
+    its seeds with seeds that did not learn at chance (what a choice compares, and the
+    dose-response curve), the same with only diverged seeds at chance (how close the others
+    came), whether any seed did not learn (`failed`) and whether every seed failed; whether any
+    seed exploded or collapsed (core/taxonomy.py; `unstable`: either); whether none was run
+    (above a diverged level), and how many seeds there are."""
+    diverged, no_learning = outcomes(scored, meta)
+    failed = diverged | no_learning
     value = scored["final_val"].where(~failed & scored["final_val"].notna(), meta["chance"])
     reached = scored["final_val"].where(~diverged & scored["final_val"].notna(), meta["chance"])
     by = [scored[k] for k in keys]
@@ -165,18 +183,20 @@ def per_config(scored: pd.DataFrame, meta: dict, keys: list[str]) -> pd.DataFram
         {
             "value": value.astype(float).groupby(by).mean(),
             "reached": reached.astype(float).groupby(by).mean(),
-            "diverged": diverged.groupby(by).any(),
-            "collapsed": collapsed.groupby(by).any(),
             "failed": failed.groupby(by).any(),
             "all_failed": failed.groupby(by).all(),
+            "exploded": (scored["outcome"] == EXPLODED).groupby(by).any(),
+            "collapsed": (scored["outcome"] == COLLAPSED).groupby(by).any(),
+            "unstable": unstable(scored).groupby(by).any(),
             "not_run": scored["not_run"].astype(bool).groupby(by).all(),
             "seeds": scored["seed"].groupby(by).nunique(),
         }
     ).sort_index()
 
 
-def level_results(runs: pd.DataFrame, meta: dict) -> pd.DataFrame:
+def level_results(runs: pd.DataFrame, meta: dict, phases: tuple[str, ...] = GRID_PHASES) -> pd.DataFrame:
     """Per learning-rate level of one (task, strategy)'s runs on the grid (the sweep's seeds
-    only, so every level has the same seeds): the dose-response curve."""
-    scored = runs[runs["status"].isin(SCORED) & runs["phase"].isin(GRID_PHASES)]
+    only, so every level has the same seeds; `phases`: the grid's by default): the
+    dose-response curve."""
+    scored = runs[runs["status"].isin(SCORED) & runs["phase"].isin(phases)]
     return per_config(scored, meta, ["lr_mult"])

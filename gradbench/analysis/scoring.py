@@ -1,7 +1,19 @@
 """Scores and ranks from run records (core/record.py is their schema). pandas + numpy only:
 no torch, no lightning, so a leaderboard can be rebuilt on any machine from a results file.
 
-Everything is computed per (task, strategy) across seeds and stress levels (lr_mult):
+Everything is computed per (task, strategy) across seeds and stress levels (lr_mult). Three
+headline measures, each named for what it measures, and a composite kept as an optional view:
+
+* Quality at the tuned configuration: the mean test metric over the tested seeds, and the
+  paired effect vs baseline's tuned configuration on the same seeds (arm - baseline, in the
+  metric's units), with its 95% t interval and a two-sided paired t-test, Holm-corrected
+  over the task's arms.
+* Explosion tolerance: headroom, the octaves between the arm's max stable lr and its own
+  tuned lr (lr_response.py), counting only runs that exploded or collapsed; the absolute max
+  stable lr beside it, comparable within an optimizer family.
+* Cost: step time and memory, measured apart (arm_cost.py), shown where they are saved.
+
+The rules:
 
 * Runs. "skipped" runs (the strategy does not apply) and "error" runs (a bug, not
   instability) are left out of every score; errors are counted in an ``errors`` column. A
@@ -9,57 +21,48 @@ Everything is computed per (task, strategy) across seeds and stress levels (lr_m
   (and skips) is "error"; one whose runs are baseline's own (the same resolved spec at every
   seed and level) is "= baseline". None of them is ranked on that task, nor penalised for it
   (overall, an "= baseline" task counts with baseline's rank there).
-* Failure: a run diverged, or collapsed (it finished, but its final validation value is no
-  better than chance + COLLAPSE_SHARE of the gap to the target). A failed run counts at
-  chance for validation and test and as never reaching the target.
+* How a run ended (core/taxonomy.py): exploded, collapsed (after progress), never learned,
+  or learned; recorded, or inferred from the curves of a record made before the field
+  (counted in ``outcomes_inferred``). Only exploded and collapsed count against stability.
 * Grid: the runs at the learning-rate levels of the suite (under a tuning protocol, the
   sweep: every level on the same seeds; without one, every run). Extra trials and final
   seeds are not on it.
-* Stability: the share of the grid's scored runs (ok + diverged) that did not fail.
+* Stability: the share of the grid's scored runs that neither exploded nor collapsed.
   Tie-break: the spike rate, (loss_spikes + grad_spikes) per 1000 optimizer steps over the
   grid's runs; fewer is more stable. It orders rows with an equal composite and picks the
-  most/least stable strategy to plot; it never changes a score, so equal composites stay
-  exact ties.
-* Stable region: the grid's levels at which no seed failed, out of the levels run; the
-  learning-rate response (lr_response.py) reads more off the levels.
+  most/least stable strategy to plot; it never changes a score.
 * Chosen configuration (choice.py): a level, and after a protocol's extra trials the value
-  of a tuned parameter; among those tried on the tuning seeds where a seed learned, the one
-  whose mean final validation value is best, failed seeds at chance; ties go to the smaller
-  lr_mult. Final seeds and test metrics are never looked at to choose. No such
-  configuration: the strategy failed the task; it is scored at chance and shares the task's
-  last rank.
-* Speed: at the chosen configuration, the median over its seeds (the tuning seeds that ran
-  there and the final ones) of steps_to_target, where a seed that never reaches the target,
-  or failed, counts as infinity (AlgoPerf). The score is the best median on the task divided
-  by this one: 1 for the fastest, 0 for never.
-* Accuracy: at the chosen configuration, the mean test metric over its seeds, a failed seed
-  counting at chance (never dropped), with a 95% Student t interval (stats.py; the page
-  flags it under MIN_SEEDS seeds). The tuning seeds among them were part of the choice (the
-  DeepOBS/AlgoPerf pattern reuses them), which favours the chosen configuration a little;
-  the page says so. Normalised to [0, 1] between chance (0) and the best strategy on the
-  task (1), in the metric's direction (for mse lower is better).
-* Tied group: the strategies a one-sided paired t-test over seeds (Holm-corrected over the
-  other strategies that learned, ALPHA) cannot tell from the task's leader on the test metric.
-* Paired comparison: P(strategy beats "baseline" on the same seed), each at its own chosen
-  configuration, on the test metric (failed = chance); a tie counts 1/2, a seed where both failed
-  does not count; with a Wilson interval.
-  n/a without a baseline.
-* Composite: weighted mean of stability share, speed ratio and normalised accuracy
-  (DEFAULT_WEIGHTS, overridable; weights are normalised to sum to 1 so the composite stays
-  in [0, 1]). Rank within a task: by composite, rounded to 9 decimals so float noise does
-  not split ties, "min" method (equal composites share the best rank); every failed strategy
-  takes the last rank (the number of strategies ranked on the task).
-* Overall rank: the mean of a strategy's within-task ranks, each as a share of the task's
-  field ((rank - 1) / (strategies ranked - 1): 0 first, 1 last), over the tasks where it was
-  ranked (where its runs are baseline's, baseline's rank), leaving out a task where every
-  strategy shares one rank; then "min"-ranked among the strategies ranked on the same set of
-  tasks only (a mean over other tasks does not compare), one table per set. An arm that is
-  baseline's runs on every task of its set is shown, not ranked. Why
-  mean rank rather than the area under a performance profile: composites are already
-  normalised per task, a suite has a handful of tasks (the profile would be a coarse step
-  function whose area hinges on an arbitrary tau_max), and a mean rank over applicable
-  tasks is easy to check by hand. The mean composite is shown next to it as context and
-  orders rows with an equal mean rank.
+  of a tuned parameter, chosen on the tuning seeds' validation values only. No such
+  configuration (no seed learned anywhere): the strategy failed the task; it is scored at
+  chance and shares the task's last rank.
+* Tested seeds: the seeds at the chosen configuration that were not used to choose it (under
+  a protocol, the final seeds beyond the sweep's); where the choice had one configuration to
+  choose from, or no such seed exists yet, every seed there (``tested_on`` says which).
+  Quality, effects, ties and P(unstable) read the tested seeds only.
+* A seed's value: its test metric as measured when finite, whatever its outcome (a run
+  that collapsed at an mse of 0.15 scores 0.15), never worse than chance; chance when none
+  is finite (a run that exploded). ``failed_seeds`` names the tested seeds that did not learn.
+* Tied group: one rule, monotone in the quality gap to the task's leader (the best mean over
+  tested seeds among arms that learned): a one-sided paired t-test of the leader against each
+  other arm, Holm-corrected (ALPHA), tells some arms apart; every arm whose gap to the
+  leader is smaller than the smallest gap told apart is tied. So an arm further from the
+  leader is never tied while a closer one is not.
+* Paired comparison: P(strategy beats baseline on the same tested seed), a tie counting 1/2,
+  a seed where both sit at chance not counting; with a Wilson interval. n/a without a baseline.
+* Speed (composite only): at the chosen configuration, the median over its seeds of
+  steps_to_target, a seed that did not learn counting as never (AlgoPerf). The score is the
+  best median on the task divided by this one: 1 for the fastest, 0 for never.
+* Composite (an optional view, its weights shown): weighted mean of stability share, speed
+  ratio and normalised quality (DEFAULT_WEIGHTS, overridable; normalised to sum to 1).
+  Normalised quality is the mean over tested seeds between chance (0) and the task's best
+  strategy (1). Rank within a task: by composite, rounded to 9 decimals so float noise does
+  not split ties, "min" method; every failed strategy takes the last rank.
+* Overall rank (of the composite view): the mean of a strategy's within-task ranks, each as
+  a share of the task's field ((rank - 1) / (strategies ranked - 1): 0 first, 1 last), over
+  the tasks where it was ranked (where its runs are baseline's, baseline's rank), leaving out
+  a task where every strategy shares one rank; then "min"-ranked among the strategies ranked
+  on the same set of tasks only (a mean over other tasks does not compare), one table per
+  set. An arm that is baseline's runs on every task of its set is shown, not ranked.
 """
 
 from __future__ import annotations
@@ -75,11 +78,22 @@ import pandas as pd
 
 from ..core.record import Record
 from ..core.settings import Weights
+from ..core.taxonomy import COLLAPSE_SHARE, COLLAPSED, EXPLODED, LEARNED, NEVER_LEARNED
 from ..core.validation import validated
 from . import lr_response
-from .choice import changed_params, choose
-from .runs import COLLAPSE_SHARE, GRID_PHASES, METRIC_RANGE, SCORED, level_results, outcomes, runs_frame, task_meta
-from .stats import ALPHA, holm, paired_t_p, t_interval, wilson
+from .choice import SWEEP_PHASES, TUNING_PHASES, bracketed, changed_params, choose
+from .runs import (
+    GRID_PHASES,
+    METRIC_RANGE,
+    SCORED,
+    level_results,
+    outcomes,
+    per_config,
+    runs_frame,
+    task_meta,
+    unstable,
+)
+from .stats import ALPHA, holm, holm_adjusted, paired_effect, paired_t_p, t_interval, wilson
 
 __all__ = ["COLLAPSE_SHARE", "SCORED", "level_results", "runs_frame", "score"]
 
@@ -101,15 +115,19 @@ PER_TASK_SCHEMA: dict[str, str] = {
     "chance": "float",
     "runs": "Int64",
     "scored": "Int64",
-    "diverged": "Int64",
+    "diverged": "Int64",  # runs the monitor stopped (status diverged)
     "not_run": "Int64",
+    # how the scored runs ended (core/taxonomy.py); outcomes_inferred: of them, read off the curves
+    "exploded": "Int64",
     "collapsed": "Int64",
+    "never_learned": "Int64",
+    "outcomes_inferred": "Int64",
     "errors": "Int64",
     "skipped": "Int64",
     "failed": "object",  # no configuration where a seed learned (None where not scored)
     "stability": "float",
     "grid_runs": "Int64",
-    "grid_failed": "Int64",
+    "grid_unstable": "Int64",
     "spike_rate": "float",
     "stable_levels": "Int64",
     "levels": "Int64",
@@ -117,6 +135,16 @@ PER_TASK_SCHEMA: dict[str, str] = {
     "chosen_params": "object",
     "chosen_key": "object",
     "configs_tried": "Int64",
+    # the lr optimum at the declared parameters has a measured lr below and above it (sweep and lr
+    # trials); bracket: why not, e.g. "best at the highest lr run (x4)"; None for an arm that failed
+    "bracketed": "object",
+    "bracket": "object",
+    "optimizer": "object",
+    "lr_chosen": "float",  # the chosen configuration's peak lr, absolute
+    "lr_max_stable": "float",  # the max stable level's, absolute
+    "tested_on": "object",  # "held-out": seeds not used to choose; "tuning": no such seed, every seed there
+    "tested_seeds": "Int64",
+    "failed_seeds": "object",  # the tested seeds that did not learn, with how they ended and their value
     "steps_to_target": "float",
     "speed": "float",
     "accuracy": "float",
@@ -124,8 +152,19 @@ PER_TASK_SCHEMA: dict[str, str] = {
     "accuracy_hi": "float",
     "accuracy_norm": "float",
     "seeds_at_chosen": "Int64",
+    # the mean over the tested seeds every arm that learned on the task shares: what ranks them
+    # (the seed rule gives some arms more seeds; a mean over other seeds does not compare)
+    "quality_shared": "float",
+    "quality_rank": "Int64",  # by quality_shared; arms that failed last
+    "leader": "object",  # the arm the tied group is read against
     "tied": "object",
     "tie_p": "float",
+    # the paired effect vs baseline on the tested seeds: arm - baseline, in the metric's units
+    "effect": "float",
+    "effect_lo": "float",
+    "effect_hi": "float",
+    "effect_p": "float",  # two-sided paired t-test
+    "effect_p_holm": "float",  # Holm-adjusted over the task's arms
     "win_rate": "float",
     "win_lo": "float",
     "win_hi": "float",
@@ -152,6 +191,7 @@ OVERALL_SCHEMA: dict[str, str] = {
     "mean_stability": "float",
     "runs": "Int64",
     "diverged": "Int64",
+    "exploded": "Int64",
     "errors": "Int64",
 }
 OVERALL_COLUMNS = list(OVERALL_SCHEMA)
@@ -188,7 +228,8 @@ def score(records: Iterable[Record | dict], weights: Mapping | None = None) -> S
     runs = runs_frame(records)
     rows, per_seed = [], {}
     for (task, strategy), group in runs.groupby(["task", "strategy"], sort=True):
-        row, seeds = _score_pair(task, strategy, group, task_meta(runs, task))
+        every_seed = sorted(set(runs.loc[runs["task"] == task, "seed"]))
+        row, seeds = _score_pair(task, strategy, group, task_meta(runs, task), every_seed)
         rows.append(row)
         per_seed[(task, strategy)] = seeds
     per_task = _mark_same_as_baseline(pd.DataFrame(rows, columns=PER_TASK_COLUMNS), runs)
@@ -225,9 +266,11 @@ def _mark_same_as_baseline(per_task: pd.DataFrame, runs: pd.DataFrame) -> pd.Dat
 # ------------------------------------------------------------------- one (task, strategy)
 
 
-def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[dict, dict]:
-    """Scores that depend on this pair's runs only, plus its per-seed test values (for the
-    paired comparison). Scores relative to other strategies are filled in by _score_task."""
+def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict, every_seed: list) -> tuple[dict, dict]:
+    """Scores that depend on this pair's runs only, plus its per-seed test values on the tested
+    seeds (for the paired comparisons; an arm that failed the task is at chance on every seed
+    of the task, `every_seed`, final seeds included, which it never ran). Scores relative to
+    other strategies are filled in by _score_task."""
     counts = Counter(g["status"])
     scored = g[g["status"].isin(SCORED)]
     row = {c: None for c in PER_TASK_COLUMNS}
@@ -247,53 +290,63 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
         row["reason"] = "; ".join(sorted({str(x) for x in bad["reason"] if x is not None})) or None
         return row, {}
 
-    chance = meta["chance"]
-    diverged, collapsed = outcomes(scored, meta)
+    ended = Counter(scored["outcome"])
     # stability is read off the learning-rate grid, where every level has the same seeds
     grid = scored[scored["phase"].isin(GRID_PHASES)]
-    grid_failed = _failed(grid, meta)
+    grid_unstable = unstable(grid)
     levels = level_results(grid, meta)
+    # the max stable lr also reads the bracketing's levels (the same seeds, beyond the grid)
+    swept = level_results(scored[scored["phase"].isin(SWEEP_PHASES)], meta, SWEEP_PHASES)
     steps = grid["steps"].fillna(0).astype(float).sum()
     choice = choose(scored, meta)
     not_run = scored["not_run"].astype(bool)
     row.update(
         status="scored",
-        diverged=int((diverged & ~not_run).sum()),
+        diverged=int(((scored["status"] == "diverged") & ~not_run).sum()),
         not_run=int(not_run.sum()),
-        collapsed=int(collapsed.sum()),
+        exploded=ended[EXPLODED],
+        collapsed=ended[COLLAPSED],
+        never_learned=ended[NEVER_LEARNED],
+        outcomes_inferred=int(scored["outcome_inferred"].astype(bool).sum()),
         failed=choice is None,
-        stability=float((~grid_failed).mean()) if len(grid_failed) else math.nan,
-        grid_runs=len(grid_failed),
-        grid_failed=int(grid_failed.sum()),
+        stability=float((~grid_unstable).mean()) if len(grid_unstable) else math.nan,
+        grid_runs=len(grid_unstable),
+        grid_unstable=int(grid_unstable.sum()),
         spike_rate=float(grid["spikes"].sum() / steps * 1000) if steps > 0 else math.nan,
-        stable_levels=int((~levels["failed"]).sum()),
+        stable_levels=int((~levels["unstable"]).sum()),
         levels=len(levels),
+        optimizer=_one(scored["optimizer"]),
     )
     if choice is None:  # no configuration where a seed learned: scored as failed, at chance, never dropped
-        row.update(lr_response.response(levels, meta, None))
-        row.update(steps_to_target=math.inf, accuracy=chance, accuracy_lo=chance, accuracy_hi=chance)
-        seeds = sorted(set(scored["seed"]))
-        return row, {s: chance for s in seeds}
+        response = lr_response.response(levels, meta, None, swept=swept)
+        row.update(response, lr_max_stable=_rate_at(scored, response["max_stable_lr"]))
+        row.update(steps_to_target=math.inf, accuracy=meta["chance"], accuracy_lo=meta["chance"])
+        row.update(accuracy_hi=meta["chance"])
+        return row, {s: meta["chance"] for s in every_seed}
     # the chosen configuration's runs at every seed: the tuning seeds and the final ones
-    final = scored[(scored["lr_mult"] == choice.lr_mult) & (scored["params"] == choice.params)]
-    final_failed = _failed(final, meta)
-    # A failed seed's model is unusable: it counts at chance for test, and as never reaching
-    # the target, so surviving seeds never flatter the strategy and a run that learned nothing
-    # never scores above one that learned. An ok run with no finite metric recorded is treated
-    # the same way (it measured nothing better).
-    test = final["test"].where(~final_failed & final["test"].notna(), chance).astype(float)
-    to_target = final["steps_to_target"].where(~final_failed & final["steps_to_target"].notna(), math.inf)
-    seed_test = test.groupby(final["seed"]).mean()  # one value per seed
+    at = scored[(scored["lr_mult"] == choice.lr_mult) & (scored["params"] == choice.params)]
+    tested, tested_on = _tested(at, scored, choice.tried)
+    seed_test = _seed_values(tested, meta).groupby(tested["seed"]).mean()  # one value per seed
     acc, lo, hi = t_interval(seed_test.to_numpy(), METRIC_RANGE.get(meta["metric"], (-math.inf, math.inf)))
+    # speed (the composite's): a seed that did not learn never reaches the target
+    did_not_learn = _did_not_learn(at, meta)
+    to_target = at["steps_to_target"].where(~did_not_learn & at["steps_to_target"].notna(), math.inf)
     declared = grid["params"].iloc[0] if not grid.empty else choice.params
-    row.update(lr_response.response(levels, meta, final_failed))
+    row["bracketed"], row["bracket"] = _bracket(scored, meta, declared)
+    response = lr_response.response(levels, meta, unstable(tested), choice.lr_mult, swept=swept)
+    row.update(response)
     row.update(
         chosen_lr_mult=choice.lr_mult,
         chosen_params=changed_params(choice, json.loads(declared)),
         chosen_key=choice.params,
         configs_tried=choice.tried,
-        seeds_at_chosen=len(seed_test),
-        steps_to_target=float(np.median(to_target.astype(float).groupby(final["seed"]).mean())),
+        lr_chosen=float(_one(at["lr"]) or math.nan),
+        lr_max_stable=_rate_at(scored, response["max_stable_lr"]),
+        tested_on=tested_on,
+        tested_seeds=len(seed_test),
+        failed_seeds=_failed_seeds(tested),
+        seeds_at_chosen=int(at["seed"].nunique()),
+        steps_to_target=float(np.median(to_target.astype(float).groupby(at["seed"]).mean())),
         accuracy=acc,
         accuracy_lo=lo,
         accuracy_hi=hi,
@@ -301,17 +354,84 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict) -> tuple[
     return row, seed_test.to_dict()
 
 
-def _failed(scored: pd.DataFrame, meta: dict) -> pd.Series:
-    diverged, collapsed = outcomes(scored, meta)
-    return diverged | collapsed
+def _bracket(scored: pd.DataFrame, meta: dict, declared: str) -> tuple[bool, str]:
+    """Whether the best learning rate at the declared parameters (over the sweep, the
+    bracketing and the lr trials, by the choice's rule) is bracketed (choice.bracketed: a
+    measured rate on each side of some rate with the best value); else the edge it sits on."""
+    tuning = scored[scored["phase"].isin(TUNING_PHASES) & (scored["params"] == declared)]
+    table = per_config(tuning, meta, ["lr_mult"])
+    if table["all_failed"].all():
+        return False, "no lr at the declared parameters where a seed learned"
+    inside, best = bracketed(table, meta)
+    if inside:
+        return True, ""
+    levels = list(table.index)
+    if len(levels) == 1:
+        return False, f"one lr run ({lr_label_plain(best)})"
+    edge = "lowest" if best == levels[0] else "highest"
+    return False, f"best at the {edge} lr run ({lr_label_plain(best)})"
+
+
+def lr_label_plain(m: float) -> str:
+    return f"x{m:.3g}"
+
+
+def _rate_at(scored: pd.DataFrame, lr_mult: float) -> float:
+    """The absolute peak rate of the sweep's runs at a level (NaN for none, or no rate known)."""
+    at = scored[scored["phase"].isin(SWEEP_PHASES) & (scored["lr_mult"] == lr_mult)]
+    return float(_one(at["lr"]) or math.nan)
+
+
+def _tested(at: pd.DataFrame, scored: pd.DataFrame, tried: int) -> tuple[pd.DataFrame, str]:
+    """The runs at the chosen configuration whose seeds were not used to choose it ("held-out"),
+    or, when the choice had one configuration to choose from or no such seed exists yet, all of
+    them ("tuning")."""
+    tuning_seeds = set(scored.loc[scored["phase"].isin(TUNING_PHASES), "seed"]) if tried > 1 else set()
+    held = at[~at["seed"].isin(tuning_seeds)]
+    return (held, "held-out") if len(held) else (at, "tuning")
+
+
+def _seed_values(runs: pd.DataFrame, meta: dict) -> pd.Series:
+    """Each run's test value as measured when finite, whatever its outcome, never worse than
+    chance; chance without a finite one (a run that exploded)."""
+    chance = meta["chance"]
+    test = runs["test"].astype(float)
+    test = test.where(np.isfinite(test), chance)
+    if chance is None or math.isnan(chance):
+        return test
+    sign = 1.0 if meta["higher_is_better"] else -1.0
+    return test.where(sign * (test - chance) >= 0, chance)
+
+
+def _failed_seeds(tested: pd.DataFrame) -> str:
+    """The tested seeds that did not learn: 'seed 4 never learned (0.152)' ... ('' when none)."""
+    parts = []
+    for seed, outcome, value in zip(tested["seed"], tested["outcome"], tested["test"]):
+        if outcome == LEARNED:
+            continue
+        shown = f" ({value:.4g})" if value is not None and not pd.isna(value) else ""
+        parts.append(f"seed {seed} {str(outcome).replace('_', ' ')}{shown}")
+    return "; ".join(parts)
+
+
+def _one(values: pd.Series):
+    """The value a column holds for every run of a pair (the optimizer's name ...); None for none."""
+    known = values.dropna()
+    return known.iloc[0] if len(known) else None
+
+
+def _did_not_learn(scored: pd.DataFrame, meta: dict) -> pd.Series:
+    diverged, no_learning = outcomes(scored, meta)
+    return diverged | no_learning
 
 
 # ------------------------------------------------------------------------ one task
 
 
 def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
-    """Scores relative to the other strategies on the task: speed ratio, normalised
-    accuracy, paired win-rate vs baseline, composite and rank."""
+    """Scores relative to the other strategies on the task: the quality rank, the paired
+    effects vs baseline, the tied group, the paired win-rate vs baseline, and the composite
+    view (speed ratio, normalised quality, composite and its rank)."""
     rows = rows.copy()
     ok = rows["status"] == "scored"
     if not ok.any():
@@ -319,6 +439,8 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     first = rows[ok].iloc[0]
     sign = 1.0 if first["higher_is_better"] else -1.0
     chance = first["chance"]
+    failed = ok & rows["failed"].fillna(False).astype(bool)
+    learned = ok & ~failed
 
     steps = rows.loc[ok, "steps_to_target"].astype(float)
     fastest = steps.min()
@@ -330,9 +452,21 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     # Nobody beat chance -> nothing to normalise by: every strategy scores 0.
     norm = (sign * (acc - chance) / span).clip(0, 1) if span > 0 else acc * 0.0
     rows.loc[ok, "accuracy_norm"] = norm
-
     task = first["task"]
+    shared = (
+        set.intersection(*(set(per_seed[(task, s)]) for s in rows.loc[learned, "strategy"])) if learned.any() else set()
+    )
+    for i in rows.index[learned]:
+        mine = per_seed[(task, rows.at[i, "strategy"])]
+        rows.at[i, "quality_shared"] = (
+            float(np.mean([mine[s] for s in sorted(shared)])) if shared else float(rows.at[i, "accuracy"])
+        )
+    quality = (sign * rows.loc[learned, "quality_shared"].astype(float)).round(RANK_DECIMALS)
+    rows.loc[learned, "quality_rank"] = quality.rank(method="min", ascending=False)
+    rows.loc[failed, "quality_rank"] = int(ok.sum())
+
     base = per_seed.get((task, BASELINE), {})
+    _effects_vs_baseline(rows, ok, per_seed, base, task)
     for i in rows.index[ok]:
         if rows.at[i, "strategy"] != BASELINE and base:
             rate, lo, hi, n = _win_rate(per_seed[(task, rows.at[i, "strategy"])], base, sign, chance)
@@ -352,33 +486,63 @@ def _score_task(rows: pd.DataFrame, per_seed: dict, w: dict) -> pd.DataFrame:
     rows.loc[ok, "rank"] = comp.round(RANK_DECIMALS).rank(method="min", ascending=False)
     # an arm that failed on the task (no level where a seed learned) ranks with the failures:
     # all of them share the last rank, below every arm that learned, even when none did
-    failed = ok & rows["failed"].fillna(False).astype(bool)
     rows.loc[failed, "rank"] = int(ok.sum())
-    _tied_with_leader(rows, ok & ~failed, per_seed, sign)
+    _tied_with_leader(rows, learned, per_seed, sign)
     return rows
 
 
+def _effects_vs_baseline(rows: pd.DataFrame, ok: pd.Series, per_seed: dict, base: dict, task: str) -> None:
+    """Each arm's paired effect vs baseline over their shared tested seeds (arm - baseline, in
+    the metric's units), its 95% t interval, the two-sided paired t-test, Holm-adjusted over
+    the task's arms."""
+    if not base:
+        return
+    arms = [i for i in rows.index[ok] if rows.at[i, "strategy"] != BASELINE]
+    pvalues = []
+    for i in arms:
+        mine = per_seed.get((task, rows.at[i, "strategy"]), {})
+        seeds = sorted(set(mine) & set(base))
+        effect, lo, hi, p = paired_effect([mine[s] - base[s] for s in seeds])
+        rows.at[i, "effect"], rows.at[i, "effect_lo"], rows.at[i, "effect_hi"], rows.at[i, "effect_p"] = (
+            effect,
+            lo,
+            hi,
+            p,
+        )
+        pvalues.append(p)
+    for i, adjusted in zip(arms, holm_adjusted(pvalues)):
+        rows.at[i, "effect_p_holm"] = adjusted
+
+
 def _tied_with_leader(rows: pd.DataFrame, contenders: pd.Series, per_seed: dict, sign: float) -> None:
-    """Mark the strategies that cannot be told apart from the task's leader (rank 1): a
-    one-sided paired t-test over shared seeds of the leader's test metric against theirs
-    (failed seeds at chance), Holm-corrected over the other strategies that learned, ALPHA."""
+    """Mark the strategies tied with the task's leader (the best mean test metric over the tested
+    seeds they all share; equal means: the higher composite, then the name): a one-sided paired t-test of the leader against each other arm that learned,
+    Holm-corrected (ALPHA), tells some apart; an arm is tied when its gap to the leader is
+    smaller than the smallest gap told apart. Monotone in the gap by construction: a
+    noisy arm far behind is never tied while a steady one close by is not."""
     if not contenders.any():
         return
-    order = rows.loc[contenders].sort_values("composite", ascending=False, kind="mergesort")
+    gap = -sign * rows.loc[contenders, "quality_shared"].astype(float)
+    order = rows.loc[contenders].assign(_gap=gap.round(RANK_DECIMALS), _c=-rows.loc[contenders, "composite"])
+    order = order.sort_values(["_gap", "_c", "strategy"], kind="mergesort")
     leader = order.index[0]
     task = rows.at[leader, "task"]
     mine = per_seed.get((task, rows.at[leader, "strategy"]), {})
-    others, pvalues = [], []
-    for i in order.index[1:]:
+    others, pvalues = list(order.index[1:]), []
+    for i in others:
         theirs = per_seed.get((task, rows.at[i, "strategy"]), {})
         seeds = sorted(set(mine) & set(theirs))
-        others.append(i)
         pvalues.append(paired_t_p([sign * (mine[s] - theirs[s]) for s in seeds]) if seeds else 1.0)
+    gaps = {i: float(order.at[i, "_gap"] - order.at[leader, "_gap"]) for i in others}
+    apart = [gaps[i] for i, told in zip(others, holm(pvalues, ALPHA)) if told]
+    bound = min(apart) if apart else math.inf
     rows.loc[contenders, "tied"] = False
+    rows.loc[contenders, "leader"] = False
     rows.at[leader, "tied"] = True
-    for i, p, told_apart in zip(others, pvalues, holm(pvalues, ALPHA)):
+    rows.at[leader, "leader"] = True
+    for i, p in zip(others, pvalues):
         rows.at[i, "tie_p"] = p
-        rows.at[i, "tied"] = not told_apart
+        rows.at[i, "tied"] = gaps[i] < bound
 
 
 def _speed_ratio(fastest: float, steps: float) -> float:
@@ -523,6 +687,7 @@ def _overall(per_task: pd.DataFrame) -> pd.DataFrame:
                 "mean_stability": float(ranked["stability"].mean()) if len(ranked) else math.nan,
                 "runs": int(g["runs"].sum()),
                 "diverged": int(g["diverged"].sum()),
+                "exploded": int(g["exploded"].fillna(0).sum()),
                 "errors": int(g["errors"].sum()),
                 "_own": bool(ranked["own"].any()),
             }

@@ -71,9 +71,11 @@ def render_site(
         f"<p>Made by <code>{html.escape(command or 'an unnamed command')}</code>, from "
         f'<a href="../{html.escape(results_name)}" download>the results file</a> '
         f"({len(records)} records). The markdown page beside it has every rule and reading.</p>",
-        "<h2>Overall</h2>",
-        "<p>A rank compares a strategy only with those ranked on the same tasks (<code>compared_on</code>): "
-        "filter by it to read one field.</p>",
+        "<h2>Composite view across tasks (optional)</h2>",
+        "<p>Not a headline: the composite mixes stability, speed and quality with chosen weights; each task's "
+        "table below reads them apart (quality on held-out seeds, the paired effect vs baseline with Holm's "
+        "correction, headroom, how runs ended). A rank compares a strategy only with those ranked on the same "
+        "tasks (<code>compared_on</code>): filter by it to read one field.</p>",
         _table(_overall_view(scores.overall), "overall"),
         *_rank_stability(measured_ranks, uninformative_tasks(pt)),
         *_targets(pt),
@@ -220,7 +222,7 @@ def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
         "mean_composite",
         "mean_stability",
         "runs",
-        "diverged",
+        "exploded",
     ]
     view = overall[[c for c in cols if c in overall.columns]].reset_index(drop=True).round(3)
     # the widest field by its count, so that its rows stay one line high; a narrower one by its tasks
@@ -233,23 +235,36 @@ def _overall_view(overall: pd.DataFrame) -> pd.DataFrame:
 
 
 def _task_view(rows: pd.DataFrame) -> pd.DataFrame:
+    """The headline measures first (quality and its effect vs baseline, headroom, how runs
+    ended), the composite view after them; ordered by quality."""
     view = pd.DataFrame(
         {
-            "rank": rows["rank"],
+            "quality rank": rows["quality_rank"],
             "strategy": rows["strategy"],
-            "composite": rows["composite"].astype(float).round(3),
-            "stability": rows["stability"].astype(float).round(3),
+            "tied with leader": rows["tied"],
             "accuracy": rows["accuracy"].astype(float).round(4),
             "accuracy_lo": rows["accuracy_lo"].astype(float).round(4),
             "accuracy_hi": rows["accuracy_hi"].astype(float).round(4),
-            "P(improve)": rows["win_rate"].astype(float).round(3),
-            "chosen lr x": rows["chosen_lr_mult"].astype(float).round(3),
-            "diverged": rows["diverged"],
+            "tested seeds": rows["tested_seeds"],
+            "effect vs baseline": rows["effect"].astype(float).round(4),
+            "effect_lo": rows["effect_lo"].astype(float).round(4),
+            "effect_hi": rows["effect_hi"].astype(float).round(4),
+            "p (Holm)": rows["effect_p_holm"].astype(float).round(4),
+            "headroom (octaves)": rows["headroom"].astype(float).round(2),
+            "max stable lr": rows["lr_max_stable"].astype(float).round(6),
+            "optimizer": rows["optimizer"],
+            "exploded": rows["exploded"],
             "collapsed": rows["collapsed"],
+            "never learned": rows["never_learned"],
+            "P(improve)": rows["win_rate"].astype(float).round(3),
+            "composite": rows["composite"].astype(float).round(3),
+            "composite rank": rows["rank"],
+            "stability": rows["stability"].astype(float).round(3),
+            "chosen lr x": rows["chosen_lr_mult"].astype(float).round(3),
             "status": rows["status"],
         }
     )
-    return view.sort_values(["rank", "strategy"], na_position="last").reset_index(drop=True)
+    return view.sort_values(["quality rank", "strategy"], na_position="last").reset_index(drop=True)
 
 
 def _cost_view(costs: dict) -> pd.DataFrame:
@@ -278,6 +293,8 @@ def _literature_view(scores: Scores, records: list[Record]) -> pd.DataFrame | No
             "claim": [c.claim for c, _ in found],
             "source": [c.source for c, _ in found],
             "read as": [c.test for c, _ in found],
+            "measure": [c.measure for c, _ in found],
+            "can it fail here": [f.can_fail for _, f in found],
             "measured": [f.measured for _, f in found],
             "verdict": [f.verdict for _, f in found],
             "what differs here": [f.differs for _, f in found],
@@ -295,7 +312,7 @@ def _arm_colours() -> list[str]:
 
 def _dose_response(task: str, frame: pd.DataFrame):
     """The metric at each learning-rate level of the grid, one line per arm; a level where a
-    seed diverged is an x, one where a seed collapsed a square, one not run (above a level
+    seed exploded is an x, one where a seed collapsed after progress a square, one not run (above a level
     where every seed diverged) an open circle."""
     import plotly.graph_objects as go
 
@@ -308,7 +325,7 @@ def _dose_response(task: str, frame: pd.DataFrame):
             continue
         symbols = [
             "circle-open" if n else ("x" if d else ("square" if c else "circle"))
-            for d, c, n in zip(levels["diverged"], levels["collapsed"], levels["not_run"])
+            for d, c, n in zip(levels["exploded"], levels["collapsed"], levels["not_run"])
         ]
         fig.add_trace(
             go.Scatter(
@@ -326,7 +343,7 @@ def _dose_response(task: str, frame: pd.DataFrame):
     levels = sorted({x for trace in fig.data for x in trace.x})
     fig.update_xaxes(tickvals=levels, ticktext=[f"×{x:.3g}" for x in levels])
     fig.update_layout(
-        title=f"{task}: mean final validation {meta['metric']} by learning rate (x: a seed diverged, "
+        title=f"{task}: mean final validation {meta['metric']} by learning rate (x: a seed exploded, "
         f"square: one collapsed{not_run})",
         xaxis={"type": "log", "title": "lr multiplier"},
         yaxis={"title": meta["metric"]},
@@ -355,7 +372,9 @@ def _scatter(pt: pd.DataFrame):
             )
         )
     fig.update_layout(
-        xaxis={"title": "share of runs that did not fail"}, yaxis={"title": "accuracy, chance 0 to best 1"}, height=480
+        xaxis={"title": "share of grid runs that neither exploded nor collapsed"},
+        yaxis={"title": "accuracy, chance 0 to best 1"},
+        height=480,
     )
     return fig
 

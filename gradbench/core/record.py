@@ -20,7 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import taxonomy
 from .errors import UserError
+from .taxonomy import Outcome
 from .validation import one_line
 
 SCHEMA = 1
@@ -137,6 +139,11 @@ class Record(Part):
         description="the run_id of a recorded run whose resolved spec this run's is but for its names: "
         "that run's outcome, not trained again",
     )
+    outcome: Outcome | None = Field(
+        None,
+        description="how a trained run ended (core/taxonomy.py): exploded, collapsed, never_learned or learned; "
+        "absent in records made before the field (analysis infers it from their curves) and for untrained runs",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
@@ -154,6 +161,31 @@ class Record(Part):
     def phase(self) -> str:
         """The tuning-protocol phase that asked for the run ("" without a protocol)."""
         return self.spec.get("phase") or ""
+
+    @property
+    def ended(self) -> str | None:
+        """How the run ended (core/taxonomy.py): as recorded, else inferred from its curves
+        (outcome_inferred says which); None for a run that did not train, a not-run sweep run
+        above a diverged level being exploded."""
+        return self.outcome if self.outcome is not None else taxonomy.of_record(self)
+
+    @property
+    def outcome_inferred(self) -> bool:
+        """The outcome was inferred from the record's curves: it predates the recorded field (a
+        sweep run the protocol did not train has none to infer: it counts as exploded)."""
+        return self.outcome is None and not self.not_run and self.ended is not None
+
+    @property
+    def optimizer_name(self) -> str | None:
+        """The optimizer the run trained with, as the spec names it (sgd, adam ...)."""
+        return (self.spec.get("optimizer") or {}).get("name")
+
+    @property
+    def peak_lr(self) -> float:
+        """The run's peak learning rate in absolute units: its optimizer's (strategy-adjusted)
+        rate times the stress level; NaN where the spec does not say."""
+        lr = (self.spec.get("optimizer") or {}).get("lr")
+        return float(lr) * self.lr_mult if isinstance(lr, int | float) else float("nan")
 
     @property
     def numerics_version(self) -> int:

@@ -14,11 +14,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from ..analysis.choice import chosen_configs
+from ..analysis.choice import bracket_edges, chosen_configs
 from ..analysis.compare import cpu_kind
+from ..analysis.scoring import score
+from ..analysis.seed_rule import contenders
 from ..core.record import Env
 from ..store import jsonl
-from ..suite import Suite, by_sweep_level, expand, final_runs, tuning_trials
+from ..suite import Suite, bracket_runs, by_sweep_level, contender_runs, expand, final_runs, tuning_trials
 
 
 def status_lines(suite: Suite, results_path: Path) -> list[str]:
@@ -52,11 +54,23 @@ def status_lines(suite: Suite, results_path: Path) -> list[str]:
         for n, (level, at) in enumerate(levels.items(), 1):
             swept &= phase(f"phase 1, the sweep, level {n} of {len(levels)} (lr x{level:g})", "sweep", at)
         later = "counted once the sweep is recorded"
+        if swept and suite.protocol.bracket_octaves:
+            for n in range(1, 2 * suite.protocol.bracket_octaves + 1):
+                wave = [i for i in bracket_runs(suite, bracket_edges(ours())) if i.run_id not in role]
+                if not wave:
+                    break
+                if not phase(f"phase 1, bracketing the optima, round {n}", "bracket", wave):
+                    swept = False
+                    break
         if swept:
             trials = tuning_trials(suite, chosen_configs(ours(), or_best_failed=True))
             later = "counted once the extra trials are recorded"
             if phase("phase 2, extra trials", "tune", trials):
-                phase("phase 3, final seeds", "final", final_runs(suite, chosen_configs(ours())))
+                finals = phase("phase 3, final seeds", "final", final_runs(suite, chosen_configs(ours())))
+                if finals and suite.protocol.contender_seeds:
+                    picked = contenders(score(ours()).per_task)
+                    extra = contender_runs(suite, chosen_configs(ours()), picked)
+                    phase("phase 3, the seed rule's extra seeds for the contenders", "final", extra)
             else:
                 lines.append(f"phase 3, final seeds: {later}")
         else:

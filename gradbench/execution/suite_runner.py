@@ -12,7 +12,17 @@ from ..core.numerics import NUMERICS, numerics_of
 from ..core.spec import RunSpec, same_run_key
 from ..store import jsonl
 from ..store.lock import exclusive
-from ..suite import Skipped, Suite, above_diverged, by_sweep_level, expand, final_runs, tuning_trials
+from ..suite import (
+    Skipped,
+    Suite,
+    above_diverged,
+    bracket_runs,
+    by_sweep_level,
+    contender_runs,
+    expand,
+    final_runs,
+    tuning_trials,
+)
 from ..training.run import copied_record, skipped_record
 from . import interrupts
 
@@ -71,9 +81,13 @@ def run_suite(
                 _sweep_level_by_level(phase, items, suite.protocol.sweep_seeds)
             else:
                 phase.run("sweep", items)
+            if suite.protocol.bracket_octaves:
+                _bracket(phase)
             # an arm that failed every level gets its extra trials too, around its best one
             phase.run("tune", tuning_trials(suite, phase.choices(or_best_failed=True)))
             phase.run("final", final_runs(suite, phase.choices()))
+            if suite.protocol.contender_seeds:
+                _more_seeds_for_contenders(phase)
             phase.log_choices()
     return [r for r in jsonl.latest_by_run(jsonl.load(results_path)) if r["run_id"] in phase.ids]
 
@@ -88,6 +102,32 @@ def _sweep_level_by_level(phase: _Phase, items: list, sweep_seeds: int) -> None:
         wave = above_diverged(by_level[level], phase.suite_records(), sweep_seeds)
         later = [i for lv in levels[n:] for i in by_level[lv]]  # priced in the ETA too
         phase.run("sweep", wave, f"level {n} of {len(levels)}, lr x{level:g}", later=later)
+
+
+def _bracket(phase: _Phase) -> None:
+    """Widen each arm's sweep an octave at a time while its best level is an edge of the levels
+    it ran, up to protocol.bracket_octaves past its declared grid (the levels beyond that are
+    not run: the page shows such an optimum as unbracketed)."""
+    from ..analysis.choice import bracket_edges
+
+    for n in range(1, 2 * phase.suite.protocol.bracket_octaves + 1):
+        wave = bracket_runs(phase.suite, bracket_edges(phase.suite_records()))
+        wave = [i for i in wave if i.run_id not in phase.ids]  # a level already asked for is not run twice
+        if not wave:
+            return
+        phase.run("bracket", wave, f"round {n}: {len(wave)} runs an octave beyond an edge")
+
+
+def _more_seeds_for_contenders(phase: _Phase) -> None:
+    """The seed rule: more final seeds for the arms whose quality interval overlaps the leader's
+    or baseline's (analysis/seed_rule.py), decided from this suite's scores so far."""
+    from ..analysis.scoring import score
+    from ..analysis.seed_rule import contenders
+
+    picked = contenders(score(phase.suite_records()).per_task)
+    runs = contender_runs(phase.suite, phase.choices(), picked)
+    n = sum(len(v) for v in picked.values())
+    phase.run("final", runs, f"the seed rule: {phase.suite.protocol.contender_seeds} seeds for {n} contenders")
 
 
 class _Phase:
@@ -215,6 +255,8 @@ class _Phase:
         return {
             "sweep": f"suite {s.name}, phase 1 of 3, the sweep: {len(s.tasks)} tasks x {len(s.all_arms)} strategies x "
             f"{p.sweep_seeds} seeds x {len(s.lr_mults)} lr multipliers",
+            "bracket": f"suite {s.name}, phase 1 of 3, bracketing the optima (up to {p.bracket_octaves} octaves past "
+            "each arm's grid)",
             "tune": f"suite {s.name}, phase 2 of 3, extra trials: {p.extra_trials} per strategy and task "
             f"x {p.sweep_seeds} seeds, around each one's choice from the sweep",
             "final": f"suite {s.name}, phase 3 of 3, final seeds: {len(s.seeds)} seeds at each strategy's chosen "

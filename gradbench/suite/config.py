@@ -26,9 +26,10 @@ from ..catalogue.model_knobs import checked_task_knobs, knobs_model
 from ..catalogue.strategies import STRATEGIES, Arm, make_arm
 from ..catalogue.tasks import TASKS
 from ..core.errors import UserError, did_you_mean, unknown
+from ..core.optimizer_family import KNOWN as KNOWN_FAMILIES
 from ..core.settings import MonitorSettings, Strict, Weights
 from ..core.validation import one_line, shown
-from .yaml_input import read_yaml
+from ..core.yaml_input import read_yaml
 
 # a stress level: a multiplier of a learning rate, so positive and finite
 LrMult = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -43,6 +44,10 @@ class Stress(Strict):
 # a tuning protocol's default learning-rate grid: 7 levels, x1/8 ... x8 of each arm's own lr
 SWEEP_LR_MULTS = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
 MAX_EXTRA_TRIALS = 6
+MAX_BRACKET_OCTAVES = 8
+# an absolute learning rate: positive and finite
+AbsoluteLr = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+LrGrid = dict[str, Annotated[list[AbsoluteLr], Field(min_length=1)]]
 
 
 class Protocol(Strict):
@@ -68,6 +73,29 @@ class Protocol(Strict):
         "levels above one where every sweep seed diverged: they are recorded as not run and count as "
         "diverged (benchmarks/diverged_above.py checks the rule on recorded sweeps)",
     )
+    lr_grid: LrGrid | None = Field(
+        None,
+        description="absolute learning rates per optimizer family (core/optimizer_family.py), e.g. "
+        "{sgd: [0.025, 0.05, 0.1], adam: [0.0005, 0.001, 0.002]}: an arm whose optimizer is of a listed family "
+        "sweeps these rates, whatever its own default; other arms sweep the suite's levels (stress.lr_mult, "
+        "x1/8 ... x8 by default) of their own rate",
+    )
+    bracket_octaves: int = Field(
+        0,
+        ge=0,
+        le=MAX_BRACKET_OCTAVES,
+        description="bracket each arm's optimum: while its best sweep level is the lowest or the highest it ran, "
+        "the sweep adds the level an octave beyond, up to this many octaves past the declared grid (0: off); "
+        "an optimum still on an edge then is shown as unbracketed, with the edge it sits on",
+    )
+    contender_seeds: int | None = Field(
+        None,
+        gt=0,
+        le=100,
+        description="after the final seeds, the arms whose 95% interval on a task overlaps the leader's or "
+        "baseline's (the contenders, and those two) run more final seeds, up to this many in all, so that the "
+        "comparisons that decide get the power; the seeds added are the smallest not yet used",
+    )
 
 
 class TaskOverrides(Strict):
@@ -76,6 +104,10 @@ class TaskOverrides(Strict):
     batch_size: int | None = Field(None, gt=0, description="training examples per step")
     lr_mult: list[LrMult] | None = Field(
         None, min_length=1, description="this task's stress levels (replaces stress.lr_mult)"
+    )
+    lr_grid: LrGrid | None = Field(
+        None,
+        description="this task's absolute learning rates per optimizer family, over protocol.lr_grid's family by family",
     )
     model: dict[str, Any] | None = Field(None, description="model knobs over the task's (see catalogue/model_knobs.py)")
     data: dict[str, Any] | None = Field(
@@ -309,6 +341,19 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
     seeds = _seeds(f.seeds)
     stress_given = isinstance(raw.get("stress"), dict) and "lr_mult" in raw["stress"]
     lr_mults = SWEEP_LR_MULTS if f.protocol and not stress_given else f.stress.lr_mult
+    protocol = f.protocol
+    if protocol and protocol.lr_grid:
+        protocol = protocol.model_copy(update={"lr_grid": _lr_grid(protocol.lr_grid, "protocol.lr_grid")})
+    for name, ov in tasks.items():
+        if "lr_grid" in ov:
+            if not f.protocol:
+                raise UserError(f"tasks.{name}.lr_grid: an absolute grid is a tuning protocol's; add protocol: {{}}")
+            ov["lr_grid"] = _lr_grid(ov["lr_grid"], f"tasks.{name}.lr_grid")
+    if f.protocol and f.protocol.contender_seeds is not None and f.protocol.contender_seeds <= len(seeds):
+        raise UserError(
+            f"protocol.contender_seeds: {f.protocol.contender_seeds} adds no seed to the suite's {len(seeds)}; "
+            "give more, or leave it out"
+        )
     if f.protocol and f.protocol.sweep_seeds > len(seeds):
         raise UserError(
             f"protocol.sweep_seeds: {f.protocol.sweep_seeds} is more than the suite's {len(seeds)} seeds; "
@@ -322,7 +367,7 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
         arms=arms,
         task_arms=task_arms,
         lr_mults=_lr_mults(lr_mults, "stress.lr_mult"),
-        protocol=f.protocol,
+        protocol=protocol,
         max_steps=f.max_steps,
         eval_every=f.eval_every,
         trainer=dict(raw.get("trainer") or {}),
@@ -375,6 +420,17 @@ def _seeds(v: int | list[int]) -> list[int]:
     if len(set(v)) != len(v):
         raise UserError(f"seeds: duplicate seeds in {shown(v)}")
     return list(v)
+
+
+def _lr_grid(grid: dict, where: str) -> dict[str, list[float]]:
+    """family -> its absolute rates as floats, ascending, each once; the family one that
+    core/optimizer_family.py knows."""
+    out = {}
+    for fam, rates in grid.items():
+        if fam not in KNOWN_FAMILIES:
+            raise unknown(f"{where} optimizer family", str(fam), list(KNOWN_FAMILIES))
+        out[fam] = sorted(_lr_mults(rates, f"{where}.{fam}"))
+    return out
 
 
 def _lr_mults(values: list[float], where: str) -> list[float]:

@@ -18,6 +18,7 @@ from ..catalogue.model_knobs import KnobNotTaken, checked_task_knobs, fn_name
 from ..catalogue.strategies import STRATEGIES, Arm, apply_arm, not_applicable
 from ..catalogue.tasks import TASKS
 from ..core.errors import NotApplicable, UserError
+from ..core.optimizer_family import family
 from ..core.spec import RunSpec
 from .config import Suite
 
@@ -52,20 +53,92 @@ class Skipped:
 def expand(suite: Suite) -> list[RunSpec | Skipped]:
     """tasks x stress levels x seeds x arms, in that order (each seed's arms run side by side,
     so a partial suite already has paired comparisons). Under a protocol: the sweep, on its
-    seeds only."""
+    seeds only; an arm on an absolute grid (protocol.lr_grid) has levels of its own, and the
+    runs come level by level, lowest first."""
     protocol = suite.protocol
     seeds = suite.seeds[: protocol.sweep_seeds] if protocol else suite.seeds
     runs: list[RunSpec | Skipped] = []
     for task_name, ov in suite.tasks.items():
-        for lr_mult in ov.get("lr_mult", suite.lr_mults):
-            for seed in seeds:
-                base = _base(suite, task_name, seed, lr_mult, "sweep" if protocol else "")
-                for arm in suite.arms_on(task_name):
-                    reason = _not_applicable(arm, base)
-                    if reason:
-                        runs.append(Skipped(base.replace(strategy=arm.label, strategy_params=arm.params), reason))
-                    else:
-                        runs.append(_applied(arm, base, task_name))
+        arms = suite.arms_on(task_name)
+        declared = ov.get("lr_mult", suite.lr_mults)
+        own = {arm.label: arm_levels(suite, task_name, arm) for arm in arms}
+        if all(levels == declared for levels in own.values()):  # the grid every arm shares, as declared
+            order = [(lr_mult, seed, i) for lr_mult in declared for seed in seeds for i in range(len(arms))]
+        else:
+            order = sorted((m, seed, i) for i, arm in enumerate(arms) for m in own[arm.label] for seed in seeds)
+        for lr_mult, seed, i in order:
+            base = _base(suite, task_name, seed, lr_mult, "sweep" if protocol else "")
+            runs.append(_run_or_skipped(arms[i], base, task_name))
+    return runs
+
+
+def _run_or_skipped(arm: Arm, base: RunSpec, task_name: str) -> RunSpec | Skipped:
+    reason = _not_applicable(arm, base)
+    if reason:
+        return Skipped(base.replace(strategy=arm.label, strategy_params=arm.params), reason)
+    return _applied(arm, base, task_name)
+
+
+def lr_grid(suite: Suite, task_name: str) -> dict[str, list[float]]:
+    """The task's absolute learning rates per optimizer family: the protocol's, with the task's
+    own over it family by family ({} without either)."""
+    shared = (suite.protocol.lr_grid or {}) if suite.protocol else {}
+    return {**shared, **suite.tasks[task_name].get("lr_grid", {})}
+
+
+def arm_levels(suite: Suite, task_name: str, arm: Arm) -> list[float]:
+    """The arm's sweep levels on the task, as multipliers of its own learning rate: its
+    optimizer family's absolute rates over that rate where the protocol declares them, else the
+    task's (or the suite's) stress levels. An arm that does not apply keeps the latter."""
+    declared = suite.tasks[task_name].get("lr_mult", suite.lr_mults)
+    grid = lr_grid(suite, task_name)
+    if not grid:
+        return declared
+    base = _base(suite, task_name, suite.seeds[0], 1.0, "")
+    if _not_applicable(arm, base):
+        return declared
+    optimizer = apply_arm(arm, base).optimizer
+    rates = grid.get(family(optimizer["name"]))
+    if rates is None:
+        return declared
+    return [as_multiplier(rate / float(optimizer["lr"])) for rate in rates]
+
+
+def as_multiplier(x: float) -> float:
+    """A multiplier rounded to 12 significant digits: 0.3 / 0.1 is 3, not 2.9999999999999996,
+    so the same rate always has the same run_id."""
+    return float(f"{x:.12g}")
+
+
+def bracket_runs(suite: Suite, edges: Mapping) -> list[RunSpec | Skipped]:
+    """The sweep's next levels for the arms whose best level is on an edge of the levels run
+    (edges: (task, arm label) -> the multipliers an octave beyond, from the records), each
+    within protocol.bracket_octaves of the arm's declared grid, on the sweep seeds (phase
+    "bracket": the choice reads them, the grid's shares do not)."""
+    cap = suite.protocol.bracket_octaves
+    seeds = suite.seeds[: suite.protocol.sweep_seeds]
+    runs: list[RunSpec | Skipped] = []
+    for task_name in suite.tasks:
+        for arm in suite.arms_on(task_name):
+            declared = arm_levels(suite, task_name, arm)
+            lo, hi = min(declared) / 2.0**cap, max(declared) * 2.0**cap
+            for m in edges.get((task_name, arm.label), ()):
+                m = as_multiplier(m)
+                if lo * (1 - 1e-9) <= m <= hi * (1 + 1e-9):
+                    runs += [_run_or_skipped(arm, _base(suite, task_name, s, m, "bracket"), task_name) for s in seeds]
+    return runs
+
+
+def contender_runs(suite: Suite, choices: Mapping, contenders: Mapping) -> list[RunSpec]:
+    """More final seeds (protocol.contender_seeds in all) at the chosen configuration of each
+    contender (contenders: task -> arm labels): the smallest seeds the suite does not use yet."""
+    extra = [s for s in range(suite.protocol.contender_seeds + len(suite.seeds)) if s not in suite.seeds]
+    extra = extra[: suite.protocol.contender_seeds - len(suite.seeds)]
+    runs = []
+    for task_name, arm, choice in _chosen(suite, choices):
+        if arm.label in contenders.get(task_name, ()):
+            chosen = Arm(label=arm.label, names=arm.names, params=choice.strategy_params)
+            runs += [_applied(chosen, _base(suite, task_name, s, choice.lr_mult, "final"), task_name) for s in extra]
     return runs
 
 
@@ -163,7 +236,7 @@ def _trials(arm: Arm, choice, budget: int, task_name: str, suite: Suite) -> list
                 continue
             trials.append((trial, choice.lr_mult))
     chosen = Arm(arm.label, arm.names, params)
-    grid = suite.tasks[task_name].get("lr_mult", suite.lr_mults)
+    grid = arm_levels(suite, task_name, arm)
     octaves = [-o for o in LR_OCTAVES] if len(grid) > 1 and choice.lr_mult >= max(grid) else LR_OCTAVES
     refine = [(chosen, choice.lr_mult * 2.0**o) for o in octaves]
     return trials + refine[: budget - len(trials)]

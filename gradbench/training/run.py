@@ -19,6 +19,7 @@ from ..core.errors import UserError
 from ..core.numerics import NUMERICS
 from ..core.record import SCHEMA, check_record, steps_to_target
 from ..core.spec import RunSpec
+from ..core.taxonomy import classify
 from ..store.jsonl import normalized
 from ..suite.expand import Skipped
 from .provenance import environment
@@ -99,6 +100,22 @@ def checked(record: dict) -> dict:
         check_record(normalized(bad))
         return bad
     return record
+
+
+def with_outcome(record: dict) -> dict:
+    """The record with how it ended (core/taxonomy.py) when it trained to an outcome (after
+    `checked`: a record whose values do not fit is an error record, with no outcome)."""
+    m, st = record["metrics"], record["stability"] or {}
+    outcome = classify(
+        status=record["status"],
+        val_curve=m["val_curve"],
+        final_val=m["final_val"],
+        chance=m["chance"],
+        target=m["target"],
+        grad_norm_curve=st.get("grad_norm_curve") or (),
+        steps=m["steps"],
+    )
+    return {**record, "outcome": outcome} if outcome is not None else record
 
 
 def skipped_record(item: Skipped, command: str | None = None) -> dict:
@@ -238,4 +255,4 @@ def run_one(
             (run_dir / "error.txt").write_text(traceback.format_exc())
     record["env"] = environment(accelerator)
     record["timings"].update(wall_s=round(time.perf_counter() - t0, 3), finished_at=_now())
-    return checked(record)
+    return with_outcome(checked(record))
