@@ -188,6 +188,7 @@ def test_a_static_figure_draws_baseline_and_the_best_ranked_when_a_task_has_many
 COMMITTED = [
     Path(__file__).parent.parent / "leaderboard",
     Path(__file__).parent.parent / "leaderboard" / "protocol_demo",
+    Path(__file__).parent.parent / "leaderboard" / "measure_demo",
 ]
 
 
@@ -613,3 +614,25 @@ def test_the_pages_paired_effects_rederive_from_the_raw_records_with_scipy():
             assert f"{running:.3f}" in page
             checked += 1
     assert checked >= 4
+
+
+def test_the_measure_demo_page_shows_the_measures_it_was_made_for():
+    """The demo of the measurement protocol (configs/measure_demo.yaml): its pre-registration's
+    hash, dated no later than its first record; the three headline measures per task; every
+    optimum bracketed or named with its edge; the tied group by the monotone rule; the seed
+    rule's extra seeds in the records."""
+    import hashlib
+    import json
+
+    folder = COMMITTED[2]
+    page = (folder / "README.md").read_text(encoding="utf-8")
+    digest = hashlib.sha256((folder / "preregistration.yaml").read_bytes()).hexdigest()
+    assert f"sha256 `{digest}`" in page and "registered before the results" in page
+    for head in ("vs baseline: effect [95% t]", "p (Holm)", "headroom (octaves)", "cost: step time × baseline, memory"):
+        assert page.count(head) == 2, head  # both tasks
+    assert page.count("Every optimum is bracketed") + page.count("Unbracketed optima:") == 2
+    assert "by the monotone rule" in page and "Learning rates swept" in page
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    assert {r["spec"].get("phase") for r in records} >= {"sweep", "bracket", "tune", "final"}
+    assert {4, 5} <= {r["seed"] for r in records if r["spec"].get("phase") == "final"}  # the seed rule's
+    assert all(r.get("outcome") for r in records if r["status"] in ("ok", "diverged"))

@@ -254,7 +254,12 @@ class _Phase:
         p = s.protocol
         return {
             "sweep": f"suite {s.name}, phase 1 of 3, the sweep: {len(s.tasks)} tasks x {len(s.all_arms)} strategies x "
-            f"{p.sweep_seeds} seeds x {len(s.lr_mults)} lr multipliers",
+            f"{p.sweep_seeds} seeds x "
+            + (
+                "each arm's levels (absolute rates per optimizer family)"
+                if p.lr_grid or any("lr_grid" in ov for ov in s.tasks.values())
+                else f"{len(s.lr_mults)} lr multipliers"
+            ),
             "bracket": f"suite {s.name}, phase 1 of 3, bracketing the optima (up to {p.bracket_octaves} octaves past "
             "each arm's grid)",
             "tune": f"suite {s.name}, phase 2 of 3, extra trials: {p.extra_trials} per strategy and task "
