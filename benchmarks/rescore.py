@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 g = mine[mine["strategy"] == arm]
                 at = g[(g["lr_mult"] == r["chosen_lr_mult"]) & (g["params"] == r["chosen_key"])]
                 o, n = old_quality(at, meta), float(r["accuracy"])
-            ro, rn = bool(reaches(o, meta["target"], meta["higher_is_better"])), bool(
-                reaches(n, meta["target"], meta["higher_is_better"])
+            ro, rn = (
+                bool(reaches(o, meta["target"], meta["higher_is_better"])),
+                bool(reaches(n, meta["target"], meta["higher_is_better"])),
             )
             old.append(ro)
             new.append(rn)
@@ -122,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         for _, r in learned.iterrows():
             g = mine[mine["strategy"] == r["strategy"]]
             at = g[(g["lr_mult"] == r["chosen_lr_mult"]) & (g["params"] == r["chosen_key"])]
-            tuning = at["phase"].isin(TUNING_PHASES) | at["seed"].isin(set(g.loc[g["phase"].isin(TUNING_PHASES), "seed"]))
+            tuning = at["phase"].isin(TUNING_PHASES) | at["seed"].isin(
+                set(g.loc[g["phase"].isin(TUNING_PHASES), "seed"])
+            )
             bad = unstable(at)
             tune_k, tune_n = tune_k + int(bad[tuning].sum()), tune_n + int(tuning.sum())
             held_k, held_n = held_k + int(bad[~tuning].sum()), held_n + int((~tuning).sum())
@@ -142,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"new rule (tested seeds) {r['accuracy']:.4f}"
             )
     unstable_total = int(runs["outcome"].isin(UNSTABLE).sum())
-    print(f"\nall tasks: {unstable_total} runs exploded or collapsed of {int(runs['status'].isin(SCORED).sum())} scored")
+    print(
+        f"\nall tasks: {unstable_total} runs exploded or collapsed of {int(runs['status'].isin(SCORED).sum())} scored"
+    )
     return 0
 
 
