@@ -738,3 +738,45 @@ def test_rescoring_the_committed_leaderboard_labels_its_failures_by_the_taxonomy
     assert "of them below the arm's chosen level: 81, by the taxonomy: {'never_learned': 81}" in recall
     assert "mean as measured over every seed 0.0473; old rule 0.0509" in out
     assert "inferred from curves: 3054; not run above an all-diverged level (exploded): 184" in out
+
+
+# ------------------------------------------------------------- early stopping, replayed
+
+
+def test_the_early_stop_rule_stops_a_run_worse_than_a_reference_level_by_the_margin():
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("replay_early_stop", REPO / "benchmarks" / "replay_early_stop.py")
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    stop_step = replay.stop_step
+
+    meta = {"higher_is_better": True, "target": 0.9, "chance": 0.1}  # margin 0.25 -> 0.2 of accuracy
+    ref = [[100, 0.5], [200, 0.7], [300, 0.8], [400, 0.85]]
+    worse = [[100, 0.2], [200, 0.45], [300, 0.5], [400, 0.5]]
+    assert stop_step(worse, [ref], meta, 0.25, from_step=0) == 100
+    assert stop_step(worse, [ref], meta, 0.25, from_step=150) == 200  # no stop before from_step
+    close = [[100, 0.35], [200, 0.55], [300, 0.65], [400, 0.4]]
+    assert stop_step(close, [ref], meta, 0.25, from_step=0) is None  # within the margin until the last step
+    mse = {"higher_is_better": False, "target": 0.05, "chance": 0.17}
+    assert stop_step([[100, 0.16], [200, 0.16]], [[[100, 0.05], [200, 0.01]]], mse, 0.25, 0) == 100
+
+
+def test_the_early_stop_replay_reports_what_it_saves_and_what_it_keeps():
+    from conftest import REPO
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "replay_early_stop.py"),
+            str(REPO / "leaderboard" / "protocol_demo" / "results.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for line in ("sweep runs stopped early:", "sweep compute:", "choices unchanged:", "max stable lr unchanged:"):
+        assert line in out, out
+    assert "mnist_mlp: tied top group of" in out
