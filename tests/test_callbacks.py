@@ -132,16 +132,23 @@ def test_the_standalone_monitor_logs_what_it_measures_to_the_users_logger(tmp_pa
     assert monitor.diverged_at is None and trainer.global_step == 24
 
 
-def test_the_standalone_monitor_stops_a_diverging_run_or_only_says_so(tmp_path):
+def test_the_standalone_monitor_stops_a_diverging_run_or_only_says_so(tmp_path, caplog):
     from gradbench.callbacks import StabilityMonitor
 
     stopping = StabilityMonitor()
-    trainer, _ = fit_user_model([stopping], tmp_path / "a", steps=40, lr=50.0)
+    with caplog.at_level("WARNING", logger="gradbench.monitor"):
+        trainer, _ = fit_user_model([stopping], tmp_path / "a", steps=40, lr=50.0)
     assert stopping.diverged_at is not None and "at step" in stopping.reason
     assert trainer.global_step == stopping.diverged_at + 1
+    said = [r.getMessage() for r in caplog.records if r.name == "gradbench.monitor"]
+    assert said == [f"gradbench StabilityMonitor: the run diverged ({stopping.reason}); training stops here"]
+    caplog.clear()
     watching = StabilityMonitor(stop_on_divergence=False)
-    trainer, _ = fit_user_model([watching], tmp_path / "b", steps=40, lr=50.0)
+    with caplog.at_level("WARNING", logger="gradbench.monitor"):
+        trainer, _ = fit_user_model([watching], tmp_path / "b", steps=40, lr=50.0)
     assert watching.diverged_at == stopping.diverged_at and trainer.global_step == 40
+    said = [r.getMessage() for r in caplog.records if r.name == "gradbench.monitor"]
+    assert len(said) == 1 and said[0].endswith("training goes on (stop_on_divergence=False)")  # once, not each step
 
 
 def test_a_monitor_listed_after_a_gradient_callback_is_warned_about(tmp_path):

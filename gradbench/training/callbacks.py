@@ -25,6 +25,7 @@ owns parameters directly, which for most models is the output layer.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 import warnings
 
@@ -34,6 +35,8 @@ import torch
 from ..catalogue import strategies  # noqa: F401  (registers the gradient hooks)
 from ..catalogue.grad_hooks import GRAD_HOOKS
 from . import monitor
+
+LOG = logging.getLogger("gradbench.monitor")  # no handler of its own: Python prints a warning on stderr
 
 
 class GradientCallback(L.Callback):
@@ -113,8 +116,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
     optimizer step, on the gradients it stepped with. The loss is the one training_step
     returned (with gradient accumulation, the last micro-batch's; never AMP-scaled). A run
     resumed from a checkpoint is monitored from the step it resumes at. A run diverges on a non-finite loss, gradient or parameter, or a
-    loss above `loss_blowup` x the step-0 loss; `stop_on_divergence` ends training there.
-    After fit: `diverged_at`, `reason`, `summary()`, `series()`. Its own time is `seconds`.
+    loss above `loss_blowup` x the step-0 loss; `stop_on_divergence` ends training there. Either
+    way one line says so on the console (a warning of the `gradbench.monitor` logger). After fit: `diverged_at`, `reason`, `summary()`, `series()`. Its own time is `seconds`.
     Settings as in a suite's `monitor:` section (core/settings.py: MonitorSettings).
     """
 
@@ -158,10 +161,14 @@ class StabilityMonitor(monitor.StabilityMonitor):
         if isinstance(loss, torch.Tensor) and self._pending and self.steps - 1 != self._patched:
             self._pending[-1][monitor.LOSS] = loss.detach() * trainer.accumulate_grad_batches
             self._patched = self.steps - 1
-        stop = trainer.should_stop
+        stop, known = trainer.should_stop, self.diverged_at is not None
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if not self.stop_on_divergence:
             trainer.should_stop = stop
+        if self.diverged_at is not None and not known and trainer.is_global_zero:
+            # one line on the console, through logging so that a user can silence it
+            what = "training stops here" if self.stop_on_divergence else "training goes on (stop_on_divergence=False)"
+            LOG.warning(f"gradbench StabilityMonitor: the run diverged ({self.reason}); {what}")
         self._log(trainer)
 
     def on_train_end(self, trainer, pl_module):
