@@ -238,3 +238,47 @@ def test_the_standalone_monitor_logs_a_users_attention_logits(tmp_path):
     assert sorted(logged) == list(range(6))
     assert [logged[s] for s in range(6)] == pytest.approx(expected, rel=1e-6)
     assert monitor.summary()["attn_logit_max"] == pytest.approx(max(expected), rel=1e-6)
+
+
+class ManualClipping(UserModel):
+    """Manual optimization with the user's own clipping, as Lightning's docs show it; it keeps
+    its own probe of the norm before and after the clip."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.probe: list[tuple[float, float]] = []
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        opt.zero_grad()
+        self.manual_backward(loss)
+        before = float(torch.nn.utils.get_total_norm([p.grad for p in self.parameters()]))
+        self.clip_gradients(opt, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+        after = float(torch.nn.utils.get_total_norm([p.grad for p in self.parameters()]))
+        self.probe.append((before, after))
+        opt.step()
+        return loss
+
+
+def test_the_monitor_reads_the_pre_clip_norm_under_manual_optimization(tmp_path):
+    """The user clips with self.clip_gradients before opt.step(): the monitor's pre-clip norm is
+    the probe's norm before that clip at every step, its post-clip norm the one after, and the
+    summary's maximum and clip fraction are the unclipped run's. It says once how it reads."""
+    from gradbench.callbacks import StabilityMonitor
+
+    watch = StabilityMonitor()
+    model = ManualClipping()
+    with pytest.warns(UserWarning, match="under manual optimization"):
+        fit_user_model([watch], tmp_path, steps=40, model=model)
+    series = watch.series()
+    probe = torch.tensor(model.probe, dtype=torch.float64).numpy()
+    assert len(series) == len(probe) == 40
+    assert series[:, 1] == pytest.approx(probe[:, 0], rel=1e-5)
+    assert series[:, 2] == pytest.approx(probe[:, 1], rel=1e-5)
+    clipped = (probe[:, 0] > 1.0).mean()
+    assert clipped > 0 and watch.summary()["clip_fraction"] == pytest.approx(clipped)
+    assert watch.summary()["grad_norm_max"] == pytest.approx(probe[:, 0].max(), rel=1e-5)
+    assert "clip_gradients" not in model.__dict__  # the wrapper is gone after the fit

@@ -127,6 +127,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
         self._backward_loss = None
         self._first = self._logged = self._layers_logged = 0
         self._patched = -1
+        self._pre_clip = None  # manual optimization: the norms read where the module clipped
+        self._use_pre_clip = None
 
     def on_train_start(self, trainer, pl_module):
         self.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 2**62
@@ -138,6 +140,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
         if self._attn_of is not None:
             self._attn = [self._nan] * self._first
         self.clipping = True  # any callback or the module may clip: always read the post-step norm
+        if not pl_module.automatic_optimization:
+            self._watch_manual_clipping(pl_module)
         listed = list(trainer.callbacks)
         if any(isinstance(cb, GradientCallback) for cb in listed[: listed.index(self)]):
             warnings.warn(
@@ -146,6 +150,40 @@ class StabilityMonitor(monitor.StabilityMonitor):
                 UserWarning,
                 stacklevel=2,
             )
+
+    def _watch_manual_clipping(self, pl_module) -> None:
+        """Under manual optimization the module clips before it calls opt.step(), and Lightning
+        runs on_before_optimizer_step inside that step: after the clipping. So the monitor reads
+        the pre-clip norms where Lightning's clip_gradients is called (the module's own method,
+        wrapped on this instance for the fit), and says once that a clip done another way (a
+        direct torch.nn.utils.clip_grad_norm_) is read as the pre-clip norm."""
+        original = pl_module.clip_gradients
+
+        def clip_gradients(optimizer, *args, **kwargs):
+            self._pre_clip = monitor.StabilityMonitor._norms(self, optimizer)
+            return original(optimizer, *args, **kwargs)
+
+        pl_module.clip_gradients = clip_gradients
+        self._unwrap = lambda: pl_module.__dict__.pop("clip_gradients", None)
+        warnings.warn(
+            "StabilityMonitor under manual optimization: the pre-clip norm is read where your "
+            "training_step calls self.clip_gradients(...); gradients clipped another way "
+            "(torch.nn.utils.clip_grad_norm_ directly) are read as if unclipped",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        # the norms read where the module clipped this step, if it did (manual optimization)
+        self._use_pre_clip, self._pre_clip = self._pre_clip, None
+        super().on_before_optimizer_step(trainer, pl_module, optimizer)
+        self._use_pre_clip = None
+
+    def _norms(self, optimizer):
+        if self._use_pre_clip is not None:
+            norms, self._use_pre_clip = self._use_pre_clip, None
+            return norms
+        return super()._norms(optimizer)
 
     def on_before_backward(self, trainer, pl_module, loss):
         self._backward_loss = loss.detach()
@@ -172,6 +210,7 @@ class StabilityMonitor(monitor.StabilityMonitor):
         self._log(trainer)
 
     def on_train_end(self, trainer, pl_module):
+        getattr(self, "_unwrap", lambda: None)()
         super().on_train_end(trainer, pl_module)
         self._log(trainer)
         summary = {f"stability_summary/{k}": v for k, v in self.summary().items() if isinstance(v, (int, float))}
