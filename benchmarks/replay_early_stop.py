@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gradbench.analysis import lr_response  # noqa: E402
 from gradbench.analysis.choice import choose  # noqa: E402
 from gradbench.analysis.runs import GRID_PHASES, level_results, runs_frame, task_meta  # noqa: E402
 from gradbench.analysis.scoring import score  # noqa: E402
@@ -114,8 +115,8 @@ def answers(records: list, stopped: dict[str, int]) -> tuple[dict, dict]:
         c = choose(g, meta)
         choices[(task, arm)] = None if c is None else (c.lr_mult, c.params)
         levels = level_results(g[g["phase"].isin(GRID_PHASES)], meta)
-        ok = [lr for i, lr in enumerate(levels.index) if not levels["unstable"].iloc[: i + 1].any()]
-        stable[(task, arm)] = ok[-1] if ok else None
+        top = lr_response.response(levels, meta, None)["max_stable_lr"] if len(levels) else math.nan
+        stable[(task, arm)] = None if math.isnan(top) else top
     return choices, stable
 
 

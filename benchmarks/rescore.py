@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gradbench.analysis.choice import TUNING_PHASES  # noqa: E402
-from gradbench.analysis.runs import GRID_PHASES, SCORED, outcomes, runs_frame, task_meta, unstable  # noqa: E402
+from gradbench.analysis.runs import GRID_PHASES, SCORED, did_not_learn, runs_frame, task_meta, unstable  # noqa: E402
 from gradbench.analysis.scoring import score  # noqa: E402
 from gradbench.core.record import reaches  # noqa: E402
 from gradbench.core.taxonomy import UNSTABLE  # noqa: E402
@@ -38,8 +38,7 @@ from gradbench.store import jsonl  # noqa: E402
 
 def old_quality(at, meta) -> float:
     """Every seed at the chosen configuration, a seed that did not learn at chance (the old rule)."""
-    diverged, no_learning = outcomes(at, meta)
-    test = at["test"].astype(float).where(~(diverged | no_learning) & at["test"].notna(), meta["chance"])
+    test = at["test"].astype(float).where(~did_not_learn(at, meta) & at["test"].notna(), meta["chance"])
     return float(test.groupby(at["seed"]).mean().mean())
 
 
@@ -98,8 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         print("arms that move: " + ("; ".join(moves) if moves else "none"))
 
         grid = mine[mine["phase"].isin(GRID_PHASES)]
-        diverged, no_learning = outcomes(grid, meta)
-        failed = grid[diverged | no_learning]
+        failed = grid[did_not_learn(grid, meta)]
         chosen = dict(zip(rows["strategy"], rows["chosen_lr_mult"]))
         below = failed[[lr < chosen.get(a, -math.inf) for a, lr in zip(failed["strategy"], failed["lr_mult"])]]
         print(
@@ -110,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  of them below the arm's chosen level: {len(below)}, by the taxonomy: "
             f"{dict(sorted(Counter(below['outcome']).items()))}"
         )
-        old_stab = {a: float((~(d | c)).mean()) for a, (d, c) in _old_failed(grid, meta).items()}
+        old_stab = {a: float((~did_not_learn(g, meta)).mean()) for a, g in grid.groupby("strategy")}
         moved = [
             f"{a} {old_stab[a]:.2f}->{s:.2f}"
             for a, s in zip(rows["strategy"], rows["stability"])
@@ -149,13 +147,6 @@ def main(argv: list[str] | None = None) -> int:
         f"\nall tasks: {unstable_total} runs exploded or collapsed of {int(runs['status'].isin(SCORED).sum())} scored"
     )
     return 0
-
-
-def _old_failed(grid, meta) -> dict:
-    out = {}
-    for arm, g in grid.groupby("strategy"):
-        out[arm] = outcomes(g, meta)
-    return out
 
 
 if __name__ == "__main__":

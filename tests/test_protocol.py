@@ -499,6 +499,22 @@ def test_the_seed_rule_picks_the_arms_whose_interval_overlaps_the_leaders_or_bas
     assert set(contenders(score(recs).per_task)["mnist_mlp"]) == {"baseline", "leader", "near_leader", "near_base"}
 
 
+def _bracketing_suite(tmp_path, strategies: list[str]):
+    """A tiny MNIST protocol suite with bracketing (one octave) and the seed rule (3 seeds), written as a file."""
+    raw = {
+        "name": "bs",
+        "seeds": 2,
+        "threads": 1,
+        "tasks": {"mnist_mlp": MNIST},
+        "strategies": strategies,
+        "stress": {"lr_mult": [0.125, 0.25]},
+        "protocol": {"sweep_seeds": 1, "extra_trials": 1, "bracket_octaves": 1, "contender_seeds": 3},
+    }
+    config = tmp_path / "bs.yaml"
+    config.write_text(json.dumps(raw))
+    return config
+
+
 def test_bracketing_and_the_seed_rule_run_end_to_end(tmp_path):
     """A real protocol suite with bracket_octaves and contender_seeds: each arm's best sweep
     level ends interior or at the cap, and the contenders have the extra seed at their choice."""
@@ -508,17 +524,7 @@ def test_bracketing_and_the_seed_rule_run_end_to_end(tmp_path):
     from gradbench.suite import load_suite
 
     data = real_data_or_skip("MNIST")
-    raw = {
-        "name": "bs",
-        "seeds": 2,
-        "threads": 1,
-        "tasks": {"mnist_mlp": MNIST},
-        "strategies": ["baseline", "adam"],
-        "stress": {"lr_mult": [0.125, 0.25]},
-        "protocol": {"sweep_seeds": 1, "extra_trials": 1, "bracket_octaves": 1, "contender_seeds": 3},
-    }
-    config, results = tmp_path / "bs.yaml", tmp_path / "r.jsonl"
-    config.write_text(json.dumps(raw))
+    config, results = _bracketing_suite(tmp_path, ["baseline", "adam"]), tmp_path / "r.jsonl"
     said: list[str] = []
     recs = run_suite(load_suite(config), results, data, log=said.append)
     runs = runs_frame(recs)
@@ -544,17 +550,7 @@ def test_status_counts_the_bracketing_rounds_and_the_seed_rules_seeds(tmp_path, 
     from gradbench.cli import main
 
     data = real_data_or_skip("MNIST")
-    raw = {
-        "name": "bs",
-        "seeds": 2,
-        "threads": 1,
-        "tasks": {"mnist_mlp": MNIST},
-        "strategies": ["baseline"],
-        "stress": {"lr_mult": [0.125, 0.25]},
-        "protocol": {"sweep_seeds": 1, "extra_trials": 1, "bracket_octaves": 1, "contender_seeds": 3},
-    }
-    config, results = tmp_path / "bs.yaml", tmp_path / "r.jsonl"
-    config.write_text(json.dumps(raw))
+    config, results = _bracketing_suite(tmp_path, ["baseline"]), tmp_path / "r.jsonl"
     assert main(["run", str(config), "--results", str(results), "--data", str(data)]) == 0
     capsys.readouterr()
     assert main(["status", str(config), "--results", str(results)]) == 0

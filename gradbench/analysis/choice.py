@@ -67,20 +67,21 @@ def choose(runs: pd.DataFrame, meta: dict, *, or_best_failed: bool = False) -> C
     return Choice(lr_mult=float(lr), params=params, value=float(candidates.at[(lr, params), "value"]), tried=len(table))
 
 
+def sweep_table(runs: pd.DataFrame, meta: dict) -> pd.DataFrame | None:
+    """One (task, strategy)'s sweep levels (the grid and the bracketing's) as per_config rows by
+    lr_mult; None when it has no scored sweep run."""
+    sweep = runs[runs["status"].isin(SCORED) & runs["phase"].isin(SWEEP_PHASES)]
+    return None if sweep.empty else per_config(sweep, meta, ["lr_mult"])
+
+
 def best_sweep_level(runs: pd.DataFrame, meta: dict) -> tuple[float, list[float]] | None:
     """(the best sweep level, every sweep level run, ascending) of one (task, strategy)'s runs by
     the choice's rule (a seed that did not learn at chance; ties to the smaller lr); None when
     no sweep level has a seed that learned."""
-    sweep = runs[runs["status"].isin(SCORED) & runs["phase"].isin(SWEEP_PHASES)]
-    if sweep.empty:
+    table = sweep_table(runs, meta)
+    if table is None or table["all_failed"].all():
         return None
-    table = per_config(sweep, meta, ["lr_mult"])
-    candidates = table[~table["all_failed"]]
-    if candidates.empty:
-        return None
-    sign = 1.0 if meta["higher_is_better"] else -1.0
-    best = max(candidates.index, key=lambda lr: (round(sign * candidates.at[lr, "value"], 12), -lr))
-    return float(best), [float(x) for x in table.index]
+    return bracketed(table, meta)[1], [float(x) for x in table.index]
 
 
 def bracketed(table: pd.DataFrame, meta: dict) -> tuple[bool, float]:
@@ -102,18 +103,20 @@ def bracketed(table: pd.DataFrame, meta: dict) -> tuple[bool, float]:
 
 def bracket_edges(records: Iterable[Record | dict]) -> dict[tuple[str, str], tuple[float, ...]]:
     """(task, strategy) -> the levels an octave beyond its best sweep level, where that level is
-    the lowest or the highest of the levels run (the protocol's bracketing adds them; the suite
-    caps how far). An arm with no sweep level where a seed learned proposes none."""
+    the lowest or the highest of the levels run and the optimum is not bracketed (the
+    protocol's bracketing adds them; the suite caps how far). An arm with no sweep level where
+    a seed learned proposes none."""
     runs = runs_frame(records)
     out = {}
     for (task, strategy), group in runs.groupby(["task", "strategy"], sort=True):
-        found = best_sweep_level(group, task_meta(runs, task))
-        if found is None:
+        meta = task_meta(runs, task)
+        table = sweep_table(group, meta)
+        if table is None or table["all_failed"].all():
             continue
-        best, levels = found
-        group_sweep = group[group["status"].isin(SCORED) & group["phase"].isin(SWEEP_PHASES)]
-        if bracketed(per_config(group_sweep, task_meta(runs, task), ["lr_mult"]), task_meta(runs, task))[0]:
+        inside, best = bracketed(table, meta)
+        if inside:
             continue
+        levels = list(table.index)
         beyond = ([best / 2] if best == levels[0] else []) + ([best * 2] if best == levels[-1] else [])
         if beyond:
             out[(task, strategy)] = tuple(beyond)

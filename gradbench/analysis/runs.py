@@ -154,6 +154,13 @@ def outcomes(scored: pd.DataFrame, meta: dict) -> tuple[pd.Series, pd.Series]:
     return diverged, ~diverged & ~learned(scored["final_val"], meta)
 
 
+def did_not_learn(scored: pd.DataFrame, meta: dict) -> pd.Series:
+    """Whether each scored run diverged or ended short of the `learned` bar: a seed the choice
+    and the speed count at chance (or never at the target)."""
+    diverged, no_learning = outcomes(scored, meta)
+    return diverged | no_learning
+
+
 def learned(final_val: pd.Series, meta: dict) -> pd.Series:
     """Whether each run's final validation value is better than chance plus COLLAPSE_SHARE of
     the gap to the target (in the metric's direction); no value: it did not learn. Without a

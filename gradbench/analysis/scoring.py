@@ -86,8 +86,8 @@ from .runs import (
     GRID_PHASES,
     METRIC_RANGE,
     SCORED,
+    did_not_learn,
     level_results,
-    outcomes,
     per_config,
     runs_frame,
     task_meta,
@@ -329,8 +329,8 @@ def _score_pair(task: str, strategy: str, g: pd.DataFrame, meta: dict, every_see
     seed_test = _seed_values(tested, meta).groupby(tested["seed"]).mean()  # one value per seed
     acc, lo, hi = t_interval(seed_test.to_numpy(), METRIC_RANGE.get(meta["metric"], (-math.inf, math.inf)))
     # speed (the composite's): a seed that did not learn never reaches the target
-    did_not_learn = _did_not_learn(at, meta)
-    to_target = at["steps_to_target"].where(~did_not_learn & at["steps_to_target"].notna(), math.inf)
+    failed_at = did_not_learn(at, meta)
+    to_target = at["steps_to_target"].where(~failed_at & at["steps_to_target"].notna(), math.inf)
     declared = grid["params"].iloc[0] if not grid.empty else choice.params
     row["bracketed"], row["bracket"] = _bracket(scored, meta, declared)
     response = lr_response.response(levels, meta, unstable(tested), choice.lr_mult, swept=swept)
@@ -367,12 +367,13 @@ def _bracket(scored: pd.DataFrame, meta: dict, declared: str) -> tuple[bool, str
         return True, ""
     levels = list(table.index)
     if len(levels) == 1:
-        return False, f"one lr run ({lr_label_plain(best)})"
+        return False, f"one lr run ({_lr_label(best)})"
     edge = "lowest" if best == levels[0] else "highest"
-    return False, f"best at the {edge} lr run ({lr_label_plain(best)})"
+    return False, f"best at the {edge} lr run ({_lr_label(best)})"
 
 
-def lr_label_plain(m: float) -> str:
+def _lr_label(m: float) -> str:
+    """A level as the bracket reason names it (plots.lr_label draws matplotlib in)."""
     return f"x{m:.3g}"
 
 
@@ -418,11 +419,6 @@ def _one(values: pd.Series):
     """The value a column holds for every run of a pair (the optimizer's name ...); None for none."""
     known = values.dropna()
     return known.iloc[0] if len(known) else None
-
-
-def _did_not_learn(scored: pd.DataFrame, meta: dict) -> pd.Series:
-    diverged, no_learning = outcomes(scored, meta)
-    return diverged | no_learning
 
 
 # ------------------------------------------------------------------------ one task

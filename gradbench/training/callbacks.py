@@ -127,8 +127,7 @@ class StabilityMonitor(monitor.StabilityMonitor):
         self._backward_loss = None
         self._first = self._logged = self._layers_logged = 0
         self._patched = -1
-        self._pre_clip = None  # manual optimization: the norms read where the module clipped
-        self._use_pre_clip = None
+        self._pre_clip = None  # manual optimization: the norms read where the module clipped, until used
 
     def on_train_start(self, trainer, pl_module):
         self.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 2**62
@@ -173,15 +172,11 @@ class StabilityMonitor(monitor.StabilityMonitor):
             stacklevel=2,
         )
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        # the norms read where the module clipped this step, if it did (manual optimization)
-        self._use_pre_clip, self._pre_clip = self._pre_clip, None
-        super().on_before_optimizer_step(trainer, pl_module, optimizer)
-        self._use_pre_clip = None
-
     def _norms(self, optimizer):
-        if self._use_pre_clip is not None:
-            norms, self._use_pre_clip = self._use_pre_clip, None
+        # the pre-clip read in on_before_optimizer_step: the norms taken where the module clipped
+        # this step, if it did (manual optimization); the post-step read after it is fresh
+        if self._pre_clip is not None:
+            norms, self._pre_clip = self._pre_clip, None
             return norms
         return super()._norms(optimizer)
 
