@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from .core.errors import UserError, one_line_error, one_line_warnings, warn
+from .core.extras import require
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,6 +203,7 @@ def cmd_run(args) -> int:
     from .suite import load_suite
     from .training.data import resolve_data_root
 
+    require("suite", "gradbench run")
     load_entry_points()
     suite = load_suite(args.config)
     results_path = Path(args.results) if args.results else default_results_path(suite)
@@ -216,6 +218,7 @@ def cmd_run(args) -> int:
     )
     wandb = None
     if args.wandb or suite.wandb is not None:
+        require("wandb", "W&B tracking (--wandb, or the suite's wandb: section)")
         from .execution import tracking
 
         wandb = tracking.resolve(suite.wandb, default_dir=results_path.parent)
@@ -278,6 +281,7 @@ def cmd_verify(args) -> int:
     from .execution.verify import verify
     from .training.data import resolve_data_root
 
+    require("suite", "gradbench verify")
     if args.sample is not None and args.sample < 1:
         raise UserError(f"--sample: must be a positive integer (how many runs to re-run), got {args.sample}")
     if args.threads is not None and args.threads < 1:
@@ -318,6 +322,7 @@ def cmd_leaderboard(args) -> int:
     from .core.record import latest
     from .store import jsonl
 
+    require("suite", "gradbench leaderboard")
     records = latest(jsonl.read(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
@@ -331,6 +336,7 @@ def cmd_status(args) -> int:
     from .execution.suite_runner import default_results_path
     from .suite import load_suite
 
+    require("suite", "gradbench status")
     suite = load_suite(args.config)
     results_path = Path(args.results) if args.results else default_results_path(suite)
     print("\n".join(status_lines(suite, results_path)))

@@ -121,6 +121,44 @@ def test_5_hook_order_around_the_optimizer_step(tiny_data):
     assert order.count("before_optimizer_step") == order.count("clipping") == order.count("step") == 3
 
 
+def test_6_global_step_counts_optimizer_steps_and_batches_that_stepped_counts_batches(tmp_path):
+    """Manual optimization with two optimizers: global_step advances twice a batch, the
+    training-step count the standalone monitor keys its rows on once."""
+    import torch
+
+    from gradbench.training.lightning_compat import batches_that_stepped
+
+    seen = []
+
+    class Two(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            seen.append((self.trainer.global_step, batches_that_stepped(self.trainer)))
+            for opt in self.optimizers():
+                opt.zero_grad()
+                self.manual_backward(self.b(self.a(batch[0])).pow(2).mean())
+                opt.step()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.a.parameters(), lr=0.1), torch.optim.SGD(self.b.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(40, 4)), batch_size=8)
+    trainer = L.Trainer(
+        max_steps=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(Two(), data)
+    assert seen == [(0, 0), (2, 1), (4, 2)]
+
+
 class _Tap:
     def __init__(self, order):
         self.order = order

@@ -24,6 +24,7 @@ from .._moved import MovedWarning
 from ..catalogue import plugins
 from ..catalogue.tasks import priced_ms
 from ..core.errors import UserError, one_line_error, one_line_warnings, warn
+from ..core.extras import require
 from ..core.spec import RunSpec
 from ..training.run import error_record, run_one
 from .ddp import run_distributed, world_size
@@ -278,10 +279,7 @@ class RayExecutor:
     that cluster, whose nodes must see the same data root (and runs dir, for the series)."""
 
     def __init__(self, address: str | None = None, threads: int | None = None, gpus_per_run: float = 0.0):
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise UserError("--executor ray needs Ray: pip install -c constraints.txt 'gradbench[ray]'") from None
+        require("ray", "--executor ray")
         self.address, self.gpus_per_run = address, gpus_per_run
         self.threads = threads or 1
         self.local_data = address is None  # a cluster's nodes read their own data root

@@ -30,11 +30,14 @@ import math
 import warnings
 
 import lightning.pytorch as L
+import numpy as np
 import torch
 
 from ..catalogue import strategies  # noqa: F401  (registers the gradient hooks)
+from ..catalogue.foreach import tensor_norms
 from ..catalogue.grad_hooks import GRAD_HOOKS
 from . import monitor
+from .lightning_compat import batches_that_stepped
 
 LOG = logging.getLogger("gradbench.monitor")  # no handler of its own: Python prints a warning on stderr
 
@@ -52,10 +55,35 @@ class GradientCallback(L.Callback):
             raise TypeError(f"{type(self).__name__}: unknown parameter(s) {unknown}; it takes {list(sig.parameters)}")
         self.params = {**{k: p.default for k, p in sig.parameters.items()}, **params}
         self.transform = None
+        self._restored: dict | None = None  # a checkpoint's state loaded before the fit made its transform
 
     def on_fit_start(self, trainer, pl_module) -> None:
-        """A fresh transform per fit: the adaptive rules keep running statistics."""
+        """A fresh transform per fit (the adaptive rules keep running statistics), with the
+        checkpoint's statistics when the fit resumes from one."""
+        _refuse_sharded(trainer, type(self).__name__)
         self.transform = GRAD_HOOKS.get(self.hook).factory(**self.params)
+        if self._restored is not None:
+            self.transform.load_state_dict(self._restored)
+            self._restored = None
+
+    @property
+    def state_key(self) -> str:
+        # two callbacks of one class with other parameters keep their states apart in a checkpoint
+        return self._generate_state_key(**self.params)
+
+    def state_dict(self) -> dict:
+        """The rule's running statistics (AutoClip's norm history, ZClip's and SkipSpikes' EMA),
+        saved in a checkpoint so that a resumed fit clips and skips as an uninterrupted one."""
+        saver = getattr(self.transform, "state_dict", None)
+        return saver() if saver is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not state_dict:
+            return
+        if self.transform is not None:  # Lightning restores callbacks after on_fit_start
+            self.transform.load_state_dict(state_dict)
+        else:
+            self._restored = state_dict
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         self.transform(pl_module, optimizer)
@@ -101,43 +129,69 @@ class DecoupledWeightDecay(GradientCallback):
 
 
 class StabilityMonitor(monitor.StabilityMonitor):
-    """gradbench's StabilityMonitor for your own LightningModule: each optimizer step's loss,
-    pre-clip and post-clip global gradient norm and learning rate, and every `layer_every`
-    steps each parameter's gradient norm and update-to-weight ratio, logged to the Trainer's
-    loggers (CSV, TensorBoard, W&B ...) as `stability/...` and `layers/<param>/...`; at the end
-    the run's summary (percentiles, spikes, clip fraction) as `stability_summary/...`. A model
-    whose LightningModule or direct submodule has an `attention_logit_max` property (as
-    gradbench's transformer) gets its largest attention logit logged each step too
-    (`stability/attn_logit_max`).
+    """gradbench's StabilityMonitor for your own LightningModule. Each training step: the loss,
+    the pre-clip and post-clip global gradient norm of the whole model, and the learning rate;
+    with several optimizers, each one's norms too, named. Every `layer_every` steps: each
+    parameter's gradient norm, update norm and update-to-weight ratio, the spike score so far
+    and the share of those steps that were clipped. All go to the Trainer's loggers (CSV,
+    TensorBoard, W&B ...) as `stability/...` and `layers/<param>/...`, never as a histogram;
+    at the end the run's summary (percentiles, spikes, clip fraction) as `stability_summary/...`.
+    A model whose LightningModule or direct submodule has an `attention_logit_max` property
+    (as gradbench's transformer) gets its largest attention logit logged each step too.
+
+    Steps are training steps (batches that stepped, as Lightning's loggers count them), not
+    optimizer steps: a manual-optimization module with a generator's and a discriminator's
+    optimizer has one row per batch, whose norm is the whole model's, sqrt(g_G^2 + g_D^2),
+    each optimizer's read over its own parameters as it stepped with them.
 
     The pre-clip norm is read in on_before_optimizer_step, so list the monitor before any
     gradient callback (`callbacks=[StabilityMonitor(), ZClip()]`); Lightning's own
-    gradient_clip_val clips after every callback. The post-clip norm is read after the
+    gradient_clip_val clips after every callback. Under manual optimization it is read where
+    training_step calls self.clip_gradients(...). The post-clip norm is read after the
     optimizer step, on the gradients it stepped with. The loss is the one training_step
-    returned (with gradient accumulation, the last micro-batch's; never AMP-scaled). A run
-    resumed from a checkpoint is monitored from the step it resumes at. A run diverges on a non-finite loss, gradient or parameter, or a
-    loss above `loss_blowup` x the step-0 loss; `stop_on_divergence` ends training there. Either
-    way one line says so on the console (a warning of the `gradbench.monitor` logger). After fit: `diverged_at`, `reason`, `summary()`, `series()`. Its own time is `seconds`.
-    Settings as in a suite's `monitor:` section (core/settings.py: MonitorSettings).
+    returned (with gradient accumulation, the last micro-batch's; never AMP-scaled). Under DDP
+    the gradients are all-reduced before the monitor reads them, so its norms are the global
+    batch's; sharded strategies (FSDP, model parallel) are refused, because each rank holds
+    only its shard of the gradients. A run resumed from a checkpoint is monitored from the
+    step it resumes at, its spike score carried over in the checkpoint.
+
+    A run diverges on a non-finite loss, gradient or parameter, or a loss above `loss_blowup`
+    x the step-0 loss; `stop_on_divergence` ends training there. Either way one line says so
+    on the console (a warning of the `gradbench.monitor` logger). The spike score is
+    OLMo-core's rule (monitor.SpikeScore: `spike_window` 128 values, `spike_sigmas` 6). After
+    fit: `diverged_at`, `reason`, `summary()`, `series()`, `optimizer_series()`. Its own time
+    is `seconds`. Other settings as in a suite's `monitor:` section (core/settings.py).
     """
 
-    def __init__(self, stop_on_divergence: bool = True, series_dir: str | None = None, **settings):
+    def __init__(
+        self,
+        stop_on_divergence: bool = True,
+        series_dir: str | None = None,
+        optimizer_names: list[str] | None = None,
+        spike_window: int = 128,
+        spike_sigmas: float = 6.0,
+        **settings,
+    ):
         super().__init__(max_steps=0, series_dir=series_dir, **settings)
         self.stop_on_divergence = stop_on_divergence
+        self.optimizer_names = list(optimizer_names) if optimizer_names else None
+        self.spikes = monitor.SpikeScore(spike_window, spike_sigmas)
         self._backward_loss = None
-        self._first = self._logged = self._layers_logged = 0
-        self._patched = -1
-        self._pre_clip = None  # manual optimization: the norms read where the module clipped, until used
+        self._first: int | None = None  # the first training step this fit saw
+        self._logged = self._layers_logged = 0
+        self._step = self._patched = -1
+        self._pre_clip: dict[int, torch.Tensor] = {}  # manual optimization: norms read where the module clipped
+        self._parts: dict[int, dict[int, list[torch.Tensor]]] = {}  # several optimizers: step -> k -> [pre, post]
+        self._clipped = 0  # clipped steps since the last every-N-steps line
 
     def on_train_start(self, trainer, pl_module):
-        self.max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else 2**62
+        _refuse_sharded(trainer, type(self).__name__)
+        self.max_steps = 2**62  # the Trainer stops the fit; rows are training steps, not optimizer steps
+        self._first = None
         super().on_train_start(trainer, pl_module)
-        # a fit resumed from a checkpoint starts at its global step: the steps before it are
-        # not this monitor's (no rows are checked or logged for them, their lr is NaN)
-        self._first = self._checked = self._logged = self.steps = trainer.global_step
-        self._lrs = [math.nan] * self._first
-        if self._attn_of is not None:
-            self._attn = [self._nan] * self._first
+        self.names = _optimizer_names(trainer.optimizers, self.optimizer_names)
+        self._index = {id(opt): k for k, opt in enumerate(trainer.optimizers)}
+        self._slot = {id(p): i for i, p in enumerate(self.params)}
         self.clipping = True  # any callback or the module may clip: always read the post-step norm
         if not pl_module.automatic_optimization:
             self._watch_manual_clipping(pl_module)
@@ -150,6 +204,17 @@ class StabilityMonitor(monitor.StabilityMonitor):
                 stacklevel=2,
             )
 
+    def _hook_optimizers(self, trainer) -> list:
+        return [opt.register_step_post_hook(self._after_step) for opt in trainer.optimizers]
+
+    def _start_at(self, step: int) -> None:
+        """The first step this fit sees (a resumed fit starts at its checkpoint's): the rows
+        before it are not this monitor's (none is checked or logged, their lr is NaN)."""
+        self._first = self._checked = self._logged = self.steps = step
+        self._lrs = [math.nan] * step
+        if self._attn_of is not None:
+            self._attn = [self._nan] * step
+
     def _watch_manual_clipping(self, pl_module) -> None:
         """Under manual optimization the module clips before it calls opt.step(), and Lightning
         runs on_before_optimizer_step inside that step: after the clipping. So the monitor reads
@@ -159,7 +224,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
         original = pl_module.clip_gradients
 
         def clip_gradients(optimizer, *args, **kwargs):
-            self._pre_clip = monitor.StabilityMonitor._norms(self, optimizer)
+            raw = getattr(optimizer, "optimizer", optimizer)  # a LightningOptimizer wraps the torch one
+            self._pre_clip[id(raw)] = monitor.StabilityMonitor._norms(self, raw)
             return original(optimizer, *args, **kwargs)
 
         pl_module.clip_gradients = clip_gradients
@@ -173,12 +239,49 @@ class StabilityMonitor(monitor.StabilityMonitor):
         )
 
     def _norms(self, optimizer):
-        # the pre-clip read in on_before_optimizer_step: the norms taken where the module clipped
-        # this step, if it did (manual optimization); the post-step read after it is fresh
-        if self._pre_clip is not None:
-            norms, self._pre_clip = self._pre_clip, None
-            return norms
-        return super()._norms(optimizer)
+        # the pre-clip read: the norms taken where the module clipped this step, if it did
+        # (manual optimization); the post-step read after it is fresh
+        return self._pre_clip.pop(id(optimizer), None) or super()._norms(optimizer)
+
+    @monitor._clocked
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        step = batches_that_stepped(trainer)
+        if self._first is None:
+            self._start_at(step)
+        norms, total = self._norms(optimizer)
+        if self._pending and self._step == step:  # another optimizer in this training step
+            row = self._pending[-1]
+            row[monitor.PRE] = row[monitor.POST] = torch.linalg.vector_norm(torch.stack([row[monitor.PRE], total]))
+        else:
+            self._open_row(trainer, pl_module, optimizer, step, total)
+        if len(self.names) > 1:
+            self._parts.setdefault(step, {})[self._index[id(optimizer)]] = [total, total]
+        if step % self.cfg["layer_every"] == 0:
+            self._layer_grads(step, optimizer)
+
+    def _layer_grads(self, step: int, optimizer) -> None:
+        """Snapshot the parameters at the step's first optimizer, and put each optimizer's
+        per-parameter gradient norms in their slots (a parameter without a gradient: NaN)."""
+        if self._snapshot is None or self._snapshot[0] != step:
+            nan = torch.full((len(self.params),), math.nan, device=self._nan.device)
+            self._snapshot = (step, [p.detach().clone() for p in self.params], nan)
+        held = [(self._slot[id(p)], p.grad) for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if held:
+            slots = torch.tensor([i for i, _ in held], device=self._nan.device)
+            norms = torch.stack([n.float() for n in tensor_norms([grad for _, grad in held])])
+            self._snapshot[2][slots] = norms
+
+    @monitor._clocked
+    def _after_step(self, optimizer, args, kwargs):
+        if not self._pending:
+            return
+        post = monitor.StabilityMonitor._norms(self, optimizer)[1]
+        parts = self._parts.get(self._step)
+        if parts is not None:
+            parts[self._index[id(optimizer)]][1] = post
+            post = torch.linalg.vector_norm(torch.stack([post for _, post in parts.values()]))
+        self._pending[-1][monitor.POST] = post
+        self.steps = self._step + 1
 
     def on_before_backward(self, trainer, pl_module, loss):
         self._backward_loss = loss.detach()
@@ -192,8 +295,13 @@ class StabilityMonitor(monitor.StabilityMonitor):
         # sees is scaled by fp16 AMP's factor); the backward one stays for manual optimization.
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor) and self._pending and self.steps - 1 != self._patched:
-            self._pending[-1][monitor.LOSS] = loss.detach() * trainer.accumulate_grad_batches
+            loss = loss.detach() * trainer.accumulate_grad_batches
+            if self._world_size > 1:  # each rank's loss is its share of the batch's: the mean over ranks
+                loss = trainer.strategy.reduce(loss, reduce_op="mean")
+            self._pending[-1][monitor.LOSS] = loss
             self._patched = self.steps - 1
+        if self._snapshot is not None and self.steps > self._snapshot[0]:
+            self._close_snapshot()  # after all of the step's optimizers stepped
         stop, known = trainer.should_stop, self.diverged_at is not None
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if not self.stop_on_divergence:
@@ -215,39 +323,106 @@ class StabilityMonitor(monitor.StabilityMonitor):
             logger.log_metrics({k: v for k, v in summary.items() if v is not None}, step=self.steps)
 
     def summary(self) -> dict:
-        """The run's summary statistics over the steps this monitor saw."""
+        """The run's summary statistics over the steps this monitor saw, its spike score (the
+        checkpoint's steps included after a resume), and with several optimizers each one's
+        largest pre-clip norm."""
+        first = self._first or 0
         attention = self.attention_logits()
-        return monitor.summarize(
-            self.series()[self._first :],
+        out = monitor.summarize(
+            self.series()[first:],
             clipping=self.clipping,
             diverged_at=self.diverged_at,
             cfg=self.cfg,
-            attention=None if attention is None else attention[self._first :],
+            attention=None if attention is None else attention[first:],
         )
+        self._log(None)
+        out["spike_score"] = self.spikes.score
+        for name, values in self.optimizer_series().items():
+            finite = values[first:, 0][np.isfinite(values[first:, 0])]
+            out[f"grad_norm_max/{name}"] = float(finite.max()) if len(finite) else None
+        return out
+
+    def optimizer_series(self) -> dict[str, np.ndarray]:
+        """With several optimizers: per optimizer name, a (steps x [pre, post]) array of its
+        own norms (NaN where it did not step); with one, empty (the series is its)."""
+        if len(getattr(self, "names", ())) < 2:
+            return {}
+        out = {name: np.full((self.steps, 2), np.nan) for name in self.names}
+        for step, parts in self._parts.items():
+            for k, (pre, post) in parts.items():
+                if step < self.steps:
+                    out[self.names[k]][step] = (float(pre), float(post))
+        return out
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps, so that a resumed fit's spike score goes on from there."""
+        return {"spike_score": self.spikes.state_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.spikes.load_state_dict(state_dict["spike_score"])
 
     def _log(self, trainer) -> None:
-        """The steps read since the last call, one log line each (values already on the host)."""
-        if not trainer.loggers:
-            return
+        """The steps read since the last call: the spike score takes each, and with a Trainer
+        that has loggers, one log line each (values already on the host); every `layer_every`
+        steps the spike score, the share of those steps clipped and the per-layer norms."""
+        self._read_pending()
         rows = self._rows[self._logged : self.steps]
+        loggers = trainer.loggers if trainer is not None else []
         attention = (  # one read for the rows, not one per row
             torch.stack(self._attn[self._logged : self.steps]).float().tolist()
-            if self._attn_of is not None and rows
+            if self._attn_of is not None and rows and loggers
             else None
         )
+        every = self.cfg["layer_every"]
         for i, (loss, pre, post) in enumerate(rows, start=self._logged):
+            self.spikes.update(loss, pre)
+            self._clipped += post < pre * (1 - 1e-6)
             metrics = {"stability/loss": loss, "stability/grad_norm": pre, "stability/grad_norm_clipped": post}
             metrics["stability/lr"] = self._lrs[i]
             if attention is not None:
                 metrics["stability/attn_logit_max"] = attention[i - self._logged]
-            for logger in trainer.loggers:
+            for k, (part_pre, part_post) in self._parts.get(i, {}).items():
+                metrics[f"stability/grad_norm/{self.names[k]}"] = float(part_pre)
+                metrics[f"stability/grad_norm_clipped/{self.names[k]}"] = float(part_post)
+            if (i + 1) % every == 0:
+                metrics["stability/spike_score"] = self.spikes.score
+                metrics["stability/clip_rate"] = self._clipped / every
+                self._clipped = 0
+            for logger in loggers:
                 logger.log_metrics(metrics, step=i)
         self._logged += len(rows)
-        for step, norms, ratio, _ in self._layer_rows[self._layers_logged :]:
+        if not loggers:
+            return
+        for step, norms, ratio, _, update in self._layer_rows[self._layers_logged :]:
             layers = {}
-            for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
+            for name, g, r, u in zip(self.param_names, norms.tolist(), ratio.tolist(), update.tolist()):
                 layers[f"layers/{name}/grad_norm"] = g
+                layers[f"layers/{name}/update_norm"] = u
                 layers[f"layers/{name}/update_ratio"] = r
-            for logger in trainer.loggers:
+            for logger in loggers:
                 logger.log_metrics(layers, step=step)
         self._layers_logged = len(self._layer_rows)
+
+
+def _optimizer_names(optimizers, given: list[str] | None) -> list[str]:
+    """Each optimizer's name in the logs: the given ones, else its class's (numbered when two
+    share a class)."""
+    if given is not None:
+        if len(given) != len(optimizers):
+            raise ValueError(
+                f"StabilityMonitor: optimizer_names has {len(given)} names for {len(optimizers)} optimizers"
+            )
+        return list(given)
+    names = [type(opt).__name__.lower() for opt in optimizers]
+    return names if len(set(names)) == len(names) else [f"{n}{k}" for k, n in enumerate(names)]
+
+
+def _refuse_sharded(trainer, who: str) -> None:
+    """Under FSDP or model parallelism each rank holds a shard of the gradients, so a norm read
+    on one rank is that shard's, not the model's: refuse rather than log and clip on it."""
+    name = type(trainer.strategy).__name__
+    if "FSDP" in name or "ModelParallel" in name or "DeepSpeed" in name:
+        raise RuntimeError(
+            f"{who}: the {name} strategy shards the gradients, so a norm read on one rank is not the "
+            "model's; gradbench's callbacks support one device and DDP"
+        )

@@ -23,6 +23,10 @@ behaviour it relies on. Nothing here touches tensors: records do not depend on t
    Callback.on_before_optimizer_step, then LightningModule.configure_gradient_clipping,
    then the optimizer step (whose post-hook gives the post-clip norm), once per optimizer
    step. This is documented Lightning behaviour, tested here all the same.
+6. batches_that_stepped. `trainer.global_step` counts optimizer steps, so a manual-
+   optimization module with two optimizers advances it twice per batch; the training-step
+   count loggers use is the epoch loop's `_batches_that_stepped` (one per batch that
+   stepped, restored from a checkpoint), which the standalone StabilityMonitor keys its rows on.
 
 What the first three save together is the harness's floor row (benchmarks/README.md).
 """
@@ -65,3 +69,8 @@ def precomputed_signature(fn):
     """Decorator: store fn's signature on it, so Lightning's per-step look-up is a read."""
     fn.__signature__ = inspect.signature(fn)
     return fn
+
+
+def batches_that_stepped(trainer) -> int:
+    """The training steps done so far: batches whose optimizer(s) stepped (item 6)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped

@@ -77,9 +77,10 @@ class StabilityMonitor(L.Callback):
         self._pending: list[list[torch.Tensor]] = []  # [loss, pre, post] of steps not yet read
         self._attn: list[torch.Tensor] = []  # the model's largest attention logit per step, if it tells
         self._rows: list[tuple[float, float, float]] = []  # the same, read (float32 values)
-        self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        # (step, grad norms, update/weight ratios, parameters finite, update norms), every layer_every steps
+        self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
-        self._hook = None
+        self._hooks: list = []
         self.seconds = 0.0  # wall time spent in the monitor's hooks (_clocked)
 
     # --- set-up ------------------------------------------------------------------------
@@ -93,7 +94,7 @@ class StabilityMonitor(L.Callback):
         self._on_cpu = dev.type == "cpu"
         self.sync_every = self.cfg["sync_every"] or (1 if self._on_cpu else 10)
         self._world_size = trainer.world_size
-        self._hook = trainer.optimizers[0].register_step_post_hook(self._after_step)
+        self._hooks = self._hook_optimizers(trainer)
         self._nan = torch.tensor(float("nan"), device=dev)
         # a model that tells its largest attention logit (training/transformer.py; a user's own
         # model with the same property): recorded every step (under gradient accumulation, the
@@ -102,9 +103,9 @@ class StabilityMonitor(L.Callback):
 
     @_clocked
     def on_train_end(self, trainer, pl_module):
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
         self._check(final=True)
         if self.diverged_at is None and not bool(_finite_flag(self.params)):
             self._diverge(self.steps - 1, "non-finite parameters")
@@ -116,6 +117,17 @@ class StabilityMonitor(L.Callback):
         if step >= self.max_steps:
             return
         norms, total = self._norms(optimizer)
+        self._open_row(trainer, pl_module, optimizer, step, total)
+        if step % self.cfg["layer_every"] == 0:
+            self._snapshot = (step, [p.detach().clone() for p in self.params], norms.detach().clone())
+
+    def _hook_optimizers(self, trainer) -> list:
+        """Where the post-clip norm is read: a step post-hook on the (one) optimizer."""
+        return [trainer.optimizers[0].register_step_post_hook(self._after_step)]
+
+    def _open_row(self, trainer, pl_module, optimizer, step: int, total: torch.Tensor) -> None:
+        """Start row `step` (loss, pre-clip norm `total`, post-clip norm until the step's is
+        read), its attention logit and lr; the steps before it this monitor did not see are NaN."""
         loss = self._loss(pl_module)
         if self._world_size > 1:  # gradients are already all-reduced; average the loss too, so ranks agree
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
@@ -133,8 +145,6 @@ class StabilityMonitor(L.Callback):
             self._attn.append(value)
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
-        if step % self.cfg["layer_every"] == 0:
-            self._snapshot = (step, [p.detach().clone() for p in self.params], norms.detach().clone())
 
     def _loss(self, pl_module) -> torch.Tensor:
         """This step's loss, as the module keeps it for the monitor (BenchModule.last_loss, the
@@ -155,15 +165,20 @@ class StabilityMonitor(L.Callback):
             self._pending[-1][POST] = self._norms(optimizer)[1]
         self.steps = step + 1
         if self._snapshot is not None and self._snapshot[0] == step:
-            _, before, norms = self._snapshot
-            with torch.no_grad():
-                after = [p.detach() for p in self.params]
-                delta = differences(after, before)
-                ratio = torch.stack(tensor_norms(delta)) / torch.stack(tensor_norms(before)).clamp_min(1e-12)
-                # read at the next divergence check, not here: no host sync inside the step
-                params_finite = _finite_flag(after)
-            self._layer_rows.append((step, norms, ratio, params_finite))
-            self._snapshot = None
+            self._close_snapshot()
+
+    def _close_snapshot(self) -> None:
+        """The layer row of the snapshot's step: each parameter's gradient norm, update norm
+        and update-to-weight ratio, and whether all parameters are finite."""
+        step, before, norms = self._snapshot
+        with torch.no_grad():
+            after = [p.detach() for p in self.params]
+            update = torch.stack(tensor_norms(differences(after, before)))
+            ratio = update / torch.stack(tensor_norms(before)).clamp_min(1e-12)
+            # read at the next divergence check, not here: no host sync inside the step
+            params_finite = _finite_flag(after)
+        self._layer_rows.append((step, norms, ratio, params_finite, update))
+        self._snapshot = None
 
     @_clocked
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -199,7 +214,7 @@ class StabilityMonitor(L.Callback):
         rows = self._rows[lo:hi]
         self._checked = hi
         if self._layers_checked < len(self._layer_rows):
-            for step, _, _, params_finite in self._layer_rows[self._layers_checked :]:
+            for step, _, _, params_finite, _ in self._layer_rows[self._layers_checked :]:
                 if not bool(params_finite):
                     self._diverge(step, "non-finite parameters")
             self._layers_checked = len(self._layer_rows)
@@ -262,7 +277,7 @@ class StabilityMonitor(L.Callback):
         with open(self.series_dir / "layers.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["step", "param", "grad_norm", "update_ratio"])
-            for step, norms, ratio, _ in self._layer_rows:
+            for step, norms, ratio, *_ in self._layer_rows:
                 for name, g, r in zip(self.param_names, norms.tolist(), ratio.tolist()):
                     w.writerow([step, name, f"{g:.6g}", f"{r:.6g}"])
         return str(self.series_dir)
@@ -365,6 +380,51 @@ def count_grad_spikes(norms: np.ndarray, z_threshold: float, alpha: float, warmu
         mean += alpha * d
         var = (1 - alpha) * (var + alpha * d * d)
     return spikes
+
+
+class SpikeScore:
+    """OLMo-core's spike score (olmo_core/train/callbacks/stability_monitor.py,
+    StabilityMonitorCallback): a step is a spike when its loss or its gradient norm is above
+    the mean plus `sigmas` (population) standard deviations of that series' previous `window`
+    values; the score is the share of steps that were spikes. Its constants are OLMo-core's
+    (window 128, 6 sigma, one-sided, a spike enters the history like any value); the OLMo 2
+    paper (arXiv 2501.00656, sec. 3.2) states the same idea with a 1,000-value window and 7
+    sigma. A non-finite value is neither a spike nor history: divergence reads those.
+    Fed one step at a time (`update`), so a monitor can log the score as it goes, and its
+    state travels in a checkpoint (`state_dict`)."""
+
+    def __init__(self, window: int = 128, sigmas: float = 6.0):
+        self.window, self.sigmas = window, sigmas
+        self.history: dict[str, list[float]] = {"loss": [], "grad_norm": []}
+        self.steps = self.spikes = 0
+
+    def update(self, loss: float, grad_norm: float) -> bool:
+        spike = False
+        for name, value in (("loss", loss), ("grad_norm", grad_norm)):
+            if not math.isfinite(value):
+                continue
+            past = self.history[name]
+            if len(past) == self.window:
+                mean = sum(past) / len(past)
+                std = math.sqrt(sum((x - mean) ** 2 for x in past) / len(past))
+                spike |= std > 1e-10 and value > mean + self.sigmas * std
+                past.pop(0)
+            past.append(value)
+        self.steps += 1
+        self.spikes += spike
+        return spike
+
+    @property
+    def score(self) -> float:
+        """Spikes / steps seen (0 before any step)."""
+        return self.spikes / self.steps if self.steps else 0.0
+
+    def state_dict(self) -> dict:
+        return {"history": {k: list(v) for k, v in self.history.items()}, "steps": self.steps, "spikes": self.spikes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = {k: list(v) for k, v in state["history"].items()}
+        self.steps, self.spikes = state["steps"], state["spikes"]
 
 
 def downsample_max(values: np.ndarray, points: int) -> list[list]:

@@ -126,6 +126,8 @@ class AutoClip:
         grads, norm = _grads_and_norm(optimizer)
         if not grads:
             return
+        if self.history is not None and self.history.device != norm.device:  # restored from a checkpoint
+            self.history = self.history.to(norm.device)
         if self.history is None or self.n == len(self.history):
             grown = torch.full((max(256, 2 * self.n),), float("nan"), device=norm.device)
             if self.history is not None:
@@ -135,6 +137,17 @@ class AutoClip:
         self.n += 1
         self.threshold = torch.nanquantile(self.history[: self.n], self.q)
         clip_global_norm_(grads, norm, self.threshold)
+
+    def state_dict(self) -> dict:
+        return {"history": None if self.history is None else self.history[: self.n].cpu(), "n": self.n}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The norms seen before a checkpoint; they move to the gradients' device at the next step."""
+        self.n = state["n"]
+        self.history = None
+        if state["history"] is not None:
+            self.history = torch.full((max(256, 2 * self.n),), float("nan"), dtype=state["history"].dtype)
+            self.history[: self.n] = state["history"]
 
 
 def _grads_and_norm(optimizer) -> tuple[list[torch.Tensor], torch.Tensor | None]:
@@ -224,6 +237,12 @@ class ZClip:
         clip_global_norm_(grads, norm, self.threshold)
         self.stats.update(torch.where(spike, level, norm), finite)
 
+    def state_dict(self) -> dict:
+        return {"stats": self.stats.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stats.load_state_dict(state["stats"])
+
 
 class _NormEMA:
     """EMA mean and variance of the global gradient norm (ZClip's statistics, shared by zclip
@@ -243,6 +262,8 @@ class _NormEMA:
         return self.mean is not None
 
     def warm(self, norm: torch.Tensor, finite: torch.Tensor) -> None:
+        if self._warm and self._warm[0].device != norm.device:  # restored from a checkpoint
+            self._warm = [v.to(norm.device) for v in self._warm]
         self._warm.append(torch.where(finite, norm, float("nan")))
         if len(self._warm) >= max(1, self.warmup):
             self.mean, self.var = _mean_var(self._warm)
@@ -258,6 +279,19 @@ class _NormEMA:
         var = self.alpha * self.var + (1 - self.alpha) * (effective - mean) ** 2
         self.mean = torch.where(finite, mean, self.mean)
         self.var = torch.where(finite, var, self.var)
+
+    def state_dict(self) -> dict:
+        return {"warm": [v.cpu() for v in self._warm], "mean": _cpu(self.mean), "var": _cpu(self.var)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The statistics at a checkpoint; on the CPU until the next step's arithmetic meets the
+        gradients' device (a 0-dim CPU tensor mixes with a device tensor without a copy)."""
+        self._warm = list(state["warm"])
+        self.mean, self.var = state["mean"], state["var"]
+
+
+def _cpu(value: torch.Tensor | None) -> torch.Tensor | None:
+    return None if value is None else value.cpu()
 
 
 def _mean_var(values: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,6 +359,13 @@ class SkipSpikes:
         if bool(spike):
             self.skipped += 1
             drop_gradients(optimizer)
+
+    def state_dict(self) -> dict:
+        return {"stats": self.stats.state_dict(), "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stats.load_state_dict(state["stats"])
+        self.skipped = state["skipped"]
 
 
 @grad_hook("skip_spikes")
