@@ -140,8 +140,20 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. 'clip*'")
     ls.set_defaults(fn=cmd_list)
 
-    data = sub.add_parser("data", parents=[data_root], help="show which datasets are present, or download them")
-    data.add_argument("action", nargs="?", choices=("status", "download"), default="status")
+    data = sub.add_parser(
+        "data", parents=[data_root], help="show which datasets are present, download them, or lay out the text"
+    )
+    data.add_argument(
+        "action",
+        nargs="?",
+        choices=("status", "download", "text"),
+        default="status",
+        help="status (default); download: MNIST and CIFAR-10 with torchvision; text: Debian's fortunes for the "
+        "language model, with apt-get download (no root)",
+    )
+    data.add_argument(
+        "--from", dest="text_from", metavar="DIR", help="text: copy an installed fortunes package's folder"
+    )
     data.set_defaults(fn=cmd_data)
 
     lb = sub.add_parser("leaderboard", help="score a results file into a markdown leaderboard with plots")
@@ -401,7 +413,11 @@ def cmd_data(args) -> int:
 
     root = resolve_data_root(args.data)
     if args.action == "download":
-        download([d for d in DATASETS if d not in GENERATED], root)
+        download([d for d in DATASETS if d not in GENERATED and d != "fortunes"], root)
+    if args.action == "text":
+        from .training.data.text import layout
+
+        print(f"text: {layout(root, args.text_from)}")
     rows = describe(root)
     print(f"data root: {root}")
     for name, status, where in rows:
@@ -410,8 +426,9 @@ def cmd_data(args) -> int:
         print(f"  {name:<8} generated  (synthetic, from the seed; nothing to download)")
     if any(status != "ok" for _, status, _ in rows):
         print(
-            "missing data: 'gradbench data download' (needs the 'vision' extra and internet), "
-            "or lay it out in torchvision's layout and pass --data DIR / set GRADBENCH_DATA"
+            "missing data: 'gradbench data download' for MNIST and CIFAR-10 (needs the 'vision' extra and "
+            "internet; or lay them out in torchvision's layout), 'gradbench data text' for the text; "
+            "then pass --data DIR / set GRADBENCH_DATA"
         )
         return 1
     return 0

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Sourced: make sure MNIST and CIFAR-10 are under $GRADBENCH_DATA (default ./data).
-# From the copies in ../shared/data when they are beside the checkout (no network needed),
-# else with 'gradbench data download' (needs the 'vision' extra and internet; it says so).
+# Sourced: make sure MNIST, CIFAR-10 and the text are under $GRADBENCH_DATA (default ./data).
+# MNIST and CIFAR-10 from the copies in ../shared/data when they are beside the checkout (no
+# network needed), else with 'gradbench data download' (needs the 'vision' extra and internet;
+# it says so). The text from Debian's fortunes package ('gradbench data text': apt-get
+# download, no root).
 data_root=${GRADBENCH_DATA:-$root/data}
-if ! gradbench data --data "$data_root" > /dev/null 2>&1; then
+data_status=$(gradbench data --data "$data_root" 2>/dev/null || true)
+if echo "$data_status" | grep -qE "^ +(mnist|cifar10) +(missing|unreadable)"; then
   shared="$root/../shared/data/prepare"
   if [ -x "$shared" ]; then
     echo "laying out MNIST and CIFAR-10 under $data_root from ../shared/data ..." >&2
@@ -11,5 +14,9 @@ if ! gradbench data --data "$data_root" > /dev/null 2>&1; then
   else
     gradbench data download --data "$data_root"
   fi
+fi
+if echo "$data_status" | grep -qE "^ +fortunes +(missing|unreadable)"; then
+  echo "laying out the text (Debian's fortunes) under $data_root ..." >&2
+  gradbench data text --data "$data_root" >&2
 fi
 export GRADBENCH_DATA=$data_root

@@ -191,15 +191,19 @@ def test_resolve_data_root_precedence(tmp_path, monkeypatch):
 
 
 def test_describe_reports_ok_missing_and_unreadable(tmp_path):
-    assert [(d, s) for d, s, _ in data.describe(tmp_path)] == [("mnist", "missing"), ("cifar10", "missing")]
+    assert [(d, s) for d, s, _ in data.describe(tmp_path)] == [
+        ("mnist", "missing"),
+        ("cifar10", "missing"),
+        ("fortunes", "missing"),
+    ]
     make_mnist(tmp_path, gz=True)
     make_cifar(tmp_path, bytes_keys=True)
     rows = data.describe(tmp_path)
-    assert [(d, s) for d, s, _ in rows] == [("mnist", "ok"), ("cifar10", "ok")]
+    assert [(d, s) for d, s, _ in rows] == [("mnist", "ok"), ("cifar10", "ok"), ("fortunes", "missing")]
     assert rows[1][2] == str(tmp_path.resolve() / "cifar-10-batches-py")
     (tmp_path / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz").write_bytes(b"garbage")
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
-    (mnist, status, path), (_, cstatus, _) = data.describe(tmp_path)
+    (mnist, status, path), (_, cstatus, _), _ = data.describe(tmp_path)
     assert status.startswith("unreadable:") and path.endswith("train-labels-idx1-ubyte.gz")
     assert cstatus.startswith("unreadable:")
 
@@ -226,7 +230,7 @@ def test_download_without_torchvision_says_how_to_install(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "torchvision.datasets", None)
     with pytest.raises(UserError, match=r"pip install -c constraints.txt 'gradbench\[vision\]'"):
         data.download(["mnist"], tmp_path)
-    with pytest.raises(UserError, match="valid: adding, cifar10, mnist"):
+    with pytest.raises(UserError, match="valid: adding, cifar10, fortunes, mnist"):
         data.download(["imagenet"], tmp_path)
 
 
@@ -259,7 +263,7 @@ def test_load_dataset_memoizes_and_reloads_changed_files(tmp_path):
 
 
 def test_load_dataset_rejects_unknown_names_and_params(tmp_path):
-    with pytest.raises(UserError, match="valid: adding, cifar10, mnist"):
+    with pytest.raises(UserError, match="valid: adding, cifar10, fortunes, mnist"):
         data.load_dataset("minst", tmp_path)
     with pytest.raises(UserError, match="'mnist' does not take seq_len; valid parameters: val_size"):
         data.load_dataset("mnist", tmp_path, seq_len=3)

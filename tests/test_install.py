@@ -140,19 +140,20 @@ def test_a_clean_venv_installs_the_wheel_from_local_sources_and_fits(wheel, tmp_
     sources = local_package_sources()
     if sources is None:
         pytest.skip("pip here has no local wheelhouse and file:// indexes holding torch")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # nothing of this checkout's
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=clean)
     python = venv / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", *sources, "-c", str(REPO / "constraints.txt"), str(wheel)],
         check=True,
         capture_output=True,
         timeout=600,
+        env=clean,
     )
     site = subprocess.run(
         [str(python), "-c", "import site; print(site.getsitepackages()[0])"], capture_output=True, text=True
     ).stdout.strip()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # nothing of this checkout's
     done = subprocess.run(
         [str(python), str(REPO / "tests" / "light_install_check.py"), site, str(tmp_path / "work")],
         capture_output=True,

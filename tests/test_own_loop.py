@@ -233,3 +233,80 @@ def test_a_sharded_strategy_is_refused_with_the_reason():
         StabilityMonitor().on_train_start(sharded, None)
     with pytest.raises(RuntimeError, match="FSDPStrategy strategy shards the gradients"):
         ZClip().on_fit_start(sharded, None)
+
+
+class Critic(L.LightningModule):
+    """Manual optimization as WGAN critics train: one optimizer stepped three times a batch,
+    and only on every second batch; no clipping anywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+        self.probe: list[list[float]] = []
+
+    def training_step(self, batch, batch_idx):
+        if batch_idx % 2:
+            return None
+        opt = self.optimizers()
+        x, y = batch
+        norms = []
+        for _ in range(3):
+            opt.zero_grad()
+            self.manual_backward(torch.nn.functional.mse_loss(self.net(x), y))
+            norms.append(float(torch.nn.utils.get_total_norm([p.grad for p in self.net.parameters()])))
+            opt.step()
+        self.probe.append(norms)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.005)
+
+
+def test_an_optimizer_stepped_several_times_or_not_every_batch_gives_one_row_per_stepping_batch(tmp_path):
+    monitor = StabilityMonitor()
+    model = Critic()
+    with pytest.warns(UserWarning, match="under manual optimization"):
+        trainer(tmp_path, 15, [monitor]).fit(model, regression_data())  # 15 optimizer steps: 5 stepping batches
+    series, probe = monitor.series(), np.array(model.probe)
+    assert len(probe) == 5 and len(series) == 5 and monitor.diverged_at is None
+    whole = np.sqrt((probe**2).sum(1))  # the three steps' norms together
+    assert series[:, 1] == pytest.approx(whole, rel=1e-5)
+    assert series[:, 2] == pytest.approx(whole, rel=1e-5)  # nothing clipped: post-clip = pre-clip
+    assert monitor.summary()["clip_fraction"] == 0
+
+
+def test_a_step_the_optimizer_skips_is_counted_not_taken_for_divergence(tmp_path):
+    """What fp16 AMP's scaler does on an inf gradient: the hooks run, the step does not. A
+    Precision plugin that skips step 3 stands in for it (CPU has no fp16 scaler)."""
+    from lightning.pytorch.plugins.precision import Precision
+
+    class SkipsStep3(Precision):
+        def optimizer_step(self, optimizer, model, closure, **kwargs):
+            if model.trainer.global_step != 3:
+                return super().optimizer_step(optimizer, model, closure, **kwargs)
+            result = closure()  # forward and backward, then the hooks, as MixedPrecision runs them
+            self._after_closure(model, optimizer)
+            return result  # and no optimizer.step, as GradScaler.step on an inf gradient
+
+    monitor = StabilityMonitor()
+    trainer(tmp_path, 8, [monitor], plugins=[SkipsStep3()]).fit(Regression(lr=0.01), regression_data())
+    series = monitor.series()
+    assert len(series) == 8 and monitor.diverged_at is None
+    assert np.isnan(series[3, 2]) and np.isfinite(series[3, 1]) and monitor.summary()["skipped_steps"] == 1
+    assert np.isfinite(series[[0, 1, 2, 4, 5, 6, 7], 2]).all()
+
+
+def test_a_monitor_and_a_rule_used_for_a_second_fit_start_from_that_fits_state(tmp_path):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    monitor, clip = StabilityMonitor(), AutoClip()
+    saving = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=4, save_top_k=-1)
+    trainer(tmp_path / "a", 8, [monitor, clip, saving]).fit(Regression(lr=0.01), regression_data())
+    assert len(monitor.series()) == 8 and clip.transform.n == 8
+    # the same instances, resumed from step 4: the checkpoint's history, not the last fit's
+    trainer(tmp_path / "b", 6, [monitor, clip]).fit(
+        Regression(lr=0.01), regression_data(), ckpt_path=tmp_path / "ckpt" / "epoch=0-step=4.ckpt"
+    )
+    assert clip.transform.n == 6 and monitor.spikes.steps == 6
+    series = monitor.series()
+    assert len(series) == 6 and np.isnan(series[:4]).all() and np.isfinite(series[4:]).all()

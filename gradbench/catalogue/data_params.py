@@ -34,11 +34,19 @@ class RecallDataParams(Strict):
     seed: int = Field(1234, description="the generator's seed (fixed: every run sees the same data)")
 
 
+class TextDataParams(Strict):
+    context: int = Field(64, ge=1, description="bytes a sequence holds (the model's context)")
+    block: int = Field(
+        16384, ge=2, description="bytes per contiguous block; of every 20, the 19th is validation, the 20th test"
+    )
+
+
 DATA_PARAMS: dict[str, type[Strict]] = {
     "mnist": ImageDataParams,
     "cifar10": ImageDataParams,
     "adding": AddingDataParams,
     "recall": RecallDataParams,
+    "fortunes": TextDataParams,
 }
 
 

@@ -93,7 +93,8 @@ class RNNKnobs(Strict):
 
 
 class TransformerKnobs(Strict):
-    """A decoder-only pre-LayerNorm Transformer that classifies from its last position."""
+    """A decoder-only pre-LayerNorm Transformer that classifies from its last position, or a
+    GPT that predicts the next token at every position (output: sequence)."""
 
     depth: int = Field(2, ge=1, description="Transformer blocks (attention, then MLP)")
     width: int = Field(64, ge=1, description="model width; a multiple of heads")
@@ -107,6 +108,19 @@ class TransformerKnobs(Strict):
     residual_scale: Literal["none", "deepnorm"] = Field(
         "none", description="deepnorm: post-LN blocks LN(alpha x + f(x)) with beta-scaled init (Wang et al., 2022)"
     )
+    output: Literal["last", "sequence"] = Field(
+        "last", description="last: classify from the last position; sequence: next-token logits at every position"
+    )
+    qkv_norm: bool = Field(
+        False, description="LayerNorm over each head's queries, keys and values (QKV-norm, Rybakov et al., 2024)"
+    )
+    norm_position: Literal["pre", "reordered"] = Field(
+        "pre", description="pre: x + f(LN(x)); reordered: x + LN(f(x)), the norm on each block's output (OLMo 2)"
+    )
+    softcap: float = Field(
+        0.0, ge=0, description="output logits capped as c tanh(z/c) (Gemma 2, modded-nanogpt); 0: no cap"
+    )
+    attn_softcap: float = Field(0.0, ge=0, description="attention logits capped as c tanh(z/c) (Gemma 2); 0: no cap")
 
     @model_validator(mode="after")
     def _heads_divide_width(self):
@@ -116,6 +130,8 @@ class TransformerKnobs(Strict):
             raise ValueError(
                 f"reparam {self.reparam!r} does not compose with deepnorm: sigma(W) undoes its beta scaling"
             )
+        if self.norm_position == "reordered" and (self.residual_scale == "deepnorm" or self.norm == "none"):
+            raise ValueError("norm_position 'reordered' needs norm 'layer' and no deepnorm: it places the norm itself")
         return self
 
 

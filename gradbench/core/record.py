@@ -79,6 +79,15 @@ class Stability(Part):
     # models that tell their largest attention logit (the transformer family) only
     attn_logit_max: Number | None = Field(None, description="the largest attention logit over the run")
     attn_logit_curve: Curve | None = Field(None, description="[[step, max attention logit in the bucket], ...]")
+    # language models (output logits at every position) only
+    log_z_first: Number | None = Field(None, description="the first step's mean log Z of the output logits")
+    log_z_max: Number | None = Field(None, description="the largest mean log Z over the run (z-loss's quantity)")
+    log_z_curve: Curve | None = Field(None, description="[[step, max mean log Z in the bucket], ...]")
+    spike_score: Number | None = Field(
+        None, description="share of steps whose loss or gradient norm spiked (OLMo-core's rule: 6 sigma over 128)"
+    )
+    block_rms_max: list[Number | None] | None = Field(None, description="each block's largest output RMS")
+    block_rms_final: list[Number | None] | None = Field(None, description="each block's output RMS at the last step")
 
 
 class Timings(Part):

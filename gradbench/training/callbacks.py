@@ -56,12 +56,14 @@ class GradientCallback(L.Callback):
         self.params = {**{k: p.default for k, p in sig.parameters.items()}, **params}
         self.transform = None
         self._restored: dict | None = None  # a checkpoint's state loaded before the fit made its transform
+        self._fitting = False  # between on_fit_start and teardown
 
     def on_fit_start(self, trainer, pl_module) -> None:
         """A fresh transform per fit (the adaptive rules keep running statistics), with the
         checkpoint's statistics when the fit resumes from one."""
         _refuse_sharded(trainer, type(self).__name__)
         self.transform = GRAD_HOOKS.get(self.hook).factory(**self.params)
+        self._fitting = True
         if self._restored is not None:
             self.transform.load_state_dict(self._restored)
             self._restored = None
@@ -78,12 +80,15 @@ class GradientCallback(L.Callback):
         return saver() if saver is not None else {}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        if not state_dict:
-            return
-        if self.transform is not None:  # Lightning restores callbacks after on_fit_start
+        # Lightning restores callbacks before on_fit_start (one device, DDP), which makes this
+        # fit's transform and loads it; a strategy that restores after setup finds it made
+        if state_dict and self._fitting:
             self.transform.load_state_dict(state_dict)
-        else:
+        elif state_dict:
             self._restored = state_dict
+
+    def teardown(self, trainer, pl_module, stage: str) -> None:
+        self._fitting = False
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         self.transform(pl_module, optimizer)
@@ -137,7 +142,10 @@ class StabilityMonitor(monitor.StabilityMonitor):
     TensorBoard, W&B ...) as `stability/...` and `layers/<param>/...`, never as a histogram;
     at the end the run's summary (percentiles, spikes, clip fraction) as `stability_summary/...`.
     A model whose LightningModule or direct submodule has an `attention_logit_max` property
-    (as gradbench's transformer) gets its largest attention logit logged each step too.
+    (as gradbench's transformer) gets its largest attention logit logged each step too; one
+    with `output_log_z` (a language model's mean log Z over positions, what z-loss holds down)
+    and `layer_output_rms` (each block's output RMS) gets `stability/log_z` and
+    `stability/block_rms/<block>`.
 
     Steps are training steps (batches that stepped, as Lightning's loggers count them), not
     optimizer steps: a manual-optimization module with a generator's and a discriminator's
@@ -158,7 +166,7 @@ class StabilityMonitor(monitor.StabilityMonitor):
     A run diverges on a non-finite loss, gradient or parameter, or a loss above `loss_blowup`
     x the step-0 loss; `stop_on_divergence` ends training there. Either way one line says so
     on the console (a warning of the `gradbench.monitor` logger). The spike score is
-    OLMo-core's rule (monitor.SpikeScore: `spike_window` 128 values, `spike_sigmas` 6). After
+    OLMo-core's rule (monitor.SpikeScore: `spike_score_window` 128 values, `spike_score_sigmas` 6). After
     fit: `diverged_at`, `reason`, `summary()`, `series()`, `optimizer_series()`. Its own time
     is `seconds`. Other settings as in a suite's `monitor:` section (core/settings.py).
     """
@@ -168,32 +176,47 @@ class StabilityMonitor(monitor.StabilityMonitor):
         stop_on_divergence: bool = True,
         series_dir: str | None = None,
         optimizer_names: list[str] | None = None,
-        spike_window: int = 128,
-        spike_sigmas: float = 6.0,
+        spike_score_window: int = 128,
+        spike_score_sigmas: float = 6.0,
         **settings,
     ):
         super().__init__(max_steps=0, series_dir=series_dir, **settings)
         self.stop_on_divergence = stop_on_divergence
         self.optimizer_names = list(optimizer_names) if optimizer_names else None
-        self.spikes = monitor.SpikeScore(spike_window, spike_sigmas)
+        self.spike_score_window, self.spike_score_sigmas = spike_score_window, spike_score_sigmas
+        self.spikes = monitor.SpikeScore(spike_score_window, spike_score_sigmas)
+        self._restored: dict | None = None  # a checkpoint's state, for the fit that resumes from it
+        self._pre_clip: dict[int, torch.Tensor] = {}  # manual optimization: norms read where the module clipped
+
+    def _reset(self) -> None:
+        super()._reset()
         self._backward_loss = None
         self._first: int | None = None  # the first training step this fit saw
         self._logged = self._layers_logged = 0
         self._step = self._patched = -1
-        self._pre_clip: dict[int, torch.Tensor] = {}  # manual optimization: norms read where the module clipped
-        self._parts: dict[int, dict[int, list[torch.Tensor]]] = {}  # several optimizers: step -> k -> [pre, post]
+        self._new_batch = False
+        self._next_step: int | None = None  # manual optimization: the next training step's index
+        # several optimizers: step -> optimizer -> [[pre, post] of each of its steps in that batch]
+        self._parts: dict[int, dict[int, list[list[torch.Tensor]]]] = {}
+        self._part_rows: dict[int, dict[int, tuple[float, float]]] = {}  # the same, read and combined
         self._clipped = 0  # clipped steps since the last every-N-steps line
 
     def on_train_start(self, trainer, pl_module):
         _refuse_sharded(trainer, type(self).__name__)
+        self._reset()  # a second fit with this monitor starts from nothing
+        self.spikes = monitor.SpikeScore(self.spike_score_window, self.spike_score_sigmas)
+        if self._restored is not None:  # Lightning loads a checkpoint's state before this hook
+            self.spikes.load_state_dict(self._restored["spike_score"])
+            self._next_step = self._restored.get("next_step")
+            self._restored = None
         self.max_steps = 2**62  # the Trainer stops the fit; rows are training steps, not optimizer steps
-        self._first = None
         super().on_train_start(trainer, pl_module)
         self.names = _optimizer_names(trainer.optimizers, self.optimizer_names)
         self._index = {id(opt): k for k, opt in enumerate(trainer.optimizers)}
         self._slot = {id(p): i for i, p in enumerate(self.params)}
+        self._manual = not pl_module.automatic_optimization
         self.clipping = True  # any callback or the module may clip: always read the post-step norm
-        if not pl_module.automatic_optimization:
+        if self._manual:
             self._watch_manual_clipping(pl_module)
         listed = list(trainer.callbacks)
         if any(isinstance(cb, GradientCallback) for cb in listed[: listed.index(self)]):
@@ -209,11 +232,23 @@ class StabilityMonitor(monitor.StabilityMonitor):
 
     def _start_at(self, step: int) -> None:
         """The first step this fit sees (a resumed fit starts at its checkpoint's): the rows
-        before it are not this monitor's (none is checked or logged, their lr is NaN)."""
+        before it are not this monitor's (_open_row fills them with NaN; none is checked or
+        logged)."""
         self._first = self._checked = self._logged = self.steps = step
-        self._lrs = [math.nan] * step
-        if self._attn_of is not None:
-            self._attn = [self._nan] * step
+
+    def _training_step(self, trainer) -> int:
+        """This batch's row. With automatic optimization, Lightning's count of batches that
+        stepped. Under manual optimization Lightning counts every batch, stepped or not (a
+        module that steps every second batch would leave gaps), so the monitor counts the
+        batches in which an optimizer stepped itself, from the checkpoint's count on a resume."""
+        if not self._manual:
+            return batches_that_stepped(trainer)
+        if self._next_step is None:
+            self._next_step = 0 if trainer.global_step == 0 else batches_that_stepped(trainer)
+        if self._new_batch:
+            self._new_batch = False
+            self._next_step += 1
+        return self._next_step - 1
 
     def _watch_manual_clipping(self, pl_module) -> None:
         """Under manual optimization the module clips before it calls opt.step(), and Lightning
@@ -243,25 +278,29 @@ class StabilityMonitor(monitor.StabilityMonitor):
         # (manual optimization); the post-step read after it is fresh
         return self._pre_clip.pop(id(optimizer), None) or super()._norms(optimizer)
 
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._new_batch = True
+
     @monitor._clocked
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
-        step = batches_that_stepped(trainer)
+        step = self._training_step(trainer)
         if self._first is None:
             self._start_at(step)
         norms, total = self._norms(optimizer)
-        if self._pending and self._step == step:  # another optimizer in this training step
+        if self._pending and self._step == step:  # another optimizer step in this training step
             row = self._pending[-1]
-            row[monitor.PRE] = row[monitor.POST] = torch.linalg.vector_norm(torch.stack([row[monitor.PRE], total]))
+            row[monitor.PRE] = torch.linalg.vector_norm(torch.stack([row[monitor.PRE], total]))
         else:
             self._open_row(trainer, pl_module, optimizer, step, total)
         if len(self.names) > 1:
-            self._parts.setdefault(step, {})[self._index[id(optimizer)]] = [total, total]
+            self._parts.setdefault(step, {}).setdefault(self._index[id(optimizer)], []).append([total, total])
         if step % self.cfg["layer_every"] == 0:
             self._layer_grads(step, optimizer)
 
     def _layer_grads(self, step: int, optimizer) -> None:
         """Snapshot the parameters at the step's first optimizer, and put each optimizer's
-        per-parameter gradient norms in their slots (a parameter without a gradient: NaN)."""
+        per-parameter gradient norms in their slots (a parameter without a gradient: NaN).
+        Read where this hook runs: under manual optimization, after the module's own clip."""
         if self._snapshot is None or self._snapshot[0] != step:
             nan = torch.full((len(self.params),), math.nan, device=self._nan.device)
             self._snapshot = (step, [p.detach().clone() for p in self.params], nan)
@@ -277,9 +316,11 @@ class StabilityMonitor(monitor.StabilityMonitor):
             return
         post = monitor.StabilityMonitor._norms(self, optimizer)[1]
         parts = self._parts.get(self._step)
-        if parts is not None:
-            parts[self._index[id(optimizer)]][1] = post
-            post = torch.linalg.vector_norm(torch.stack([post for _, post in parts.values()]))
+        if parts is not None:  # each optimizer step's post-clip norm, then the row's over all of them
+            parts[self._index[id(optimizer)]][-1][1] = post
+            post = torch.linalg.vector_norm(torch.stack([pair[1] for steps in parts.values() for pair in steps]))
+        elif self.steps == self._step + 1:  # the optimizer stepped before in this training step
+            post = torch.linalg.vector_norm(torch.stack([self._pending[-1][monitor.POST], post]))
         self._pending[-1][monitor.POST] = post
         self.steps = self._step + 1
 
@@ -290,16 +331,22 @@ class StabilityMonitor(monitor.StabilityMonitor):
         return self._backward_loss if self._backward_loss is not None else self._nan
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        # The step's loss as training_step returned it: what Lightning passes here is that loss
-        # divided by accumulate_grad_batches and never AMP-scaled (the loss on_before_backward
-        # sees is scaled by fp16 AMP's factor); the backward one stays for manual optimization.
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if isinstance(loss, torch.Tensor) and self._pending and self.steps - 1 != self._patched:
-            loss = loss.detach() * trainer.accumulate_grad_batches
-            if self._world_size > 1:  # each rank's loss is its share of the batch's: the mean over ranks
-                loss = trainer.strategy.reduce(loss, reduce_op="mean")
-            self._pending[-1][monitor.LOSS] = loss
-            self._patched = self.steps - 1
+        if self._pending and self._step != self._patched:  # this batch opened a row
+            self._patched = self._step
+            if self.steps <= self._step:  # the optimizer did not step (fp16 AMP's scaler found inf): not checked
+                self._skipped.add(self._step)
+                self._pending[-1][monitor.POST] = self._nan
+                self.steps = self._step + 1
+            # The step's loss as training_step returned it: what Lightning passes here is that
+            # loss divided by accumulate_grad_batches and never AMP-scaled (the loss
+            # on_before_backward sees is scaled by fp16 AMP's factor); the backward one stays
+            # for manual optimization.
+            loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+            if isinstance(loss, torch.Tensor):
+                loss = loss.detach() * trainer.accumulate_grad_batches
+                if self._world_size > 1:  # each rank's loss is its share of the batch's: the mean over ranks
+                    loss = trainer.strategy.reduce(loss, reduce_op="mean")
+                self._pending[-1][monitor.LOSS] = loss
         if self._snapshot is not None and self.steps > self._snapshot[0]:
             self._close_snapshot()  # after all of the step's optimizers stepped
         stop, known = trainer.should_stop, self.diverged_at is not None
@@ -324,8 +371,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
 
     def summary(self) -> dict:
         """The run's summary statistics over the steps this monitor saw, its spike score (the
-        checkpoint's steps included after a resume), and with several optimizers each one's
-        largest pre-clip norm."""
+        checkpoint's steps included after a resume), the steps the optimizer skipped, and with
+        several optimizers each one's largest pre-clip norm."""
         first = self._first or 0
         attention = self.attention_logits()
         out = monitor.summarize(
@@ -334,9 +381,11 @@ class StabilityMonitor(monitor.StabilityMonitor):
             diverged_at=self.diverged_at,
             cfg=self.cfg,
             attention=None if attention is None else attention[first:],
+            told={name: values[first:] for name in self._tells if (values := self.told(name)) is not None},
         )
         self._log(None)
         out["spike_score"] = self.spikes.score
+        out["skipped_steps"] = len(self._skipped)
         for name, values in self.optimizer_series().items():
             finite = values[first:, 0][np.isfinite(values[first:, 0])]
             out[f"grad_norm_max/{name}"] = float(finite.max()) if len(finite) else None
@@ -344,46 +393,61 @@ class StabilityMonitor(monitor.StabilityMonitor):
 
     def optimizer_series(self) -> dict[str, np.ndarray]:
         """With several optimizers: per optimizer name, a (steps x [pre, post]) array of its
-        own norms (NaN where it did not step); with one, empty (the series is its)."""
+        own norms (an optimizer stepped n times in a batch: the root of the sum of its n squared
+        norms; NaN where it did not step); with one, empty (the series is its)."""
         if len(getattr(self, "names", ())) < 2:
             return {}
+        self._log(None)
         out = {name: np.full((self.steps, 2), np.nan) for name in self.names}
-        for step, parts in self._parts.items():
-            for k, (pre, post) in parts.items():
+        for step, parts in self._part_rows.items():
+            for k, pair in parts.items():
                 if step < self.steps:
-                    out[self.names[k]][step] = (float(pre), float(post))
+                    out[self.names[k]][step] = pair
         return out
 
     def state_dict(self) -> dict:
-        """What a checkpoint keeps, so that a resumed fit's spike score goes on from there."""
-        return {"spike_score": self.spikes.state_dict()}
+        """What a checkpoint keeps, so that a resumed fit's spike score and step count go on."""
+        return {"spike_score": self.spikes.state_dict(), "next_step": self._next_step}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.spikes.load_state_dict(state_dict["spike_score"])
+        self._restored = state_dict
 
     def _log(self, trainer) -> None:
-        """The steps read since the last call: the spike score takes each, and with a Trainer
-        that has loggers, one log line each (values already on the host); every `layer_every`
-        steps the spike score, the share of those steps clipped and the per-layer norms."""
-        self._read_pending()
-        rows = self._rows[self._logged : self.steps]
+        """The steps read (by the divergence check, every sync_every steps) since the last call:
+        the spike score takes each, and with a Trainer that has loggers, one log line each;
+        every `layer_every` steps the spike score, the share of those steps clipped and the
+        per-layer norms. The values are on the host already, the per-optimizer norms read in one go."""
+        rows = self._rows[self._logged : min(self.steps, len(self._rows))]
+        if not rows:
+            return
+        start = self._logged
         loggers = trainer.loggers if trainer is not None else []
         attention = (  # one read for the rows, not one per row
-            torch.stack(self._attn[self._logged : self.steps]).float().tolist()
-            if self._attn_of is not None and rows and loggers
+            torch.stack(self._attn[start : start + len(rows)]).float().tolist()
+            if self._attn_of is not None and loggers
             else None
         )
+        told = {  # what a language model tells, each read in one go
+            name: values[start : start + len(rows)].tolist()
+            for name in self._tells
+            if loggers and (values := self.told(name)) is not None
+        }
+        self._read_parts(range(start, start + len(rows)))
         every = self.cfg["layer_every"]
-        for i, (loss, pre, post) in enumerate(rows, start=self._logged):
+        for i, (loss, pre, post) in enumerate(rows, start=start):
             self.spikes.update(loss, pre)
             self._clipped += post < pre * (1 - 1e-6)
             metrics = {"stability/loss": loss, "stability/grad_norm": pre, "stability/grad_norm_clipped": post}
             metrics["stability/lr"] = self._lrs[i]
             if attention is not None:
-                metrics["stability/attn_logit_max"] = attention[i - self._logged]
-            for k, (part_pre, part_post) in self._parts.get(i, {}).items():
-                metrics[f"stability/grad_norm/{self.names[k]}"] = float(part_pre)
-                metrics[f"stability/grad_norm_clipped/{self.names[k]}"] = float(part_post)
+                metrics["stability/attn_logit_max"] = attention[i - start]
+            if "log_z" in told:
+                metrics["stability/log_z"] = told["log_z"][i - start]
+            for b, value in enumerate(told["block_rms"][i - start] if "block_rms" in told else ()):
+                metrics[f"stability/block_rms/{b}"] = value
+            for k, (part_pre, part_post) in self._part_rows.get(i, {}).items():
+                metrics[f"stability/grad_norm/{self.names[k]}"] = part_pre
+                metrics[f"stability/grad_norm_clipped/{self.names[k]}"] = part_post
             if (i + 1) % every == 0:
                 metrics["stability/spike_score"] = self.spikes.score
                 metrics["stability/clip_rate"] = self._clipped / every
@@ -391,9 +455,7 @@ class StabilityMonitor(monitor.StabilityMonitor):
             for logger in loggers:
                 logger.log_metrics(metrics, step=i)
         self._logged += len(rows)
-        if not loggers:
-            return
-        for step, norms, ratio, _, update in self._layer_rows[self._layers_logged :]:
+        for step, norms, ratio, _, update in self._layer_rows[self._layers_logged :] if loggers else ():
             layers = {}
             for name, g, r, u in zip(self.param_names, norms.tolist(), ratio.tolist(), update.tolist()):
                 layers[f"layers/{name}/grad_norm"] = g
@@ -401,7 +463,23 @@ class StabilityMonitor(monitor.StabilityMonitor):
                 layers[f"layers/{name}/update_ratio"] = r
             for logger in loggers:
                 logger.log_metrics(layers, step=step)
-        self._layers_logged = len(self._layer_rows)
+        if loggers:
+            self._layers_logged = len(self._layer_rows)
+
+    def _read_parts(self, steps) -> None:
+        """Each optimizer's norms of these steps, read in one copy and combined over its steps
+        in the batch; the tensors are let go."""
+        keyed = [(step, k, pairs) for step in steps for k, pairs in self._parts.pop(step, {}).items()]
+        if not keyed:
+            return
+        values = torch.stack(
+            [
+                torch.stack([v.float() for pair in pairs for v in pair]).view(-1, 2).pow(2).sum(0).sqrt()
+                for _, _, pairs in keyed
+            ]
+        ).tolist()
+        for (step, k, _), (pre, post) in zip(keyed, values):
+            self._part_rows.setdefault(step, {})[k] = (pre, post)
 
 
 def _optimizer_names(optimizers, given: list[str] | None) -> list[str]:

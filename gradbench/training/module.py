@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning.pytorch as L
 import torch
 import torch.nn.functional as F
@@ -50,6 +52,8 @@ class BenchModule(LeanSetattr, L.LightningModule):
 
     def _loss(self, out, y):
         if self.task.loss == "cross_entropy":
+            if out.dim() == 3:  # a language model: next-token logits at every position
+                return F.cross_entropy(out.flatten(0, 1), y.flatten())
             return F.cross_entropy(out, y)
         return F.mse_loss(out, y)
 
@@ -81,9 +85,11 @@ class BenchModule(LeanSetattr, L.LightningModule):
         out = self(x)
         if self.task.metric == "accuracy":
             score = (out.argmax(dim=1) == y).sum()
+        elif self.task.metric == "bits_per_byte":  # the cross-entropy in bits, per predicted byte
+            score = F.cross_entropy(out.flatten(0, 1).float(), y.flatten(), reduction="sum") / math.log(2)
         else:
             score = (out - y).pow(2).sum() / out.shape[-1]
-        n = torch.tensor(y.shape[0], device=out.device)
+        n = torch.tensor(y.numel() if self.task.metric == "bits_per_byte" else y.shape[0], device=out.device)
         s = torch.stack([score.to(torch.float64), n.to(torch.float64)])
         self._sums = s if self._sums is None else self._sums + s
 

@@ -67,6 +67,11 @@ class StabilityMonitor(L.Callback):
         self.cfg.pop("enabled")
         self.max_steps = max_steps
         self.series_dir = Path(series_dir) if series_dir else None
+        self._hooks: list = []
+        self._reset()
+
+    def _reset(self) -> None:
+        """Nothing recorded yet (a monitor, or a fit's, from the start)."""
         self.diverged_at: int | None = None
         self.reason: str | None = None
         self.steps = 0  # optimizer steps recorded
@@ -80,7 +85,9 @@ class StabilityMonitor(L.Callback):
         # (step, grad norms, update/weight ratios, parameters finite, update norms), every layer_every steps
         self._layer_rows: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._snapshot = None
-        self._hooks: list = []
+        self._skipped: set[int] = set()  # steps the optimizer did not take (AMP's inf steps): not checked
+        self._tells: dict[str, torch.nn.Module] = {}  # TELLTALES the model has, and what it told each step
+        self._told: dict[str, list] = {}
         self.seconds = 0.0  # wall time spent in the monitor's hooks (_clocked)
 
     # --- set-up ------------------------------------------------------------------------
@@ -100,6 +107,10 @@ class StabilityMonitor(L.Callback):
         # model with the same property): recorded every step (under gradient accumulation, the
         # step's last micro-batch), the growth attention instability shows
         self._attn_of = attention_source(pl_module)
+        # what a language model tells besides (training/transformer.py): its output logits' mean
+        # log Z (what z-loss holds down) and each block's output RMS, recorded every step
+        self._tells = {name: src for prop, name in TELLTALES if (src := property_source(pl_module, prop)) is not None}
+        self._told: dict[str, list] = {name: [] for name in self._tells}
 
     @_clocked
     def on_train_end(self, trainer, pl_module):
@@ -133,8 +144,11 @@ class StabilityMonitor(L.Callback):
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
         while len(self._rows) + len(self._pending) < step:  # a step this hook did not see stays NaN
             self._pending.append([self._nan] * 3)
+            self._lrs.append(math.nan)
             if self._attn_of is not None:
                 self._attn.append(self._nan)
+            for values in self._told.values():
+                values.append(None)
         # with clipping, POST is replaced after the step by the clipped norm
         self._pending.append([loss, total, total])
         if self._attn_of is not None:
@@ -143,6 +157,13 @@ class StabilityMonitor(L.Callback):
             if self._world_size > 1:  # each rank saw its own share of the batch: the largest over all
                 torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
             self._attn.append(value)
+        for name, source in self._tells.items():
+            value = getattr(source, TELLTALE_PROPERTY[name])
+            value = None if value is None else value.detach().clone()
+            if value is not None and self._world_size > 1:  # each rank's share of the batch: their mean
+                torch.distributed.all_reduce(value)
+                value = value / self._world_size
+            self._told[name].append(value)
         self._lrs.append(optimizer.param_groups[0]["lr"])
         self._step = step
 
@@ -222,6 +243,8 @@ class StabilityMonitor(L.Callback):
             self._loss0 = loss0 = rows[0][LOSS]
             self._loss_limit = self.cfg["loss_blowup"] * loss0 if math.isfinite(loss0) and loss0 > 0 else math.inf
         for i, (loss, pre, _) in enumerate(rows):
+            if lo + i in self._skipped:
+                continue
             if not math.isfinite(loss) or not math.isfinite(pre):
                 what = "loss" if not math.isfinite(loss) else "gradient norm"
                 return self._diverge(lo + i, f"non-finite {what}")
@@ -249,6 +272,17 @@ class StabilityMonitor(L.Callback):
             else np.zeros(0)
         )
 
+    def told(self, name: str) -> np.ndarray | None:
+        """What the model told per recorded step (TELLTALES: "log_z" one value a step,
+        "block_rms" one a block), NaN where it told nothing; None for a model that does not."""
+        values = self._told.get(name, [])[: self.steps]
+        shape = next((tuple(v.shape) for v in values if v is not None), None)
+        if shape is None:  # a model with the property that never filled it (a classifier's transformer)
+            return None
+        return np.array(
+            [np.full(shape, np.nan) if v is None else v.float().cpu().numpy() for v in values], dtype=np.float64
+        ).reshape(len(values), *shape)
+
     def summary(self) -> dict:
         return summarize(
             self.series(),
@@ -256,6 +290,7 @@ class StabilityMonitor(L.Callback):
             diverged_at=self.diverged_at,
             cfg=self.cfg,
             attention=self.attention_logits(),
+            told={name: self.told(name) for name in self._tells},
         )
 
     def write_series(self) -> str | None:
@@ -268,11 +303,19 @@ class StabilityMonitor(L.Callback):
         with open(self.series_dir / "steps.csv", "w", newline="") as fh:
             w = csv.writer(fh)
             attention = self.attention_logits()
+            log_z, rms = self.told("log_z"), self.told("block_rms")
+            told_names = ["log_z"] * (log_z is not None) + [
+                f"rms_{b}" for b in range(rms.shape[1] if rms is not None else 0)
+            ]
             w.writerow(
-                ["step", "loss", "grad_norm", "grad_norm_clipped", "lr"] + ["attn_logit_max"] * (attention is not None)
+                ["step", "loss", "grad_norm", "grad_norm_clipped", "lr"]
+                + ["attn_logit_max"] * (attention is not None)
+                + told_names
             )
             for i, (loss, pre, post) in enumerate(data):
                 extra = [f"{attention[i]:.6g}"] if attention is not None else []
+                extra += [f"{log_z[i]:.6g}"] if log_z is not None else []
+                extra += [f"{v:.6g}" for v in rms[i]] if rms is not None else []
                 w.writerow([i, f"{loss:.6g}", f"{pre:.6g}", f"{post:.6g}", f"{self._lrs[i]:.6g}", *extra])
         with open(self.series_dir / "layers.csv", "w", newline="") as fh:
             w = csv.writer(fh)
@@ -283,12 +326,23 @@ class StabilityMonitor(L.Callback):
         return str(self.series_dir)
 
 
+# (a model's property, the series it fills): read every step like the attention logit
+TELLTALES = (("output_log_z", "log_z"), ("layer_output_rms", "block_rms"))
+TELLTALE_PROPERTY = {name: prop for prop, name in TELLTALES}
+
+
 def attention_source(pl_module) -> torch.nn.Module | None:
     """The module that tells the largest attention logit of its last forward, through an
-    `attention_logit_max` property (a 0-dim tensor, or None): the LightningModule itself or
-    one of its direct submodules (gradbench's `model`, a user's `net` ...); None if none does."""
+    `attention_logit_max` property (a 0-dim tensor, or None)."""
+    return property_source(pl_module, "attention_logit_max")
+
+
+def property_source(pl_module, prop: str) -> torch.nn.Module | None:
+    """The module with the property `prop` (a tensor of its last forward, or None): the
+    LightningModule itself or one of its direct submodules (gradbench's `model`, a user's
+    `net` ...); None if none has it."""
     for m in (pl_module, *pl_module.children()):
-        if isinstance(getattr(type(m), "attention_logit_max", None), property):
+        if isinstance(getattr(type(m), prop, None), property):
             return m
     return None
 
@@ -310,6 +364,7 @@ def summarize(
     cfg: dict | None = None,
     curve_points: int = 200,
     attention: np.ndarray | None = None,
+    told: dict[str, np.ndarray | None] | None = None,
 ) -> dict:
     """The `stability` block of a record from a (steps x [loss, pre, post]) series, and the
     per-step largest attention logit of a model that tells it (else no attention keys).
@@ -347,7 +402,27 @@ def summarize(
         finite = attention[np.isfinite(attention)]
         out["attn_logit_max"] = _num(finite.max()) if len(finite) else None
         out["attn_logit_curve"] = downsample_max(attention, curve_points)
+    told = told or {}
+    if told.get("log_z") is not None:  # a language model: its log Z's drift and its blocks' scale
+        log_z = told["log_z"]
+        finite = log_z[np.isfinite(log_z)]
+        out["log_z_first"] = _num(finite[0]) if len(finite) else None
+        out["log_z_max"] = _num(finite.max()) if len(finite) else None
+        out["log_z_curve"] = downsample_max(log_z, curve_points)
+        out["spike_score"] = spike_score(loss, pre)
+    rms = told.get("block_rms")
+    if rms is not None and rms.size:
+        out["block_rms_max"] = [_num(np.nanmax(col)) if np.isfinite(col).any() else None for col in rms.T]
+        out["block_rms_final"] = [_num(v) for v in rms[-1]]
     return out
+
+
+def spike_score(loss: np.ndarray, grad_norm: np.ndarray, window: int = 128, sigmas: float = 6.0) -> float:
+    """SpikeScore's share of spike steps over a whole recorded series."""
+    score = SpikeScore(window, sigmas)
+    for a, b in zip(loss, grad_norm):
+        score.update(float(a), float(b))
+    return score.score
 
 
 def count_loss_spikes(loss: np.ndarray, factor: float, window: int, min_history: int = 10) -> int:

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     clipping,
     gradient_rules,
     initialization,
+    logit_caps,
     normalization,  # (registration happens on import)
     optimizers,
     regularization,

@@ -46,6 +46,18 @@ def qk_norm(spec: RunSpec) -> RunSpec:
     return spec.with_model(qk_norm=True)
 
 
+@strategy(family="normalization", applies_to=("transformer",), slot="qk norm")
+def qkv_norm(spec: RunSpec) -> RunSpec:
+    """QKV-norm: LayerNorm over each head's queries, keys and values after their projection (Rybakov et al., 2024)."""
+    return spec.with_model(qkv_norm=True)
+
+
+@strategy(family="normalization", applies_to=("transformer",), slot="norm position")
+def reordered_norm(spec: RunSpec) -> RunSpec:
+    """Reordered norm: x + LN(f(x)), the norm on each attention and MLP output instead of its input (OLMo 2, Team OLMo, 2024)."""
+    return spec.with_model(norm_position="reordered")
+
+
 def _reparam(spec: RunSpec, kind: str) -> RunSpec:
     # what it does not compose with (a zero-initialized residual branch, weight_std, deepnorm)
     # the model's knobs refuse, whichever strategy of an arm comes first

@@ -59,6 +59,37 @@ def _decoupled_weight_decay(wd: float = 5e-4) -> DecoupledWeightDecay:
     return DecoupledWeightDecay(wd)
 
 
+@strategy(family="regularization", slot="weight decay", tune="wd")
+def independent_weight_decay(spec: RunSpec, wd: NonNegative = 1e-4) -> RunSpec:
+    """Independent weight decay, W <- W (1 - wd * lr(t)/lr_peak): the schedule shapes it, the lr's size does not (Wortsman et al., 2023)."""
+    return spec.add_grad_hook("independent_weight_decay", wd=wd)
+
+
+class IndependentWeightDecay:
+    """Right before the optimizer step, multiply every weight (dim > 1) that has a gradient by
+    (1 - wd * lr(t) / lr_peak): lr(t) the param group's current learning rate and lr_peak the
+    one its schedule started from (LambdaLR's initial_lr; a run without a schedule has lr(t) =
+    lr_peak). So the decay per step is wd at the schedule's peak whatever the learning rate,
+    where AdamW's is lr * wd and shrinks with the rate a sweep picks (Wortsman et al., 2023,
+    "Small-scale proxies for large-scale Transformer training instabilities", sec. 3.2.2)."""
+
+    def __init__(self, wd: float):
+        self.wd = wd
+
+    def __call__(self, module, optimizer) -> None:
+        with torch.no_grad():
+            for group in optimizer.param_groups:
+                weights = [p for p in group["params"] if p.grad is not None and p.dim() > 1]
+                peak = float(group.get("initial_lr", group["lr"]))
+                if weights and self.wd and peak > 0:
+                    scale_(weights, 1.0 - self.wd * float(group["lr"]) / peak)
+
+
+@grad_hook("independent_weight_decay")
+def _independent_weight_decay(wd: float = 1e-4) -> IndependentWeightDecay:
+    return IndependentWeightDecay(wd)
+
+
 @strategy(family="regularization", tune="coeff")
 def l1(spec: RunSpec, coeff: NonNegative = 1e-5) -> RunSpec:
     """L1 penalty: loss + coeff * sum |W| over weights (Tibshirani, 1996; Ng, 2004)."""

@@ -32,3 +32,9 @@ def warmup(spec: RunSpec, warmup_steps: Annotated[int, Field(ge=1)] = 100) -> Ru
 def cosine(spec: RunSpec) -> RunSpec:
     """Cosine decay to 0 at max_steps, after any warmup (Loshchilov & Hutter, 2017, SGDR without restarts)."""
     return spec.with_schedule(decay="cosine")
+
+
+@strategy(family="schedules", slot="warmup")
+def long_warmup(spec: RunSpec, share: Annotated[float, Field(gt=0, lt=1)] = 0.25) -> RunSpec:
+    """A long linear warmup, over `share` of the run's steps: longer warmup widens the stable lr range (Wortsman et al., 2023)."""
+    return spec.with_schedule(warmup_steps=max(1, round(share * spec.max_steps)))

@@ -13,8 +13,11 @@ from .adding import make_adding
 from .files import _cifar_paths, _mnist_paths, load_cifar10, load_mnist
 from .recall import make_recall
 from .splits import Splits, fingerprint, make_splits
+from .text import FOLDER as TEXT_FOLDER
+from .text import SOURCE as TEXT_SOURCE
+from .text import load_fortunes
 
-DATASETS = ("mnist", "cifar10", "adding", "recall")
+DATASETS = ("mnist", "cifar10", "adding", "recall", "fortunes")
 GENERATED = {"adding": make_adding, "recall": make_recall}  # drawn from a seed: no files
 
 
@@ -24,7 +27,7 @@ def resolve_data_root(cli_value: str | None) -> pathlib.Path:
     return pathlib.Path(value).expanduser().resolve()
 
 
-_LOADERS: dict[str, Callable[..., Splits]] = {"mnist": load_mnist, "cifar10": load_cifar10}
+_LOADERS: dict[str, Callable[..., Splits]] = {"mnist": load_mnist, "cifar10": load_cifar10, "fortunes": load_fortunes}
 _MEMO: dict[tuple, tuple[tuple, Splits]] = {}
 _MEMO_LOCK = threading.Lock()
 
@@ -53,7 +56,7 @@ def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
         root_key, paths = None, []  # the data root plays no part
     else:
         root_key = pathlib.Path(root).resolve()
-        paths = list(_mnist_paths(root_key).values()) if name == "mnist" else _cifar_paths(root_key)
+        paths = _paths(name, root_key)
     key = (name, root_key, repr(sorted(params.items())))
     with _MEMO_LOCK:  # concurrent runs of a suite wait for one load instead of each loading
         stamp = _stamp(paths)
@@ -63,6 +66,16 @@ def load_dataset(name: str, root: pathlib.Path, **params) -> Splits:
         splits = fn(**params) if name in GENERATED else fn(root_key, **params)
         _MEMO[key] = (stamp, splits)  # replaces a stale entry: changed files are reloaded
         return splits
+
+
+def _paths(name: str, root: pathlib.Path) -> list[pathlib.Path]:
+    """The files a dataset reads (their stamps keep the memo fresh)."""
+    if name == "mnist":
+        return list(_mnist_paths(root).values())
+    if name == "fortunes":
+        source = root / TEXT_FOLDER / TEXT_SOURCE
+        return [source] if source.is_file() else []
+    return _cifar_paths(root)
 
 
 def load_task_data(task, root: pathlib.Path, params: dict) -> Splits:

@@ -258,12 +258,18 @@ def _cifar_status(root: pathlib.Path) -> tuple[str, str]:
 
 
 def describe(root) -> list[tuple[str, str, str]]:
-    """(dataset, 'ok' | 'missing' | 'unreadable: why', path looked at) for MNIST and CIFAR-10.
+    """(dataset, 'ok' | 'missing' | 'unreadable: why', path looked at) for MNIST, CIFAR-10 and the text.
     Present files are read as a run reads them (a few seconds for CIFAR-10), so "ok" means a
     run will load them: a truncated IDX file or a garbage batch is "unreadable"."""
+    from .text import load_fortunes, text_status
+
     root = pathlib.Path(root).resolve()
     out = []
-    for name, status, load in (("mnist", _mnist_status, load_mnist), ("cifar10", _cifar_status, load_cifar10)):
+    for name, status, load in (
+        ("mnist", _mnist_status, load_mnist),
+        ("cifar10", _cifar_status, load_cifar10),
+        ("fortunes", text_status, load_fortunes),
+    ):
         state, where = status(root)
         if state == "ok":
             try:
