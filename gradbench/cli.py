@@ -160,6 +160,11 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("results", help="results file (JSON lines)")
     lb.add_argument("--out", default="leaderboard", help="output folder (default: leaderboard/)")
     lb.add_argument("--command", help="the command to name as reproducing these results")
+    lb.add_argument(
+        "--readme",
+        metavar="FILE",
+        help="also write the decision table into FILE between its <!-- decision-table:start/end --> markers",
+    )
     lb.set_defaults(fn=cmd_leaderboard)
 
     from .execution import verify
@@ -335,11 +340,26 @@ def cmd_leaderboard(args) -> int:
     from .store import jsonl
 
     require("suite", "gradbench leaderboard")
+    if args.readme and not Path(args.readme).is_file():
+        raise UserError(f"--readme {args.readme}: no such file")
     records = latest(jsonl.read(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
     page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results))
     print(f"leaderboard: {page}")
+    if args.readme:
+        from .analysis import arm_cost, decision, scoring
+        from .analysis.page import task_steps
+        from .core.record import typed
+
+        checked = latest(typed(records))
+        answer = decision.rows(scoring.score(checked), arm_cost.saved(args.out), task_steps(checked))
+        command = f"gradbench leaderboard {args.results} --out {args.out} --readme {args.readme}"
+        if not decision.write_block(args.readme, answer, command):
+            raise UserError(
+                f"--readme {args.readme}: no {decision.START} ... {decision.END} markers to write the table between"
+            )
+        print(f"decision table: {args.readme}")
     return 0
 
 

@@ -25,7 +25,7 @@ from ..core import taxonomy
 from ..core.errors import UserError
 from ..core.optimizer_family import family
 from ..core.record import Record, latest, outcome_counts, typed
-from . import arm_cost, discrimination, literature, preregistration, rank_stability, scoring
+from . import arm_cost, decision, discrimination, literature, preregistration, rank_stability, scoring
 from . import markdown as md
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
@@ -170,6 +170,8 @@ def render(
     found = literature.findings(scores, records) if tasks else []
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
+        decision=decision.table(answer) if (answer := decision.rows(scores, costs, task_steps(records))) else None,
+        rule=md.esc(decision.RULE),
         site=site,
         p=_provenance(
             records, scores, command, _saved_names(measured_ranks, costs, registered, amendments) if rebuilds else None
@@ -196,6 +198,15 @@ def render(
         },
     )
     return page.rstrip("\n") + "\n"
+
+
+def task_steps(records: list[Record]) -> dict[str, int]:
+    """Each task's step budget, the most common among its trained records."""
+    budgets: dict[str, Counter] = {}
+    for r in records:
+        if r.counts_in_scores and r.spec.get("max_steps"):
+            budgets.setdefault(r.task, Counter())[int(r.spec["max_steps"])] += 1
+    return {task: c.most_common(1)[0][0] for task, c in budgets.items()}
 
 
 # ------------------------------------------------------------------------- provenance

@@ -161,7 +161,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
     the gradients are all-reduced before the monitor reads them, so its norms are the global
     batch's; sharded strategies (FSDP, model parallel) are refused, because each rank holds
     only its shard of the gradients. A run resumed from a checkpoint is monitored from the
-    step it resumes at, its spike score carried over in the checkpoint.
+    step it resumes at, its spike score and step count carried over in the checkpoint (its
+    loss_blowup limit counts from the first loss it sees).
 
     A run diverges on a non-finite loss, gradient or parameter, or a loss above `loss_blowup`
     x the step-0 loss; `stop_on_divergence` ends training there. Either way one line says so

@@ -1,0 +1,181 @@
+"""The answer first: which mitigation to use for which model, with its effect, its stable
+range, its cost and the strength of the evidence, one row per task, built from the scores
+(never typed by hand). The page opens with it, and `gradbench leaderboard --readme FILE`
+writes the same rows into the README between two marker comments. No torch.
+
+The rule (RULE, printed under the table): on each task, the arms eligible are those that
+learned and whose headroom (octaves from the tuned learning rate up to the largest stable
+one) is not below baseline's; baseline itself is one. The top group is the eligible arms in
+the task's tied group (tied with the quality leader by the monotone rule on the held-out
+seeds); when none is, the eligible arm with the best paired effect. The group is listed by
+its paired quality effect vs baseline at each arm's tuned configuration, best first.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from . import markdown as md
+from .scoring import BASELINE, Scores
+from .stats import ALPHA
+
+# Each built-in task's model and what stresses it, as a practitioner would look it up, and the
+# one caveat a reader needs before acting on its row ({steps}: the records' step budget,
+# {epochs} the share of CIFAR-10's 48,000 training images it reads). A task not named here
+# shows its name.
+TASK_ROWS: dict[str, tuple[str, str]] = {
+    "mnist_mlp": ("deep MLP (8 ReLU layers) on SGD", "MNIST, {steps} steps: toy scale"),
+    "cifar10_cnn": (
+        "plain deep CNN (no norm, no skips) on SGD",
+        "{steps} steps of 128 images: {epochs} of a CIFAR-10 epoch",
+    ),
+    "adding_rnn": ("vanilla tanh RNN on a long-range task", "synthetic adding problem, T = 50"),
+    "recall_transformer": (
+        "small Transformer with attention-logit growth (Adam, no warmup)",
+        "synthetic recall: most tuned arms solve it, so quality barely separates them",
+    ),
+    "fortunes_gpt": ("byte-level GPT on text (AdamW, no warmup)", "0.19M parameters, one pass over 2.2 MB of text"),
+}
+
+RULE = (
+    "Per task, the eligible arms are those that learned and whose headroom (octaves from the tuned "
+    "learning rate up to the largest stable one) is not below baseline's, baseline included; the "
+    "top group is the eligible arms tied with the task's quality leader (the monotone rule, held-out "
+    "seeds), or, when none is, the eligible arm with the best paired effect; listed by the paired "
+    f"quality effect vs baseline at each arm's tuned configuration. An effect is significant at Holm p < {ALPHA:g}; "
+    "cost is the step time over baseline's and the extra memory, where measured."
+)
+SHOWN = 5  # arms of a top group named in the table; the rest are counted
+HEAD = ["model (task)", "use", "effect vs baseline", "stable range vs baseline", "cost", "evidence", "caveat"]
+
+
+def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None = None) -> list[dict]:
+    """One row per task with scored arms: its top group and the first arm's figures. `steps`:
+    each task's step budget in the records (for the caveats)."""
+    pt = scores.per_task
+    out = []
+    if pt.empty:
+        return out
+    for task, g in pt.groupby("task", sort=True):
+        scored = g[(g["status"] == "scored") & (g["failed"] == False)]  # noqa: E712  (object column)
+        if scored.empty:
+            continue
+        sign = 1.0 if bool(scored["higher_is_better"].iloc[0]) else -1.0
+        base = scored[scored["strategy"] == BASELINE]
+        base_headroom = float(base["headroom"].iloc[0]) if len(base) else math.nan
+        eligible = scored[scored["headroom"].isna() | ~(scored["headroom"] < base_headroom)]
+        effect = eligible["effect"].where(eligible["strategy"] != BASELINE, 0.0) * sign
+        # by effect; among equal effects the wider stable range first, then baseline
+        ranked = eligible.assign(
+            _gain=effect.fillna(-math.inf),
+            _room=eligible["headroom"].fillna(-math.inf),
+            _not_base=eligible["strategy"] != BASELINE,
+        ).sort_values(["_gain", "_room", "_not_base", "strategy"], ascending=[False, False, True, True])
+        group = ranked[ranked["tied"] == True]  # noqa: E712
+        if group.empty:
+            group = ranked.head(1)
+        best = group.iloc[0]
+        kind, caveat = TASK_ROWS.get(task, (task, ""))
+        budget = (steps or {}).get(task)
+        caveat = (
+            caveat.format(steps=f"{budget:,}", epochs=f"{budget * 128 / 48000:.2f}")
+            if budget
+            else caveat.split(": ")[-1]
+        )
+        # the quality leader left out for less headroom than baseline's: named beside the group
+        leader = scored[(scored["leader"] == True) & ~scored["strategy"].isin(eligible["strategy"])]  # noqa: E712
+        out.append(
+            {
+                "task": task,
+                "kind": kind,
+                "use": list(group["strategy"]),
+                "left_out": list(leader["strategy"]),
+                "best": best["strategy"],
+                "metric": best["metric"],
+                "effect": _num(best["effect"]) if best["strategy"] != BASELINE else None,
+                "effect_lo": _num(best["effect_lo"]),
+                "effect_hi": _num(best["effect_hi"]),
+                "effect_p_holm": _num(best["effect_p_holm"]),
+                "headroom_gain": _num(best["headroom"] - base_headroom) if len(base) else None,
+                "cost": _cost(costs, task, best["strategy"]),
+                "seeds": None if pd.isna(best["tested_seeds"]) else int(best["tested_seeds"]),
+                "tested_on": best["tested_on"],
+                "caveat": caveat,
+            }
+        )
+    return out
+
+
+def _num(x) -> float | None:
+    return None if x is None or pd.isna(x) else float(x)
+
+
+def _cost(costs: dict | None, task: str, arm: str) -> dict | None:
+    if arm == BASELINE:
+        return {"ratio": 1.0, "extra_mb": 0.0}
+    measured = costs["tasks"] if costs and costs.get("tasks") else {}
+    figures = measured.get(task, {}).get(arm)
+    return None if not figures or figures.get("ratio") is None else figures
+
+
+def table(decision: list[dict]) -> str:
+    """The rows as a markdown table."""
+    body = []
+    for r in decision:
+        shown = r["use"][:SHOWN]
+        use = md.codes(shown) + (f" (+{len(r['use']) - len(shown)} more tied)" if len(r["use"]) > len(shown) else "")
+        if r["left_out"]:
+            use += f"; better quality, less headroom than baseline: {md.codes(r['left_out'])}"
+        if r["effect"] is None:
+            effect = "no arm beats baseline" if r["best"] == BASELINE else "—"
+        else:
+            significant = r["effect_p_holm"] is not None and r["effect_p_holm"] < ALPHA
+            interval = f" [{r['effect_lo']:+.3g}, {r['effect_hi']:+.3g}]" if r["effect_lo"] is not None else ""
+            p = f", Holm p {r['effect_p_holm']:.2g}" if r["effect_p_holm"] is not None else ""
+            effect = f"{r['effect']:+.3g} {md.esc(r['metric'])}{interval}{p}" + ("" if significant else " (n.s.)")
+        headroom = "—" if r["headroom_gain"] is None else f"{r['headroom_gain']:+.1f} octaves"
+        c = r["cost"]
+        cost = (
+            "not measured"
+            if c is None
+            else f"{c['ratio']:.2f}× step"
+            + (f", {round(c['extra_mb']) + 0:+d} MB" if c.get("extra_mb") is not None else "")
+        )
+        evidence = "—" if r["seeds"] is None else f"{r['seeds']} {md.esc(r['tested_on'])} seeds, 1 task"
+        body.append(
+            (f"{md.esc(r['kind'])} ({md.code(r['task'])})", use, effect, headroom, cost, evidence, md.esc(r["caveat"]))
+        )
+    return md.table(HEAD, body)
+
+
+START, END = "<!-- decision-table:start -->", "<!-- decision-table:end -->"
+
+
+def block(decision: list[dict], command: str) -> str:
+    """The README's copy: the table and its rule between the markers, naming the command."""
+    return "\n".join(
+        [
+            START,
+            f"<!-- written by `{command}`: edit the code, not this -->",
+            table(decision),
+            "",
+            md.esc(RULE),
+            END,
+        ]
+    )
+
+
+def write_block(readme, decision: list[dict], command: str) -> bool:
+    """Replace the block between the markers in `readme` (a path); False when it has none."""
+    from pathlib import Path
+
+    path = Path(readme)
+    text = path.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        return False
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(head + block(decision, command) + tail, encoding="utf-8", newline="\n")
+    return True

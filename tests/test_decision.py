@@ -1,0 +1,119 @@
+"""The decision table (analysis/decision.py): its rule on scores made to test it, the
+committed pages open with it, and the README's copy is the published page's rows (a stale
+copy fails here: `gradbench leaderboard leaderboard/results.jsonl --out leaderboard --readme
+README.md` rewrites it)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+from conftest import REPO
+
+from gradbench.analysis import arm_cost, decision
+from gradbench.analysis.scoring import PER_TASK_COLUMNS, Scores
+
+
+def per_task(rows: list[dict]) -> Scores:
+    base = {c: None for c in PER_TASK_COLUMNS}
+    filled = [
+        {
+            **base,
+            "task": "mnist_mlp",
+            "status": "scored",
+            "failed": False,
+            "metric": "accuracy",
+            "higher_is_better": True,
+            "tested_seeds": 3,
+            "tested_on": "held-out",
+            **r,
+        }
+        for r in rows
+    ]
+    return Scores(per_task=pd.DataFrame(filled), overall=pd.DataFrame(), weights={})
+
+
+ARM = {"effect_lo": 0.0, "effect_hi": 0.1, "effect_p_holm": 0.01}
+
+
+def test_the_top_group_is_the_eligible_arms_tied_with_the_leader_best_effect_first():
+    s = per_task(
+        [
+            {"strategy": "baseline", "headroom": 1.0, "tied": False, "leader": False},
+            # the quality leader, but with less headroom than baseline: left out, and named
+            {"strategy": "a", "headroom": 0.5, "effect": 0.09, "tied": True, "leader": True, **ARM},
+            {"strategy": "b", "headroom": 1.0, "effect": 0.03, "tied": True, "leader": False, **ARM},
+            {"strategy": "c", "headroom": 3.0, "effect": 0.05, "tied": True, "leader": False, **ARM},
+            {"strategy": "d", "headroom": 3.0, "effect": 0.08, "tied": False, "leader": False, **ARM},
+            {"strategy": "e", "headroom": 3.0, "effect": 0.2, "tied": True, "failed": True, **ARM},
+        ]
+    )
+    (row,) = decision.rows(s)
+    assert row["use"] == ["c", "b"] and row["left_out"] == ["a"]
+    assert row["effect"] == 0.05 and row["headroom_gain"] == 2.0 and row["cost"] is None
+    text = decision.table([row])
+    assert "`c`, `b`; better quality, less headroom than baseline: `a`" in text
+    assert "+0.05 accuracy [+0, +0.1], Holm p 0.01 |" in text and "+2.0 octaves" in text and "not measured" in text
+
+
+def test_with_no_eligible_arm_tied_the_best_effect_stands_alone_and_baseline_can_be_the_answer():
+    s = per_task(
+        [
+            {"strategy": "baseline", "headroom": 1.0, "tied": False, "leader": False},
+            {"strategy": "b", "headroom": 2.0, "effect": 0.01, "tied": False, "leader": False, **ARM},
+            {"strategy": "c", "headroom": 2.0, "effect": 0.04, "tied": False, "leader": False, **ARM},
+        ]
+    )
+    assert decision.rows(s)[0]["use"] == ["c"]
+    worse = per_task(
+        [
+            {"strategy": "baseline", "headroom": 1.0, "tied": True, "leader": True},
+            {"strategy": "b", "headroom": 2.0, "effect": -0.02, "tied": False, "leader": False, **ARM},
+        ]
+    )
+    (row,) = decision.rows(worse)
+    assert row["use"] == ["baseline"] and "no arm beats baseline" in decision.table([row])
+
+
+def test_a_cost_is_read_from_the_saved_measurements():
+    s = per_task(
+        [
+            {"strategy": "baseline", "headroom": 1.0, "tied": False, "leader": False},
+            {"strategy": "c", "headroom": 2.0, "effect": 0.04, "tied": True, "leader": True, **ARM},
+        ]
+    )
+    costs = {"tasks": {"mnist_mlp": {"c": {"ratio": 1.234, "extra_mb": -0.2}}}}
+    assert "1.23× step, +0 MB" in decision.table(decision.rows(s, costs))
+
+
+@pytest.mark.parametrize("folder", ["leaderboard", "leaderboard/measure_demo", "leaderboard/protocol_demo"])
+def test_a_committed_page_opens_with_the_decision_table(folder):
+    page = (REPO / folder / "README.md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", page, flags=re.M)
+    assert headings[0] == "What to use"
+    first_table = page.split("## What to use", 1)[1].split("\n\n", 2)[1]
+    assert first_table.startswith("| " + " | ".join(decision.HEAD) + " |")
+
+
+def test_the_readmes_decision_table_is_the_published_pages_rows():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme.count(decision.START) == 1 and readme.count(decision.END) == 1
+    copy = readme.split(decision.START, 1)[1].split(decision.END, 1)[0]
+    table = "\n".join(line for line in copy.strip().splitlines() if line.startswith("|"))
+    page = (REPO / "leaderboard" / "README.md").read_text(encoding="utf-8")
+    on_page = page.split("## What to use", 1)[1].split("\n\n", 2)[1]
+    assert table == on_page.strip()
+
+
+@pytest.mark.slow
+def test_the_readmes_decision_table_is_what_the_records_give_now():
+    from gradbench.analysis import scoring
+    from gradbench.analysis.page import task_steps
+    from gradbench.core.record import latest, typed
+    from gradbench.store import jsonl
+
+    records = latest(typed(jsonl.read(REPO / "leaderboard" / "results.jsonl")))
+    rows = decision.rows(scoring.score(records), arm_cost.saved(REPO / "leaderboard"), task_steps(records))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert decision.table(rows) in readme, "stale: run gradbench leaderboard ... --readme README.md"
