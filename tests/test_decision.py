@@ -117,3 +117,29 @@ def test_the_readmes_decision_table_is_what_the_records_give_now():
     rows = decision.rows(scoring.score(records), arm_cost.saved(REPO / "leaderboard"), task_steps(records))
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert decision.table(rows) in readme, "stale: run gradbench leaderboard ... --readme README.md"
+
+
+ORDER = [
+    "What to use",
+    "Stability vs accuracy",
+    "Contents",
+    "Which arms reach each task's target",
+    "Task",
+    "Composite view across tasks (optional)",
+    "What the literature predicts, and what we measured",
+    "What each mitigation costs",
+    "How scores are computed",
+    "Pre-registration and changes after records were seen",
+    "Provenance",
+]
+
+
+@pytest.mark.parametrize("folder", ["leaderboard", "leaderboard/measure_demo", "leaderboard/protocol_demo"])
+def test_a_page_answers_first_then_shows_the_evidence_and_ends_with_provenance(folder):
+    page = (REPO / folder / "README.md").read_text(encoding="utf-8")
+    headings = [h.split(" `")[0] for h in re.findall(r"^## (.+)$", page, flags=re.M)]
+    seen = [h for h in dict.fromkeys(headings)]  # the tasks' sections as one
+    assert seen == [h for h in ORDER if h in seen] and seen[0] == "What to use" and seen[-1] == "Provenance"
+    contents = page.split("## Contents", 1)[1].split("\n## ", 1)[0]
+    after = re.findall(r"^## (.+)$", page.split("## Contents", 1)[1], flags=re.M)
+    assert contents.count("\n- [") == len(after)  # every section after the contents is listed

@@ -12,6 +12,7 @@ floats have fixed formats and rows a fixed order, so the same records give the s
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -197,7 +198,29 @@ def render(
             "blowup_window": f"{taxonomy.BLOWUP_WINDOW:.0%}",
         },
     )
-    return page.rstrip("\n") + "\n"
+    return contents(page).rstrip("\n") + "\n"
+
+
+CONTENTS_MARK = "<!--contents-->"
+
+
+def contents(page: str) -> str:
+    """The page with its table of contents in place of CONTENTS_MARK: a link to every section
+    (## heading) after it, by the anchor GitHub gives the heading."""
+    head, _, tail = page.partition(CONTENTS_MARK)
+    if not tail:
+        return page
+    links = [
+        f"- [{md.esc(title.replace('`', ''))}](#{_anchor(title)})"
+        for title in re.findall(r"^## (.+)$", tail, flags=re.M)
+    ]
+    return head + "\n".join(links) + tail
+
+
+def _anchor(title: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation but hyphens and underscores dropped,
+    spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
 
 
 def task_steps(records: list[Record]) -> dict[str, int]:
