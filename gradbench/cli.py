@@ -349,11 +349,10 @@ def cmd_leaderboard(args) -> int:
     print(f"leaderboard: {page}")
     if args.readme:
         from .analysis import arm_cost, decision, scoring
-        from .analysis.page import task_steps
         from .core.record import typed
 
         checked = latest(typed(records))
-        answer = decision.rows(scoring.score(checked), arm_cost.saved(args.out), task_steps(checked))
+        answer = decision.rows(scoring.score(checked), arm_cost.saved(args.out), decision.task_steps(checked))
         command = f"gradbench leaderboard {args.results} --out {args.out} --readme {args.readme}"
         if not decision.write_block(args.readme, answer, command):
             raise UserError(

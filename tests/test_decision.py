@@ -109,12 +109,11 @@ def test_the_readmes_decision_table_is_the_published_pages_rows():
 @pytest.mark.slow
 def test_the_readmes_decision_table_is_what_the_records_give_now():
     from gradbench.analysis import scoring
-    from gradbench.analysis.page import task_steps
     from gradbench.core.record import latest, typed
     from gradbench.store import jsonl
 
     records = latest(typed(jsonl.read(REPO / "leaderboard" / "results.jsonl")))
-    rows = decision.rows(scoring.score(records), arm_cost.saved(REPO / "leaderboard"), task_steps(records))
+    rows = decision.rows(scoring.score(records), arm_cost.saved(REPO / "leaderboard"), decision.task_steps(records))
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert decision.table(rows) in readme, "stale: run gradbench leaderboard ... --readme README.md"
 

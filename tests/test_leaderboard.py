@@ -344,6 +344,43 @@ def test_the_static_site_renders_in_a_real_browser(tmp_path):
         timeout=120,
     )
     assert shot.stat().st_size > 10_000
+    _the_first_view_is_the_decision_table(browser, flags, index, shot.parent)
+
+
+def _the_first_view_is_the_decision_table(browser, flags, index: Path, artifacts: Path) -> None:
+    """In a 1400x900 window the first table in document order is the decision table, and it
+    ends inside that first viewport; a screenshot of that view is kept (first_view.png)."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+
+    measure = (
+        "<script>window.addEventListener('load',()=>{const t=document.querySelector('table');"
+        "const r=t.getBoundingClientRect();document.body.setAttribute('data-first-table',"
+        "t.id+' '+Math.round(r.top)+' '+Math.round(r.bottom));});</script>"
+    )
+    with tempfile.TemporaryDirectory() as tmp:  # a copy with the probe: the committed site stays as it is
+        probe = Path(tmp) / "index.html"
+        shutil.copy(index.parent / "plotly.min.js", Path(tmp) / "plotly.min.js")
+        probe.write_text(index.read_text(encoding="utf-8").replace("</body>", measure + "</body>"), encoding="utf-8")
+        dom = subprocess.run(
+            [browser, *flags, "--window-size=1400,900", "--dump-dom", probe.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    found = re.search(r'data-first-table="(\S+) (-?\d+) (-?\d+)"', dom.stdout)
+    assert found, dom.stderr[-2000:]
+    table_id, top, bottom = found.group(1), int(found.group(2)), int(found.group(3))
+    assert table_id == "decision" and 0 <= top < bottom <= 900, (table_id, top, bottom)
+    view = artifacts / "first_view.png"
+    subprocess.run(
+        [browser, *flags, "--window-size=1400,900", f"--screenshot={view}", index.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert view.stat().st_size > 10_000
 
 
 # Clicks the overall table's "strategy" header twice, then types into its search box, and writes

@@ -13,7 +13,9 @@ its paired quality effect vs baseline at each arm's tuned configuration, best fi
 
 from __future__ import annotations
 
+import html
 import math
+from collections import Counter
 
 import pandas as pd
 
@@ -108,6 +110,15 @@ def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None
     return out
 
 
+def task_steps(records) -> dict[str, int]:
+    """Each task's step budget, the most common among its trained records (typed Records)."""
+    budgets: dict[str, Counter] = {}
+    for r in records:
+        if r.counts_in_scores and r.spec.get("max_steps"):
+            budgets.setdefault(r.task, Counter())[int(r.spec["max_steps"])] += 1
+    return {task: c.most_common(1)[0][0] for task, c in budgets.items()}
+
+
 def _num(x) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
@@ -120,34 +131,51 @@ def _cost(costs: dict | None, task: str, arm: str) -> dict | None:
     return None if not figures or figures.get("ratio") is None else figures
 
 
+def cells(r: dict, code=md.code, text=md.esc) -> list[str]:
+    """A row's cells, with `code` for arm and task names and `text` for other text: markdown
+    by default, HTML for the site."""
+    shown = r["use"][:SHOWN]
+    use = ", ".join(code(a) for a in shown) + (
+        f" (+{len(r['use']) - len(shown)} more tied)" if len(r["use"]) > len(shown) else ""
+    )
+    if r["left_out"]:
+        use += f"; better quality, less headroom than baseline: {', '.join(code(a) for a in r['left_out'])}"
+    if r["effect"] is None:
+        effect = "no arm beats baseline" if r["best"] == BASELINE else "—"
+    else:
+        significant = r["effect_p_holm"] is not None and r["effect_p_holm"] < ALPHA
+        interval = f" [{r['effect_lo']:+.3g}, {r['effect_hi']:+.3g}]" if r["effect_lo"] is not None else ""
+        p = f", Holm p {r['effect_p_holm']:.2g}" if r["effect_p_holm"] is not None else ""
+        effect = f"{r['effect']:+.3g} {text(r['metric'])}{interval}{p}" + ("" if significant else " (n.s.)")
+    headroom = "—" if r["headroom_gain"] is None else f"{r['headroom_gain']:+.1f} octaves"
+    c = r["cost"]
+    cost = (
+        "not measured"
+        if c is None
+        else f"{c['ratio']:.2f}× step"
+        + (f", {round(c['extra_mb']) + 0:+d} MB" if c.get("extra_mb") is not None else "")
+    )
+    evidence = "—" if r["seeds"] is None else f"{r['seeds']} {text(r['tested_on'])} seeds, 1 task"
+    return [f"{text(r['kind'])} ({code(r['task'])})", use, effect, headroom, cost, evidence, text(r["caveat"])]
+
+
 def table(decision: list[dict]) -> str:
     """The rows as a markdown table."""
-    body = []
-    for r in decision:
-        shown = r["use"][:SHOWN]
-        use = md.codes(shown) + (f" (+{len(r['use']) - len(shown)} more tied)" if len(r["use"]) > len(shown) else "")
-        if r["left_out"]:
-            use += f"; better quality, less headroom than baseline: {md.codes(r['left_out'])}"
-        if r["effect"] is None:
-            effect = "no arm beats baseline" if r["best"] == BASELINE else "—"
-        else:
-            significant = r["effect_p_holm"] is not None and r["effect_p_holm"] < ALPHA
-            interval = f" [{r['effect_lo']:+.3g}, {r['effect_hi']:+.3g}]" if r["effect_lo"] is not None else ""
-            p = f", Holm p {r['effect_p_holm']:.2g}" if r["effect_p_holm"] is not None else ""
-            effect = f"{r['effect']:+.3g} {md.esc(r['metric'])}{interval}{p}" + ("" if significant else " (n.s.)")
-        headroom = "—" if r["headroom_gain"] is None else f"{r['headroom_gain']:+.1f} octaves"
-        c = r["cost"]
-        cost = (
-            "not measured"
-            if c is None
-            else f"{c['ratio']:.2f}× step"
-            + (f", {round(c['extra_mb']) + 0:+d} MB" if c.get("extra_mb") is not None else "")
-        )
-        evidence = "—" if r["seeds"] is None else f"{r['seeds']} {md.esc(r['tested_on'])} seeds, 1 task"
-        body.append(
-            (f"{md.esc(r['kind'])} ({md.code(r['task'])})", use, effect, headroom, cost, evidence, md.esc(r["caveat"]))
-        )
-    return md.table(HEAD, body)
+    return md.table(HEAD, [cells(r) for r in decision])
+
+
+def html_table(decision: list[dict], table_id: str = "decision") -> str:
+    """The rows as a plain HTML table (the site's first view)."""
+
+    def code(name) -> str:
+        return f"<code>{html.escape(str(name))}</code>"
+
+    def text(value) -> str:
+        return html.escape(md.one_line(value))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEAD)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells(r, code, text)) + "</tr>" for r in decision)
+    return f'<table id="{table_id}" class="decision"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 START, END = "<!-- decision-table:start -->", "<!-- decision-table:end -->"

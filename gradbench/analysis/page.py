@@ -171,7 +171,9 @@ def render(
     found = literature.findings(scores, records) if tasks else []
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
-        decision=decision.table(answer) if (answer := decision.rows(scores, costs, task_steps(records))) else None,
+        decision=decision.table(answer)
+        if (answer := decision.rows(scores, costs, decision.task_steps(records)))
+        else None,
         rule=md.esc(decision.RULE),
         site=site,
         p=_provenance(
@@ -221,15 +223,6 @@ def _anchor(title: str) -> str:
     """GitHub's heading anchor: lower case, punctuation but hyphens and underscores dropped,
     spaces as hyphens."""
     return re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
-
-
-def task_steps(records: list[Record]) -> dict[str, int]:
-    """Each task's step budget, the most common among its trained records."""
-    budgets: dict[str, Counter] = {}
-    for r in records:
-        if r.counts_in_scores and r.spec.get("max_steps"):
-            budgets.setdefault(r.task, Counter())[int(r.spec["max_steps"])] += 1
-    return {task: c.most_common(1)[0][0] for task, c in budgets.items()}
 
 
 # ------------------------------------------------------------------------- provenance

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.record import Record, typed
-from . import arm_cost, discrimination, literature, rank_stability
+from . import arm_cost, decision, discrimination, literature, rank_stability
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores, uninformative_tasks
 
@@ -66,23 +66,21 @@ def render_site(
     pt = scores.per_task
     records = typed(records)
     frame = runs_frame(records)
+    answer = decision.rows(scores, costs, decision.task_steps(records))
     body = [
         "<h1>gradbench leaderboard</h1>",
+        # the answer first: what to use, then the figure, then the evidence
+        *(
+            ["<h2>What to use</h2>", decision.html_table(answer), f"<p>{html.escape(decision.RULE)}</p>"]
+            if answer
+            else []
+        ),
+        "<h2>Stability against accuracy</h2>",
+        _figure(_scatter(pt), "fig-scatter"),
         f"<p>Made by <code>{html.escape(command or 'an unnamed command')}</code>, from "
         f'<a href="../{html.escape(results_name)}" download>the results file</a> '
         f"({len(records)} records). The markdown page beside it has every rule and reading.</p>",
-        "<h2>Composite view across tasks (optional)</h2>",
-        "<p>Not a headline: the composite mixes stability, speed and quality with chosen weights; each task's "
-        "table below reads them apart (quality on held-out seeds, the paired effect vs baseline with Holm's "
-        "correction, headroom, how runs ended). A rank compares a strategy only with those ranked on the same "
-        "tasks (<code>compared_on</code>): filter by it to read one field.</p>",
-        _table(_overall_view(scores.overall), "overall"),
-        *_rank_stability(measured_ranks, uninformative_tasks(pt)),
         *_targets(pt),
-        "<h2>Stability against accuracy</h2>",
-        _figure(_scatter(pt), "fig-scatter"),
-        "<h2>Probability of improving on baseline</h2>",
-        _figure(_win_rates(pt), "fig-win"),
     ]
     for i, (task, rows) in enumerate(pt.groupby("task", sort=True)):
         body += [
@@ -90,6 +88,17 @@ def render_site(
             _table(_task_view(rows), f"task-{i}"),
             _figure(_dose_response(task, frame), f"fig-dose-{i}"),
         ]
+    body += [
+        "<h2>Composite view across tasks (optional)</h2>",
+        "<p>Not a headline: the composite mixes stability, speed and quality with chosen weights; each task's "
+        "table above reads them apart (quality on held-out seeds, the paired effect vs baseline with Holm's "
+        "correction, headroom, how runs ended). A rank compares a strategy only with those ranked on the same "
+        "tasks (<code>compared_on</code>): filter by it to read one field.</p>",
+        _table(_overall_view(scores.overall), "overall"),
+        *_rank_stability(measured_ranks, uninformative_tasks(pt)),
+        "<h2>Probability of improving on baseline</h2>",
+        _figure(_win_rates(pt), "fig-win"),
+    ]
     if costs:
         body += [
             "<h2>What each mitigation costs</h2>",
@@ -111,7 +120,9 @@ def render_site(
         "<title>gradbench leaderboard</title>",
         f'<script src="{PLOTLY_JS}"></script>',
         generate_init_offline_itables_html(bundle),
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}code{font-size:90%}</style>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}code{font-size:90%}"
+        "table.decision{border-collapse:collapse;font-size:90%}"
+        "table.decision td,table.decision th{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top}</style>",
     ]
     return (
         "<!DOCTYPE html>\n<html><head>\n"
