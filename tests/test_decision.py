@@ -142,3 +142,11 @@ def test_a_page_answers_first_then_shows_the_evidence_and_ends_with_provenance(f
     contents = page.split("## Contents", 1)[1].split("\n## ", 1)[0]
     after = re.findall(r"^## (.+)$", page.split("## Contents", 1)[1], flags=re.M)
     assert contents.count("\n- [") == len(after)  # every section after the contents is listed
+
+
+def test_the_readme_reaches_its_first_command_within_40_lines_and_its_picture_exists():
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("```"))
+    assert first + 1 <= 40 and lines[first + 1].startswith("./scripts/quick.sh")
+    pictures = [m for line in lines[:first] for m in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", line)]
+    assert pictures and all((REPO / p).is_file() for p in pictures)
