@@ -76,6 +76,70 @@ def test_with_no_eligible_arm_tied_the_best_effect_stands_alone_and_baseline_can
     assert row["use"] == ["baseline"] and "no arm beats baseline" in decision.table([row])
 
 
+def test_a_lower_bound_headroom_stays_eligible_and_no_stable_level_does_not():
+    s = per_task(
+        [
+            {"strategy": "baseline", "headroom": 2.0, "top_stable": False, "tied": False, "leader": False},
+            # never unstable on the grid: its headroom is at least 1.0, so not known to be below
+            {"strategy": "a", "headroom": 1.0, "top_stable": True, "effect": 0.05, "tied": True, "leader": True, **ARM},
+            # no stable level at all: below any baseline that had one
+            {"strategy": "b", "headroom": None, "effect": 0.09, "tied": True, "leader": False, **ARM},
+        ]
+    )
+    (row,) = decision.rows(s)
+    assert row["use"] == ["a"] and row["left_out"] == []
+    assert "≥ -1.0 octaves" in decision.table([row])
+
+
+def test_a_fallback_arm_must_be_significant_and_lower_is_better_reads_so():
+    s = per_task(
+        [
+            {"strategy": "baseline", "headroom": 1.0, "tied": False, "leader": False, "metric": "mse"},
+            {
+                "strategy": "b",
+                "headroom": 2.0,
+                "effect": -0.3,
+                "tied": False,
+                "leader": False,
+                "metric": "mse",
+                **{**ARM, "effect_p_holm": 0.2},
+            },
+        ],
+    )
+    s.per_task["higher_is_better"] = False
+    (row,) = decision.rows(s)
+    assert row["use"] == ["baseline"]  # b's effect is not significant: baseline stays the answer
+    s.per_task.loc[s.per_task["strategy"] == "b", "effect_p_holm"] = 0.01
+    (row,) = decision.rows(s)
+    text = decision.table([row])
+    assert row["use"] == ["b"] and "-0.3 mse (lower is better)" in text and "(n.s.)" not in text
+    s.per_task.loc[s.per_task["strategy"] == "b", "effect"] = 0.3  # a significant rise in mse
+    s.per_task.loc[s.per_task["strategy"] == "b", "tied"] = True
+    assert "(worse)" in decision.table(decision.rows(s))
+
+
+def test_a_task_whose_baseline_learned_nothing_says_its_effects_are_against_chance():
+    s = per_task(
+        [
+            {"strategy": "baseline", "failed": True, "tied": None, "leader": None},
+            {"strategy": "b", "headroom": None, "effect": 0.2, "tied": True, "leader": True, **ARM},
+        ]
+    )
+    (row,) = decision.rows(s)
+    assert row["use"] == ["b"] and "baseline learned nothing" in decision.table([row])
+
+
+def test_the_contents_link_each_heading_by_githubs_anchor():
+    from gradbench.analysis.page import _anchor
+
+    assert _anchor("Which arms reach each task's target") == "which-arms-reach-each-tasks-target"
+    assert _anchor("Task `mnist_mlp`") == "task-mnist_mlp"
+    assert _anchor("Composite view across tasks (optional)") == "composite-view-across-tasks-optional"
+    assert _anchor("What the literature predicts, and what we measured") == (
+        "what-the-literature-predicts-and-what-we-measured"
+    )
+
+
 def test_a_cost_is_read_from_the_saved_measurements():
     s = per_task(
         [

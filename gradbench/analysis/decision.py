@@ -25,32 +25,40 @@ from .stats import ALPHA
 
 # Each built-in task's model and what stresses it, as a practitioner would look it up, and the
 # one caveat a reader needs before acting on its row ({steps}: the records' step budget,
-# {epochs} the share of CIFAR-10's 48,000 training images it reads). A task not named here
-# shows its name.
-TASK_ROWS: dict[str, tuple[str, str]] = {
-    "mnist_mlp": ("deep MLP (8 ReLU layers) on SGD", "MNIST, {steps} steps: toy scale"),
+# {epochs} the share of CIFAR-10's 48,000 training images it reads; the third text when the
+# budget is not known, empty for the same as the second). A task not named here shows its name.
+TASK_ROWS: dict[str, tuple[str, str, str]] = {
+    "mnist_mlp": ("deep MLP (8 ReLU layers) on SGD", "MNIST, {steps} steps: toy scale", "MNIST: toy scale"),
     "cifar10_cnn": (
         "plain deep CNN (no norm, no skips) on SGD",
         "{steps} steps of 128 images: {epochs} of a CIFAR-10 epoch",
+        "under one CIFAR-10 epoch",
     ),
-    "adding_rnn": ("vanilla tanh RNN on a long-range task", "synthetic adding problem, T = 50"),
+    "adding_rnn": ("vanilla tanh RNN on a long-range task", "synthetic adding problem, T = 50", ""),
     "recall_transformer": (
         "small Transformer with attention-logit growth (Adam, no warmup)",
         "synthetic recall: most tuned arms solve it, so quality barely separates them",
+        "",
     ),
-    "fortunes_gpt": ("byte-level GPT on text (AdamW, no warmup)", "0.19M parameters, one pass over 2.2 MB of text"),
+    "fortunes_gpt": (
+        "byte-level GPT on text (AdamW, no warmup)",
+        "0.19M parameters, one pass over 2.2 MB of text",
+        "",
+    ),
 }
 
 RULE = (
     "Per task, the eligible arms are those that learned and whose headroom (octaves from the tuned "
-    "learning rate up to the largest stable one) is not below baseline's, baseline included; the "
-    "top group is the eligible arms tied with the task's quality leader (the monotone rule, held-out "
-    "seeds), or, when none is, the eligible arm with the best paired effect; listed by the paired "
-    f"quality effect vs baseline at each arm's tuned configuration. An effect is significant at Holm p < {ALPHA:g}; "
-    "cost is the step time over baseline's and the extra memory, where measured."
+    "learning rate up to the largest stable one) is not known to be below baseline's (a headroom marked ≥ "
+    "never went unstable on the grid: only a lower bound), baseline included; the top group is the eligible "
+    "arms tied with the task's quality leader (the monotone rule, held-out seeds), or, when none is, the "
+    "eligible arm with the best paired effect if that effect is significant, else baseline; listed by the "
+    f"paired quality effect vs baseline (arm minus baseline) at each arm's tuned configuration. An effect is "
+    f"significant at Holm p < {ALPHA:g}; cost is the step time over baseline's and the extra memory, where "
+    "measured. Where baseline learned nothing, effects are against its chance-level value."
 )
 SHOWN = 5  # arms of a top group named in the table; the rest are counted
-HEAD = ["model (task)", "use", "effect vs baseline", "stable range vs baseline", "cost", "evidence", "caveat"]
+HEAD = ["model (task)", "use", "effect vs baseline", "headroom vs baseline", "cost", "evidence", "caveat"]
 
 
 def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None = None) -> list[dict]:
@@ -66,26 +74,25 @@ def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None
             continue
         sign = 1.0 if bool(scored["higher_is_better"].iloc[0]) else -1.0
         base = scored[scored["strategy"] == BASELINE]
-        base_headroom = float(base["headroom"].iloc[0]) if len(base) else math.nan
-        eligible = scored[scored["headroom"].isna() | ~(scored["headroom"] < base_headroom)]
-        effect = eligible["effect"].where(eligible["strategy"] != BASELINE, 0.0) * sign
-        # by effect; among equal effects the wider stable range first, then baseline
-        ranked = eligible.assign(
-            _gain=effect.fillna(-math.inf),
-            _room=eligible["headroom"].fillna(-math.inf),
-            _not_base=eligible["strategy"] != BASELINE,
-        ).sort_values(["_gain", "_room", "_not_base", "strategy"], ascending=[False, False, True, True])
-        group = ranked[ranked["tied"] == True]  # noqa: E712
-        if group.empty:
-            group = ranked.head(1)
-        best = group.iloc[0]
-        kind, caveat = TASK_ROWS.get(task, (task, ""))
-        budget = (steps or {}).get(task)
-        caveat = (
-            caveat.format(steps=f"{budget:,}", epochs=f"{budget * 128 / 48000:.2f}")
-            if budget
-            else caveat.split(": ")[-1]
+        base_room = float(base["headroom"].iloc[0]) if len(base) else math.nan
+        base_bound = bool(base["top_stable"].iloc[0]) if len(base) else False
+        eligible = scored[[_eligible(r, base_room, base_failed=base.empty) for _, r in scored.iterrows()]]
+        gain = (eligible["effect"].where(eligible["strategy"] != BASELINE, 0.0) * sign).fillna(-math.inf)
+        ranked = eligible.assign(_gain=gain, _not_base=eligible["strategy"] != BASELINE).sort_values(
+            ["_gain", "_not_base", "strategy"], ascending=[False, True, True]
         )
+        group = ranked[ranked["tied"] == True]  # noqa: E712
+        if group.empty:  # the best effect, if it is significant; else baseline, where it learned
+            best_arm = ranked[ranked["strategy"] != BASELINE].head(1)
+            significant = len(best_arm) and _num(best_arm["effect_p_holm"].iloc[0]) is not None
+            significant = significant and best_arm["effect_p_holm"].iloc[0] < ALPHA and best_arm["_gain"].iloc[0] > 0
+            group = best_arm if significant or base.empty else ranked[ranked["strategy"] == BASELINE]
+        if group.empty:
+            continue
+        best = group.iloc[0]
+        kind, caveat, plain = TASK_ROWS.get(task, (task, "", ""))
+        budget = (steps or {}).get(task)
+        caveat = caveat.format(steps=f"{budget:,}", epochs=f"{budget * 128 / 48000:.2f}") if budget else plain or caveat
         # the quality leader left out for less headroom than baseline's: named beside the group
         leader = scored[(scored["leader"] == True) & ~scored["strategy"].isin(eligible["strategy"])]  # noqa: E712
         out.append(
@@ -96,11 +103,17 @@ def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None
                 "left_out": list(leader["strategy"]),
                 "best": best["strategy"],
                 "metric": best["metric"],
+                "higher_is_better": sign > 0,
+                "baseline_failed": base.empty,
                 "effect": _num(best["effect"]) if best["strategy"] != BASELINE else None,
                 "effect_lo": _num(best["effect_lo"]),
                 "effect_hi": _num(best["effect_hi"]),
                 "effect_p_holm": _num(best["effect_p_holm"]),
-                "headroom_gain": _num(best["headroom"] - base_headroom) if len(base) else None,
+                "headroom_gain": _num(best["headroom"] - base_room)
+                if len(base) and best["strategy"] != BASELINE
+                else None,
+                # which side is only a lower bound: the arm's (gain at least), baseline's (at most)
+                "gain_bound": (bool(best["top_stable"]), base_bound),
                 "cost": _cost(costs, task, best["strategy"]),
                 "seeds": None if pd.isna(best["tested_seeds"]) else int(best["tested_seeds"]),
                 "tested_on": best["tested_on"],
@@ -108,6 +121,17 @@ def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None
             }
         )
     return out
+
+
+def _eligible(r: pd.Series, base_room: float, base_failed: bool) -> bool:
+    """Learned, and a headroom not known to be below baseline's: an arm that never went
+    unstable on the grid (top_stable) has a lower bound only; one with no stable level (NaN)
+    is below any baseline that had one."""
+    if r["strategy"] == BASELINE or base_failed or math.isnan(base_room):
+        return True
+    if pd.isna(r["headroom"]):
+        return False
+    return bool(r["top_stable"]) or r["headroom"] >= base_room
 
 
 def task_steps(records) -> dict[str, int]:
@@ -146,8 +170,13 @@ def cells(r: dict, code=md.code, text=md.esc) -> list[str]:
         significant = r["effect_p_holm"] is not None and r["effect_p_holm"] < ALPHA
         interval = f" [{r['effect_lo']:+.3g}, {r['effect_hi']:+.3g}]" if r["effect_lo"] is not None else ""
         p = f", Holm p {r['effect_p_holm']:.2g}" if r["effect_p_holm"] is not None else ""
-        effect = f"{r['effect']:+.3g} {text(r['metric'])}{interval}{p}" + ("" if significant else " (n.s.)")
-    headroom = "—" if r["headroom_gain"] is None else f"{r['headroom_gain']:+.1f} octaves"
+        better = (r["effect"] > 0) == r["higher_is_better"]
+        direction = "" if r["higher_is_better"] else " (lower is better)"
+        effect = f"{r['effect']:+.3g} {text(r['metric'])}{direction}{interval}{p}"
+        effect += "" if significant and better else " (worse)" if significant else " (n.s.)"
+        if r["baseline_failed"]:
+            effect += "; baseline learned nothing: vs its chance-level value"
+    headroom = "—" if r["headroom_gain"] is None else _gain_text(r["headroom_gain"], *r["gain_bound"])
     c = r["cost"]
     cost = (
         "not measured"
@@ -157,6 +186,12 @@ def cells(r: dict, code=md.code, text=md.esc) -> list[str]:
     )
     evidence = "—" if r["seeds"] is None else f"{r['seeds']} {text(r['tested_on'])} seeds, 1 task"
     return [f"{text(r['kind'])} ({code(r['task'])})", use, effect, headroom, cost, evidence, text(r["caveat"])]
+
+
+def _gain_text(gain: float, arm_bound: bool, base_bound: bool) -> str:
+    if arm_bound and base_bound:
+        return "both stable to the top of the grid"
+    return ("≥ " if arm_bound else "≤ " if base_bound else "") + f"{gain:+.1f} octaves"
 
 
 def table(decision: list[dict]) -> str:
