@@ -214,3 +214,21 @@ def test_the_readme_reaches_its_first_command_within_40_lines_and_its_picture_ex
     assert first + 1 <= 40 and lines[first + 1].startswith("./scripts/quick.sh")
     pictures = [m for line in lines[:first] for m in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", line)]
     assert pictures and all((REPO / p).is_file() for p in pictures)
+
+
+def test_a_composite_rank_the_seeds_do_not_settle_is_marked():
+    """The published page's overall and per-task composite tables mark ≈ on each rank whose
+    top-3 place holds in 10-90% of the saved seed-bootstrap resamples, and only those."""
+    import json
+
+    saved = json.loads((REPO / "leaderboard" / "rank_stability.json").read_text())
+    page = (REPO / "leaderboard" / "README.md").read_text(encoding="utf-8")
+    overall = page.split("## Composite view across tasks (optional)", 1)[1].split("### Rank stability", 1)[0]
+    marked = dict(re.findall(r"^\| (\d+(?: ≈)?) \| `([^`]+)` \|", overall, flags=re.M)[::-1])
+    checked = 0
+    for rank, arm in re.findall(r"^\| (\d+(?: ≈)?) \| `([^`]+)` \|", overall, flags=re.M):
+        share = saved["in_top"]["overall"].get(arm)
+        if share is not None:
+            assert rank.endswith("≈") == (0.1 < share < 0.9), (arm, rank, share)
+            checked += 1
+    assert checked >= 3 and any(r.endswith("≈") for r in marked)

@@ -167,7 +167,11 @@ def render(
     images = images or {}
     suites = _unique(r.suite for r in records)
     pt = scores.per_task
-    tasks = [] if pt.empty else [_task(t, rows, records, images, costs) for t, rows in pt.groupby("task", sort=True)]
+    tasks = (
+        []
+        if pt.empty
+        else [_task(t, rows, records, images, costs, measured_ranks) for t, rows in pt.groupby("task", sort=True)]
+    )
     found = literature.findings(scores, records) if tasks else []
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
@@ -181,7 +185,7 @@ def render(
         ),
         reg=_registration(registered, amendments or [], records) if tasks else None,
         tasks=tasks,
-        overall=_overall(scores) if tasks else None,
+        overall=_overall(scores, measured_ranks) if tasks else None,
         ranks=_rank_stability(measured_ranks, uninformative_tasks(pt)) if tasks and measured_ranks else None,
         targets=_targets(scores) if tasks else None,
         costs=_costs(costs) if costs else None,
@@ -395,14 +399,33 @@ def _most_common(values) -> str | None:
 WIDE = "among every arm ranked on these tasks"  # the overall tables' column that places a smaller field's arms
 
 
-def _overall(scores: Scores) -> dict:
-    """One table per set of tasks the arms were ranked on (scoring's overall fields)."""
+UNSETTLED = (0.1, 0.9)  # a share of resamples with the arm in the top 3 between these: its place there is open
+
+
+def unsettled(measured_ranks: dict | None, where: str, arm: str) -> bool:
+    """Whether the saved rank stability has `arm` in the top 3 of `where` (a task, or
+    "overall") in between 10% and 90% of its resamples: a rank the seeds do not settle."""
+    if not measured_ranks or where not in measured_ranks.get("in_top", {}):
+        return False
+    share = measured_ranks["in_top"][where].get(arm)
+    return share is not None and UNSETTLED[0] < share < UNSETTLED[1]
+
+
+def _tie_mark(rank: str, unsettled_rank: bool) -> str:
+    return f"{rank} ≈" if unsettled_rank and rank not in ("—", "= baseline") else rank
+
+
+def _overall(scores: Scores, measured_ranks: dict | None = None) -> dict:
+    """One table per set of tasks the arms were ranked on (scoring's overall fields); a rank
+    whose top-3 place the saved rank stability does not settle is marked ≈."""
     pt = scores.per_task
     fields = []
     for field, group in scores.overall.groupby("compared_on", sort=False):
         tasks = field.split(", ") if field else []
         placed = not group["place_wide"].isna().all()  # some arm's field holds these tasks and more
         rows = [_overall_row(r, pt, tasks) for _, r in group.iterrows()]
+        for row, (_, r) in zip(rows, group.iterrows()):
+            row["rank"] = _tie_mark(row["rank"], unsettled(measured_ranks, "overall", r["strategy"]))
         head = [c for c in rows[0] if placed or c != WIDE]
         if len(group) == 1 and tasks:
             alone = "placed" if placed else "unplaced"
@@ -530,7 +553,14 @@ RESPONSE_HEAD = [
 TASK_PLOTS = ("dose_response", "val_curves", "grad_norm", "attention_logits")
 
 
-def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str, str], costs: dict | None) -> dict:
+def _task(
+    task: str,
+    rows: pd.DataFrame,
+    records: list[Record],
+    images: dict[str, str],
+    costs: dict | None,
+    measured_ranks: dict | None = None,
+) -> dict:
     scored = rows[rows["status"] == "scored"]
     meta = (scored if len(scored) else rows).iloc[0]
     has_base = bool(((rows["strategy"] == BASELINE) & (rows["status"] == "scored")).any())
@@ -575,7 +605,13 @@ def _task(task: str, rows: pd.DataFrame, records: list[Record], images: dict[str
         ],
         "learned": int((~scored["failed"].astype(bool)).sum()),
         "inferred": int(scored["outcomes_inferred"].fillna(0).sum()),
-        "table": md.table(head, [_task_row(r, has_base) for _, r in rows.iterrows()]),
+        "table": md.table(
+            head,
+            [
+                (_tie_mark(row[0], unsettled(measured_ranks, task, r["strategy"])), *row[1:])
+                for r, row in ((r, _task_row(r, has_base)) for _, r in rows.iterrows())
+            ],
+        ),
         "only_learner": contenders.iloc[0]["strategy"] if len(contenders) == 1 and len(scored) > 1 else None,
         "tied": tied,
         "response": md.table(RESPONSE_HEAD, [_response_row(r) for _, r in scored.iterrows()]) if len(scored) else None,
