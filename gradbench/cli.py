@@ -329,10 +329,10 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
-def _write_leaderboard(records, out: Path, weights=None, command=None, results=None) -> Path:
+def _write_leaderboard(records, out: Path, weights=None, command=None, results=None, **readme) -> Path:
     from .analysis import page
 
-    return page.write(records, out, weights=weights, command=command, results=results)
+    return page.write(records, out, weights=weights, command=command, results=results, **readme)
 
 
 def cmd_leaderboard(args) -> int:
@@ -345,19 +345,13 @@ def cmd_leaderboard(args) -> int:
     records = latest(jsonl.read(args.results))
     if not records:
         raise UserError(f"{args.results}: no run records")
-    page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results))
+    readme = {}
+    if args.readme:  # the same rows, from the same scoring, into the README's markers
+        command = f"gradbench leaderboard {args.results} --out {args.out} --readme {args.readme}"
+        readme = {"readme": Path(args.readme), "readme_command": command}
+    page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results), **readme)
     print(f"leaderboard: {page}")
     if args.readme:
-        from .analysis import arm_cost, decision, scoring
-        from .core.record import typed
-
-        checked = latest(typed(records))
-        answer = decision.rows(scoring.score(checked), arm_cost.saved(args.out), decision.task_steps(checked))
-        command = f"gradbench leaderboard {args.results} --out {args.out} --readme {args.readme}"
-        if not decision.write_block(args.readme, answer, command):
-            raise UserError(
-                f"--readme {args.readme}: no {decision.START} ... {decision.END} markers to write the table between"
-            )
         print(f"decision table: {args.readme}")
     return 0
 

@@ -64,13 +64,16 @@ def write(
     command: str | None = None,
     plots: bool = True,
     results: Path | None = None,
+    readme: Path | None = None,
+    readme_command: str = "",
 ) -> Path:
     """Score `records` and write out_dir/README.md (and, with plots, its PNGs); returns the
     README's path. `command` is the command that reproduces the results; by default the
     most common record["command"]. `results` is the file the records were read from: when
     it is out_dir/results.jsonl, with the default weights and command, the page names the
     command that rebuilds it in its folder. Records made under two numerics versions of the
-    training code are a UserError: their numbers do not compare."""
+    training code are a UserError: their numbers do not compare. `readme`: a file whose
+    decision-table markers get this page's decision table, naming `readme_command`."""
     records = latest(typed(records))
     _one_numerics_version(records)
     _one_spec_per_run(records)
@@ -103,6 +106,12 @@ def write(
         amendments=amendments,
     )
     path.write_text(page, encoding="utf-8", newline="\n")
+    if readme is not None:
+        answer = decision.rows(scores, costs, decision.task_steps(records))
+        if not decision.write_block(readme, answer, readme_command):
+            raise UserError(
+                f"--readme {readme}: no {decision.START} ... {decision.END} markers to write the table between"
+            )
     if plots:  # the same scores as a static site: sortable tables, interactive figures
         write_site(
             records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs, measured_ranks=measured

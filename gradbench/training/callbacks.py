@@ -371,9 +371,9 @@ class StabilityMonitor(monitor.StabilityMonitor):
             logger.log_metrics({k: v for k, v in summary.items() if v is not None}, step=self.steps)
 
     def summary(self) -> dict:
-        """The run's summary statistics over the steps this monitor saw, its spike score (the
-        checkpoint's steps included after a resume), the steps the optimizer skipped, and with
-        several optimizers each one's largest pre-clip norm."""
+        """The run's summary statistics over the steps this monitor saw, its spike score over
+        the steps read so far (the checkpoint's steps included after a resume), the steps the
+        optimizer skipped, and with several optimizers each one's largest pre-clip norm."""
         first = self._first or 0
         attention = self.attention_logits()
         out = monitor.summarize(
@@ -383,9 +383,8 @@ class StabilityMonitor(monitor.StabilityMonitor):
             cfg=self.cfg,
             attention=None if attention is None else attention[first:],
             told={name: values[first:] for name in self._tells if (values := self.told(name)) is not None},
+            spike_score=self.spikes.score,
         )
-        self._log(None)
-        out["spike_score"] = self.spikes.score
         out["skipped_steps"] = len(self._skipped)
         for name, values in self.optimizer_series().items():
             finite = values[first:, 0][np.isfinite(values[first:, 0])]
@@ -398,7 +397,7 @@ class StabilityMonitor(monitor.StabilityMonitor):
         norms; NaN where it did not step); with one, empty (the series is its)."""
         if len(getattr(self, "names", ())) < 2:
             return {}
-        self._log(None)
+        self._read_parts(range(min(self.steps, len(self._rows))))  # the steps read, whole: not an open one
         out = {name: np.full((self.steps, 2), np.nan) for name in self.names}
         for step, parts in self._part_rows.items():
             for k, pair in parts.items():

@@ -365,9 +365,12 @@ def summarize(
     curve_points: int = 200,
     attention: np.ndarray | None = None,
     told: dict[str, np.ndarray | None] | None = None,
+    spike_score: float | None = None,
 ) -> dict:
     """The `stability` block of a record from a (steps x [loss, pre, post]) series, and the
-    per-step largest attention logit of a model that tells it (else no attention keys).
+    per-step largest attention logit of a model that tells it (else no attention keys); for a
+    language model (`told` log Z) also its log Z, block RMS and spike score. `spike_score`: the
+    score a caller kept as the run went, used instead of one computed from this series.
 
     Percentiles and max are over finite pre-clip norms; a step counts as clipped when its
     post-clip norm is below the pre-clip norm (relative tolerance 1e-6).
@@ -403,13 +406,15 @@ def summarize(
         out["attn_logit_max"] = _num(finite.max()) if len(finite) else None
         out["attn_logit_curve"] = downsample_max(attention, curve_points)
     told = told or {}
+    if spike_score is not None:  # kept as it went (the standalone monitor's, across a resume)
+        out["spike_score"] = spike_score
     if told.get("log_z") is not None:  # a language model: its log Z's drift and its blocks' scale
         log_z = told["log_z"]
         finite = log_z[np.isfinite(log_z)]
         out["log_z_first"] = _num(finite[0]) if len(finite) else None
         out["log_z_max"] = _num(finite.max()) if len(finite) else None
         out["log_z_curve"] = downsample_max(log_z, curve_points)
-        out["spike_score"] = spike_score(loss, pre)
+        out.setdefault("spike_score", series_spike_score(loss, pre))
     rms = told.get("block_rms")
     if rms is not None and rms.size:
         out["block_rms_max"] = [_num(np.nanmax(col)) if np.isfinite(col).any() else None for col in rms.T]
@@ -417,7 +422,7 @@ def summarize(
     return out
 
 
-def spike_score(loss: np.ndarray, grad_norm: np.ndarray, window: int = 128, sigmas: float = 6.0) -> float:
+def series_spike_score(loss: np.ndarray, grad_norm: np.ndarray, window: int = 128, sigmas: float = 6.0) -> float:
     """SpikeScore's share of spike steps over a whole recorded series."""
     score = SpikeScore(window, sigmas)
     for a, b in zip(loss, grad_norm):

@@ -47,11 +47,19 @@ class DecoupledWeightDecay:
         self.wd = wd
 
     def __call__(self, module, optimizer) -> None:
-        with torch.no_grad():
-            for group in optimizer.param_groups:
-                weights = [p for p in group["params"] if p.grad is not None and p.dim() > 1]
-                if weights and self.wd:
-                    scale_(weights, 1.0 - float(group["lr"]) * self.wd)
+        if self.wd:
+            shrink_weights(optimizer, lambda group: 1.0 - float(group["lr"]) * self.wd)
+
+
+def shrink_weights(optimizer, factor) -> None:
+    """Multiply, group by group, every weight (dim > 1) that has a gradient by factor(group);
+    a factor of None leaves that group alone. The decoupled and independent decays both."""
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            weights = [p for p in group["params"] if p.grad is not None and p.dim() > 1]
+            shrink = factor(group) if weights else None
+            if shrink is not None:
+                scale_(weights, shrink)
 
 
 @grad_hook("decoupled_weight_decay")
@@ -77,12 +85,12 @@ class IndependentWeightDecay:
         self.wd = wd
 
     def __call__(self, module, optimizer) -> None:
-        with torch.no_grad():
-            for group in optimizer.param_groups:
-                weights = [p for p in group["params"] if p.grad is not None and p.dim() > 1]
-                peak = float(group.get("initial_lr", group["lr"]))
-                if weights and self.wd and peak > 0:
-                    scale_(weights, 1.0 - self.wd * float(group["lr"]) / peak)
+        if self.wd:
+            shrink_weights(optimizer, self._factor)
+
+    def _factor(self, group: dict) -> float | None:
+        peak = float(group.get("initial_lr", group["lr"]))
+        return 1.0 - self.wd * float(group["lr"]) / peak if peak > 0 else None
 
 
 @grad_hook("independent_weight_decay")
