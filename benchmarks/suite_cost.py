@@ -10,7 +10,10 @@ sweep run with its final seeds, or an arm the budget rule stops early, costs les
 priced at max_steps / (the task's median steps per second over the ok runs in RATES, made one
 run per core as a suite runs them) plus its share of evaluations, both read off those records'
 wall time; a task without records in RATES is priced at its catalogue guess (cpu_ms_per_step)
-and flagged. Prints per task: arm-tasks, runs, core-hours; then wall hours on --workers cores.
+and flagged. The stress axes (stress_axes) are priced after the tasks, one row each: every arm
+at every level and seed, a level priced in proportion to depth or sequence length where it
+sets one. Prints per task and axis: arm-tasks, runs, core-hours; then wall hours on --workers
+cores.
 """
 
 from __future__ import annotations
@@ -59,6 +62,49 @@ def estimate(suite, rates: dict[str, float]) -> list[dict]:
                 "runs": runs,
                 "s_per_run": steps * per_step,
                 "core_h": runs * steps * per_step / 3600,
+                "guess": guess,
+            }
+        )
+    return rows + stress_estimate(suite, rates)
+
+
+# a level's cost grows about in proportion to these variables (a deeper stack, a longer
+# sequence); any other variable is priced at the task's own rate
+SCALES_COST = ("model.depth", "data.seq_len")
+
+
+def stress_estimate(suite, rates: dict[str, float]) -> list[dict]:
+    """The stress axes, one row each: every arm the axis runs at every level and its seeds (an
+    upper bound: the mildest level is often the tuned run itself, copied, and the levels above
+    one where every seed exploded are not run), each run priced at the task's rate times the
+    level's over the task's own value where the variable scales the step (SCALES_COST)."""
+    from gradbench.catalogue.data_params import checked_task_data
+    from gradbench.catalogue.model_knobs import checked_task_knobs
+
+    rows = []
+    for name, axis in suite.stress_axes.items():
+        task = TASKS.get(axis.task)
+        ov = suite.tasks[axis.task]
+        steps = ov.get("max_steps", suite.max_steps or task.max_steps)
+        guess = axis.task not in rates
+        per_step = task.cpu_ms_per_step / 1000 if guess else rates[axis.task]
+        arms = [a.label for a in suite.arms_on(axis.task) if axis.arms is None or a.label in axis.arms]
+        compared = set(axis.compare) | ({"baseline"} if axis.compare else set())
+        seeds = sum(axis.compare_seeds if a in compared else axis.seeds for a in set(arms) | compared)
+        kind, _, key = axis.vary.partition(".")
+        own = None
+        if axis.vary in SCALES_COST:
+            values = {**task.model, **ov.get("model", {})} if kind == "model" else {**task.data, **ov.get("data", {})}
+            own = (checked_task_knobs(task, values) if kind == "model" else checked_task_data(task, values))[key]
+        factors = [level / own if own else 1.0 for level in axis.levels]
+        seconds = seeds * steps * per_step * sum(factors)
+        rows.append(
+            {
+                "task": f"{name} axis: {axis.vary} on {axis.task}",
+                "arms": len(set(arms) | compared),
+                "runs": seeds * len(axis.levels),
+                "s_per_run": seconds / (seeds * len(axis.levels)),
+                "core_h": seconds / 3600,
                 "guess": guess,
             }
         )

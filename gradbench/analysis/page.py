@@ -26,7 +26,7 @@ from ..core import taxonomy
 from ..core.errors import UserError
 from ..core.optimizer_family import family
 from ..core.record import Record, latest, outcome_counts, typed
-from . import arm_cost, decision, discrimination, literature, preregistration, rank_stability, scoring
+from . import arm_cost, decision, discrimination, literature, preregistration, rank_stability, scoring, stress
 from . import markdown as md
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
@@ -200,6 +200,7 @@ def render(
         costs=_costs(costs) if costs else None,
         claims=[] if all(f.verdict == literature.UNTESTED for _, f in found) else found,
         scatter=images.get("stability_vs_accuracy"),
+        stress=stress.section(records),
         # the scoring rules' constants, as the how-section states them
         w={k: f"{v:.3f}" for k, v in scores.weights.items()},
         weights=", ".join(f"{k} {v:.3f}" for k, v in scores.weights.items()),

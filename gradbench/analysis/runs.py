@@ -61,9 +61,12 @@ COLUMNS = [
 def runs_frame(records: Iterable[Record | dict]) -> pd.DataFrame:
     """One row per run (last record per run_id), sorted deterministically. `params` is the
     arm's strategy parameters as canonical JSON (a tuning trial changes them), `phase` the
-    tuning-protocol phase that asked for the run."""
+    tuning-protocol phase that asked for the run. A stress-axis run (analysis/stress.py reads
+    them) is left out: it trains a configuration other than the task's."""
     rows = []
     for r in latest(typed(records)):
+        if r.axis:
+            continue
         m, st = r.metrics, r.stability
         rows.append(
             {

@@ -44,6 +44,13 @@ class FeedForwardKnobs(Strict):
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout probability after each block")
     init: Init = Field("default", description="weight initialization; default keeps PyTorch's")
+    init_gain: float = Field(
+        1.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="the hidden layers' initial weights times this gain (the head's are kept): above 1 with "
+        "kaiming init, the signal grows by about this factor per layer, so a deep stack explodes",
+    )
     weight_std: bool = Field(False, description="Scaled Weight Standardization of the hidden layers")
     reparam: Reparam = Field("none", description=REPARAM)
 

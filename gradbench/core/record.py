@@ -137,10 +137,11 @@ class Record(Part):
     spec: dict[str, Any] = Field(description="the resolved run spec: everything that determines the run")
     command: str | None = Field(description="the command that produced it")
     ranks: int | None = Field(None, description="processes of a multi-device (DDP) run")
-    not_run: Literal["above_diverged"] | None = Field(
+    not_run: Literal["above_diverged", "above_exploded"] | None = Field(
         None,
         description="a skipped run that applies but was not trained: above_diverged, a lower level of its "
-        "sweep diverged on every sweep seed (counts as diverged)",
+        "sweep diverged on every sweep seed (counts as diverged); above_exploded, a lower level of its stress "
+        "axis exploded on every seed (counts as exploded)",
     )
 
     copy_of: str | None = Field(
@@ -170,6 +171,11 @@ class Record(Part):
     def phase(self) -> str:
         """The tuning-protocol phase that asked for the run ("" without a protocol)."""
         return self.spec.get("phase") or ""
+
+    @property
+    def axis(self) -> dict:
+        """A stress-axis run's place, {"name": axis, "level": value}; {} for any other run."""
+        return self.spec.get("axis") or {}
 
     @property
     def ended(self) -> str | None:
@@ -204,8 +210,9 @@ class Record(Part):
     @property
     def counts_in_scores(self) -> bool:
         """One of a strategy's runs on its task: every record but a run that does not apply
-        there; one the protocol did not run above a diverged level counts (as diverged)."""
-        return self.status != "skipped" or bool(self.not_run)
+        there; one the protocol did not run above a diverged level counts (as diverged). A
+        stress-axis run is scored on its axis only (analysis/stress.py)."""
+        return (self.status != "skipped" or bool(self.not_run)) and not self.axis
 
     def to_json(self) -> dict:
         """The record as its JSON object (what the results file holds)."""

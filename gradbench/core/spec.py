@@ -32,6 +32,13 @@ class RunSpec:
     grad_hooks: tuple = ()  # ((name, params), ...): gradient transforms, applied in order after Lightning's clipping
     loss_terms: dict = field(default_factory=dict)  # extra loss terms, e.g. {"l1": 1e-5}
     monitor: dict = field(default_factory=dict)  # StabilityMonitor settings
+    # injected loss spikes (a stress axis): {"share": s, "scale": k}: a share s of the steps,
+    # drawn from the seed, trains on its batch with the targets permuted and the loss times k
+    spikes: dict = field(default_factory=dict)
+    # a stress-axis run's place: {"name": axis, "level": value}. A name, not a setting: two
+    # runs that differ only here train the same run (same_run_key), so a stress level that is
+    # a configuration already run is copied from it, never trained twice
+    axis: dict = field(default_factory=dict)
     suite: str = ""  # not part of run_id: the same run in two suites is the same run
     # not part of run_id either: the tuning-protocol phase that first asked for the run
     # ("sweep", "tune", "final"; "" outside a protocol). A final seed that the sweep already
@@ -115,13 +122,24 @@ def _default(f: dataclasses.Field):
     return [list(x) for x in value] if isinstance(value, tuple) else value
 
 
-# what names a run rather than makes it: the arm's label and parameters, the suite, the phase
-NAME_FIELDS = frozenset({"strategy", "strategy_params", "suite", "phase"})
+# what names a run rather than makes it: the arm's label and parameters, the suite, the phase,
+# the stress axis
+NAME_FIELDS = frozenset({"strategy", "strategy_params", "suite", "phase", "axis"})
 
 
 def same_run_key(spec: dict) -> str:
     """The run a spec (RunSpec.to_dict()) trains, apart from its names. Two arms whose specs
     share it train the same run, number for number: relu on a ReLU model, sgd_momentum where
     the task's optimizer already is SGD with momentum."""
-    rest = {k: v for k, v in spec.items() if k not in NAME_FIELDS}
+    rest = {k: v for k, v in spec.items() if k not in NAME_FIELDS and not _later_default(k, v)}
     return json.dumps(rest, sort_keys=True, separators=(",", ":"))
+
+
+def _later_default(name: str, value) -> bool:
+    """A field added after the first schema, at its default: a record made before the field
+    existed has no such key, and is the same run."""
+    f = _FIELDS.get(name)
+    return f is not None and name not in HASHED_ALWAYS and value == _default(f)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(RunSpec)}

@@ -21,6 +21,7 @@ from ..analysis.seed_rule import contenders
 from ..core.record import Env
 from ..store import jsonl
 from ..suite import Suite, bracket_runs, by_sweep_level, contender_runs, expand, final_runs, tuning_trials
+from ..suite.stress_axes import STRESS, above_exploded, stress_waves
 
 
 def status_lines(suite: Suite, results_path: Path) -> list[str]:
@@ -70,7 +71,9 @@ def status_lines(suite: Suite, results_path: Path) -> list[str]:
                 if finals and suite.protocol.contender_seeds:
                     picked = contenders(score(ours()).per_task)
                     extra = contender_runs(suite, chosen_configs(ours()), picked)
-                    phase("phase 3, the seed rule's extra seeds for the contenders", "final", extra)
+                    finals = phase("phase 3, the seed rule's extra seeds for the contenders", "final", extra)
+                if suite.stress_axes:
+                    _stress_lines(suite, phase, ours, lines, finals)
             else:
                 lines.append(f"phase 3, final seeds: {later}")
         else:
@@ -96,11 +99,25 @@ def status_lines(suite: Suite, results_path: Path) -> list[str]:
     return [head, *lines, *(tail if parts else [])]
 
 
+def _stress_lines(suite: Suite, phase, ours, lines: list[str], finals: bool) -> None:
+    """The stress axes, a level at a time as the runner runs them (a level's not-run runs are
+    known once the level below is recorded)."""
+    if not finals:
+        lines.append("the stress axes: counted once the final seeds are recorded")
+        return
+    waves = stress_waves(suite, chosen_configs(ours()))
+    for n, wave in enumerate(waves, 1):
+        if not phase(f"the stress axes, level {n} of {len(waves)}", STRESS, above_exploded(suite, wave, ours())):
+            if n < len(waves):
+                lines.append(f"the stress axes, levels {n + 1}-{len(waves)}: counted once level {n} is recorded")
+            return
+
+
 def _outcomes(records: list[dict]) -> str:
     if not records:
         return ""
     counts = Counter(r["status"] for r in records)
     shown = [f"{n} {status}" for status, n in sorted(counts.items())]
     copies = sum(bool(r.get("copy_of")) for r in records)
-    shown += [f"{copies} of them copies of another arm's run"] if copies else []
+    shown += [f"{copies} of them copies of a run recorded under another name"] if copies else []
     return f" ({', '.join(shown)})"

@@ -23,6 +23,7 @@ from ..suite import (
     final_runs,
     tuning_trials,
 )
+from ..suite.stress_axes import STRESS, above_exploded, stress_waves
 from ..training.run import copied_record, skipped_record
 from . import interrupts
 
@@ -89,6 +90,8 @@ def run_suite(
             if suite.protocol.contender_seeds:
                 _more_seeds_for_contenders(phase)
             phase.log_choices()
+            if suite.stress_axes:
+                _stress_axes(phase)
     return [r for r in jsonl.latest_by_run(jsonl.load(results_path)) if r["run_id"] in phase.ids]
 
 
@@ -128,6 +131,16 @@ def _more_seeds_for_contenders(phase: _Phase) -> None:
     runs = contender_runs(phase.suite, phase.choices(), picked)
     n = sum(len(v) for v in picked.values())
     phase.run("final", runs, f"the seed rule: {phase.suite.protocol.contender_seeds} seeds for {n} contenders")
+
+
+def _stress_axes(phase: _Phase) -> None:
+    """The stress axes (suite/stress_axes.py), a level at a time, mildest first, at each arm's
+    chosen configuration; an arm's levels above one where every seed exploded are recorded as
+    not run."""
+    waves = stress_waves(phase.suite, phase.choices())
+    for n, wave in enumerate(waves, 1):
+        wave = above_exploded(phase.suite, wave, phase.suite_records())
+        phase.run(STRESS, wave, f"level {n} of {len(waves)} of each axis")
 
 
 class _Phase:
@@ -266,6 +279,8 @@ class _Phase:
             f"x {p.sweep_seeds} seeds, around each one's choice from the sweep",
             "final": f"suite {s.name}, phase 3 of 3, final seeds: {len(s.seeds)} seeds at each strategy's chosen "
             "configuration",
+            STRESS: f"suite {s.name}, the stress axes ({', '.join(s.stress_axes)}): each arm at its chosen "
+            "configuration, the stress turned up",
         }[name]
 
     def _records(self) -> list[dict]:
@@ -386,9 +401,12 @@ class Progress:
         if rec.get("copy_of"):
             took = f"  the same run as {rec['copy_of']}, not trained again"
         width = len(str(self.total))
+        where = f"lr x{spec.lr_mult:.3g}{_trial(spec, self.declared)}"
+        if spec.axis:
+            where = f"{spec.axis['name']} {spec.axis['level']} ({where})"
         self.log(
             f"[{self.count:>{width}}/{self.total}] {spec.task} {spec.strategy} seed {spec.seed} "
-            f"lr x{spec.lr_mult:.3g}{_trial(spec, self.declared)}: {outcome}{took}  | ETA {self._eta()}"
+            f"{where}: {outcome}{took}  | ETA {self._eta()}"
         )
 
     def _eta(self) -> str:

@@ -1,6 +1,6 @@
 """What to run: a suite file -> a validated Suite (config.py) -> its runs (expand.py)."""
 
-from .config import Suite, load_suite, parse_suite
+from .config import Suite
 from .expand import (
     ABOVE_DIVERGED,
     Skipped,
@@ -13,6 +13,7 @@ from .expand import (
     final_runs,
     tuning_trials,
 )
+from .load import load_suite, parse_suite
 
 __all__ = [
     "ABOVE_DIVERGED",

@@ -180,6 +180,36 @@ class TrainerSettings(Strict):
     num_nodes: int | None = Field(None, gt=0, description="nodes per run")
 
 
+# what a stress axis varies: a model knob, a data parameter, the precision, the injected
+# spikes' scale, or the learning rate as a multiple of the arm's tuned one
+VARY_KINDS = ("model.<knob>", "data.<parameter>", "trainer.precision", "spikes.scale", "lr")
+MAX_AXIS_SEEDS = 100
+
+
+class StressAxis(Strict):
+    """A cause of explosion, as a stress variable turned up level by level on one task, at each
+    arm's tuned configuration there (the suite's own protocol chooses it first)."""
+
+    task: str = Field(description="the suite's task the axis runs on (its tuned configurations are the base)")
+    vary: str = Field(description="what the levels set: " + ", ".join(VARY_KINDS))
+    levels: list[Any] = Field(
+        min_length=2,
+        description="the stress variable's values, mildest first (a level above one where every seed of an arm "
+        "exploded is not run for that arm, and counts as exploded)",
+    )
+    arms: list[str] | None = Field(None, description="the arms (labels of the task's) the axis runs; default: all")
+    seeds: int = Field(2, gt=0, le=MAX_AXIS_SEEDS, description="seeds per level for a descriptive cell")
+    compare: list[str] = Field(
+        [], description="arms with a pre-registered comparison against baseline on this axis: compare_seeds each"
+    )
+    compare_seeds: int = Field(
+        7, gt=0, le=MAX_AXIS_SEEDS, description="paired seeds per level for baseline and the compared arms"
+    )
+    spike_share: float = Field(
+        0.02, gt=0, le=1, description="vary spikes.scale: the share of steps that get a corrupted batch"
+    )
+
+
 class Scoring(Strict):
     weights: Weights | None = Field(None, description="composite weights, normalised to sum to 1")
 
@@ -238,6 +268,12 @@ class SuiteFile(Strict):
     plugins: list[str] = Field(
         [], description="Python files (relative to the suite file) or modules that register strategies"
     )
+    stress_axes: dict[str, StressAxis] = Field(
+        {},
+        description="causes of explosion beyond the learning rate (needs a protocol): axis name -> the task, "
+        "the variable and its levels; after the final seeds, every arm it names runs each level at its tuned "
+        "configuration",
+    )
     scoring: Scoring = Field(Scoring(), description="how the leaderboard scores")
     threads: int | None = Field(
         None, gt=0, le=1024, description="torch threads per run (default: the cores, split between local workers)"
@@ -295,6 +331,7 @@ class Suite:
     threads: int | None = None
     wandb: dict | None = None
     path: str | None = None
+    stress_axes: dict[str, StressAxis] = field(default_factory=dict)
 
     def arms_on(self, task: str) -> list[Arm]:
         """The arms a task runs: the suite's, then the task's own."""
@@ -359,7 +396,7 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
             f"protocol.sweep_seeds: {f.protocol.sweep_seeds} is more than the suite's {len(seeds)} seeds; "
             "the sweep runs the first of them"
         )
-    return Suite(
+    suite = Suite(
         name=f.name if f.name is not None else default_name,
         description=f.description,
         seeds=seeds,
@@ -378,6 +415,8 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
         wandb=dict(raw["wandb"] or {}) if "wandb" in raw else None,
         path=path,
     )
+    suite.stress_axes = dict(f.stress_axes)  # checked against the suite by suite/load.py
+    return suite
 
 
 def _known_keys(raw: dict) -> None:

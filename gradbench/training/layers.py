@@ -20,13 +20,14 @@ ACTIVATIONS = {
 }
 
 
-def init_weights(net: nn.Module, init: str, activation: str) -> nn.Module:
+def init_weights(net: nn.Module, init: str, activation: str, gain: float = 1.0) -> nn.Module:
     """Re-initialize the hidden layers' weight matrices/kernels, their biases to zero;
     "default" keeps PyTorch's. The output layer (the net's last nn.Linear) keeps PyTorch's
     default, as torchvision's ResNet does: He's gain suits a layer whose units feed a ReLU,
     and a head drawn with it starts the logits so large that a 9-conv net's step-0 loss
-    reaches 4 (ln 10 = 2.30 is a uniform guess)."""
-    if init == "default":
+    reaches 4 (ln 10 = 2.30 is a uniform guess). `gain` then scales the hidden weights (a
+    stated weight scale: above 1, each layer multiplies the signal)."""
+    if init == "default" and gain == 1.0:
         return net
     nonlin = {"relu": "relu", "leaky_relu": "leaky_relu"}.get(activation, "linear")
     head = [m for m in net.modules() if isinstance(m, nn.Linear)][-1:]
@@ -36,13 +37,15 @@ def init_weights(net: nn.Module, init: str, activation: str) -> nn.Module:
             if id(p) in keep:
                 continue
             if p.dim() < 2:
-                if name.endswith("bias"):
+                if name.endswith("bias") and init != "default":
                     p.zero_()
                 continue
             if init == "kaiming":
                 nn.init.kaiming_normal_(p, nonlinearity=nonlin)
             elif init == "xavier":
                 nn.init.xavier_uniform_(p)
-            else:
+            elif init == "orthogonal":
                 nn.init.orthogonal_(p)
+            if gain != 1.0:
+                p.mul_(gain)
     return net

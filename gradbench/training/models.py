@@ -163,7 +163,7 @@ def mlp(input_shape, num_outputs, **m) -> nn.Module:
     layers = [nn.Flatten(), _blocks(n_in, width, False, 1, m, residual_ok=False)]
     layers += [_blocks(width, width, False, 1, m, residual_ok=True) for _ in range(m["depth"] - 1)]
     net = nn.Sequential(*layers, *_final(layers, m, width, False), nn.Linear(width, num_outputs))
-    return reparametrize(zero_branches(init_weights(net, m["init"], m["activation"])), m["reparam"])
+    return reparametrize(zero_branches(init_weights(net, m["init"], m["activation"], m["init_gain"])), m["reparam"])
 
 
 def cnn(input_shape, num_outputs, **m) -> nn.Module:
@@ -184,7 +184,7 @@ def cnn(input_shape, num_outputs, **m) -> nn.Module:
     net = nn.Sequential(
         *layers, *_final(layers, m, c_in, True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_outputs)
     )
-    return reparametrize(zero_branches(init_weights(net, m["init"], m["activation"])), m["reparam"])
+    return reparametrize(zero_branches(init_weights(net, m["init"], m["activation"], m["init_gain"])), m["reparam"])
 
 
 def forget_bias_one(lstm: nn.LSTM) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import lightning.pytorch as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -13,6 +14,24 @@ from ..catalogue.tasks import Task
 from ..core.spec import RunSpec
 from .lightning_compat import LeanSetattr, precomputed_signature
 from .optim import build_optimizer, is_constant, lr_lambda
+
+
+def spike_plan(spec: RunSpec) -> tuple[frozenset[int], float]:
+    """The optimizer steps that get a corrupted batch (spec.spikes: a share of the steps, drawn
+    from the run's seed, the same steps for every arm of a seed) and the loss's scale there.
+    A corrupted batch trains on its targets permuted (a batch of wrong labels) with its loss
+    times the scale: a gradient spike of about that factor, the stress the adaptive clippers
+    and step skippers were designed for (ZClip, AdaGC, SPAM, OLMo's SkipStep)."""
+    if not spec.spikes:
+        return frozenset(), 1.0
+    n = round(spec.spikes["share"] * spec.max_steps)
+    rng = np.random.default_rng([spec.seed, SPIKE_STREAM])
+    # never the first step: the monitor's blow-up check reads step 0's loss as its reference
+    steps = rng.choice(np.arange(1, spec.max_steps), size=min(n, spec.max_steps - 1), replace=False)
+    return frozenset(int(s) for s in steps), float(spec.spikes["scale"])
+
+
+SPIKE_STREAM = 0x5B1CE  # the spike steps' own random stream, apart from the seed's data and weights
 
 
 class BenchModule(LeanSetattr, L.LightningModule):
@@ -33,6 +52,7 @@ class BenchModule(LeanSetattr, L.LightningModule):
         self._sums = None
         self.has_penalty = bool(spec.loss_terms.get("l1") or spec.loss_terms.get("l2"))
         self.z_loss = float(spec.loss_terms.get("z_loss", 0.0))
+        self.spike_steps, self.spike_scale = spike_plan(spec)
 
     # set every step, and neither a parameter, buffer nor submodule (lightning_compat.LeanSetattr)
     _plain_attributes = LeanSetattr._plain_attributes | {"last_loss"}
@@ -71,13 +91,24 @@ class BenchModule(LeanSetattr, L.LightningModule):
     @precomputed_signature  # Lightning reads it every step: about 1% of an MNIST step
     def training_step(self, batch, batch_idx):
         x, y = batch
+        spike = self.spike_steps and self.trainer.global_step in self.spike_steps
+        if spike:
+            y = y[self._spike_permutation(len(y))]
         out = self(x)
         loss = self._loss(out, y)
-        self.last_loss = loss.detach()
+        self.last_loss = loss.detach()  # the batch's own loss: the monitor's blow-up check never sees the scale
+        if spike:
+            loss = loss * self.spike_scale
         if self.z_loss:  # z-loss: coeff * log(Z)^2, Z the softmax's normalizer (PaLM, Chowdhery et al., 2022)
             loss = loss + self.z_loss * torch.logsumexp(out.float(), dim=-1).pow(2).mean()
         # no `loss + 0.0` when there is no penalty: one autograd node fewer per step
         return loss + self._penalty() if self.has_penalty else loss
+
+    def _spike_permutation(self, n: int) -> torch.Tensor:
+        """The targets' order on a spike step: drawn from the run's seed and the step with a
+        generator of its own, so the data order and dropout draws stay those of the clean run."""
+        g = torch.Generator().manual_seed(self.spec.seed * 1_000_003 + self.trainer.global_step)
+        return torch.randperm(n, generator=g).to(self.device)
 
     # --- evaluation: sums on the device, one sync per evaluation -----------------------
     def _eval_step(self, batch):

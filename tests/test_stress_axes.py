@@ -1,0 +1,294 @@
+"""Stress axes (causes of explosion beyond the learning rate): the suite's `stress_axes:`
+section, the levels set on a run, the injected loss spikes, the weight-scale knob, the
+tolerance read off the records, and one real suite with three axes end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import real_data_or_skip
+from fakes import make_record
+
+from gradbench.analysis.stress import matrix_rows, stress_results
+from gradbench.catalogue.tasks import TASKS
+from gradbench.core.errors import UserError
+from gradbench.core.spec import same_run_key
+from gradbench.suite import parse_suite
+from gradbench.suite.expand import _base
+from gradbench.suite.stress_axes import apply_level, axis_seeds, stress_waves
+
+MNIST = {"max_steps": 40, "eval_every": 20, "batch_size": 32, "model": {"depth": 2, "width": 32}}
+
+
+def stress_suite(axes: dict, **extra):
+    raw = {
+        "name": "s",
+        "seeds": 2,
+        "tasks": {"mnist_mlp": MNIST},
+        "strategies": ["baseline", "clip_norm", "batchnorm"],
+        "protocol": {"sweep_seeds": 2, "extra_trials": 0},
+        "stress_axes": axes,
+        **extra,
+    }
+    return parse_suite(raw)
+
+
+DEPTH = {"task": "mnist_mlp", "vary": "model.depth", "levels": [2, 8, 32]}
+
+
+# ------------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    "axis, expected",
+    [
+        ({**DEPTH, "task": "adding_rnn"}, "unknown stress_axes.d.task (one of the suite's tasks) 'adding_rnn'"),
+        ({**DEPTH, "vary": "model.depht"}, "stress_axes.d.levels[0]: unknown key 'depht' (did you mean 'depth'"),
+        ({**DEPTH, "vary": "depth"}, "stress_axes.d.vary: 'depth' is not a stress variable; valid: model.<knob>"),
+        ({**DEPTH, "levels": [2, 0]}, "stress_axes.d.levels[1]"),
+        ({**DEPTH, "levels": [2, 2]}, "stress_axes.d.levels: duplicate values in [2, 2]"),
+        ({**DEPTH, "levels": [2]}, "stress_axes.d.levels: "),
+        (
+            {**DEPTH, "compare": ["batchnrom"]},
+            "unknown stress_axes.d.compare: arm on mnist_mlp 'batchnrom' (did you mean 'batchnorm'",
+        ),
+        ({**DEPTH, "arms": ["lstm"]}, "unknown stress_axes.d.arms: arm on mnist_mlp 'lstm'"),
+        ({"task": "mnist_mlp", "vary": "trainer.precision", "levels": ["32-true", "bf17"]}, "stress_axes.d.levels[1]"),
+        (
+            {"task": "mnist_mlp", "vary": "spikes.scale", "levels": [0, -1]},
+            "stress_axes.d.levels[1]: expected a finite number 0 or more, got -1",
+        ),
+        (
+            {"task": "mnist_mlp", "vary": "lr", "levels": [1, 0]},
+            "stress_axes.d.levels[1]: expected a finite number above 0, got 0",
+        ),
+        ({**DEPTH, "seedz": 3}, "stress_axes.d: unknown key 'seedz' (did you mean 'seeds'"),
+    ],
+)
+def test_a_bad_axis_is_one_line_naming_the_field(axis, expected):
+    with pytest.raises(UserError) as e:
+        stress_suite({"d": axis})
+    assert expected in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_axis_needs_a_protocol_to_tune_on():
+    with pytest.raises(UserError, match="stress_axes: an axis runs at each arm's tuned configuration; add a protocol"):
+        parse_suite({"tasks": {"mnist_mlp": MNIST}, "strategies": ["baseline"], "stress_axes": {"d": DEPTH}})
+
+
+# ------------------------------------------------------------------------------- levels and runs
+
+
+class Choice:
+    def __init__(self, lr_mult, strategy_params):
+        self.lr_mult, self.strategy_params = lr_mult, strategy_params
+
+
+def test_each_level_is_set_before_the_arm_and_tags_its_place():
+    suite = stress_suite({"d": DEPTH})
+    base = _base(suite, "mnist_mlp", 0, 0.5, "stress")
+    deep = apply_level(base, "d", suite.stress_axes["d"], 32)
+    assert deep.model["depth"] == 32 and deep.axis == {"name": "d", "vary": "model.depth", "level": 32, "index": 2}
+    # the configuration's own value changes the tag only: the same run as the tuned one (copied)
+    same = apply_level(base, "d", suite.stress_axes["d"], 2)
+    assert same_run_key(same.to_dict()) == same_run_key(base.to_dict()) and same.run_id != base.run_id
+    lr = stress_suite({"l": {"task": "mnist_mlp", "vary": "lr", "levels": [1, 4]}})
+    assert apply_level(base, "l", lr.stress_axes["l"], 4).lr_mult == 2.0
+    sp = stress_suite({"s": {"task": "mnist_mlp", "vary": "spikes.scale", "levels": [0, 100], "spike_share": 0.1}})
+    assert apply_level(base, "s", sp.stress_axes["s"], 100).spikes == {"share": 0.1, "scale": 100.0}
+    assert apply_level(base, "s", sp.stress_axes["s"], 0).spikes == {}
+    pr = stress_suite({"p": {"task": "mnist_mlp", "vary": "trainer.precision", "levels": ["32-true", "bf16-mixed"]}})
+    assert apply_level(base, "p", pr.stress_axes["p"], "bf16-mixed").trainer["precision"] == "bf16-mixed"
+    assert "precision" not in apply_level(base, "p", pr.stress_axes["p"], "32-true").trainer
+
+
+def test_the_waves_run_each_arm_at_its_choice_and_the_compared_arms_on_more_seeds():
+    suite = stress_suite({"d": {**DEPTH, "arms": ["clip_norm"], "compare": ["batchnorm"], "compare_seeds": 5}})
+    choices = {
+        ("mnist_mlp", "baseline"): Choice(0.5, {"baseline": {}}),
+        ("mnist_mlp", "clip_norm"): Choice(1.0, {"clip_norm": {"max_norm": 0.5}}),
+        ("mnist_mlp", "batchnorm"): Choice(2.0, {"batchnorm": {}}),
+    }
+    waves = stress_waves(suite, choices)
+    assert len(waves) == 3
+    first = waves[0]
+    seeds = {arm: sorted(s.seed for s in first if s.strategy == arm) for arm in ("baseline", "clip_norm", "batchnorm")}
+    assert seeds == {"baseline": [0, 1, 2, 3, 4], "clip_norm": [0, 1], "batchnorm": [0, 1, 2, 3, 4]}
+    clip = next(s for s in first if s.strategy == "clip_norm")
+    assert clip.lr_mult == 1.0 and clip.trainer["gradient_clip_val"] == 0.5 and clip.phase == "stress"
+    assert all(s.axis.get("compared") for s in first if s.strategy == "batchnorm")
+    assert not any(s.axis.get("compared") for s in first if s.strategy != "batchnorm")
+    assert axis_seeds(parse_suite({**_raw(), "seeds": [3, 7]}), 4) == [3, 7, 0, 1]
+
+
+def _raw():
+    return {"tasks": {"mnist_mlp": MNIST}, "strategies": ["baseline"], "protocol": {"sweep_seeds": 1}}
+
+
+# ------------------------------------------------------------------------------- the stresses themselves
+
+
+def test_init_gain_scales_the_hidden_weights_and_the_signal_grows_with_depth():
+    from gradbench.training.models import build_model
+
+    x = torch.randn(64, 1, 28, 28)
+
+    def mlp(**knobs):
+        torch.manual_seed(0)
+        return build_model("mlp", (1, 28, 28), 10, knobs)
+
+    def rms_before_head(gain, depth):
+        net = mlp(depth=depth, width=128, init="kaiming", init_gain=gain)
+        return net[:-1](x).pow(2).mean().sqrt().item()
+
+    # kaiming keeps a ReLU stack's signal; a gain of 1.5 multiplies it by about 1.5 per layer
+    assert rms_before_head(1.5, 16) / rms_before_head(1.0, 16) > 1.5**14
+    plain, scaled = mlp(depth=2, width=16), mlp(depth=2, width=16, init_gain=2.0)
+    w0, w1 = (
+        [m.weight for m in plain.modules() if isinstance(m, torch.nn.Linear)],
+        [m.weight for m in scaled.modules() if isinstance(m, torch.nn.Linear)],
+    )
+    assert torch.equal(w1[0], 2 * w0[0]) and torch.equal(w1[-1], w0[-1])  # the head keeps its scale
+    biases = [m.bias for m in scaled.modules() if isinstance(m, torch.nn.Linear)]
+    assert all(b.abs().sum() > 0 for b in biases)  # default init keeps PyTorch's biases
+
+
+def test_spike_steps_are_drawn_from_the_seed_and_the_loss_is_scaled_there(tiny_data):
+    from gradbench.training.module import spike_plan
+
+    base = _base(stress_suite({"d": DEPTH}), "mnist_mlp", 3, 1.0, "")
+    spiked = base.replace(spikes={"share": 0.1, "scale": 50.0}, max_steps=200)
+    steps, scale = spike_plan(spiked)
+    assert len(steps) == 20 and 0 not in steps and scale == 50.0
+    assert spike_plan(spiked) == (steps, scale)  # the same steps for every arm of the seed
+    assert spike_plan(spiked.replace(seed=4))[0] != steps
+    assert spike_plan(base) == (frozenset(), 1.0)
+
+
+def test_a_spike_step_trains_on_permuted_targets_with_the_loss_scaled():
+    from gradbench.training.models import build_model
+    from gradbench.training.module import BenchModule
+
+    task = TASKS.get("mnist_mlp")
+    spec = _base(stress_suite({"d": DEPTH}), "mnist_mlp", 0, 1.0, "").replace(spikes={"share": 0.5, "scale": 100.0})
+    module = BenchModule(spec, task, build_model("mlp", (1, 28, 28), 10, spec.model))
+
+    class Trainer:
+        global_step = 0
+
+    module._trainer = Trainer()  # only global_step is read
+    module.trainer.global_step = sorted(module.spike_steps)[0]
+    x, y = torch.randn(32, 1, 28, 28), torch.arange(32) % 10
+    spiked = module.training_step((x, y), 0)
+    clean = torch.nn.functional.cross_entropy(module(x), y)
+    assert module.last_loss.item() != pytest.approx(clean.item())  # the targets were permuted
+    assert spiked.item() == pytest.approx(100.0 * module.last_loss.item(), rel=1e-5)
+    module.trainer.global_step = next(s for s in range(1, 40) if s not in module.spike_steps)
+    assert module.training_step((x, y), 0).item() == pytest.approx(clean.item(), rel=1e-5)
+
+
+# ------------------------------------------------------------------------------- the tolerance
+
+
+def axis_record(arm, seed, index, outcome, test=0.9, compared=False, axis="d"):
+    status = "diverged" if outcome == "exploded" else "ok"
+    rec = make_record(strategy=arm, seed=seed, lr=1.0 + index, status=status, test=test, outcome=outcome)
+    rec["spec"] = {**rec["spec"], "phase": "stress"}
+    rec["spec"]["axis"] = {"name": axis, "vary": "model.depth", "level": [2, 8, 32][index], "index": index}
+    if compared:
+        rec["spec"]["axis"]["compared"] = True
+    rec["run_id"] = f"{axis}{arm}{seed}{index}".ljust(12, "0")[:12]
+    return rec
+
+
+def test_the_tolerance_is_the_levels_every_seed_holds_and_the_comparison_is_a_sign_test():
+    recs = []
+    for seed in range(7):
+        # baseline explodes at the second level on every seed
+        recs += [axis_record("baseline", seed, 0, "learned"), axis_record("baseline", seed, 1, "exploded")]
+        # batchnorm holds all three levels (the last one without learning: not an explosion)
+        recs += [axis_record("batchnorm", seed, i, "learned", compared=True) for i in (0, 1)]
+        recs += [axis_record("batchnorm", seed, 2, "never_learned", test=0.1, compared=True)]
+    # clip_norm, descriptive on 2 seeds: seed 1 collapses at the second level
+    recs += [axis_record("clip_norm", s, i, "learned") for s in (0, 1) for i in (0, 1, 2) if (s, i) != (1, 1)]
+    recs += [axis_record("clip_norm", 1, 1, "collapsed", test=0.1)]
+    results = stress_results(recs)
+    base, bn, clip = (results.cell("d", a) for a in ("baseline", "batchnorm", "clip_norm"))
+    assert (base.tolerance, base.highest) == (1, 2)
+    assert (bn.tolerance, bn.highest, bn.extra, bn.wins, bn.losses) == (3, 32, 2.0, 7, 0)
+    assert bn.compared and bn.p == pytest.approx(2**-7) and bn.p_holm == pytest.approx(2**-7) and bn.significant
+    assert (clip.tolerance, clip.per_seed, clip.extra, clip.compared) == (1, {0: 3, 1: 1}, 0.0, False)
+    assert bn.quality[2] == pytest.approx(0.1) and results.top_group("d") == ["batchnorm"]
+    rows = {r["arm"]: r["d"] for r in matrix_rows(results)}
+    assert rows == {"baseline": "1 of 3 levels", "batchnorm": "+2*", "clip_norm": "+0 (d)"}
+    # the protocol's scores never read a stress run: it trains another configuration
+    from gradbench.analysis.runs import runs_frame
+
+    assert runs_frame(recs).empty
+
+
+# ------------------------------------------------------------------------------- end to end
+
+
+def test_a_suite_with_axes_runs_them_after_the_final_seeds_and_skips_above_exploded_levels(tmp_path, capsys):
+    from gradbench.cli import main
+
+    data = real_data_or_skip("MNIST")
+    config = tmp_path / "s.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "s",
+                "seeds": 2,
+                "threads": 1,
+                "tasks": {
+                    "mnist_mlp": {**MNIST, "model": {"depth": 2, "width": 32, "init": "kaiming", "init_gain": 1.5}}
+                },
+                "strategies": ["baseline", "clip_norm"],
+                "stress": {"lr_mult": [0.25]},
+                "protocol": {"sweep_seeds": 2, "extra_trials": 0},
+                "stress_axes": {
+                    "depth": {"task": "mnist_mlp", "vary": "model.depth", "levels": [2, 24, 48]},
+                    "spikes": {"task": "mnist_mlp", "vary": "spikes.scale", "levels": [0, 1000], "spike_share": 0.1},
+                },
+            }
+        )
+    )
+    results = tmp_path / "r.jsonl"
+    argv = ["run", str(config), "--results", str(results), "--data", str(data)]
+    assert main(argv) == 0
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    stress = [r for r in recs if r["spec"]["phase"] == "stress"]
+    assert len(stress) == 2 * 2 * (3 + 2)  # arms x seeds x levels
+    # the mildest level is each arm's tuned run, copied, never trained twice
+    first = [r for r in stress if r["spec"]["axis"]["index"] == 0]
+    assert first and all(r.get("copy_of") for r in first)
+    # baseline's gain-1.5 stack explodes at depth 24 on both seeds: depth 48 is not run
+    deep = {
+        (r["strategy"]["label"], r["spec"]["axis"]["level"]): r for r in stress if r["spec"]["axis"]["name"] == "depth"
+    }
+    assert deep[("baseline", 24)]["outcome"] == "exploded"
+    assert deep[("baseline", 48)]["not_run"] == "above_exploded"
+    results_ = stress_results(recs)
+    assert results_.cell("depth", "baseline").tolerance == 1
+    assert results_.cell("spikes", "clip_norm").tolerance == 2  # a clipped spike is a unit-norm step
+    page = (tmp_path / "s_leaderboard" / "README.md").read_text()
+    matrix = page[page.index("## Explosion by cause") : page.index("## Contents")]
+    assert "| `baseline` | 1 of 3 levels | 1 of 2 levels |" in matrix.replace("≈ ", "")
+    assert "### Cause: depth" in matrix and "### Cause: spikes" in matrix
+    capsys.readouterr()
+    assert main(["status", str(config), "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "the stress axes, level 3 of 3: 4 of 4 recorded" in out
+    assert main(argv) == 0 and len(results.read_text().splitlines()) == len(recs)  # resumed: nothing to run
+
+
+def test_too_few_compared_seeds_for_holm_is_a_warning_naming_the_field():
+    from gradbench.core.errors import GradbenchWarning
+
+    with pytest.warns(
+        GradbenchWarning, match=r"stress_axes.d.compare_seeds: 4 paired seeds cannot pass Holm .* at least 6"
+    ):
+        stress_suite({"d": {**DEPTH, "compare": ["batchnorm", "clip_norm"], "compare_seeds": 4}})
