@@ -24,8 +24,12 @@ def git_commit() -> str | None:
         )
         if out.returncode != 0:
             return None
+        # dirty: the code differs from the commit (the package, or the pins it installs with);
+        # a results file the suite appends to, tracked in the same repository, is not code
+        package = Path(__file__).resolve().parents[1]
+        code = [str(package), str(package.parent / "pyproject.toml"), str(package.parent / "constraints.txt")]
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *code],
             capture_output=True,
             text=True,
             cwd=Path(__file__).resolve().parent,
