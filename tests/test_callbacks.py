@@ -1,6 +1,6 @@
 """gradbench's gradient strategies as Callbacks in a Trainer gradbench did not set up: the same
 arithmetic as inside a gradbench run, acting before Lightning's own clipping, and the
-README's snippet runs as written."""
+docs/own-model.md snippets run as written."""
 
 from __future__ import annotations
 
@@ -79,15 +79,14 @@ def test_a_bad_parameter_names_the_valid_ones():
         ZClip(z=3)
 
 
-def test_the_readmes_snippet_runs(tmp_path, monkeypatch):
+def test_the_own_model_docs_snippets_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # whatever the Trainer writes stays out of the checkout
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Use it on your own model", 1)[1].split("\n## ", 1)[0]
+    section = (REPO / "docs" / "own-model.md").read_text()
     snippets = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(snippets) >= 4
     namespace = {"__name__": "readme_snippet"}  # one after the other, as a reader runs them in one session
     for code in snippets:
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/own-model.md", "exec"), namespace)
     assert namespace["resumed"].transform.n == 16  # the resume snippet's AutoClip went on from its checkpoint
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import REPO
 
-from gradbench.analysis import arm_cost, decision
+from gradbench.analysis import arm_cost, decision, findings
 from gradbench.analysis.scoring import PER_TASK_COLUMNS, Scores
 
 
@@ -180,6 +180,36 @@ def test_the_readmes_decision_table_is_what_the_records_give_now():
     rows = decision.rows(scoring.score(records), arm_cost.saved(REPO / "leaderboard"), decision.task_steps(records))
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert decision.table(rows) in readme, "stale: run gradbench leaderboard ... --readme README.md"
+    # the three findings, from the same scores
+    items = findings.findings(scoring.score(records), records)
+    assert len(items) == 3 and all(f"{i}. {text}" in readme for i, text in enumerate(items, 1)), "stale findings"
+
+
+def test_the_readme_states_three_findings_written_by_the_leaderboard_command():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme.count(findings.START) == 1 and readme.count(findings.END) == 1
+    block = readme.split(findings.START, 1)[1].split(findings.END, 1)[0]
+    assert "written by `gradbench leaderboard leaderboard/results.jsonl" in block
+    assert re.findall(r"^(\d)\. ", block, flags=re.M) == ["1", "2", "3"]
+
+
+def test_the_findings_name_the_arms_that_beat_baseline_and_the_verdicts():
+    from fakes import make_record
+
+    from gradbench.analysis import scoring
+
+    recs = []
+    for seed in range(8):
+        recs += [
+            make_record("mnist_mlp", "baseline", seed, test=0.90 + 0.001 * seed),
+            make_record("mnist_mlp", "batchnorm", seed, test=0.97 + 0.001 * seed),
+            make_record("mnist_mlp", "clip_norm", seed, test=0.90 + 0.001 * ((seed + 3) % 8)),
+        ]
+    s = scoring.score(recs)
+    first = findings.beats_baseline(s)
+    assert "on 1 of 1 tasks: `mnist_mlp` (1: `batchnorm`)" in first and "clip_norm" not in first
+    assert "3 of 3 on" not in findings.ties(s) and "on `mnist_mlp`, leader `batchnorm`" in findings.ties(s)
+    assert findings.literature_verdicts(s, recs).startswith("Of the 10 claims from the literature")
 
 
 ORDER = [

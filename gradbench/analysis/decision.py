@@ -232,13 +232,4 @@ def block(decision: list[dict], command: str) -> str:
 
 def write_block(readme, decision: list[dict], command: str) -> bool:
     """Replace the block between the markers in `readme` (a path); False when it has none."""
-    from pathlib import Path
-
-    path = Path(readme)
-    text = path.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        return False
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(head + block(decision, command) + tail, encoding="utf-8", newline="\n")
-    return True
+    return md.write_between(readme, START, END, block(decision, command))

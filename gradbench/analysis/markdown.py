@@ -38,3 +38,18 @@ def table(head: list[str], rows: list) -> str:
     """A markdown table; the cells come escaped."""
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def write_between(path, start: str, end: str, block: str) -> bool:
+    """Replace the text from the `start` marker to the `end` marker in the file at `path` by
+    `block` (which carries the markers); False, writing nothing, when it has no such pair."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + block + tail, encoding="utf-8", newline="\n")
+    return True

@@ -26,7 +26,17 @@ from ..core import taxonomy
 from ..core.errors import UserError
 from ..core.optimizer_family import family
 from ..core.record import Record, latest, outcome_counts, typed
-from . import arm_cost, decision, discrimination, literature, preregistration, rank_stability, scoring, stress
+from . import (
+    arm_cost,
+    decision,
+    discrimination,
+    findings,
+    literature,
+    preregistration,
+    rank_stability,
+    scoring,
+    stress,
+)
 from . import markdown as md
 from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
@@ -112,6 +122,8 @@ def write(
             raise UserError(
                 f"--readme {readme}: no {decision.START} ... {decision.END} markers to write the table between"
             )
+        # the three findings, where the README has their markers
+        findings.write_block(readme, findings.findings(scores, records), readme_command)
     if plots:  # the same scores as a static site: sortable tables, interactive figures
         write_site(
             records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs, measured_ranks=measured

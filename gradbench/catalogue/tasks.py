@@ -1,7 +1,7 @@
 """Tasks: dataset + model + loss + target metric + step budget + default optimizer.
 
 Each task owns its target (AlgoPerf's habit) and is calibrated so that its baseline is
-genuinely prone to explode at stress level lr_mult = 1 (see README, "What the baseline does").
+genuinely prone to explode at stress level lr_mult = 1 (docs/tasks.md, "what the baseline does").
 """
 
 from __future__ import annotations

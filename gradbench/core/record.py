@@ -3,7 +3,7 @@
 training/run.py checks each record it makes against `Record` (as it will read back from the
 file), store/jsonl.py checks every line it reads, and analysis/ reads nothing but `Record`
 objects: `typed` is its one boundary, so no score or page guards a field by hand (a test
-checks). The tests build their fixtures with it, and a test checks the README's field table
+checks). The tests build their fixtures with it, and a test checks docs/records.md's field table
 against it. No torch.
 
 Schema 1. A field added later is optional, so older files keep loading; `numerics` is absent
@@ -245,7 +245,7 @@ def outcome_counts(records: Iterable[Record]) -> dict[str, int]:
 
 
 def record_fields() -> list[str]:
-    """The top-level field names as they appear in the JSON (what the README's table lists)."""
+    """The top-level field names as they appear in the JSON (what docs/records.md's table lists)."""
     return [f.alias or name for name, f in Record.model_fields.items()]
 
 
