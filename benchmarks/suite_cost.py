@@ -88,7 +88,7 @@ def stress_estimate(suite, rates: dict[str, float]) -> list[dict]:
         steps = ov.get("max_steps", suite.max_steps or task.max_steps)
         guess = axis.task not in rates
         per_step = task.cpu_ms_per_step / 1000 if guess else rates[axis.task]
-        arms = [a.label for a in suite.arms_on(axis.task) if axis.arms is None or a.label in axis.arms]
+        arms = [a.label for a in suite.arms_on(axis.task) if axis.arms is None or a.label in [*axis.arms, "baseline"]]
         compared = set(axis.compare) | ({"baseline"} if axis.compare else set())
         seeds = sum(axis.compare_seeds if a in compared else axis.seeds for a in set(arms) | compared)
         kind, _, key = axis.vary.partition(".")

@@ -116,6 +116,9 @@ def test_the_waves_run_each_arm_at_its_choice_and_the_compared_arms_on_more_seed
     first = waves[0]
     seeds = {arm: sorted(s.seed for s in first if s.strategy == arm) for arm in ("baseline", "clip_norm", "batchnorm")}
     assert seeds == {"baseline": [0, 1, 2, 3, 4], "clip_norm": [0, 1], "batchnorm": [0, 1, 2, 3, 4]}
+    # without comparisons, baseline still runs every level (on `seeds`): each cell is read against it
+    plain = stress_waves(stress_suite({"d": {**DEPTH, "arms": ["clip_norm"]}}), choices)[0]
+    assert sorted({s.strategy for s in plain}) == ["baseline", "clip_norm"]
     clip = next(s for s in first if s.strategy == "clip_norm")
     assert clip.lr_mult == 1.0 and clip.trainer["gradient_clip_val"] == 0.5 and clip.phase == "stress"
     assert all(s.axis.get("compared") for s in first if s.strategy == "batchnorm")

@@ -145,7 +145,8 @@ def stress_waves(suite: Suite, choices: Mapping) -> list[list[RunSpec | Skipped]
         compared = set(axis.compare) | ({"baseline"} if axis.compare else set())
         for arm in suite.arms_on(axis.task):
             choice = choices.get((axis.task, arm.label))
-            if (axis.arms is not None and arm.label not in axis.arms and arm.label not in compared) or choice is None:
+            named = axis.arms is None or arm.label in axis.arms or arm.label in compared or arm.label == "baseline"
+            if not named or choice is None:  # baseline always runs: every cell is read against it
                 continue
             chosen = Arm(label=arm.label, names=arm.names, params=choice.strategy_params)
             n = axis.compare_seeds if arm.label in compared else axis.seeds
