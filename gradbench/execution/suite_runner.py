@@ -137,7 +137,16 @@ def _stress_axes(phase: _Phase) -> None:
     """The stress axes (suite/stress_axes.py), a level at a time, mildest first, at each arm's
     chosen configuration; an arm's levels above one where every seed exploded are recorded as
     not run."""
-    waves = stress_waves(phase.suite, phase.choices())
+    choices = phase.choices()
+    for name, axis in phase.suite.stress_axes.items():
+        named = {*(axis.arms or [a.label for a in phase.suite.arms_on(axis.task)]), *axis.compare, "baseline"}
+        failed = [label for label in sorted(named) if choices.get((axis.task, label), 0) is None]
+        if failed:
+            phase.log(
+                f"stress axis {name}: not run for {', '.join(failed)}, which learned at no level of "
+                f"{axis.task}'s sweep (tune the task at the axis's mildest level)"
+            )
+    waves = stress_waves(phase.suite, choices)
     for n, wave in enumerate(waves, 1):
         wave = above_exploded(phase.suite, wave, phase.suite_records())
         phase.run(STRESS, wave, f"level {n} of {len(waves)} of each axis")
