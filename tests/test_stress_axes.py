@@ -224,6 +224,8 @@ def test_the_tolerance_is_the_levels_every_seed_holds_and_the_comparison_is_a_si
     assert bn.compared and bn.p == pytest.approx(2**-7) and bn.p_holm == pytest.approx(2**-7) and bn.significant
     assert (clip.tolerance, clip.per_seed, clip.extra, clip.compared) == (1, {0: 3, 1: 1}, 0.0, False)
     assert bn.quality[2] == pytest.approx(0.1) and results.top_group("d") == ["batchnorm"]
+    # the stricter reading: the levels at which every seed learned
+    assert (base.learns, bn.learns, clip.learns) == (1, 2, 1)
     rows = {r["arm"]: r["d"] for r in matrix_rows(results)}
     assert rows == {"baseline": "1 of 3 levels", "batchnorm": "+2*", "clip_norm": "+0 (d)"}
     # the protocol's scores never read a stress run: it trains another configuration

@@ -16,6 +16,10 @@ each at its arm's tuned configuration with one stress variable turned up level b
   many ties, for which a t-test's normal model does not hold), Holm-corrected over every
   comparison of the suite. The other cells are descriptive and marked so.
 * An axis's top group is the arms with its highest tolerance (tied, so marked).
+* Beside it, the stricter reading: the levels, from the mildest, at which every seed *learned*.
+  A stress can stop an arm learning without an explosion (Adam stalls at a high learning rate
+  or after a large gradient spike, where SGD blows up); the page shows both, named for what
+  each measures.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from scipy import stats as _stats
 
 from ..core.record import Record, latest, typed
-from ..core.taxonomy import UNSTABLE
+from ..core.taxonomy import LEARNED, UNSTABLE
 from . import markdown as md
 from .stats import ALPHA, holm_adjusted
 
@@ -47,6 +51,7 @@ class Cell:
     quality: dict[int, float]  # level index -> the mean test value over the seeds that ran it
     outcomes: dict[int, dict[str, int]]  # level index -> outcome -> runs
     tolerance: int = 0  # levels every seed tolerates
+    learns: int = 0  # levels, from the mildest, at which every seed learned (a stricter reading)
     extra: float = math.nan  # tolerance minus baseline's
     compared: bool = False  # a pre-registered comparison (enough paired seeds to test)
     p: float = math.nan  # one-sided exact sign test, tolerance above baseline's
@@ -116,6 +121,7 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
     first = runs[0]
     seeds = sorted({r.seed for r in runs})
     unstable: dict[int, set[int]] = defaultdict(set)  # seed -> level indices where it exploded or collapsed
+    unlearned: dict[int, set[int]] = defaultdict(set)  # seed -> level indices where it did not learn
     quality: dict[int, list[float]] = defaultdict(list)
     outcomes: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     chance = first.metrics.chance
@@ -124,17 +130,22 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
         outcomes[i][ended or "error"] += 1
         if ended in UNSTABLE:
             unstable[r.seed].add(i)
+        if ended != LEARNED:
+            unlearned[r.seed].add(i)
         test = r.metrics.test
         value = test if test is not None and math.isfinite(test) else chance
         if value is not None:
             quality[i].append(value)
     ran = {(r.seed, r.axis["index"]) for r in runs}
-    per_seed = {}
-    for s in seeds:
+
+    def levels_until(failed: dict[int, set[int]], s: int) -> int:
         n = 0
-        while n < len(levels) and (s, n) in ran and n not in unstable[s]:
+        while n < len(levels) and (s, n) in ran and n not in failed[s]:
             n += 1
-        per_seed[s] = n
+        return n
+
+    per_seed = {s: levels_until(unstable, s) for s in seeds}
+    learns = min(levels_until(unlearned, s) for s in seeds)
     return Cell(
         axis=axis,
         vary=first.axis["vary"],
@@ -146,6 +157,7 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
         quality={i: sum(v) / len(v) for i, v in sorted(quality.items()) if v},
         outcomes={i: dict(o) for i, o in sorted(outcomes.items())},
         tolerance=min(per_seed.values()),
+        learns=learns,
         compared=any(r.axis.get("compared") for r in runs),
     )
 
@@ -199,8 +211,8 @@ def cell_text(c: Cell) -> str:
 
 RULE = (
     "A seed tolerates a level when neither it nor a milder level of the axis exploded or collapsed "
-    "(a level not run above one where every seed exploded counts as exploded; a run that never learned is "
-    "under-training, not explosion, and shows in the quality instead). A cell is the levels every seed of the "
+    "(a level not run above one where every seed exploded counts as exploded; a run that never learned did not "
+    "explode: it shows in the levels the arm learns at, every seed learning, and in the quality). A cell is the levels every seed of the "
     "arm tolerates, minus baseline's. * marks a pre-registered comparison whose exact one-sided sign test of the "
     "per-seed tolerance against baseline's, on the same seeds, passes Holm's correction over every comparison at "
     f"{ALPHA:g}; (d) marks a descriptive cell, too few seeds to test. ≈ marks the arms tied at the axis's highest "
@@ -237,7 +249,15 @@ def _axis_line(results: StressResults, axis: str) -> str:
 def _axis_detail(results: StressResults, axis: str) -> dict:
     cells = [c for c in results.cells if c.axis == axis]
     levels = max((c.levels for c in cells), key=len)
-    head = ["arm", "seeds", "levels each seed tolerates", "highest tolerated", "vs baseline", "test"]
+    head = [
+        "arm",
+        "seeds",
+        "levels each seed tolerates",
+        "highest tolerated",
+        "vs baseline",
+        "test",
+        "levels it learns at",
+    ]
     head += [md.esc(f"quality at {lv}") for lv in levels]
     rows = []
     for c in sorted(cells, key=lambda c: (c.arm != "baseline", -c.tolerance, c.arm)):
@@ -257,6 +277,7 @@ def _axis_detail(results: StressResults, axis: str) -> dict:
                 md.esc("none" if c.highest is None else c.highest),
                 "—" if c.arm == "baseline" else cell_text(c),
                 test,
+                f"{c.learns} of {len(c.levels)}",
                 *quality,
             ]
         )
