@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gradbench.catalogue.tasks import TASKS  # noqa: E402
 from gradbench.store.jsonl import latest_by_run, load  # noqa: E402
 from gradbench.suite import Skipped, expand, load_suite  # noqa: E402
+from gradbench.suite.stress_axes import axis_arms, axis_base, own_value  # noqa: E402
 
 
 def seconds_per_step(paths: list[Path]) -> dict[str, float]:
@@ -78,30 +79,20 @@ def stress_estimate(suite, rates: dict[str, float]) -> list[dict]:
     upper bound: the mildest level is often the tuned run itself, copied, and the levels above
     one where every seed exploded are not run), each run priced at the task's rate times the
     level's over the task's own value where the variable scales the step (SCALES_COST)."""
-    from gradbench.catalogue.data_params import checked_task_data
-    from gradbench.catalogue.model_knobs import checked_task_knobs
-
     rows = []
     for name, axis in suite.stress_axes.items():
-        task = TASKS.get(axis.task)
-        ov = suite.tasks[axis.task]
-        steps = ov.get("max_steps", suite.max_steps or task.max_steps)
+        base = axis_base(suite, axis)
         guess = axis.task not in rates
-        per_step = task.cpu_ms_per_step / 1000 if guess else rates[axis.task]
-        arms = [a.label for a in suite.arms_on(axis.task) if axis.arms is None or a.label in [*axis.arms, "baseline"]]
-        compared = set(axis.compare) | ({"baseline"} if axis.compare else set())
-        seeds = sum(axis.compare_seeds if a in compared else axis.seeds for a in set(arms) | compared)
-        kind, _, key = axis.vary.partition(".")
-        own = None
-        if axis.vary in SCALES_COST:
-            values = {**task.model, **ov.get("model", {})} if kind == "model" else {**task.data, **ov.get("data", {})}
-            own = (checked_task_knobs(task, values) if kind == "model" else checked_task_data(task, values))[key]
+        per_step = TASKS.get(axis.task).cpu_ms_per_step / 1000 if guess else rates[axis.task]
+        arms = axis_arms(suite, axis)
+        seeds = sum(arms.values())
+        own = own_value(base, axis) if axis.vary in SCALES_COST else None
         factors = [level / own if own else 1.0 for level in axis.levels]
-        seconds = seeds * steps * per_step * sum(factors)
+        seconds = seeds * base.max_steps * per_step * sum(factors)
         rows.append(
             {
                 "task": f"{name} axis: {axis.vary} on {axis.task}",
-                "arms": len(set(arms) | compared),
+                "arms": len(arms),
                 "runs": seeds * len(axis.levels),
                 "s_per_run": seconds / (seeds * len(axis.levels)),
                 "core_h": seconds / 3600,

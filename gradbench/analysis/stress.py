@@ -99,10 +99,9 @@ def stress_results(records: Iterable[Record | dict]) -> StressResults:
     """The cells of every axis in the records (a compared arm's runs say so in their place)."""
     runs = [r for r in latest(typed(records)) if r.axis and (r.status != "skipped" or r.not_run)]
     by_cell: dict[tuple[str, str], list[Record]] = defaultdict(list)
-    for r in runs:
-        by_cell[(r.axis["name"], r.label)].append(r)
     levels: dict[str, dict[int, object]] = defaultdict(dict)  # axis -> index -> level, over every arm's runs
     for r in runs:
+        by_cell[(r.axis["name"], r.label)].append(r)
         levels[r.axis["name"]][r.axis["index"]] = r.axis["level"]
     cells = [
         _cell(axis, arm, rs, [levels[axis][i] for i in sorted(levels[axis])]) for (axis, arm), rs in by_cell.items()
@@ -248,7 +247,7 @@ def _axis_line(results: StressResults, axis: str) -> str:
 
 def _axis_detail(results: StressResults, axis: str) -> dict:
     cells = [c for c in results.cells if c.axis == axis]
-    levels = max((c.levels for c in cells), key=len)
+    levels = cells[0].levels  # the axis's, the same in every cell
     head = [
         "arm",
         "seeds",

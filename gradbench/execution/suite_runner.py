@@ -23,7 +23,7 @@ from ..suite import (
     final_runs,
     tuning_trials,
 )
-from ..suite.stress_axes import STRESS, above_exploded, stress_waves
+from ..suite.stress_axes import STRESS, above_exploded, axis_arms, stress_waves
 from ..training.run import copied_record, skipped_record
 from . import interrupts
 
@@ -139,8 +139,8 @@ def _stress_axes(phase: _Phase) -> None:
     not run."""
     choices = phase.choices()
     for name, axis in phase.suite.stress_axes.items():
-        named = {*(axis.arms or [a.label for a in phase.suite.arms_on(axis.task)]), *axis.compare, "baseline"}
-        failed = [label for label in sorted(named) if choices.get((axis.task, label), 0) is None]
+        runs = axis_arms(phase.suite, axis)
+        failed = [label for label in sorted(runs) if choices.get((axis.task, label), 0) is None]
         if failed:
             phase.log(
                 f"stress axis {name}: not run for {', '.join(failed)}, which learned at no level of "

@@ -396,7 +396,7 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
             f"protocol.sweep_seeds: {f.protocol.sweep_seeds} is more than the suite's {len(seeds)} seeds; "
             "the sweep runs the first of them"
         )
-    suite = Suite(
+    return Suite(
         name=f.name if f.name is not None else default_name,
         description=f.description,
         seeds=seeds,
@@ -414,9 +414,8 @@ def parse_suite(raw: dict, default_name: str = "suite", base_dir: Path | None = 
         threads=f.threads,
         wandb=dict(raw["wandb"] or {}) if "wandb" in raw else None,
         path=path,
+        stress_axes=dict(f.stress_axes),  # checked against the suite by suite/load.py
     )
-    suite.stress_axes = dict(f.stress_axes)  # checked against the suite by suite/load.py
-    return suite
 
 
 def _known_keys(raw: dict) -> None:

@@ -61,7 +61,7 @@ def checked_axes(suite: Suite, axes: Mapping[str, StressAxis]) -> dict[str, Stre
             raise UserError(f"{where}.compare: the comparisons are against baseline; add baseline to the strategies")
         if len({repr(v) for v in axis.levels}) != len(axis.levels):
             raise UserError(f"{where}.levels: duplicate values in {axis.levels}")
-        base = _base(suite, axis.task, suite.seeds[0], 1.0, STRESS)
+        base = axis_base(suite, axis)
         for i, level in enumerate(axis.levels):
             apply_level(base, name, axis, level, f"{where}.levels[{i}]")
     _can_pass(axes)
@@ -92,12 +92,12 @@ def apply_level(base: RunSpec, name: str, axis: StressAxis, level, where: str = 
     # a level that is the configuration's own value changes nothing but the tag: the same run
     if kind == "model" and key:
         checked_task_knobs(task, {**base.model, key: level}, where)
-        if checked_task_knobs(task, base.model, where)[key] == level:
+        if own_value(base, axis, where) == level:
             return base.replace(axis=tag)
         return base.with_model(**{key: level}).replace(axis=tag)
     if kind == "data" and key:
         checked_task_data(task, {**base.data, key: level}, where)
-        if checked_task_data(task, base.data, where)[key] == level:
+        if own_value(base, axis, where) == level:
             return base.replace(axis=tag)
         return base.replace(data={**base.data, key: level}, axis=tag)
     if axis.vary == "trainer.precision":
@@ -118,6 +118,35 @@ def apply_level(base: RunSpec, name: str, axis: StressAxis, level, where: str = 
     raise UserError(
         f"{where.rsplit('.levels', 1)[0]}.vary: {axis.vary!r} is not a stress variable; valid: {', '.join(VARY_KINDS)}"
     )
+
+
+def axis_base(suite: Suite, axis: StressAxis, seed: int | None = None, lr_mult: float = 1.0) -> RunSpec:
+    """The axis's task as the suite configures it (before any arm or level), a stress run."""
+    return _base(suite, axis.task, suite.seeds[0] if seed is None else seed, lr_mult, STRESS)
+
+
+def own_value(base: RunSpec, axis: StressAxis, where: str = "level"):
+    """The value a model knob or data parameter the axis varies has in `base`, its default
+    filled in; None for a variable that is not one (precision, spikes, lr)."""
+    kind, _, key = axis.vary.partition(".")
+    task = TASKS.get(base.task)
+    if kind == "model" and key:
+        return checked_task_knobs(task, base.model, where)[key]
+    if kind == "data" and key:
+        return checked_task_data(task, base.data, where)[key]
+    return None
+
+
+def axis_arms(suite: Suite, axis: StressAxis) -> dict[str, int]:
+    """The arms of the axis's task it runs, each with its seed count: baseline always (every
+    cell is read against it) and the compared arms on compare_seeds; the arms it names (all,
+    when it names none) on `seeds`."""
+    compared = set(axis.compare) | ({"baseline"} if axis.compare else set())
+    return {
+        arm.label: axis.compare_seeds if arm.label in compared else axis.seeds
+        for arm in suite.arms_on(axis.task)
+        if axis.arms is None or arm.label in axis.arms or arm.label in compared or arm.label == "baseline"
+    }
 
 
 def _positive(level, where: str, zero: bool) -> None:
@@ -142,17 +171,15 @@ def stress_waves(suite: Suite, choices: Mapping) -> list[list[RunSpec | Skipped]
     depth = max((len(a.levels) for a in suite.stress_axes.values()), default=0)
     waves: list[list[RunSpec | Skipped]] = [[] for _ in range(depth)]
     for name, axis in suite.stress_axes.items():
-        compared = set(axis.compare) | ({"baseline"} if axis.compare else set())
+        seeds = axis_arms(suite, axis)
         for arm in suite.arms_on(axis.task):
             choice = choices.get((axis.task, arm.label))
-            named = axis.arms is None or arm.label in axis.arms or arm.label in compared or arm.label == "baseline"
-            if not named or choice is None:  # baseline always runs: every cell is read against it
+            if arm.label not in seeds or choice is None:
                 continue
             chosen = Arm(label=arm.label, names=arm.names, params=choice.strategy_params)
-            n = axis.compare_seeds if arm.label in compared else axis.seeds
             for level in axis.levels:
-                for seed in axis_seeds(suite, n):
-                    base = apply_level(_base(suite, axis.task, seed, choice.lr_mult, STRESS), name, axis, level)
+                for seed in axis_seeds(suite, seeds[arm.label]):
+                    base = apply_level(axis_base(suite, axis, seed, choice.lr_mult), name, axis, level)
                     if arm.label in axis.compare:  # a pre-registered comparison against baseline
                         base = base.replace(axis={**base.axis, "compared": True})
                     i = base.axis["index"]
