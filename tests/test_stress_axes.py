@@ -11,7 +11,7 @@ import torch
 from conftest import real_data_or_skip
 from fakes import make_record
 
-from gradbench.analysis.stress import matrix_rows, stress_results
+from gradbench.analysis.stress import cause_cells, cause_rows, matrix_rows, stress_results
 from gradbench.catalogue.tasks import TASKS
 from gradbench.core.errors import UserError
 from gradbench.core.spec import same_run_key
@@ -65,6 +65,9 @@ DEPTH = {"task": "mnist_mlp", "vary": "model.depth", "levels": [2, 8, 32]}
             "stress_axes.d.levels[1]: expected a finite number above 0, got 0",
         ),
         ({**DEPTH, "seedz": 3}, "stress_axes.d: unknown key 'seedz' (did you mean 'seeds'"),
+        ({**DEPTH, "set": {"model.depth": 4}}, "stress_axes.d.set: 'model.depth' is what the levels vary"),
+        ({**DEPTH, "set": {"precision": "bf16-true"}}, "stress_axes.d.set.precision: 'precision' is not a stress"),
+        ({**DEPTH, "set": {"trainer.precision": "bf17"}}, "stress_axes.d.set.trainer.precision: "),
     ],
 )
 def test_a_bad_axis_is_one_line_naming_the_field(axis, expected):
@@ -102,6 +105,29 @@ def test_each_level_is_set_before_the_arm_and_tags_its_place():
     pr = stress_suite({"p": {"task": "mnist_mlp", "vary": "trainer.precision", "levels": ["32-true", "bf16-mixed"]}})
     assert apply_level(base, "p", pr.stress_axes["p"], "bf16-mixed").trainer["precision"] == "bf16-mixed"
     assert "precision" not in apply_level(base, "p", pr.stress_axes["p"], "32-true").trainer
+
+
+def test_an_axis_set_holds_a_second_variable_at_every_level_and_its_base_level_is_a_run_of_its_own():
+    suite = stress_suite(
+        {"l": {"task": "mnist_mlp", "vary": "lr", "levels": [1, 4], "set": {"trainer.precision": "bf16-true"}}}
+    )
+    axis = suite.stress_axes["l"]
+    plain = _base(suite, "mnist_mlp", 0, 0.5, "stress")
+    choices = {("mnist_mlp", arm): Choice(0.5, {arm: {}}) for arm in ("baseline", "clip_norm", "batchnorm")}
+    first, second = stress_waves(suite, choices)
+    base_level = next(s for s in first if s.strategy == "baseline" and s.seed == 0)
+    assert base_level.trainer["precision"] == "bf16-true" and base_level.lr_mult == 0.5
+    assert base_level.axis == {
+        "name": "l",
+        "vary": "lr",
+        "level": 1,
+        "index": 0,
+        "set": {"trainer.precision": "bf16-true"},
+    }
+    assert same_run_key(base_level.to_dict()) != same_run_key(plain.to_dict())  # trained, not the fp32 tuned run
+    top = next(s for s in second if s.strategy == "baseline" and s.seed == 0)
+    assert top.trainer["precision"] == "bf16-true" and top.lr_mult == 2.0
+    assert "set" not in apply_level(plain, "l", axis.model_copy(update={"set": {}}), 4).axis
 
 
 def test_the_waves_run_each_arm_at_its_choice_and_the_compared_arms_on_more_seeds():
@@ -228,10 +254,57 @@ def test_the_tolerance_is_the_levels_every_seed_holds_and_the_comparison_is_a_si
     assert (base.learns, bn.learns, clip.learns) == (1, 2, 1)
     rows = {r["arm"]: r["d"] for r in matrix_rows(results)}
     assert rows == {"baseline": "1 of 3 levels", "batchnorm": "+2*", "clip_norm": "+0 (d)"}
+    # per cause, what to use: the top group, the significant first, with its evidence
+    (cause,) = cause_rows(results, {"tasks": {"mnist_mlp": {"batchnorm": {"ratio": 1.1, "extra_mb": 2.0}}}})
+    assert (cause["baseline"], cause["use"], cause["extra"]) == (2, ["batchnorm"], 2.0)
+    assert cause["evidence"] == "pre-registered: 7 of 7 paired seeds beat baseline, Holm p 0.0078 (significant)"
+    assert cause_cells(cause)[2:5] == ["`batchnorm`", "+2", "1.10× step, +2 MB"]
     # the protocol's scores never read a stress run: it trains another configuration
     from gradbench.analysis.runs import runs_frame
 
     assert runs_frame(recs).empty
+
+
+def test_each_cause_prediction_gets_its_verdict_by_its_fixed_rule():
+    from gradbench.analysis.preregistration import CauseTest, Prediction
+    from gradbench.analysis.stress_verdicts import verdict, verdicts
+
+    recs = []
+    for seed in range(7):
+        recs += [axis_record("baseline", seed, 0, "learned"), axis_record("baseline", seed, 1, "exploded")]
+        recs += [axis_record("batchnorm", seed, i, "learned", compared=True) for i in (0, 1, 2)]
+    recs += [axis_record("clip_norm", s, i, "learned") for s in (0, 1) for i in (0, 1)]
+    recs += [axis_record("clip_norm", s, 2, "exploded") for s in (0, 1)]
+    # the same ladder under another setting: baseline holds all three levels there
+    recs += [axis_record("baseline", s, i, "learned", axis="e") for s in (0, 1) for i in (0, 1, 2)]
+    results = stress_results(recs)
+
+    def read(**rule):
+        return verdict(results, CauseTest(**rule))
+
+    assert read(rule="more", axis="d", arms=["batchnorm"]).verdict == "holds"  # 7 of 7, Holm-significant
+    both = read(rule="more", axis="d", arms=["batchnorm", "clip_norm"])
+    assert both.verdict == "holds (descriptive: too few seeds to test)"
+    assert both.measured == "baseline 1 of 3; batchnorm +2*, clip_norm +1 (d)"
+    assert read(rule="order", axis="d", arms=["batchnorm", "clip_norm", "baseline"]).verdict.startswith("holds")
+    assert read(rule="order", axis="d", arms=["baseline", "batchnorm"]).verdict == "does not hold"
+    fewer = read(rule="fewer", axis="d", arms=["baseline"], than_axis="e")
+    assert (
+        fewer.verdict.startswith("holds") and fewer.measured == "baseline: 1 of 3 levels on d, 3 of 3 on e (tolerance)"
+    )
+    assert read(rule="more", axis="d", arms=["residual"]).verdict == "cannot be tested here"
+    # against another arm than baseline: descriptive
+    above_clip = read(rule="more", axis="d", arms=["batchnorm"], than="clip_norm")
+    assert (
+        above_clip.verdict.startswith("holds (descriptive")
+        and above_clip.measured == "clip_norm 2 of 3; batchnorm holds +1 levels"
+    )
+    # the stricter reading: every arm here learned wherever it held
+    assert read(rule="more", axis="d", arms=["clip_norm"], reading="learns").measured.endswith(
+        "clip_norm learns at +1 levels"
+    )
+    said = Prediction(claim="c", predicted="p", test={"rule": "more", "axis": "d", "arms": ["batchnorm"]})
+    assert [v.verdict for _, v in verdicts(results, [said, Prediction(claim="x", predicted="y")])] == ["holds"]
 
 
 # ------------------------------------------------------------------------------- end to end
@@ -283,6 +356,26 @@ def test_a_suite_with_axes_runs_them_after_the_final_seeds_and_skips_above_explo
     matrix = page[page.index("## Explosion by cause") : page.index("## Contents")]
     assert "| `baseline` | 1 of 3 levels | 1 of 2 levels |" in matrix.replace("≈ ", "")
     assert "### Cause: depth" in matrix and "### Cause: spikes" in matrix
+    # what to use per cause, above the heatmap drawn from the same cells, and the site's view
+    assert "| `depth` (model.depth on mnist_mlp) | 2 (3 levels) |" in matrix
+    assert "![extra levels tolerated over baseline, by arm and cause](stress_matrix.png)" in matrix
+    assert (tmp_path / "s_leaderboard" / "stress_matrix.png").stat().st_size > 1000
+    site = (tmp_path / "s_leaderboard" / "site" / "index.html").read_text()
+    assert "<h2>Explosion by cause</h2>" in site and 'id="causes"' in site and 'id="fig-stress"' in site
+    # a pre-registered cause prediction beside the page gets its verdict there
+    (tmp_path / "s_leaderboard" / "preregistration.yaml").write_text(
+        "date: 2026-01-01\nsuite: s.yaml\nsettings: {axes: depth and spikes}\nseed_rule: 2 seeds\npredictions:\n"
+        "  - {claim: clipping holds a clipped spike, predicted: clip_norm above baseline, "
+        "test: {rule: more, axis: spikes, arms: [clip_norm]}}\n"
+    )
+    board = tmp_path / "s_leaderboard"
+    assert main(["leaderboard", str(results), "--out", str(board)]) == 0
+    page = (board / "README.md").read_text()
+    verdicts = page[page.index("### The causes' predictions and their verdicts") :]
+    assert (
+        "| spikes: clip_norm above baseline in levels tolerated | baseline 1 of 2; clip_norm +1 (d) | holds (descriptive"
+        in verdicts
+    )
     capsys.readouterr()
     assert main(["status", str(config), "--results", str(results)]) == 0
     out = capsys.readouterr().out

@@ -114,7 +114,7 @@ def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None
                 else None,
                 # which side is only a lower bound: the arm's (gain at least), baseline's (at most)
                 "gain_bound": (bool(best["top_stable"]), base_bound),
-                "cost": _cost(costs, task, best["strategy"]),
+                "cost": cost_of(costs, task, best["strategy"]),
                 "seeds": None if pd.isna(best["tested_seeds"]) else int(best["tested_seeds"]),
                 "tested_on": best["tested_on"],
                 "caveat": caveat,
@@ -147,7 +147,8 @@ def _num(x) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
 
-def _cost(costs: dict | None, task: str, arm: str) -> dict | None:
+def cost_of(costs: dict | None, task: str, arm: str) -> dict | None:
+    """The arm's measured step time over baseline's and extra memory on the task, or None."""
     if arm == BASELINE:
         return {"ratio": 1.0, "extra_mb": 0.0}
     measured = costs["tasks"] if costs and costs.get("tasks") else {}
@@ -177,15 +178,15 @@ def cells(r: dict, code=md.code, text=md.esc) -> list[str]:
         if r["baseline_failed"]:
             effect += "; baseline learned nothing: vs its chance-level value"
     headroom = "—" if r["headroom_gain"] is None else _gain_text(r["headroom_gain"], *r["gain_bound"])
-    c = r["cost"]
-    cost = (
-        "not measured"
-        if c is None
-        else f"{c['ratio']:.2f}× step"
-        + (f", {round(c['extra_mb']) + 0:+d} MB" if c.get("extra_mb") is not None else "")
-    )
+    cost = cost_text(r["cost"])
     evidence = "—" if r["seeds"] is None else f"{r['seeds']} {text(r['tested_on'])} seeds, 1 task"
     return [f"{text(r['kind'])} ({code(r['task'])})", use, effect, headroom, cost, evidence, text(r["caveat"])]
+
+
+def cost_text(c: dict | None) -> str:
+    if c is None:
+        return "not measured"
+    return f"{c['ratio']:.2f}× step" + (f", {round(c['extra_mb']) + 0:+d} MB" if c.get("extra_mb") is not None else "")
 
 
 def _gain_text(gain: float, arm_bound: bool, base_bound: bool) -> str:
@@ -199,8 +200,9 @@ def table(decision: list[dict]) -> str:
     return md.table(HEAD, [cells(r) for r in decision])
 
 
-def html_table(decision: list[dict], table_id: str = "decision") -> str:
-    """The rows as a plain HTML table (the site's first view)."""
+def html_table(decision: list[dict], table_id: str = "decision", head: list[str] = HEAD, cells=cells) -> str:
+    """The rows as a plain HTML table (the site's first view); `head` and `cells` (a row's
+    cells, given how to write names and text) for another answer-first table than this one."""
 
     def code(name) -> str:
         return f"<code>{html.escape(str(name))}</code>"
@@ -208,9 +210,9 @@ def html_table(decision: list[dict], table_id: str = "decision") -> str:
     def text(value) -> str:
         return html.escape(md.one_line(value))
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEAD)
+    heads = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells(r, code, text)) + "</tr>" for r in decision)
-    return f'<table id="{table_id}" class="decision"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table id="{table_id}" class="decision"><thead><tr>{heads}</tr></thead><tbody>{body}</tbody></table>'
 
 
 START, END = "<!-- decision-table:start -->", "<!-- decision-table:end -->"

@@ -36,6 +36,7 @@ from . import (
     rank_stability,
     scoring,
     stress,
+    stress_verdicts,
 )
 from . import markdown as md
 from .compare import cpu_kind
@@ -212,7 +213,11 @@ def render(
         costs=_costs(costs) if costs else None,
         claims=[] if all(f.verdict == literature.UNTESTED for _, f in found) else found,
         scatter=images.get("stability_vs_accuracy"),
-        stress=stress.section(records),
+        stress=stress_verdicts.with_verdicts(
+            stress.section(records, costs, images.get("stress_matrix")),
+            records,
+            registered["reg"].predictions if registered else (),
+        ),
         # the scoring rules' constants, as the how-section states them
         w={k: f"{v:.3f}" for k, v in scores.weights.items()},
         weights=", ".join(f"{k} {v:.3f}" for k, v in scores.weights.items()),

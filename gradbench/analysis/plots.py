@@ -1,5 +1,5 @@
-"""The leaderboard's PNG plots: validation curves and gradient norms per task, and stability
-against accuracy. matplotlib is imported inside the plot functions and drawn on an Agg canvas
+"""The leaderboard's PNG plots: validation curves and gradient norms per task, stability
+against accuracy, and the cause x mitigation matrix of the stress axes. matplotlib is imported inside the plot functions and drawn on an Agg canvas
 without pyplot, so no GUI backend or global figure state is used."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..core.record import Record, typed
+from . import stress
 from .runs import GRID_PHASES, SCORED, canonical, level_results, runs_frame
 from .scoring import BASELINE, Scores
 
@@ -56,6 +58,9 @@ def write_plots(records: Iterable[Record | dict], scores: Scores, out_dir: Path)
             images[f"attention_logits:{task}"] = name
     if len(scored) and _plot_scatter(scored, out_dir / "stability_vs_accuracy.png"):
         images["stability_vs_accuracy"] = "stability_vs_accuracy.png"
+    causes = stress.stress_results(records)
+    if causes.cells and _plot_stress_matrix(causes, out_dir / "stress_matrix.png"):
+        images["stress_matrix"] = "stress_matrix.png"
     return images
 
 
@@ -347,3 +352,34 @@ def _name_points(ax, rows: pd.DataFrame) -> None:
         placed.append((x, ty))
         moved = {"arrowprops": {"arrowstyle": "-", "color": "0.5", "lw": 0.5}}
         ax.annotate(r["strategy"], (x, y), xytext=(x + 0.02, ty + 0.01), fontsize=6.5, **(moved if ty != y else {}))
+
+
+def _plot_stress_matrix(results: stress.StressResults, path: Path) -> bool:
+    """The cause x mitigation matrix as a heatmap: one row per arm, one column per stress axis,
+    each cell the extra levels the arm tolerates over baseline (blue more, red fewer), its text
+    as the page's matrix writes it (* significant, (d) descriptive); blank where not run."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    arms, axes = results.arms, results.axes
+    values = np.full((len(arms), len(axes)), np.nan)
+    for i, arm in enumerate(arms):
+        for j, axis in enumerate(axes):
+            c = results.cell(axis, arm)
+            if c is not None and arm != "baseline":
+                values[i, j] = c.extra
+    span = max(1.0, float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0)
+    fig, ax = _figure((1.6 + 1.25 * len(axes), 1.2 + 0.32 * len(arms)))
+    image = ax.imshow(values, cmap="RdBu", norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
+    for i, arm in enumerate(arms):
+        for j, axis in enumerate(axes):
+            c = results.cell(axis, arm)
+            if c is not None:
+                text = stress.cell_text(c) if arm != "baseline" else f"holds {c.tolerance}"
+                dark = abs(values[i, j]) > 0.6 * span  # white type on the deepest colours
+                colour = "white" if dark else "black"
+                ax.text(j, i, ("≈ " if c.top else "") + text, ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xticks(range(len(axes)), axes, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(arms)), arms, fontsize=8)
+    ax.set_title("Extra levels tolerated over baseline, per cause", fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.8).set_label("extra levels", fontsize=8)
+    return _save(fig, path)

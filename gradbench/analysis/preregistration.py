@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 
@@ -30,10 +31,30 @@ FILE = "preregistration.yaml"
 AMENDMENTS = "amendments.yaml"
 
 
+class CauseTest(Strict):
+    """The fixed rule that reads a prediction's verdict off the stress axes (stress_verdicts.py)."""
+
+    rule: Literal["more", "order", "fewer"] = Field(
+        description="more: each arm tolerates more levels than `than` (baseline) on the axis; order: the arms, in "
+        "this order, tolerate non-increasing levels and the first more than the last; fewer: the one arm "
+        "tolerates fewer levels on the axis than on than_axis"
+    )
+    axis: str = Field(description="the stress axis the rule reads")
+    arms: list[str] = Field(min_length=1, description="the arms it reads")
+    than: str = Field(
+        "baseline", description="rule more: the arm they are read against (against another than baseline: no test)"
+    )
+    than_axis: str | None = Field(None, description="rule fewer: the axis it is compared with")
+    reading: Literal["tolerance", "learns"] = Field(
+        "tolerance", description="tolerance: levels held without explosion; learns: levels at which every seed learned"
+    )
+
+
 class Prediction(Strict):
     claim: str = Field(description="the claim or cause, as the page names it")
     predicted: str = Field(description="what the literature predicts this suite will measure")
     source: str = Field("", description="where the prediction comes from")
+    test: CauseTest | None = Field(None, description="a cause's prediction: the rule its verdict is read by")
 
 
 class Preregistration(Strict):

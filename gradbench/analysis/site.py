@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.record import Record, typed
-from . import arm_cost, decision, discrimination, literature, rank_stability
+from . import arm_cost, decision, discrimination, literature, rank_stability, stress
 from .runs import level_results, runs_frame, task_meta
 from .scoring import Scores, uninformative_tasks
 
@@ -81,6 +81,7 @@ def render_site(
         f'<a href="../{html.escape(results_name)}" download>the results file</a> '
         f"({len(records)} records). The markdown page beside it has every rule and reading.</p>",
         *_targets(pt),
+        *_causes(records, costs),
     ]
     for i, (task, rows) in enumerate(pt.groupby("task", sort=True)):
         body += [
@@ -187,6 +188,82 @@ def _targets(pt: pd.DataFrame) -> list[str]:
 # A number a row does not have (an arm n/a on a task has no accuracy) shows as a dash rather
 # than DataTables' "NaN", and sorts as an empty cell (below every number, ascending)
 _BLANK_NAN = "function (data, type) { return Number.isNaN(data) ? (type === 'display' ? '\u2013' : '') : data; }"
+
+
+def _causes(records: list[Record], costs: dict | None) -> list[str]:
+    """The stress axes, as the page has them: what to use per cause, the heatmap, every cell."""
+    results = stress.stress_results(records)
+    if not results.cells:
+        return []
+    answer = stress.cause_rows(results, costs)
+    return [
+        "<h2>Explosion by cause</h2>",
+        decision.html_table(answer, "causes", stress.CAUSE_HEAD, stress.cause_cells),
+        f"<p>{html.escape(stress.CAUSE_RULE)}</p>",
+        _figure(_stress_heatmap(results), "fig-stress"),
+        f"<p>{html.escape(stress.RULE)}</p>",
+        _table(_stress_view(results), "stress"),
+    ]
+
+
+def _stress_heatmap(results: stress.StressResults):
+    import plotly.graph_objects as go
+
+    arms, axes = results.arms, results.axes
+    z, text = [], []
+    for arm in arms:
+        cells = [results.cell(axis, arm) for axis in axes]
+        z.append([None if c is None or arm == "baseline" else _num(c.extra) for c in cells])
+        text.append(
+            [
+                ""
+                if c is None
+                else ("≈ " if c.top else "") + (f"holds {c.tolerance}" if arm == "baseline" else stress.cell_text(c))
+                for c in cells
+            ]
+        )
+    span = max([1.0] + [abs(v) for row in z for v in row if v is not None])
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=axes,
+            y=arms,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="RdBu",
+            zmid=0,
+            zmin=-span,
+            zmax=span,
+            colorbar={"title": "extra levels"},
+            hovertemplate="%{y} on %{x}: %{text}<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Extra levels tolerated over baseline, per cause",
+        yaxis={"autorange": "reversed"},
+        height=160 + 28 * len(arms),
+        template="plotly_white",
+    )
+    return fig
+
+
+def _stress_view(results: stress.StressResults) -> pd.DataFrame:
+    rows = []
+    for c in results.cells:
+        rows.append(
+            {
+                "axis": c.axis,
+                "arm": c.arm,
+                "seeds": len(c.seeds),
+                "levels tolerated": c.tolerance,
+                "highest tolerated": "none" if c.highest is None else str(c.highest),
+                "vs baseline": "—" if c.arm == "baseline" else stress.cell_text(c),
+                "Holm p": _num(c.p_holm),
+                "levels it learns at": c.learns,
+                "of levels": len(c.levels),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def _table(df: pd.DataFrame, table_id: str) -> str:

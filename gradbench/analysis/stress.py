@@ -33,6 +33,7 @@ from scipy import stats as _stats
 
 from ..core.record import Record, latest, typed
 from ..core.taxonomy import LEARNED, UNSTABLE
+from . import decision
 from . import markdown as md
 from .stats import ALPHA, holm_adjusted
 
@@ -45,6 +46,7 @@ class Cell:
     vary: str
     task: str
     arm: str
+    held: dict  # the variables the axis holds at one value on every level (its `set`), if any
     levels: list  # the axis's levels, mildest first (those any arm's runs reached)
     seeds: list[int]
     per_seed: dict[int, int]  # seed -> levels it tolerates, from the mildest
@@ -148,6 +150,7 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
     return Cell(
         axis=axis,
         vary=first.axis["vary"],
+        held=dict(first.axis.get("set", {})),
         task=first.task,
         arm=arm,
         levels=levels,
@@ -219,9 +222,71 @@ RULE = (
 )
 
 
-def section(records: Iterable[Record | dict]) -> dict | None:
+CAUSE_HEAD = ["cause (axis)", "baseline holds", "use", "extra levels over baseline", "cost", "evidence"]
+CAUSE_RULE = (
+    "Per cause, the arms of the axis's top group (the highest tolerance), those with a significant comparison "
+    "first, then by the levels they learn at; when baseline is in the top group no arm holds longer than it does. "
+    "Cost is the first arm's step time over baseline's and its extra memory on the axis's task, where measured."
+)
+
+
+def cause_rows(results: StressResults, costs: dict | None = None) -> list[dict]:
+    """One row per axis: what holds against that cause, what it costs, how strong the evidence is."""
+    rows = []
+    for axis in results.axes:
+        cells = [c for c in results.cells if c.axis == axis]
+        base = results.cell(axis, "baseline")
+        top = sorted((c for c in cells if c.top), key=lambda c: (not c.significant, -c.learns, c.arm))
+        holds = base is not None and base.top
+        use = [] if holds else [c.arm for c in top]
+        lead = None if holds or not top else top[0]
+        rows.append(
+            {
+                "axis": axis,
+                "what": _axis_line(results, axis),
+                "baseline": None if base is None else base.highest,
+                "levels": len(cells[0].levels),
+                "use": use,
+                "extra": None if lead is None else lead.extra,
+                "cost": None if lead is None else decision.cost_of(costs, lead.task, lead.arm),
+                "evidence": _evidence(lead, base),
+            }
+        )
+    return rows
+
+
+def _evidence(lead: Cell | None, base: Cell | None) -> str:
+    if base is None:
+        return "no baseline on this axis"
+    if lead is None:
+        return f"{len(base.seeds)} seeds: no arm tolerates more levels than baseline"
+    if lead.compared:
+        verdict = "significant" if lead.significant else "not significant"
+        return f"pre-registered: {lead.wins} of {lead.paired} paired seeds beat baseline, Holm p {lead.p_holm:.2g} ({verdict})"
+    return f"descriptive: {len(lead.seeds)} seeds, no test"
+
+
+def cause_cells(r: dict, code=md.code, text=md.esc) -> list[str]:
+    """A cause row's cells: markdown by default, HTML for the site."""
+    shown = r["use"][: decision.SHOWN]
+    use = ", ".join(code(a) for a in shown) + (
+        f" (+{len(r['use']) - len(shown)} more tied)" if len(r["use"]) > len(shown) else ""
+    )
+    holds = f"{text(r['baseline'])} ({r['levels']} levels)" if r["baseline"] is not None else "not the mildest level"
+    return [
+        f"{code(r['axis'])} ({text(r['what'])})",
+        holds,
+        use or "nothing holds longer than baseline",
+        "—" if r["extra"] is None else f"{r['extra']:+.0f}",
+        "—" if r["extra"] is None else decision.cost_text(r["cost"]),
+        text(r["evidence"]),
+    ]
+
+
+def section(records: Iterable[Record | dict], costs: dict | None = None, image: str | None = None) -> dict | None:
     """The page's 'Explosion by cause' section from the stress-axis records (None without any):
-    the matrix, the rule, and per axis its cells in detail."""
+    what to use per cause, the matrix (and its heatmap, `image`), the rule, and per axis its
+    cells in detail (stress_verdicts.py adds the predictions' verdicts)."""
     results = stress_results(records)
     if not results.cells:
         return None
@@ -235,6 +300,9 @@ def section(records: Iterable[Record | dict]) -> dict | None:
         rows.append([md.code(row["arm"]), *cells])
     return {
         "matrix": md.table(head, rows),
+        "image": image,
+        "causes": md.table(CAUSE_HEAD, [cause_cells(r) for r in cause_rows(results, costs)]),
+        "cause_rule": CAUSE_RULE,
         "rule": RULE,
         "axes": [_axis_detail(results, a) for a in results.axes],
     }
@@ -242,7 +310,8 @@ def section(records: Iterable[Record | dict]) -> dict | None:
 
 def _axis_line(results: StressResults, axis: str) -> str:
     c = next(c for c in results.cells if c.axis == axis)
-    return f"{c.vary} on {c.task}"
+    held = "".join(f", {k} {v}" for k, v in c.held.items())
+    return f"{c.vary} on {c.task}{held}"
 
 
 def _axis_detail(results: StressResults, axis: str) -> dict:

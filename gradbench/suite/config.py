@@ -197,6 +197,11 @@ class StressAxis(Strict):
         description="the stress variable's values, mildest first (a level above one where every seed of an arm "
         "exploded is not run for that arm, and counts as exploded)",
     )
+    set: dict[str, Any] = Field(
+        {},
+        description="stress variables every level shares, each at one value (trainer.precision: bf16-true on an "
+        "lr axis asks how low precision moves the stable learning rates); the base level is then a run of its own",
+    )
     arms: list[str] | None = Field(None, description="the arms (labels of the task's) the axis runs; default: all")
     seeds: int = Field(2, gt=0, le=MAX_AXIS_SEEDS, description="seeds per level for a descriptive cell")
     compare: list[str] = Field(

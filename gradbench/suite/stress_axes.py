@@ -61,7 +61,9 @@ def checked_axes(suite: Suite, axes: Mapping[str, StressAxis]) -> dict[str, Stre
             raise UserError(f"{where}.compare: the comparisons are against baseline; add baseline to the strategies")
         if len({repr(v) for v in axis.levels}) != len(axis.levels):
             raise UserError(f"{where}.levels: duplicate values in {axis.levels}")
-        base = axis_base(suite, axis)
+        if axis.vary in axis.set:
+            raise UserError(f"{where}.set: {axis.vary!r} is what the levels vary; set other variables")
+        base = axis_base(suite, axis, where=where)
         for i, level in enumerate(axis.levels):
             apply_level(base, name, axis, level, f"{where}.levels[{i}]")
     _can_pass(axes)
@@ -84,51 +86,62 @@ def _can_pass(axes: Mapping[str, StressAxis]) -> None:
 def apply_level(base: RunSpec, name: str, axis: StressAxis, level, where: str = "level") -> RunSpec:
     """`base` (the task's configuration, before the arm) at the axis's level, tagged with its
     place on the axis; a UserError naming `where` for a level the variable does not take."""
-    kind, _, key = axis.vary.partition(".")
-    task = TASKS.get(base.task)
     # the place: the axis, what it varies, the level and its rank (mildest 0), so the records
     # alone order the levels, whatever their type ("32-true" < "bf16-mixed" by rank)
     tag = {"name": name, "vary": axis.vary, "level": level, "index": axis.levels.index(level)}
-    # a level that is the configuration's own value changes nothing but the tag: the same run
+    if axis.set:  # only when present, so the tags (and run_ids) of axes without it stay as they were
+        tag["set"] = dict(axis.set)
+    return set_variable(base, axis.vary, level, axis.spike_share, where).replace(axis=tag)
+
+
+def set_variable(base: RunSpec, vary: str, value, spike_share: float, where: str) -> RunSpec:
+    """`base` with the stress variable `vary` at `value`; `base` itself when that is already its
+    value (the same run); a UserError naming `where` for a value the variable does not take."""
+    kind, _, key = vary.partition(".")
+    task = TASKS.get(base.task)
     if kind == "model" and key:
-        checked_task_knobs(task, {**base.model, key: level}, where)
-        if own_value(base, axis, where) == level:
-            return base.replace(axis=tag)
-        return base.with_model(**{key: level}).replace(axis=tag)
+        checked_task_knobs(task, {**base.model, key: value}, where)
+        return base if _own(base, vary, where) == value else base.with_model(**{key: value})
     if kind == "data" and key:
-        checked_task_data(task, {**base.data, key: level}, where)
-        if own_value(base, axis, where) == level:
-            return base.replace(axis=tag)
-        return base.replace(data={**base.data, key: level}, axis=tag)
-    if axis.vary == "trainer.precision":
+        checked_task_data(task, {**base.data, key: value}, where)
+        return base if _own(base, vary, where) == value else base.replace(data={**base.data, key: value})
+    if vary == "trainer.precision":
         try:
-            TypeAdapter(Precision).validate_python(level, strict=True)
+            TypeAdapter(Precision).validate_python(value, strict=True)
         except ValidationError as e:
             raise UserError(one_line(e, where)) from None
-        if str(base.trainer.get("precision", "32-true")) in (str(level), f"{level}-true"):
-            return base.replace(axis=tag)
-        return base.with_trainer(precision=level).replace(axis=tag)
-    if axis.vary == "spikes.scale":
-        _positive(level, where, zero=True)
-        spikes = {"share": axis.spike_share, "scale": float(level)} if level else {}
-        return base.replace(spikes=spikes, axis=tag)
-    if axis.vary == "lr":
-        _positive(level, where, zero=False)
-        return base.replace(lr_mult=as_multiplier(base.lr_mult * level), axis=tag)
-    raise UserError(
-        f"{where.rsplit('.levels', 1)[0]}.vary: {axis.vary!r} is not a stress variable; valid: {', '.join(VARY_KINDS)}"
-    )
+        if str(base.trainer.get("precision", "32-true")) in (str(value), f"{value}-true"):
+            return base
+        return base.with_trainer(precision=value)
+    if vary == "spikes.scale":
+        _positive(value, where, zero=True)
+        return base.replace(spikes={"share": spike_share, "scale": float(value)} if value else {})
+    if vary == "lr":
+        _positive(value, where, zero=False)
+        return base.replace(lr_mult=as_multiplier(base.lr_mult * value))
+    field = where.rsplit(".levels", 1)[0] + ".vary" if ".levels" in where else where
+    raise UserError(f"{field}: {vary!r} is not a stress variable; valid: {', '.join(VARY_KINDS)}")
 
 
-def axis_base(suite: Suite, axis: StressAxis, seed: int | None = None, lr_mult: float = 1.0) -> RunSpec:
-    """The axis's task as the suite configures it (before any arm or level), a stress run."""
-    return _base(suite, axis.task, suite.seeds[0] if seed is None else seed, lr_mult, STRESS)
+def axis_base(
+    suite: Suite, axis: StressAxis, seed: int | None = None, lr_mult: float = 1.0, where: str = "stress_axes"
+) -> RunSpec:
+    """The axis's task as the suite configures it, with the settings every level shares (the
+    axis's `set`), before any arm or level: a stress run."""
+    base = _base(suite, axis.task, suite.seeds[0] if seed is None else seed, lr_mult, STRESS)
+    for vary, value in axis.set.items():
+        base = set_variable(base, vary, value, axis.spike_share, f"{where}.set.{vary}")
+    return base
 
 
 def own_value(base: RunSpec, axis: StressAxis, where: str = "level"):
     """The value a model knob or data parameter the axis varies has in `base`, its default
     filled in; None for a variable that is not one (precision, spikes, lr)."""
-    kind, _, key = axis.vary.partition(".")
+    return _own(base, axis.vary, where)
+
+
+def _own(base: RunSpec, vary: str, where: str):
+    kind, _, key = vary.partition(".")
     task = TASKS.get(base.task)
     if kind == "model" and key:
         return checked_task_knobs(task, base.model, where)[key]
