@@ -50,6 +50,7 @@ class Cell:
     levels: list  # the axis's levels, mildest first (those any arm's runs reached)
     seeds: list[int]
     per_seed: dict[int, int]  # seed -> levels it tolerates, from the mildest
+    learns_per_seed: dict[int, int]  # seed -> levels, from the mildest, at which it learned
     quality: dict[int, float]  # level index -> the mean test value over the seeds that ran it
     outcomes: dict[int, dict[str, int]]  # level index -> outcome -> runs
     tolerance: int = 0  # levels every seed tolerates
@@ -146,7 +147,7 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
         return n
 
     per_seed = {s: levels_until(unstable, s) for s in seeds}
-    learns = min(levels_until(unlearned, s) for s in seeds)
+    learns_per_seed = {s: levels_until(unlearned, s) for s in seeds}
     return Cell(
         axis=axis,
         vary=first.axis["vary"],
@@ -156,10 +157,11 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
         levels=levels,
         seeds=seeds,
         per_seed=per_seed,
+        learns_per_seed=learns_per_seed,
         quality={i: sum(v) / len(v) for i, v in sorted(quality.items()) if v},
         outcomes={i: dict(o) for i, o in sorted(outcomes.items())},
         tolerance=min(per_seed.values()),
-        learns=learns,
+        learns=min(learns_per_seed.values()),
         compared=any(r.axis.get("compared") for r in runs),
     )
 

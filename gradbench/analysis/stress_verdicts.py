@@ -11,8 +11,9 @@ explosion or collapse) or on the stricter reading (levels at which every seed le
   the differences are descriptive.
 * order: the arms, in the order given, tolerate non-increasing levels, and the first more than
   the last (claim #1's "activation change > BatchNorm > clipping").
-* fewer: the one arm tolerates fewer levels on the axis than on than_axis (low precision
-  narrows the stable learning rates: the same lr ladder, at bf16 and at fp32).
+* fewer: the one arm tolerates fewer levels on the axis than on than_axis, on the seeds both
+  ran (low precision narrows the stable learning rates: the same lr ladder, at bf16 and at
+  fp32).
 
 The verdict is "holds" when the rule holds for every arm it reads, "does not hold" when for
 none, "mixed" otherwise, and "cannot be tested here" when an axis or arm it needs has no runs.
@@ -119,10 +120,16 @@ def _order(test: CauseTest, cells: list[Cell]) -> Verdict:
 
 
 def _fewer(test: CauseTest, cell: Cell, other: Cell) -> Verdict:
-    mine, theirs = _levels(cell, test.reading), _levels(other, test.reading)
+    # on the seeds both axes ran (an axis with more seeds has more chances to fail one)
+    shared = [s for s in cell.seeds if s in other.seeds]
+    if not shared:
+        return Verdict(UNTESTED, f"{cell.arm} shares no seed between {cell.axis} and {other.axis}")
+    per_seed = "per_seed" if test.reading == "tolerance" else "learns_per_seed"
+    mine = min(getattr(cell, per_seed)[s] for s in shared)
+    theirs = min(getattr(other, per_seed)[s] for s in shared)
     measured = (
         f"{cell.arm}: {mine} of {len(cell.levels)} levels on {cell.axis}, {theirs} of {len(other.levels)} on "
-        f"{other.axis} ({test.reading})"
+        f"{other.axis} ({test.reading}, on the {len(shared)} seeds both ran)"
     )
     return Verdict(HOLDS + DESCRIPTIVE if mine < theirs else FAILS, measured)
 
