@@ -391,3 +391,30 @@ def test_too_few_compared_seeds_for_holm_is_a_warning_naming_the_field():
         GradbenchWarning, match=r"stress_axes.d.compare_seeds: 4 paired seeds cannot pass Holm .* at least 6"
     ):
         stress_suite({"d": {**DEPTH, "compare": ["batchnorm", "clip_norm"], "compare_seeds": 4}})
+
+
+def test_the_readme_calibration_table_matches_the_calibration_records():
+    """README.md's 'Explosion by cause: the calibration' reads its levels off the committed
+    calibration records (leaderboard/stress_calibration/): baseline's first explosion per axis."""
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    lines = (root / "leaderboard" / "stress_calibration" / "results.jsonl").read_text().splitlines()
+    results = stress_results(json.loads(line) for line in lines)
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Explosion by cause: the calibration") :]
+    rows = {
+        "depth": "| depth,",
+        "seq_len": "| sequence length",
+        "spikes_rare": "| loss spikes",
+        "rnn_lr": "| learning rate",
+    }
+    rows["rnn_lr_bf16"] = "| low precision"
+    for axis, start in rows.items():
+        base = results.cell(axis, "baseline")
+        first = base.levels[base.tolerance]  # the first level where a seed exploded
+        row = next(line for line in table.splitlines() if line.startswith(start))
+        shown = f"×{first:g}" if axis in ("spikes_rare", "rnn_lr", "rnn_lr_bf16") else f"{first}"
+        assert f"| {shown} |" in row or f"| {shown} (" in row, (axis, first, row)
+        more = [c.arm for c in results.cells if c.axis == axis and c.arm != "baseline" and c.extra >= 2]
+        assert all(f"`{arm}`" in row for arm in more), (axis, more)
