@@ -285,7 +285,7 @@ def test_each_cause_prediction_gets_its_verdict_by_its_fixed_rule():
     assert read(rule="more", axis="d", arms=["batchnorm"]).verdict == "holds"  # 7 of 7, Holm-significant
     both = read(rule="more", axis="d", arms=["batchnorm", "clip_norm"])
     assert both.verdict == "holds (descriptive: too few seeds to test)"
-    assert both.measured == "baseline 1 of 3; batchnorm +2*, clip_norm +1 (d)"
+    assert both.measured == "baseline 1 of 3; batchnorm +2* (7 of 7 paired seeds beat baseline), clip_norm +1 (d)"
     assert read(rule="order", axis="d", arms=["batchnorm", "clip_norm", "baseline"]).verdict.startswith("holds")
     assert read(rule="order", axis="d", arms=["baseline", "batchnorm"]).verdict == "does not hold"
     fewer = read(rule="fewer", axis="d", arms=["baseline"], than_axis="e")
@@ -298,14 +298,46 @@ def test_each_cause_prediction_gets_its_verdict_by_its_fixed_rule():
     above_clip = read(rule="more", axis="d", arms=["batchnorm"], than="clip_norm")
     assert (
         above_clip.verdict.startswith("holds (descriptive")
-        and above_clip.measured == "clip_norm 2 of 3; batchnorm holds +1 levels"
+        and above_clip.measured == "clip_norm 2 of 3; batchnorm holds +1 levels (on the 2 seeds both ran)"
     )
     # the stricter reading: every arm here learned wherever it held
     assert read(rule="more", axis="d", arms=["clip_norm"], reading="learns").measured.endswith(
-        "clip_norm learns at +1 levels"
+        "clip_norm learns at +1 levels (on the 2 seeds both ran)"
     )
+    # a registered family larger than the comparisons run so far corrects over all of it
+    assert stress_results(recs, family=40).cell("d", "batchnorm").p_holm == pytest.approx(40 * 2**-7)
+    # rules that cannot be read are refused when the registration is loaded, not at the verdict
+    for bad in ({"rule": "fewer", "axis": "d", "arms": ["baseline"]}, {"rule": "order", "axis": "d", "arms": ["x"]}):
+        with pytest.raises(ValueError, match="rule"):
+            CauseTest(**bad)
     said = Prediction(claim="c", predicted="p", test={"rule": "more", "axis": "d", "arms": ["batchnorm"]})
     assert [v.verdict for _, v in verdicts(results, [said, Prediction(claim="x", predicted="y")])] == ["holds"]
+
+
+def test_more_levels_means_more_than_baseline_on_the_seeds_both_ran():
+    from gradbench.analysis.preregistration import CauseTest
+    from gradbench.analysis.stress_verdicts import verdict
+
+    def ends(tolerated: int) -> list[str]:  # a seed holding `tolerated` levels, then exploding
+        return ["learned"] * tolerated + ["exploded"]
+
+    recs = []
+    for seed in range(8):
+        # baseline: seed 0 explodes at the mildest level, the others at the second
+        recs += [axis_record("baseline", seed, i, e) for i, e in enumerate(ends(0 if seed == 0 else 1))]
+        # batchnorm ties baseline's worst seed and wins the other 7: the sign test passes, yet
+        # its minimum is baseline's, so it does not hold more levels
+        recs += [axis_record("batchnorm", seed, i, e, compared=True) for i, e in enumerate(ends(0 if seed == 0 else 2))]
+    # a 2-seed arm as good as baseline on its seeds 1 and 2: +0 there, not +1 over baseline's 8-seed minimum
+    recs += [axis_record("clip_norm", s, i, e) for s in (1, 2) for i, e in enumerate(ends(1))]
+    results = stress_results(recs)
+    bn, clip = results.cell("d", "batchnorm"), results.cell("d", "clip_norm")
+    assert (bn.extra, bn.wins, bn.p_holm, bn.significant) == (0.0, 7, 2**-7, False)
+    assert clip.extra == 0.0 and results.top_group("d") == ["baseline", "batchnorm", "clip_norm"]
+    assert verdict(results, CauseTest(rule="more", axis="d", arms=["batchnorm"])).verdict == "does not hold"
+    # the order is read on the seeds every arm ran, and says where it breaks
+    order = verdict(results, CauseTest(rule="order", axis="d", arms=["clip_norm", "batchnorm"]))
+    assert order.verdict == "does not hold" and order.measured.startswith("clip_norm 1 < batchnorm 2 of 3 levels")
 
 
 # ------------------------------------------------------------------------------- end to end

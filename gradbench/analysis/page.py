@@ -187,6 +187,7 @@ def render(
     settings changed after records were seen, saved beside the page (preregistration.py)."""
     records = latest(typed(records))
     images = images or {}
+    predictions = registered["reg"].predictions if registered else []
     suites = _unique(r.suite for r in records)
     pt = scores.per_task
     tasks = (
@@ -214,9 +215,9 @@ def render(
         claims=[] if all(f.verdict == literature.UNTESTED for _, f in found) else found,
         scatter=images.get("stability_vs_accuracy"),
         stress=stress_verdicts.with_verdicts(
-            stress.section(records, costs, images.get("stress_matrix")),
+            stress.section(records, costs, images.get("stress_matrix"), stress_verdicts.family(predictions)),
             records,
-            registered["reg"].predictions if registered else (),
+            predictions,
         ),
         # the scoring rules' constants, as the how-section states them
         w={k: f"{v:.3f}" for k, v in scores.weights.items()},

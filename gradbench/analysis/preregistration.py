@@ -20,7 +20,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 
 from ..core.errors import UserError
 from ..core.settings import Strict
@@ -48,6 +48,19 @@ class CauseTest(Strict):
     reading: Literal["tolerance", "learns"] = Field(
         "tolerance", description="tolerance: levels held without explosion; learns: levels at which every seed learned"
     )
+
+    @model_validator(mode="after")
+    def _fits_its_rule(self):
+        # a registration cannot be edited once records exist: a rule that cannot be read is an error now
+        if self.rule == "fewer" and (self.than_axis is None or len(self.arms) != 1):
+            raise ValueError("rule fewer reads one arm on two axes: give one arm and than_axis")
+        if self.rule == "order" and len(self.arms) < 2:
+            raise ValueError("rule order needs at least two arms")
+        if self.than != "baseline" and self.rule != "more":
+            raise ValueError("than applies to rule more only")
+        if self.than_axis is not None and self.rule != "fewer":
+            raise ValueError("than_axis applies to rule fewer only")
+        return self
 
 
 class Prediction(Strict):

@@ -9,13 +9,16 @@ each at its arm's tuned configuration with one stress variable turned up level b
   and the quality at each level shows it.
 * An arm's *tolerance* on an axis is the count of levels, from the mildest, that every one of
   its seeds tolerates; its highest level tolerated is the last of them.
-* Its *extra levels* are its tolerance minus baseline's: the matrix's cell.
+* Its *extra levels* are its tolerance minus baseline's, both on the seeds they share (baseline
+  runs more seeds where a compared arm does, and a minimum over more seeds falls further): the
+  matrix's cell.
 * A pre-registered comparison (the axis's `compare` arms, on compare_seeds paired seeds) tests
   the per-seed tolerance against baseline's on the same seeds with the exact one-sided sign
   test (scipy's binomtest over the seeds that differ; the differences are small integers with
   many ties, for which a t-test's normal model does not hold), Holm-corrected over every
-  comparison of the suite. The other cells are descriptive and marked so.
-* An axis's top group is the arms with its highest tolerance (tied, so marked).
+  comparison registered for the suite (at least those with runs). A compared arm counts as
+  holding more only with more extra levels too. The other cells are descriptive and marked so.
+* An axis's top group is the arms with its most extra levels (tied, so marked).
 * Beside it, the stricter reading: the levels, from the mildest, at which every seed *learned*.
   A stress can stop an arm learning without an explosion (Adam stalls at a high learning rate
   or after a large gradient spike, where SGD blows up); the page shows both, named for what
@@ -71,7 +74,10 @@ class Cell:
 
     @property
     def significant(self) -> bool:
-        return self.p_holm == self.p_holm and self.p_holm <= ALPHA
+        """A compared arm that holds more levels than baseline: Holm-significant, and more
+        levels on the seeds they share (the sign test alone passes on wins over baseline's
+        worst seed that leave the minimum where it was)."""
+        return self.p_holm == self.p_holm and self.p_holm <= ALPHA and self.extra > 0
 
 
 @dataclass
@@ -98,8 +104,10 @@ class StressResults:
         return [c.arm for c in self.cells if c.axis == axis and c.top]
 
 
-def stress_results(records: Iterable[Record | dict]) -> StressResults:
-    """The cells of every axis in the records (a compared arm's runs say so in their place)."""
+def stress_results(records: Iterable[Record | dict], family: int = 0) -> StressResults:
+    """The cells of every axis in the records (a compared arm's runs say so in their place).
+    `family`: the comparisons registered for the suite; Holm corrects over at least that many,
+    so a partial suite (or a compared arm with no runs yet) is not corrected more leniently."""
     runs = [r for r in latest(typed(records)) if r.axis and (r.status != "skipped" or r.not_run)]
     by_cell: dict[tuple[str, str], list[Record]] = defaultdict(list)
     levels: dict[str, dict[int, object]] = defaultdict(dict)  # axis -> index -> level, over every arm's runs
@@ -110,12 +118,21 @@ def stress_results(records: Iterable[Record | dict]) -> StressResults:
         _cell(axis, arm, rs, [levels[axis][i] for i in sorted(levels[axis])]) for (axis, arm), rs in by_cell.items()
     ]
     cells.sort(key=lambda c: (c.axis, c.arm != "baseline", c.arm))
-    _against_baseline(cells)
+    _against_baseline(cells, family)
     for axis in dict.fromkeys(c.axis for c in cells):
         mine = [c for c in cells if c.axis == axis]
-        best = max(c.tolerance for c in mine)
-        for c in mine:
-            c.top = c.tolerance == best
+        # by the extra levels (on the seeds shared with baseline), so an arm on 2 seeds is not
+        # favoured over one on 8, whose minimum has more chances to fall; without baseline, by
+        # the tolerance
+        known = [c.extra for c in mine if c.extra == c.extra]
+        if known:
+            best = max(known)
+            for c in mine:
+                c.top = c.extra == best
+        else:
+            most = max(c.tolerance for c in mine)
+            for c in mine:
+                c.top = c.tolerance == most
     return StressResults(cells)
 
 
@@ -166,17 +183,20 @@ def _cell(axis: str, arm: str, runs: list[Record], levels: list) -> Cell:
     )
 
 
-def _against_baseline(cells: list[Cell]) -> None:
-    """Each cell's extra levels over its axis's baseline; the sign test for the compared arms,
-    Holm over all of them."""
+def _against_baseline(cells: list[Cell], family: int = 0) -> None:
+    """Each cell's extra levels over its axis's baseline, on the seeds both ran (baseline runs
+    more seeds for the compared arms: its minimum over all of them would favour a 2-seed arm);
+    the sign test for the compared arms, Holm over all of them and at least `family`."""
     tested = []
     for c in cells:
         base = next((b for b in cells if b.axis == c.axis and b.arm == "baseline"), None)
         if base is None or c is base:
             c.extra = 0.0 if c is base else math.nan
             continue
-        c.extra = float(c.tolerance - base.tolerance)
         shared = [s for s in c.seeds if s in base.per_seed]
+        c.extra = (
+            float(min(c.per_seed[s] for s in shared) - min(base.per_seed[s] for s in shared)) if shared else math.nan
+        )
         c.paired = len(shared)
         c.wins = sum(c.per_seed[s] > base.per_seed[s] for s in shared)
         c.losses = sum(c.per_seed[s] < base.per_seed[s] for s in shared)
@@ -184,7 +204,8 @@ def _against_baseline(cells: list[Cell]) -> None:
             n = c.wins + c.losses
             c.p = float(_stats.binomtest(c.wins, n, 0.5, alternative="greater").pvalue) if n else 1.0
             tested.append(c)
-    for c, adjusted in zip(tested, holm_adjusted([c.p for c in tested])):
+    missing = max(0, family - len(tested))  # registered comparisons with no runs yet: p = 1
+    for c, adjusted in zip(tested, holm_adjusted([c.p for c in tested] + [1.0] * missing), strict=False):
         c.p_holm = adjusted
 
 
@@ -217,16 +238,16 @@ RULE = (
     "A seed tolerates a level when neither it nor a milder level of the axis exploded or collapsed "
     "(a level not run above one where every seed exploded counts as exploded; a run that never learned did not "
     "explode: it shows in the levels the arm learns at, every seed learning, and in the quality). A cell is the levels every seed of the "
-    "arm tolerates, minus baseline's. * marks a pre-registered comparison whose exact one-sided sign test of the "
-    "per-seed tolerance against baseline's, on the same seeds, passes Holm's correction over every comparison at "
-    f"{ALPHA:g}; (d) marks a descriptive cell, too few seeds to test. ≈ marks the arms tied at the axis's highest "
-    "tolerance, its top group."
+    "arm tolerates minus baseline's, on the seeds both ran. * marks a pre-registered comparison that holds more "
+    "levels and whose exact one-sided sign test of the per-seed tolerance against baseline's, on the same seeds, "
+    f"passes Holm's correction over every registered comparison at {ALPHA:g}; (d) marks a descriptive cell, too few "
+    "seeds to test. ≈ marks the arms tied at the axis's most extra levels, its top group."
 )
 
 
 CAUSE_HEAD = ["cause (axis)", "baseline holds", "use", "extra levels over baseline", "cost", "evidence"]
 CAUSE_RULE = (
-    "Per cause, the arms of the axis's top group (the highest tolerance), those with a significant comparison "
+    "Per cause, the arms of the axis's top group (the most extra levels over baseline), those with a significant comparison "
     "first, then by the levels they learn at; when baseline is in the top group no arm holds longer than it does. "
     "Cost is the first arm's step time over baseline's and its extra memory on the axis's task, where measured."
 )
@@ -239,13 +260,14 @@ def cause_rows(results: StressResults, costs: dict | None = None) -> list[dict]:
         cells = [c for c in results.cells if c.axis == axis]
         base = results.cell(axis, "baseline")
         top = sorted((c for c in cells if c.top), key=lambda c: (not c.significant, -c.learns, c.arm))
-        holds = base is not None and base.top
+        holds = base is None or base.top
         use = [] if holds else [c.arm for c in top]
         lead = None if holds or not top else top[0]
         rows.append(
             {
                 "axis": axis,
                 "what": _axis_line(results, axis),
+                "has_baseline": base is not None,
                 "baseline": None if base is None else base.highest,
                 "levels": len(cells[0].levels),
                 "use": use,
@@ -274,22 +296,30 @@ def cause_cells(r: dict, code=md.code, text=md.esc) -> list[str]:
     use = ", ".join(code(a) for a in shown) + (
         f" (+{len(r['use']) - len(shown)} more tied)" if len(r["use"]) > len(shown) else ""
     )
-    holds = f"{text(r['baseline'])} ({r['levels']} levels)" if r["baseline"] is not None else "not the mildest level"
+    if not r["has_baseline"]:
+        holds = "no baseline runs"
+    elif r["baseline"] is None:
+        holds = "not the mildest level"
+    else:
+        holds = f"{text(r['baseline'])} ({r['levels']} levels)"
     return [
         f"{code(r['axis'])} ({text(r['what'])})",
         holds,
         use or "nothing holds longer than baseline",
-        "—" if r["extra"] is None else f"{r['extra']:+.0f}",
+        "—" if r["extra"] is None or r["extra"] != r["extra"] else f"{r['extra']:+.0f}",
         "—" if r["extra"] is None else decision.cost_text(r["cost"]),
         text(r["evidence"]),
     ]
 
 
-def section(records: Iterable[Record | dict], costs: dict | None = None, image: str | None = None) -> dict | None:
+def section(
+    records: Iterable[Record | dict], costs: dict | None = None, image: str | None = None, family: int = 0
+) -> dict | None:
     """The page's 'Explosion by cause' section from the stress-axis records (None without any):
     what to use per cause, the matrix (and its heatmap, `image`), the rule, and per axis its
-    cells in detail (stress_verdicts.py adds the predictions' verdicts)."""
-    results = stress_results(records)
+    cells in detail (stress_verdicts.py adds the predictions' verdicts). `family`: the registered
+    comparisons Holm corrects over (stress_results)."""
+    results = stress_results(records, family)
     if not results.cells:
         return None
     head = ["arm"] + [md.esc(f"{a} ({_axis_line(results, a)})") for a in results.axes]

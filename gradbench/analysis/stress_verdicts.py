@@ -39,6 +39,22 @@ class Verdict:
     measured: str
 
 
+def family(predictions) -> int:
+    """The comparisons the predictions register: each arm a `more` rule tests against baseline
+    on the tolerance (the sign-tested ones), counted once; Holm corrects over at least these."""
+    return len(
+        {
+            (p.test.axis, arm)
+            for p in predictions
+            if p.test is not None
+            and p.test.rule == "more"
+            and p.test.than == "baseline"
+            and p.test.reading == "tolerance"
+            for arm in p.test.arms
+        }
+    )
+
+
 def with_verdicts(section: dict | None, records: Iterable[Record | dict], predictions) -> dict | None:
     """The page's stress section (stress.section) with the verdicts of the pre-registered
     predictions that name a rule, as a table (None when none does)."""
@@ -47,7 +63,7 @@ def with_verdicts(section: dict | None, records: Iterable[Record | dict], predic
         return None
     rows = [
         (md.esc(p.claim), md.esc(p.predicted), md.esc(rule_text(p.test)), md.esc(v.measured), v.verdict)
-        for p, v in verdicts(stress_results(records), said)
+        for p, v in verdicts(stress_results(records, family(said)), said)
     ]
     head = ["claim or cause", "predicted", "rule", "measured", "verdict"]
     return {**section, "verdicts": md.table(head, rows) if rows else None}
@@ -94,42 +110,56 @@ def _more(test: CauseTest, cells: list[Cell], base: Cell) -> Verdict:
     held, notes, descriptive = [], [], False
     for c in cells:
         if test.reading == "tolerance" and base.arm == "baseline":
+            # a compared arm: Holm-significant and more levels (Cell.significant); else descriptive
             ok = c.significant if c.compared else c.extra > 0
             descriptive |= not c.compared
-            notes.append(f"{c.arm} {cell_text(c)}")
+            paired = f" ({c.wins} of {c.paired} paired seeds beat baseline)" if c.compared else ""
+            notes.append(f"{c.arm} {cell_text(c)}{paired}")
         else:
-            extra = _levels(c, test.reading) - _levels(base, test.reading)
+            mine, theirs, n = _on_shared([c, base], test.reading)
+            extra = mine - theirs
             ok, descriptive = extra > 0, True
             verb = "holds" if test.reading == "tolerance" else "learns at"
-            notes.append(f"{c.arm} {verb} {extra:+d} levels")
+            notes.append(f"{c.arm} {verb} {extra:+d} levels (on the {n} seeds both ran)")
         held.append(ok)
     reading = "" if test.reading == "tolerance" else " (levels at which every seed learned)"
     measured = f"{base.arm} {_levels(base, test.reading)} of {len(base.levels)}{reading}; " + ", ".join(notes)
     return Verdict(_combine(held) + (DESCRIPTIVE if descriptive and any(held) else ""), measured)
 
 
+def _on_shared(cells: list[Cell], reading: str) -> tuple:
+    """Each cell's levels on the seeds every one of them ran (an arm on more seeds has more
+    chances to fail one), then how many seeds that is."""
+    shared = [s for s in cells[0].seeds if all(s in c.seeds for c in cells)]
+    per_seed = "per_seed" if reading == "tolerance" else "learns_per_seed"
+    levels = [min(getattr(c, per_seed)[s] for s in shared) if shared else 0 for c in cells]
+    return (*levels, len(shared))
+
+
 def _order(test: CauseTest, cells: list[Cell]) -> Verdict:
-    levels = [_levels(c, test.reading) for c in cells]
+    *levels, n = _on_shared(cells, test.reading)
+    if not n:
+        return Verdict(UNTESTED, f"{', '.join(c.arm for c in cells)} share no seed on {test.axis}")
     steps = [a >= b for a, b in zip(levels, levels[1:], strict=False)]
     ok = all(steps) and levels[0] > levels[-1]
-    measured = " ≥ ".join(f"{c.arm} {n}" for c, n in zip(cells, levels, strict=True))
-    measured += f" of {len(cells[0].levels)} levels ({test.reading})"
+    measured = f"{cells[0].arm} {levels[0]}"
+    for c, step, n_levels in zip(cells[1:], steps, levels[1:], strict=True):
+        measured += f" {'≥' if step else '<'} {c.arm} {n_levels}"
+    measured += f" of {len(cells[0].levels)} levels ({test.reading}, on the {n} seeds all ran)"
     if ok:
         return Verdict(HOLDS + DESCRIPTIVE, measured)
     return Verdict(MIXED if any(steps) and levels[0] > levels[-1] else FAILS, measured)
 
 
 def _fewer(test: CauseTest, cell: Cell, other: Cell) -> Verdict:
-    # on the seeds both axes ran (an axis with more seeds has more chances to fail one)
-    shared = [s for s in cell.seeds if s in other.seeds]
-    if not shared:
+    if cell.levels != other.levels:
+        return Verdict(UNTESTED, f"{cell.axis} and {other.axis} ran different levels: their counts do not compare")
+    mine, theirs, n = _on_shared([cell, other], test.reading)
+    if not n:
         return Verdict(UNTESTED, f"{cell.arm} shares no seed between {cell.axis} and {other.axis}")
-    per_seed = "per_seed" if test.reading == "tolerance" else "learns_per_seed"
-    mine = min(getattr(cell, per_seed)[s] for s in shared)
-    theirs = min(getattr(other, per_seed)[s] for s in shared)
     measured = (
         f"{cell.arm}: {mine} of {len(cell.levels)} levels on {cell.axis}, {theirs} of {len(other.levels)} on "
-        f"{other.axis} ({test.reading}, on the {len(shared)} seeds both ran)"
+        f"{other.axis} ({test.reading}, on the {n} seeds both ran)"
     )
     return Verdict(HOLDS + DESCRIPTIVE if mine < theirs else FAILS, measured)
 
