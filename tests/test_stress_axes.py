@@ -450,3 +450,55 @@ def test_the_readme_calibration_table_matches_the_calibration_records():
         assert f"| {shown} |" in row or f"| {shown} (" in row, (axis, first, row)
         more = [c.arm for c in results.cells if c.axis == axis and c.arm != "baseline" and c.extra >= 2]
         assert all(f"`{arm}`" in row for arm in more), (axis, more)
+
+
+def test_the_stress_demo_page_matrix_matches_its_records_read_by_hand():
+    """The committed demo (configs/stress_demo.yaml, leaderboard/stress_demo/): its page's matrix,
+    re-read from the raw records with code of this test's own: per seed, the levels before its
+    first exploded, collapsed or not-run level; per arm, the fewest over the seeds it shares
+    with baseline, minus baseline's on them."""
+    from collections import defaultdict
+    from pathlib import Path
+
+    folder = Path(__file__).parent.parent / "leaderboard" / "stress_demo"
+    recs = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+    failed = defaultdict(set)  # (axis, arm, seed) -> level indices that ended the tolerance
+    ran = defaultdict(set)
+    levels = defaultdict(int)
+    for r in recs:
+        tag = r["spec"].get("axis")
+        if not tag or (r["status"] == "skipped" and not r.get("not_run")):
+            continue
+        key = (tag["name"], r["strategy"]["label"], r["seed"])
+        ran[key].add(tag["index"])
+        levels[tag["name"]] = max(levels[tag["name"]], tag["index"] + 1)
+        if r.get("not_run") or r.get("outcome") in ("exploded", "collapsed"):
+            failed[key].add(tag["index"])
+
+    def held(key) -> int:
+        n = 0
+        while n in ran[key] and n not in failed[key]:
+            n += 1
+        return n
+
+    page = (folder / "README.md").read_text(encoding="utf-8")
+    matrix = page[page.index("| arm | depth") :].split("\n\n")[0].splitlines()
+    axes = [h.split(" (")[0].strip() for h in matrix[0].split("|")[2:-1]]
+    rows = {line.split("|")[1].strip().strip("`"): [c.strip() for c in line.split("|")[2:-1]] for line in matrix[2:]}
+    assert len(axes) == 5 and set(rows) >= {"baseline", "clip_norm", "batchnorm"}
+    checked = 0
+    for j, axis in enumerate(axes):
+        base_seeds = {s for (a, arm, s) in ran if a == axis and arm == "baseline"}
+        assert (
+            rows["baseline"][j].replace("≈ ", "")
+            == f"{min(held((axis, 'baseline', s)) for s in base_seeds)} of {levels[axis]} levels"
+        )
+        for arm, cells in rows.items():
+            seeds = {s for (a, other, s) in ran if a == axis and other == arm} & base_seeds
+            if arm == "baseline" or not seeds:
+                assert arm == "baseline" or cells[j] == "—"
+                continue
+            extra = min(held((axis, arm, s)) for s in seeds) - min(held((axis, "baseline", s)) for s in seeds)
+            assert cells[j].replace("≈ ", "").split(" ")[0] == f"{extra:+d}", (axis, arm, cells[j], extra)
+            checked += 1
+    assert checked >= 12
