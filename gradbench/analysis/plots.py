@@ -374,10 +374,9 @@ def _plot_stress_matrix(results: stress.StressResults, path: Path) -> bool:
         for j, axis in enumerate(axes):
             c = results.cell(axis, arm)
             if c is not None:
-                text = stress.cell_text(c) if arm != "baseline" else f"holds {c.tolerance}"
                 dark = abs(values[i, j]) > 0.6 * span  # white type on the deepest colours
                 colour = "white" if dark else "black"
-                ax.text(j, i, ("≈ " if c.top else "") + text, ha="center", va="center", fontsize=7, color=colour)
+                ax.text(j, i, stress.heatmap_text(c), ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(len(axes)), axes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(arms)), arms, fontsize=8)
     ax.set_title("Extra levels tolerated over baseline, per cause", fontsize=9)

@@ -214,14 +214,7 @@ def _stress_heatmap(results: stress.StressResults):
     for arm in arms:
         cells = [results.cell(axis, arm) for axis in axes]
         z.append([None if c is None or arm == "baseline" else _num(c.extra) for c in cells])
-        text.append(
-            [
-                ""
-                if c is None
-                else ("≈ " if c.top else "") + (f"holds {c.tolerance}" if arm == "baseline" else stress.cell_text(c))
-                for c in cells
-            ]
-        )
+        text.append(["" if c is None else stress.heatmap_text(c) for c in cells])
     span = max([1.0] + [abs(v) for row in z for v in row if v is not None])
     fig = go.Figure(
         go.Heatmap(

@@ -232,6 +232,11 @@ def cell_text(c: Cell) -> str:
     return f"{c.extra:+.0f}{mark}"
 
 
+def heatmap_text(c: Cell) -> str:
+    """A heatmap cell's text (the PNG's and the site's): baseline's levels held, else the cell."""
+    return ("≈ " if c.top else "") + (f"holds {c.tolerance}" if c.arm == "baseline" else cell_text(c))
+
+
 # ------------------------------------------------------------------------- the page's section
 
 RULE = (
