@@ -20,7 +20,11 @@ seed that did not learn (measured and worse). The replay re-runs the choice
 * the share of max stable lr values unchanged;
 * per task, whether the tied top group is unchanged: it is when no arm of it, or of the arms
   that could enter it, changed its choice (a changed choice would need final seeds the
-  records do not have, so such a group counts as changed).
+  records do not have, so such a group counts as changed);
+* the bound on any rule that keeps every max stable lr: a stopped run is never stable, so such
+  a rule may stop only runs below the arm's chosen level (those above it decide the max stable
+  lr). Stopping all of them at their first step, with the choice known in advance, is the most
+  it could save; no rule that reads curves can do better.
 
 No torch; the records are only read.
 """
@@ -120,6 +124,24 @@ def answers(records: list, stopped: dict[str, int]) -> tuple[dict, dict]:
     return choices, stable
 
 
+def stable_keeping_bound(records: list, choices: dict) -> tuple[float, float, float]:
+    """(the sweep's train seconds, those of its runs below their arm's chosen level, those
+    above it): the second is the compute a rule could save without moving any max stable lr
+    (module docstring)."""
+    total = below = above = 0.0
+    for r in records:
+        if r.phase != "sweep" or r.status not in ("ok", "diverged") or r.copy_of:
+            continue
+        train = r.timings.train_s or r.timings.wall_s or 0.0
+        total += train
+        chosen = choices.get((r.task, r.label))
+        if chosen is not None and r.lr_mult < chosen[0]:
+            below += train
+        elif chosen is not None and r.lr_mult > chosen[0]:
+            above += train
+    return total, below, above
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", help="a results file (JSON lines) of a suite with a tuning protocol")
@@ -149,6 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"choices unchanged: {same_c} of {len(before_c)} ({same_c / max(1, len(before_c)):.1%})")
     print(f"max stable lr unchanged: {same_s} of {len(before_s)} ({same_s / max(1, len(before_s)):.1%})")
+    total, below, above = stable_keeping_bound(latest_records, before_c)
+    if total > below:
+        print(
+            f"bound for a rule that keeps every max stable lr: {below / 3600:.1f} h of the sweep's "
+            f"{total / 3600:.1f} h is below the chosen levels ({total / (total - below):.2f}x less at most); "
+            f"{above / 3600:.1f} h is above them"
+        )
     moved = sorted(f"{t}/{a}" for t, a in before_c if before_c[(t, a)] != after_c[(t, a)])
     if moved:
         print("choices that move: " + ", ".join(moved))

@@ -777,6 +777,12 @@ def test_the_early_stop_replay_reports_what_it_saves_and_what_it_keeps():
         text=True,
         check=True,
     ).stdout
-    for line in ("sweep runs stopped early:", "sweep compute:", "choices unchanged:", "max stable lr unchanged:"):
+    for line in (
+        "sweep runs stopped early:",
+        "sweep compute:",
+        "choices unchanged:",
+        "max stable lr unchanged:",
+        "bound for a rule that keeps every max stable lr:",
+    ):
         assert line in out, out
     assert "mnist_mlp: tied top group of" in out
