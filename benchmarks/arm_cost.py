@@ -1,8 +1,9 @@
 """What each mitigation costs: per task and arm, its time per training step relative to the
 baseline's and its peak memory, measured paired, in one process, on one machine.
 
-    python benchmarks/arm_cost.py SUITE [--steps 40] [--rounds 3] [--baseline-every 2] [--threads 1]
-                                        [--lr-mult 0.25] [--what both|time|memory] [--tasks a,b]
+    python benchmarks/arm_cost.py SUITE [--steps 40] [--min-seconds 2] [--rounds 9] [--baseline-every 2] [--threads 1]
+                                        [--lr-mult 0.05] [--what both|time|memory] [--tasks a,b]
+                                        [--arms a,b]
                                         [--json OUT] [--save DIR] [--data DIR]
 
 --save DIR writes the summary as DIR/arm_cost.json, which the leaderboard page in DIR shows
@@ -12,8 +13,13 @@ work; saved into a DIR that holds a time pass, it replaces only the memory figur
 --what time only the times).
 
 Every task and arm of the suite (its task overrides; each arm at its defaults) is one real
-gradbench run (training.run.run_one) of `steps` steps, at one stress level below the tasks'
-explosive one, so that the arms run all their steps. The arms of a task alternate round by
+gradbench run (training.run.run_one) of `steps` steps, or more where a baseline run of that
+many would take under --min-seconds (a first, untimed baseline run sizes it), at lr x0.05: far
+enough below every task's explosive level that the arms run all their steps (the adding task's
+baseline diverges by step 21 at x0.25), and the learning rate does not change a step's work.
+Short runs are what make a ratio noisy: an MNIST run of 40 steps lasts 0.35 s, and consecutive
+ones differed by 17.6% (sd), against 8.2% for runs of 2 s (the A/A figures in
+benchmarks/README.md). The arms of a task alternate round by
 round in palindromic order (abc, cba, ...), after one untimed baseline run (the data's first
 load and every lazy set-up), and a baseline run comes before the round's first arm, after
 every --baseline-every arms and after its last: each arm is compared with the mean of the two
@@ -23,7 +29,13 @@ Xeon core: some 51 minutes for 3 rounds, from the progress of the leaderboard's 
 enter its ratio.
 A run's time per step is the median time between the starts of consecutive training steps
 after 5 warm-up steps (what benchmarks/harness.py measures); the table gives an arm's ratio
-to its bracketing baselines as the median over the rounds, with the range.
+to its bracketing baselines as the median over the rounds, with a distribution-free 95%
+interval for the median from 6 rounds on (analysis/stats.median_interval). A run's time moves
+about 8% (sd) from one run to the next, with a slow run now and then (20-40%): consecutive
+baseline runs on an idle AMD EPYC core, 2026-12-07. With 9 rounds the interval leaves out
+the slowest and fastest round. The arms whose training step is the baseline's (they differ only
+in lr, schedule or init; core.spec.same_step_key) show what that noise leaves: the page states
+the range they read as the table's noise.
 Peak memory is a run's own: on a GPU, torch's peak allocated bytes during the run over those
 allocated before it; on the CPU, the process's peak resident set during the run (VmHWM, reset
 through /proc/self/clear_refs) over its resident set before it, after a garbage collection and
@@ -39,6 +51,7 @@ import argparse
 import ctypes
 import gc
 import json
+import math
 import statistics
 import sys
 import time
@@ -52,6 +65,7 @@ sys.path.insert(0, str(REPO))
 
 from gradbench.analysis import arm_cost  # noqa: E402
 from gradbench.catalogue.strategies import apply_arm  # noqa: E402
+from gradbench.core.spec import same_step_key  # noqa: E402
 from gradbench.suite import load_suite  # noqa: E402
 from gradbench.suite.expand import _base, _not_applicable  # noqa: E402
 from gradbench.training.data import resolve_data_root  # noqa: E402
@@ -145,11 +159,43 @@ def measure_task(task: str, arms: dict, args, data_root: Path) -> dict[str, list
     return rounds
 
 
+def sized(baseline, args, data_root: Path) -> int:
+    """The steps a run of this task takes: --steps, or as many as make a baseline run last
+    --min-seconds, from one untimed baseline run of --steps (it also loads the data)."""
+    if args.min_seconds <= 0:
+        return args.steps
+    first = measure(baseline, data_root, "time")
+    if not first["ms_per_step"]:
+        return args.steps
+    return max(args.steps, math.ceil(1000 * args.min_seconds / first["ms_per_step"]))
+
+
+def run_to_run(baseline_runs: list[dict]) -> str:
+    """How much one baseline run's time per step differs from the next one's, seconds apart:
+    the spread of log(next / this), as a percentage, and the worst pair."""
+    times = [m["ms_per_step"] for m in baseline_runs if m["ms_per_step"]]
+    steps = [math.log(b / a) for a, b in zip(times, times[1:])]
+    if len(steps) < 2:
+        return "too few baseline runs"
+    return (
+        f"{100 * statistics.stdev(steps):.1f}% (sd of log ratio over {len(steps)} consecutive pairs), "
+        f"worst {100 * (math.exp(max(map(abs, steps))) - 1):.0f}%"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("suite")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=40, help="steps a run takes at least")
+    ap.add_argument(
+        "--min-seconds",
+        type=float,
+        default=2.0,
+        help="more steps where a baseline run of --steps would be shorter than this (0: --steps always)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=9, help="rounds of every arm (9: a 95%% interval without the extremes)"
+    )
     ap.add_argument(
         "--baseline-every",
         type=int,
@@ -157,7 +203,7 @@ def main() -> int:
         help="a baseline run after every K arms; each arm's ratio is to the two around it",
     )
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--lr-mult", type=float, default=0.25)
+    ap.add_argument("--lr-mult", type=float, default=0.05)
     ap.add_argument(
         "--what",
         choices=("both", "time", "memory"),
@@ -165,6 +211,7 @@ def main() -> int:
         help="what to measure (memory: beside other work; time and both: alone)",
     )
     ap.add_argument("--tasks", default=None, help="comma-separated subset of the suite's tasks")
+    ap.add_argument("--arms", default=None, help="comma-separated subset of the suite's arms (baseline always runs)")
     ap.add_argument("--json", default=None, help="also write every measurement here")
     ap.add_argument("--save", default=None, help="write the summary as DIR/arm_cost.json, for the page in DIR")
     ap.add_argument("--data", default=None)
@@ -175,32 +222,49 @@ def main() -> int:
         ap.error(f"--what memory: --save {args.save} holds no time pass to add memory to (run --what both first)")
     torch.set_num_threads(args.threads)
     suite = load_suite(args.suite)
+    known = {a.label for a in suite.all_arms}
+    if args.arms and (unknown := sorted(set(args.arms.split(",")) - known)):
+        ap.error(f"--arms: {', '.join(unknown)} not in {args.suite}; its arms: {', '.join(sorted(known))}")
     data_root = resolve_data_root(args.data)
     tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
-    everything, summary = {}, {}
+    everything, summary, task_steps = {}, {}, {}
     for task in tasks:
         base = _base(suite, task, 0, args.lr_mult, "").replace(
             max_steps=args.steps, eval_every=args.steps, monitor={**suite.monitor}
         )
-        arms = {a.label: apply_arm(a, base) for a in suite.arms_on(task) if not _not_applicable(a, base)}
+        wanted = set(args.arms.split(",")) | {"baseline"} if args.arms else None
+        arms = {
+            a.label: apply_arm(a, base)
+            for a in suite.arms_on(task)
+            if not _not_applicable(a, base) and (wanted is None or a.label in wanted)
+        }
         if "baseline" not in arms:
             arms = {"baseline": base, **arms}
+        steps = sized(arms["baseline"], args, data_root)
+        arms = {label: spec.replace(max_steps=steps, eval_every=steps) for label, spec in arms.items()}
+        task_steps[task] = steps
         rounds = measure_task(task, arms, args, data_root)
         everything[task] = rounds
         print(
-            f"\n### `{task}`: {args.steps} steps at lr x{args.lr_mult:g}, {args.rounds} rounds, {args.threads} thread(s)\n"
+            f"\n### `{task}`: {steps} steps at lr x{args.lr_mult:g}, {args.rounds} rounds, {args.threads} thread(s)\n"
         )
         print(
-            "| arm | ms/step (median) | x baseline (median, range over rounds) | peak MB | peak vs baseline MB | statuses |"
+            "| arm | ms/step (median) | baseline's ms/step | x baseline [95% interval] | peak MB | peak vs baseline MB "
+            "| statuses |"
         )
-        print("|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|")
         summary[task] = arm_cost.summarize(rounds)
         for label, s in summary[task].items():
-            ratio = f"{s['ratio']:.2f} ({s['ratio_lo']:.2f}-{s['ratio_hi']:.2f})" if s["ratio"] is not None else "—"
+            ratio = arm_cost.interval_text({"arm": label, **s})
             step = f"{s['ms_per_step']:.2f}" if s["ms_per_step"] is not None else "—"
+            base_step = f"{s['baseline_ms']:.2f}" if s["baseline_ms"] is not None else "—"
             peak = f"{s['peak_mb']:.0f}" if s["peak_mb"] is not None else "—"
             extra = f"{s['extra_mb']:+.0f}" if s["extra_mb"] is not None else "—"
-            print(f"| `{label}` | {step} | {ratio} | {peak} | {extra} | {', '.join(s['statuses'])} |")
+            same = label != "baseline" and same_step_key(arms[label].to_dict()) == same_step_key(base.to_dict())
+            name = f"`{label}`" + (" (baseline's step)" if same else "")
+            print(f"| {name} | {step} | {base_step} | {ratio} | {peak} | {extra} | {', '.join(s['statuses'])} |")
+        if args.what != "memory":
+            print(f"\nbaseline run to run: {run_to_run(rounds['baseline'])}")
     if args.json:
         Path(args.json).write_text(json.dumps(everything, indent=1))
     if args.save:
@@ -213,6 +277,8 @@ def main() -> int:
         )
         settings = {
             "steps": args.steps,
+            "min_seconds": args.min_seconds,
+            "task_steps": task_steps,
             "rounds": args.rounds,
             "baseline_every": args.baseline_every,
             "threads": args.threads,

@@ -677,3 +677,83 @@ def test_the_measure_demo_page_shows_the_measures_it_was_made_for():
     assert {r["spec"].get("phase") for r in records} >= {"sweep", "bracket", "tune", "final"}
     assert {4, 5} <= {r["seed"] for r in records if r["spec"].get("phase") == "final"}  # the seed rule's
     assert all(r.get("outcome") for r in records if r["status"] in ("ok", "diverged"))
+
+
+def test_the_cost_table_reads_its_noise_off_the_arms_with_baselines_step():
+    """An arm that differs from the baseline only in lr, schedule or init takes the baseline's
+    step (core.spec.same_step_key): the table marks it, and what such arms read is the table's
+    noise. Nine rounds give each ratio a 95% interval that leaves out one slow and one fast
+    round; each row shows the baseline's own time beside the arm's."""
+    from fakes import make_record
+
+    from gradbench.analysis import arm_cost
+    from gradbench.core.record import typed
+
+    def runs(ms: list[float], base: list[float]) -> list[dict]:
+        return [
+            {"ms_per_step": m, "peak_mb": 10.0, "status": "ok", "baseline_ms": [b, b], "baseline_mb": [9.0, 9.0]}
+            for m, b in zip(ms, base)
+        ]
+
+    base = [10.0] * 9
+    measured = {
+        "tasks": {
+            "mnist_mlp": arm_cost.summarize(
+                {
+                    "baseline": [{"ms_per_step": 10.0, "peak_mb": 9.0, "status": "ok"}] * 19,
+                    # one slow round (a busy moment of the machine) stays out of the interval
+                    "warmup": runs([10.0, 10.1, 9.9, 10.2, 9.8, 10.0, 10.3, 9.7, 14.0], base),
+                    "batchnorm": runs([12.0, 12.2, 11.8, 12.1, 11.9, 12.0, 12.3, 11.7, 12.0], base),
+                }
+            )
+        }
+    }
+    warm = measured["tasks"]["mnist_mlp"]["warmup"]
+    assert warm["ratio"] == 1.0 and warm["ratio_ci"] == pytest.approx([0.98, 1.03]) and warm["ratio_hi"] == 1.4
+    assert warm["baseline_ms"] == 10.0 and measured["tasks"]["mnist_mlp"]["baseline"]["ratio_ci"] is None
+
+    records = [make_record("mnist_mlp", arm, 0) for arm in ("baseline", "warmup", "batchnorm")]
+    for rec in records:  # what each arm changes in the resolved spec, as the catalogue does
+        rec["spec"]["grad_hooks"] = []
+    records[1]["spec"]["schedule"] = {**records[1]["spec"]["schedule"], "warmup_steps": 100}
+    records[2]["spec"]["model"] = {**records[2]["spec"]["model"], "norm": "batch"}
+    same = arm_cost.same_step_arms(typed(records))
+    assert same == {"mnist_mlp": {"warmup"}}
+    rows = arm_cost.table(measured, same)
+    assert rows[0].startswith("| task | arm | ms/step | baseline's ms/step | × baseline [95% interval]")
+    assert "| `mnist_mlp` | `warmup` (baseline's step) | 10.0 | 10.0 | 1.00 [0.98, 1.03] |" in "\n".join(rows)
+    assert "| `mnist_mlp` | `batchnorm` | 12.0 | 10.0 | 1.20 [1.18, 1.22] |" in "\n".join(rows)
+    note = arm_cost.noise_note(measured, same)
+    assert "The 1 arms with baseline's training step" in note and "1.00× to 1.00×" in note
+    assert arm_cost.noise_note(measured, {}) is None  # nothing to read the noise from
+
+
+def test_an_arm_takes_the_baselines_step_when_only_lr_schedule_or_init_differ():
+    from gradbench.core.spec import same_step_key
+
+    base = {
+        "task": "t",
+        "strategy": "baseline",
+        "strategy_params": {},
+        "seed": 0,
+        "lr_mult": 1.0,
+        "model": {"depth": 4, "init": "default"},
+        "optimizer": {"name": "adam", "lr": 1e-3},
+        "schedule": {"warmup_steps": 0, "decay": "none"},
+        "trainer": {},
+        "max_steps": 100,
+    }
+    key = same_step_key(base)
+    same = [
+        {**base, "strategy": "adam", "optimizer": {"name": "adam", "lr": 5e-3}, "seed": 3, "lr_mult": 2.0},
+        {**base, "strategy": "kaiming", "model": {"depth": 4, "init": "kaiming"}},
+        {**base, "strategy": "warmup", "schedule": {"warmup_steps": 50, "decay": "cosine"}, "max_steps": 10},
+    ]
+    assert all(same_step_key(s) == key for s in same)
+    other = [
+        {**base, "optimizer": {"name": "sgd", "lr": 1e-3}},
+        {**base, "model": {"depth": 8, "init": "default"}},
+        {**base, "trainer": {"gradient_clip_val": 1.0}},
+        {**base, "a_field_added_later": 1},  # unknown: counted as a difference
+    ]
+    assert all(same_step_key(s) != key for s in other)

@@ -144,6 +144,8 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
             "12",
             "--rounds",
             "2",
+            "--min-seconds",
+            "0.1",  # a tiny MLP's step takes about a millisecond: more than 12 steps make a run last 0.1 s
             "--data",
             str(tmp_path / "data"),
             "--json",
@@ -158,7 +160,11 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [line for line in r.stdout.splitlines() if line.startswith("| `")]
     assert [row.split("`")[1] for row in rows] == ["baseline", "clip_norm", "adam", "warmup"]  # lstm: n/a on the MLP
-    assert rows[0].split("|")[3].strip().startswith("1.00")
+    assert rows[0].split("|")[4].strip().startswith("1.00")  # baseline against itself
+    assert [row.split("|")[1].strip() for row in rows][-1] == "`warmup` (baseline's step)"
+    assert "baseline run to run:" in r.stdout
+    steps = json.loads((tmp_path / "page" / "arm_cost.json").read_text())["task_steps"]["mnist_mlp"]
+    assert steps > 12 and f"`mnist_mlp`: {steps} steps" in r.stdout
     cost = json.loads((tmp_path / "cost.json").read_text())
     runs = cost["mnist_mlp"]
     assert all(m["ms_per_step"] for v in runs.values() for m in v)
@@ -191,7 +197,7 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
 
     # a memory pass (one that may run beside other work) replaces the memory figures only
     memory_pass = [sys.executable, str(REPO / "benchmarks/arm_cost.py"), str(suite), "--what", "memory"]
-    memory_pass += ["--steps", "12", "--rounds", "1", "--data", str(tmp_path / "data")]
+    memory_pass += ["--steps", "12", "--min-seconds", "0", "--rounds", "1", "--data", str(tmp_path / "data")]
     before = json.loads((tmp_path / "page" / "arm_cost.json").read_text())
     r = subprocess.run([*memory_pass, "--save", str(tmp_path / "page")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -200,6 +206,9 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     for arm, figures in after["tasks"]["mnist_mlp"].items():
         assert figures["ratio"] == before["tasks"]["mnist_mlp"][arm]["ratio"] and figures["peak_mb"] is not None
     assert "Memory was measured by `python benchmarks/arm_cost.py" in page.write(recs, tmp_path / "page").read_text()
+    # an arm the suite does not have is refused before anything runs, naming the ones it has
+    r = subprocess.run([*memory_pass, "--arms", "adam,nope"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "--arms: nope not in" in r.stderr and "clip_norm" in r.stderr
     # ... and needs a time pass to add to: refused before anything runs
     r = subprocess.run([*memory_pass, "--save", str(tmp_path / "none")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "holds no time pass" in r.stderr

@@ -218,20 +218,21 @@ def html_table(decision: list[dict], table_id: str = "decision", head: list[str]
 START, END = "<!-- decision-table:start -->", "<!-- decision-table:end -->"
 
 
-def block(decision: list[dict], command: str) -> str:
-    """The README's copy: the table and its rule between the markers, naming the command."""
+def block(decision: list[dict], command: str, cost_noise: str | None = None) -> str:
+    """The README's copy: the table and its rule between the markers, naming the command, and
+    the cost column's noise where it was measured (analysis/arm_cost.noise_note)."""
     return "\n".join(
         [
             START,
             f"<!-- written by `{command}`: edit the code, not this -->",
             table(decision),
             "",
-            md.esc(RULE),
+            md.esc(RULE) + (f" {md.esc(cost_noise)}" if cost_noise else ""),
             END,
         ]
     )
 
 
-def write_block(readme, decision: list[dict], command: str) -> bool:
+def write_block(readme, decision: list[dict], command: str, cost_noise: str | None = None) -> bool:
     """Replace the block between the markers in `readme` (a path); False when it has none."""
-    return md.write_between(readme, START, END, block(decision, command))
+    return md.write_between(readme, START, END, block(decision, command, cost_noise))

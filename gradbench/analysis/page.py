@@ -119,7 +119,8 @@ def write(
     path.write_text(page, encoding="utf-8", newline="\n")
     if readme is not None:
         answer = decision.rows(scores, costs, decision.task_steps(records))
-        if not decision.write_block(readme, answer, readme_command):
+        noise = arm_cost.noise_note(costs, arm_cost.same_step_arms(records)) if costs else None
+        if not decision.write_block(readme, answer, readme_command, cost_noise=noise):
             raise UserError(
                 f"--readme {readme}: no {decision.START} ... {decision.END} markers to write the table between"
             )
@@ -211,7 +212,7 @@ def render(
         overall=_overall(scores, measured_ranks) if tasks else None,
         ranks=_rank_stability(measured_ranks, uninformative_tasks(pt)) if tasks and measured_ranks else None,
         targets=_targets(scores) if tasks else None,
-        costs=_costs(costs) if costs else None,
+        costs=_costs(costs, arm_cost.same_step_arms(records)) if costs else None,
         claims=[] if all(f.verdict == literature.UNTESTED for _, f in found) else found,
         scatter=images.get("stability_vs_accuracy"),
         stress=stress_verdicts.with_verdicts(
@@ -523,20 +524,24 @@ def _targets(scores: Scores) -> dict | None:
     return {"rule": discrimination.RULE, "table": "\n".join(discrimination.markdown(splits, scores.per_task))}
 
 
-def _costs(m: dict) -> dict:
-    """What each arm costs, as saved by benchmarks/arm_cost.py (analysis/arm_cost.py)."""
+def _costs(m: dict, same_step: dict[str, set[str]]) -> dict:
+    """What each arm costs, as saved by benchmarks/arm_cost.py (analysis/arm_cost.py), and the
+    table's noise: what the arms with baseline's training step read."""
     return {
         "command": m["command"],
         "machine": m["machine"],
         "threads": m["threads"],
         "steps": m["steps"],
+        "task_steps": ", ".join(f"{md.code(t)} {n}" for t, n in sorted(m.get("task_steps", {}).items())),
+        "min_seconds": f"{m.get('min_seconds', 0):g}",
         "lr_mult": f"{m['lr_mult']:g}",
         "rounds": m["rounds"],
         "baseline_every": m.get("baseline_every"),
         "memory": m["memory"],
         "memory_command": m.get("memory_command"),
         "memory_machine": m.get("memory_machine", m["machine"]),
-        "table": "\n".join(arm_cost.table(m)),
+        "noise": arm_cost.noise_note(m, same_step),
+        "table": "\n".join(arm_cost.table(m, same_step)),
     }
 
 

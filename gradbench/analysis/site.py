@@ -110,8 +110,9 @@ def render_site(
                 else ""
             )
             + "; <i>x baseline</i> is the median over the rounds of an arm's time per step over that of the two baseline runs around it, "
-            "<i>lowest</i> and <i>highest</i> its range over the rounds; the markdown page says how.</p>",
-            _table(_cost_view(costs), "cost"),
+            "with a 95% interval for it from 6 rounds on (else the rounds' range); an arm with <i>baseline's step</i> differs from it "
+            "only in learning rate, schedule or initialization, so what it reads is the table's noise; the markdown page says how.</p>",
+            _table(_cost_view(costs, arm_cost.same_step_arms(records)), "cost"),
         ]
     claims = _literature_view(scores, records)
     if claims is not None:
@@ -348,16 +349,18 @@ def _task_view(rows: pd.DataFrame) -> pd.DataFrame:
     return view.sort_values(["quality rank", "strategy"], na_position="last").reset_index(drop=True)
 
 
-def _cost_view(costs: dict) -> pd.DataFrame:
+def _cost_view(costs: dict, same_step: dict[str, set[str]]) -> pd.DataFrame:
     rows = arm_cost.rows(costs)
     return pd.DataFrame(
         {
             "task": [r["task"] for r in rows],
             "arm": [r["arm"] for r in rows],
+            "baseline's step": [r["arm"] in same_step.get(r["task"], set()) for r in rows],
             "ms/step": [_num(r["ms_per_step"], 2) for r in rows],
+            "baseline's ms/step": [_num(r.get("baseline_ms"), 2) for r in rows],
             "x baseline": [_num(r["ratio"]) for r in rows],
-            "lowest": [_num(r["ratio_lo"]) for r in rows],
-            "highest": [_num(r["ratio_hi"]) for r in rows],
+            "interval low": [_num(arm_cost.bounds(r)[0]) for r in rows],
+            "interval high": [_num(arm_cost.bounds(r)[1]) for r in rows],
             "peak MB": [_num(r["peak_mb"], 0) for r in rows],
             "vs baseline MB": [_num(r["extra_mb"], 0) for r in rows],
         }

@@ -105,3 +105,18 @@ def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float, float]:
     center = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return p, max(0.0, center - half), min(1.0, center + half)
+
+
+def median_interval(values, level: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free interval for the median (order statistics, from the binomial): the
+    k-th smallest and k-th largest value, k the largest with P(Binomial(n, 1/2) < k) <= (1 -
+    level) / 2. No assumption on the spread, so one slow outlier cannot widen it past its
+    neighbours. None below 6 values, where even the range covers the median with less than 95%."""
+    x = sorted(values)
+    n = len(x)
+    k = 0
+    while _stats.binom.cdf(k, n, 0.5) <= (1 - level) / 2:
+        k += 1
+    if k == 0:
+        return None
+    return x[k - 1], x[n - k]

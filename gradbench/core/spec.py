@@ -135,6 +135,27 @@ def same_run_key(spec: dict) -> str:
     return json.dumps(rest, sort_keys=True, separators=(",", ":"))
 
 
+# what sets the numbers a step computes with but not the work it does: the seed, the stress
+# level, the learning rate and its schedule, the initial weights, how long a run is and how
+# often it validates (a step's cost, not a run's)
+STEP_NEUTRAL = frozenset({"seed", "lr_mult", "schedule", "max_steps", "eval_every"})
+STEP_NEUTRAL_KNOBS = {"optimizer": frozenset({"lr"}), "model": frozenset({"init", "init_gain", "recurrent_gain"})}
+
+
+def same_step_key(spec: dict) -> str:
+    """The training step a spec (RunSpec.to_dict(), or a record's spec) takes, apart from the
+    numbers it takes it with. Two arms whose specs share it take the same step, operation for
+    operation, so the same time per step: adam where the task's optimizer is Adam at another
+    lr, warmup, cosine, kaiming. A field it does not know counts as a difference."""
+    rest = {}
+    for k, v in spec.items():
+        if k in NAME_FIELDS or k in STEP_NEUTRAL or _later_default(k, v):
+            continue
+        drop = STEP_NEUTRAL_KNOBS.get(k, frozenset())
+        rest[k] = {kk: vv for kk, vv in v.items() if kk not in drop} if isinstance(v, dict) else v
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"))
+
+
 def _later_default(name: str, value) -> bool:
     """A field added after the first schema, at its default: a record made before the field
     existed has no such key, and is the same run."""
