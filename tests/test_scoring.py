@@ -786,3 +786,23 @@ def test_the_early_stop_replay_reports_what_it_saves_and_what_it_keeps():
     ):
         assert line in out, out
     assert "mnist_mlp: tied top group of" in out
+
+
+def test_task_agreement_ranks_two_tasks_arms_against_each_other():
+    """benchmarks/task_agreement.py: Spearman's rho of headroom and quality over the arms two
+    tasks share; a task with no scored arms is a one-line error with exit code 2."""
+    from conftest import REPO
+
+    script = str(REPO / "benchmarks" / "task_agreement.py")
+    lb = str(REPO / "leaderboard" / "protocol_demo" / "results.jsonl")
+    out = subprocess.run(
+        [sys.executable, script, lb, "mnist_mlp", lb, "mnist_mlp"], capture_output=True, text=True, check=True
+    ).stdout
+    rows = [
+        line.split("|") for line in out.splitlines() if line.startswith("| headroom") or line.startswith("| quality")
+    ]
+    assert [r[1].strip() for r in rows] == ["headroom", "quality", "quality_rank"]
+    assert all(r[3].strip() == "+1.00" for r in rows), out  # a task agrees with itself
+    bad = subprocess.run([sys.executable, script, lb, "nope", lb, "mnist_mlp"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "task: nope has no scored arms" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
