@@ -502,3 +502,44 @@ def test_the_stress_demo_page_matrix_matches_its_records_read_by_hand():
             assert cells[j].replace("≈ ", "").split(" ")[0] == f"{extra:+d}", (axis, arm, cells[j], extra)
             checked += 1
     assert checked >= 12
+
+
+def test_the_separation_table_names_where_baseline_fails_and_the_arms_either_side(tmp_path):
+    """benchmarks/stress_table.py (analysis/stress_separation.py): per axis of the committed
+    calibration, baseline's first failed level, the arms at least 2 levels over it and those at
+    none, read off the same cells as the matrix; --readme writes it between the markers, and a
+    README without them is refused with exit code 2."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gradbench.analysis import stress_separation
+
+    root = Path(__file__).parent.parent
+    results = root / "leaderboard" / "stress_calibration" / "results.jsonl"
+    recs = [json.loads(line) for line in results.read_text().splitlines()]
+    cells = stress_results(recs)
+    rows = {r["axis"]: r for r in stress_separation.rows(cells)}
+    assert set(rows) == {a for a in cells.axes if cells.cell(a, "baseline")}
+    for axis, r in rows.items():
+        base = cells.cell(axis, "baseline")
+        assert r["first_fail"] == (base.levels[base.tolerance] if base.tolerance < len(base.levels) else None)
+        others = [c for c in cells.cells if c.axis == axis and c.arm != "baseline"]
+        assert {c.arm for c in r["more"]} == {c.arm for c in others if c.extra >= 2}
+        assert {c.arm for c in r["none"]} == {c.arm for c in others if c.extra <= 0}
+        assert r["separates"] == (bool(r["more"]) and bool(r["none"]))
+    assert rows["rnn_lr"]["first_fail"] == 4 and rows["rnn_lr"]["separates"]  # gru+adam +4, weight_decay +0
+    assert rows["depth"]["first_fail"] == 32 and not rows["depth"]["separates"]  # nothing calibrated held no longer
+
+    script = [sys.executable, str(root / "benchmarks" / "stress_table.py"), str(results)]
+    shown = subprocess.run(script, capture_output=True, text=True, check=True).stdout
+    assert "| `rnn_lr` (lr on adding_rnn) | 1, 2, 4, 8, 16, 32 | 4 | `gru+adam` +4 (d) |" in shown
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{stress_separation.START}\nWHAT WAS HERE\n{stress_separation.END}\n\nrest\n")
+    subprocess.run([*script, "--readme", str(readme)], capture_output=True, text=True, check=True)
+    text = readme.read_text()
+    assert "WHAT WAS HERE" not in text and shown.strip() in text and text.endswith("rest\n")
+    assert "<!-- written by `python benchmarks/stress_table.py" in text
+    readme.write_text("# no markers\n")
+    refused = subprocess.run([*script, "--readme", str(readme)], capture_output=True, text=True)
+    assert refused.returncode == 2 and "markers" in refused.stderr
