@@ -126,6 +126,7 @@ def measure(spec, data_root: Path, what: str = "both") -> dict:
     timed = what != "memory" and len(deltas) >= 3
     return {
         "status": rec["status"],
+        "steps": rec["metrics"]["steps"],
         "ms_per_step": 1000 * statistics.median(deltas) if timed else None,
         "peak_mb": peak - before if peak is not None else None,
     }
@@ -161,13 +162,22 @@ def measure_task(task: str, arms: dict, args, data_root: Path) -> dict[str, list
 
 def sized(baseline, args, data_root: Path) -> int:
     """The steps a run of this task takes: --steps, or as many as make a baseline run last
-    --min-seconds, from one untimed baseline run of --steps (it also loads the data)."""
-    if args.min_seconds <= 0:
+    --min-seconds, from one untimed baseline run of --steps (it also loads the data). A memory
+    pass does not time, so it takes --steps. Raises SizingError where the baseline does not
+    run all its steps at --lr-mult: its times would be of a run cut short."""
+    if args.min_seconds <= 0 or args.what == "memory":
         return args.steps
     first = measure(baseline, data_root, "time")
-    if not first["ms_per_step"]:
-        return args.steps
+    if first["status"] != "ok" or first["steps"] < args.steps or not first["ms_per_step"]:
+        raise SizingError(
+            f"--lr-mult {args.lr_mult:g}: the {baseline.task} baseline ended {first['status']} after "
+            f"{first['steps']} of {args.steps} steps; choose a lower --lr-mult"
+        )
     return max(args.steps, math.ceil(1000 * args.min_seconds / first["ms_per_step"]))
+
+
+class SizingError(Exception):
+    pass
 
 
 def run_to_run(baseline_runs: list[dict]) -> str:
@@ -225,10 +235,12 @@ def main() -> int:
     known = {a.label for a in suite.all_arms}
     if args.arms and (unknown := sorted(set(args.arms.split(",")) - known)):
         ap.error(f"--arms: {', '.join(unknown)} not in {args.suite}; its arms: {', '.join(sorted(known))}")
+    if args.save and (args.arms or args.tasks):
+        ap.error("--save: writes a whole suite's table; --arms and --tasks measure a part of it (print it, or --json)")
     data_root = resolve_data_root(args.data)
     tasks = args.tasks.split(",") if args.tasks else list(suite.tasks)
-    everything, summary, task_steps = {}, {}, {}
-    for task in tasks:
+    everything, summary, task_steps, task_arms = {}, {}, {}, {}
+    for task in tasks:  # every task sized first, so a learning rate too high fails before hours of timing
         base = _base(suite, task, 0, args.lr_mult, "").replace(
             max_steps=args.steps, eval_every=args.steps, monitor={**suite.monitor}
         )
@@ -240,9 +252,18 @@ def main() -> int:
         }
         if "baseline" not in arms:
             arms = {"baseline": base, **arms}
-        steps = sized(arms["baseline"], args, data_root)
-        arms = {label: spec.replace(max_steps=steps, eval_every=steps) for label, spec in arms.items()}
+        try:
+            steps = sized(arms["baseline"], args, data_root)
+        except SizingError as e:
+            ap.error(str(e))
         task_steps[task] = steps
+        task_arms[task] = (
+            base,
+            {label: spec.replace(max_steps=steps, eval_every=steps) for label, spec in arms.items()},
+        )
+    for task in tasks:
+        base, arms = task_arms[task]
+        steps = task_steps[task]
         rounds = measure_task(task, arms, args, data_root)
         everything[task] = rounds
         print(
@@ -278,7 +299,7 @@ def main() -> int:
         settings = {
             "steps": args.steps,
             "min_seconds": args.min_seconds,
-            "task_steps": task_steps,
+            "task_steps": task_steps if args.min_seconds > 0 else {},  # else --steps, every task
             "rounds": args.rounds,
             "baseline_every": args.baseline_every,
             "threads": args.threads,

@@ -7,8 +7,9 @@ Spearman's rank correlation (scipy.stats.spearmanr) of the headroom (octaves fro
 lr up to the largest stable one), of the quality at the tuned configuration (each task's
 metric, turned so that higher is better) and of the quality rank, with each one's p value.
 A cheap task that agrees with a costly one can stand in for it; one that does not answers a
-different question (or none, where its readings are all ties). Ties and censored headrooms
-(a grid's top) are ranked as ties.
+different question (or none, where its readings are all ties). Tied values share a rank; a
+headroom censored by the grid's top (stable up to it) enters as its lower bound, so there an
+arm tuned lower ranks higher.
 """
 
 from __future__ import annotations

@@ -724,7 +724,7 @@ def test_the_cost_table_reads_its_noise_off_the_arms_with_baselines_step():
     assert "| `mnist_mlp` | `warmup` (baseline's step) | 10.0 | 10.0 | 1.00 [0.98, 1.03] |" in "\n".join(rows)
     assert "| `mnist_mlp` | `batchnorm` | 12.0 | 10.0 | 1.20 [1.18, 1.22] |" in "\n".join(rows)
     note = arm_cost.noise_note(measured, same)
-    assert "The 1 arms with baseline's training step" in note and "1.00× to 1.00×" in note
+    assert "The 1 task-arm pairs with baseline's training step" in note and "1.00× to 1.00×" in note
     assert arm_cost.noise_note(measured, {}) is None  # nothing to read the noise from
 
 

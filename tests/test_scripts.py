@@ -209,6 +209,15 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     # an arm the suite does not have is refused before anything runs, naming the ones it has
     r = subprocess.run([*memory_pass, "--arms", "adam,nope"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "--arms: nope not in" in r.stderr and "clip_norm" in r.stderr
+    # a part of a suite is never saved as its table (it would replace the whole suite's)
+    r = subprocess.run(
+        [*memory_pass, "--arms", "adam", "--save", str(tmp_path / "page")], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "--save: writes a whole suite's table" in r.stderr
+    # a learning rate at which the baseline cannot run its steps is refused before any timing
+    timing = [sys.executable, str(REPO / "benchmarks/arm_cost.py"), str(suite), "--data", str(tmp_path / "data")]
+    r = subprocess.run([*timing, "--lr-mult", "1e6", "--min-seconds", "0.05"], capture_output=True, text=True)
+    assert r.returncode == 2 and "choose a lower --lr-mult" in r.stderr, r.stderr[-500:]
     # ... and needs a time pass to add to: refused before anything runs
     r = subprocess.run([*memory_pass, "--save", str(tmp_path / "none")], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "holds no time pass" in r.stderr

@@ -124,8 +124,8 @@ def same_step_arms(records) -> dict[str, set[str]]:
     they differ from it only in the learning rate, its schedule or the initial weights, so
     they cost what it costs, and their measured ratios show the table's noise."""
     keys: dict[tuple[str, str], str] = {}
-    for r in records:
-        if r.spec:
+    for r in records:  # runs that trained at the task's own settings (a skipped arm's spec is baseline's)
+        if r.spec and r.status != "skipped" and not r.axis:
             keys.setdefault((r.task, r.label), same_step_key(r.spec))
     out: dict[str, set[str]] = {}
     for (task, arm), key in keys.items():
@@ -167,7 +167,7 @@ def noise_note(measured: dict, same_step: dict[str, set[str]]) -> str | None:
         return None
     widest = f", their widest 95% interval [{n['widest'][0]:.2f}, {n['widest'][1]:.2f}]" if n["widest"] else ""
     return (
-        f"The {n['n']} arms with baseline's training step (they differ from it only in the learning rate, its "
+        f"The {n['n']} task-arm pairs with baseline's training step (they differ from it only in the learning rate, its "
         f"schedule or the initial weights, so they cost what it costs) read {n['lo']:.2f}× to {n['hi']:.2f}× "
         f"baseline, up to {100 * n['off']:.0f}% off 1{widest}: a smaller difference in cost is not read from "
         "this table."
@@ -197,7 +197,8 @@ def table(measured: dict, same_step: dict[str, set[str]] | None = None) -> list[
     for r in rows(measured):
         arm = md.code(r["arm"]) + (" (baseline's step)" if r["arm"] in same_step.get(r["task"], set()) else "")
         step = "—" if r["ms_per_step"] is None else f"{r['ms_per_step']:.1f}"
-        base = "—" if r.get("baseline_ms") is None else f"{r['baseline_ms']:.1f}"
+        own = r["arm"] == "baseline" and r["ms_per_step"] is not None
+        base = f"{r['ms_per_step']:.1f}" if own else "—" if r.get("baseline_ms") is None else f"{r['baseline_ms']:.1f}"
         peak = "—" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
         extra = "—" if r["extra_mb"] is None else f"{r['extra_mb']:+.0f}"
         out.append(f"| {md.code(r['task'])} | {arm} | {step} | {base} | {interval_text(r)} | {peak} | {extra} |")

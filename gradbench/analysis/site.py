@@ -110,7 +110,7 @@ def render_site(
                 else ""
             )
             + "; <i>x baseline</i> is the median over the rounds of an arm's time per step over that of the two baseline runs around it, "
-            "with a 95% interval for it from 6 rounds on (else the rounds' range); an arm with <i>baseline's step</i> differs from it "
+            "<i>low</i> and <i>high</i> a 95% interval for it from 6 rounds on (else the rounds' range); an arm with <i>baseline's step</i> differs from it "
             "only in learning rate, schedule or initialization, so what it reads is the table's noise; the markdown page says how.</p>",
             _table(_cost_view(costs, arm_cost.same_step_arms(records)), "cost"),
         ]
@@ -359,8 +359,8 @@ def _cost_view(costs: dict, same_step: dict[str, set[str]]) -> pd.DataFrame:
             "ms/step": [_num(r["ms_per_step"], 2) for r in rows],
             "baseline's ms/step": [_num(r.get("baseline_ms"), 2) for r in rows],
             "x baseline": [_num(r["ratio"]) for r in rows],
-            "interval low": [_num(arm_cost.bounds(r)[0]) for r in rows],
-            "interval high": [_num(arm_cost.bounds(r)[1]) for r in rows],
+            "low": [_num(arm_cost.bounds(r)[0]) for r in rows],
+            "high": [_num(arm_cost.bounds(r)[1]) for r in rows],
             "peak MB": [_num(r["peak_mb"], 0) for r in rows],
             "vs baseline MB": [_num(r["extra_mb"], 0) for r in rows],
         }

@@ -144,9 +144,10 @@ STEP_NEUTRAL_KNOBS = {"optimizer": frozenset({"lr"}), "model": frozenset({"init"
 
 def same_step_key(spec: dict) -> str:
     """The training step a spec (RunSpec.to_dict(), or a record's spec) takes, apart from the
-    numbers it takes it with. Two arms whose specs share it take the same step, operation for
-    operation, so the same time per step: adam where the task's optimizer is Adam at another
-    lr, warmup, cosine, kaiming. A field it does not know counts as a difference."""
+    numbers it takes it with. Two arms whose specs share it do the same work a step, so they
+    take the same time per step: adam where the task's optimizer is Adam at another lr, warmup,
+    cosine, kaiming (a schedule adds one scheduler call a step, microseconds against a step's
+    milliseconds). A field it does not know counts as a difference."""
     rest = {}
     for k, v in spec.items():
         if k in NAME_FIELDS or k in STEP_NEUTRAL or _later_default(k, v):
