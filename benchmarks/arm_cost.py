@@ -21,8 +21,9 @@ Short runs are what make a ratio noisy: an MNIST run of 40 steps lasts 0.35 s, a
 ones differed by 17.6% (sd), against 8.2% for runs of 2 s (the A/A figures in
 benchmarks/README.md). The arms of a task alternate round by
 round in palindromic order (abc, cba, ...), after one untimed baseline run (the data's first
-load and every lazy set-up), and a baseline run comes before the round's first arm, after
-every --baseline-every arms and after its last: each arm is compared with the mean of the two
+load and every lazy set-up), and a baseline run comes before the round's first arm (the
+previous round's last: one run a round saved), after every --baseline-every arms and after its
+last: each arm is compared with the mean of the two
 baseline runs that bracket it, seconds to a minute apart, so a drift of the machine's speed
 within a round (a CIFAR-10 round of 63 arms and 32 baseline runs took about 17 minutes on a
 Xeon core: some 51 minutes for 3 rounds, from the progress of the leaderboard's pass) does not
@@ -134,7 +135,8 @@ def measure(spec, data_root: Path, what: str = "both") -> dict:
 
 def measure_task(task: str, arms: dict, args, data_root: Path) -> dict[str, list[dict]]:
     """Every arm of one task, `args.rounds` times, each arm between two baseline runs (one
-    after every `args.baseline_every` arms): arm -> its measurements, in order."""
+    after every `args.baseline_every` arms, the last of a round also the first of the next):
+    arm -> its measurements, in order."""
     rounds: dict[str, list[dict]] = {label: [] for label in arms}
     order = [label for label in arms if label != "baseline"]
 
@@ -145,8 +147,8 @@ def measure_task(task: str, arms: dict, args, data_root: Path) -> dict[str, list
         return m
 
     measure(arms["baseline"], data_root, args.what)  # untimed: the data's first load and lazy set-up happen here
-    for r in range(args.rounds):
-        before = run("baseline", r)
+    before = run("baseline", 0)
+    for r in range(args.rounds):  # a round's closing baseline run opens the next one
         waiting: list[dict] = []  # arms measured since the last baseline run
         this_round = order if r % 2 == 0 else order[::-1]
         for i, label in enumerate(this_round):

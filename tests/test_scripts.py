@@ -169,12 +169,13 @@ def test_the_arm_cost_benchmark_prices_every_arm_of_a_suite_against_its_baseline
     runs = cost["mnist_mlp"]
     assert all(m["ms_per_step"] for v in runs.values() for m in v)
     # each arm sits between two baseline runs: with 3 arms and --baseline-every 2, round 0 is
-    # B clip_norm adam B warmup B and round 1, reversed, B warmup adam B clip_norm B, so 2 rounds
-    # hold 6 baseline runs and each arm's runs name the two around it
-    assert len(runs["baseline"]) == 6 and all(len(runs[a]) == 2 for a in ("clip_norm", "adam", "warmup"))
+    # B clip_norm adam B warmup B and round 1, reversed, opens with round 0's last baseline run:
+    # warmup adam B clip_norm B. So 2 rounds hold 5 baseline runs, and each arm's runs name the
+    # two around it
+    assert len(runs["baseline"]) == 5 and all(len(runs[a]) == 2 for a in ("clip_norm", "adam", "warmup"))
     base = [m["ms_per_step"] for m in runs["baseline"]]
-    assert [m["baseline_ms"] for m in runs["clip_norm"]] == [base[0:2], base[4:6]]
-    assert [m["baseline_ms"] for m in runs["warmup"]] == [base[1:3], base[3:5]]
+    assert [m["baseline_ms"] for m in runs["clip_norm"]] == [base[0:2], base[3:5]]
+    assert [m["baseline_ms"] for m in runs["warmup"]] == [base[1:3], base[2:4]]
     # a run's own peak, above what the process held before it: not the process's whole resident
     # set (torch and the data alone are hundreds of MB), which grows with a run's place in the order
     peaks = [m["peak_mb"] for v in cost["mnist_mlp"].values() for m in v]
