@@ -192,6 +192,7 @@ COMMITTED = [
     Path(__file__).parent.parent / "leaderboard" / "stress_calibration",
     Path(__file__).parent.parent / "leaderboard" / "stress_demo",
     Path(__file__).parent.parent / "leaderboard" / "lm",
+    Path(__file__).parent.parent / "leaderboard" / "stress",
 ]
 
 

@@ -543,3 +543,43 @@ def test_the_separation_table_names_where_baseline_fails_and_the_arms_either_sid
     readme.write_text("# no markers\n")
     refused = subprocess.run([*script, "--readme", str(readme)], capture_output=True, text=True)
     assert refused.returncode == 2 and "markers" in refused.stderr
+
+
+def test_the_readme_separation_table_is_the_stress_suites_own():
+    """README.md's table of whether each cause separates the arms is what
+    benchmarks/stress_table.py writes from the committed stress suite's records (no figure
+    typed by hand): regenerated here into a copy, it changes nothing."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gradbench.analysis import stress_separation
+
+    root = Path(__file__).parent.parent
+    readme = root / "README.md"
+    block = readme.read_text(encoding="utf-8")
+    assert stress_separation.START in block and "benchmarks/stress_table.py leaderboard/stress/results.jsonl" in block
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "README.md"
+        shutil.copy(readme, copy)
+        subprocess.run(
+            [
+                sys.executable,
+                str(root / "benchmarks" / "stress_table.py"),
+                "leaderboard/stress/results.jsonl",
+                "--readme",
+                str(copy),
+            ],
+            cwd=root,
+            check=True,
+            capture_output=True,
+        )
+        written = copy.read_text(encoding="utf-8")
+    start, end = stress_separation.START, stress_separation.END
+    ours = written[written.index(start) : written.index(end)]
+    theirs = block[block.index(start) : block.index(end)]
+    # the command line names the copy it wrote; the table and its rule are the same
+    assert ours.split("\n", 2)[2] == theirs.split("\n", 2)[2]
