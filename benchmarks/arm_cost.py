@@ -235,7 +235,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     suite = load_suite(args.suite)
     known = {a.label for a in suite.all_arms}
-    if args.arms and (unknown := sorted(set(args.arms.split(",")) - known)):
+    asked = set(args.arms.split(",")) if args.arms else None
+    if asked and (unknown := sorted(asked - known)):
         ap.error(f"--arms: {', '.join(unknown)} not in {args.suite}; its arms: {', '.join(sorted(known))}")
     if args.save and (args.arms or args.tasks):
         ap.error("--save: writes a whole suite's table; --arms and --tasks measure a part of it (print it, or --json)")
@@ -246,11 +247,10 @@ def main() -> int:
         base = _base(suite, task, 0, args.lr_mult, "").replace(
             max_steps=args.steps, eval_every=args.steps, monitor={**suite.monitor}
         )
-        wanted = set(args.arms.split(",")) | {"baseline"} if args.arms else None
         arms = {
             a.label: apply_arm(a, base)
             for a in suite.arms_on(task)
-            if not _not_applicable(a, base) and (wanted is None or a.label in wanted)
+            if not _not_applicable(a, base) and (asked is None or a.label in asked | {"baseline"})
         }
         if "baseline" not in arms:
             arms = {"baseline": base, **arms}
@@ -277,13 +277,14 @@ def main() -> int:
         )
         print("|---|---|---|---|---|---|---|")
         summary[task] = arm_cost.summarize(rounds)
+        base_step_key = same_step_key(base.to_dict())
         for label, s in summary[task].items():
             ratio = arm_cost.interval_text({"arm": label, **s})
             step = f"{s['ms_per_step']:.2f}" if s["ms_per_step"] is not None else "—"
             base_step = f"{s['baseline_ms']:.2f}" if s["baseline_ms"] is not None else "—"
             peak = f"{s['peak_mb']:.0f}" if s["peak_mb"] is not None else "—"
             extra = f"{s['extra_mb']:+.0f}" if s["extra_mb"] is not None else "—"
-            same = label != "baseline" and same_step_key(arms[label].to_dict()) == same_step_key(base.to_dict())
+            same = label != "baseline" and same_step_key(arms[label].to_dict()) == base_step_key
             name = f"`{label}`" + (" (baseline's step)" if same else "")
             print(f"| {name} | {step} | {base_step} | {ratio} | {peak} | {extra} | {', '.join(s['statuses'])} |")
         if args.what != "memory":

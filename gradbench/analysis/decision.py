@@ -221,16 +221,8 @@ START, END = "<!-- decision-table:start -->", "<!-- decision-table:end -->"
 def block(decision: list[dict], command: str, cost_noise: str | None = None) -> str:
     """The README's copy: the table and its rule between the markers, naming the command, and
     the cost column's noise where it was measured (analysis/arm_cost.noise_note)."""
-    return "\n".join(
-        [
-            START,
-            f"<!-- written by `{command}`: edit the code, not this -->",
-            table(decision),
-            "",
-            md.esc(RULE) + (f" {md.esc(cost_noise)}" if cost_noise else ""),
-            END,
-        ]
-    )
+    rule = md.esc(RULE) + (f" {md.esc(cost_noise)}" if cost_noise else "")
+    return md.generated(START, END, command, [table(decision), "", rule])
 
 
 def write_block(readme, decision: list[dict], command: str, cost_noise: str | None = None) -> bool:

@@ -105,9 +105,7 @@ def findings(scores: Scores, records) -> list[str]:
 
 def block(items: list[str], command: str) -> str:
     """The README's copy: a numbered list between the markers, naming the command."""
-    lines = [START, f"<!-- written by `{command}`: edit the code, not this -->"]
-    lines += [f"{i}. {text}" for i, text in enumerate(items, 1)]
-    return "\n".join([*lines, END])
+    return md.generated(START, END, command, [f"{i}. {text}" for i, text in enumerate(items, 1)])
 
 
 def write_block(readme, items: list[str], command: str) -> bool:

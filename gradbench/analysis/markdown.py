@@ -40,6 +40,12 @@ def table(head: list[str], rows: list) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
 
 
+def generated(start: str, end: str, command: str, lines: list[str]) -> str:
+    """A block a command writes into a README: `lines` between the markers, naming the command
+    (so a reader edits the code, not the copy)."""
+    return "\n".join([start, f"<!-- written by `{command}`: edit the code, not this -->", *lines, end])
+
+
 def write_between(path, start: str, end: str, block: str) -> bool:
     """Replace the text from the `start` marker to the `end` marker in the file at `path` by
     `block` (which carries the markers); False, writing nothing, when it has no such pair."""

@@ -271,7 +271,7 @@ def cause_rows(results: StressResults, costs: dict | None = None) -> list[dict]:
         rows.append(
             {
                 "axis": axis,
-                "what": _axis_line(results, axis),
+                "what": axis_line(results, axis),
                 "has_baseline": base is not None,
                 "baseline": None if base is None else base.highest,
                 "levels": len(cells[0].levels),
@@ -327,7 +327,7 @@ def section(
     results = stress_results(records, family)
     if not results.cells:
         return None
-    head = ["arm"] + [md.esc(f"{a} ({_axis_line(results, a)})") for a in results.axes]
+    head = ["arm"] + [md.esc(f"{a} ({axis_line(results, a)})") for a in results.axes]
     rows = []
     for row in matrix_rows(results):
         cells = [
@@ -345,7 +345,7 @@ def section(
     }
 
 
-def _axis_line(results: StressResults, axis: str) -> str:
+def axis_line(results: StressResults, axis: str) -> str:
     c = next(c for c in results.cells if c.axis == axis)
     held = "".join(f", {k} {v}" for k, v in c.held.items())
     return f"{c.vary} on {c.task}{held}"
@@ -388,7 +388,7 @@ def _axis_detail(results: StressResults, axis: str) -> dict:
         )
     return {
         "name": md.esc(axis),
-        "what": md.esc(_axis_line(results, axis)),
+        "what": md.esc(axis_line(results, axis)),
         "levels": md.esc(", ".join(str(lv) for lv in levels)),
         "top": ", ".join(md.code(a) for a in results.top_group(axis)),
         "table": md.table(head, rows),

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from ..core.record import Record
 from . import markdown as md
-from .stress import Cell, StressResults, cell_text, stress_results
+from .stress import Cell, StressResults, axis_line, cell_text, stress_results
 
 MORE = 2  # levels over baseline that count as "holds longer"
 HEAD = [
@@ -49,7 +49,7 @@ def rows(results: StressResults) -> list[dict]:
         out.append(
             {
                 "axis": axis,
-                "what": f"{base.vary} on {base.task}" + "".join(f", {k} {v}" for k, v in base.held.items()),
+                "what": axis_line(results, axis),
                 "levels": base.levels,
                 "first_fail": base.levels[base.tolerance] if base.tolerance < len(base.levels) else None,
                 "more": more,
@@ -82,7 +82,7 @@ def table(records: Iterable[Record | dict], family: int = 0) -> list[str]:
 
 def block(lines: list[str], command: str) -> str:
     """The README's copy between the markers, naming the command that wrote it."""
-    return "\n".join([START, f"<!-- written by `{command}`: edit the code, not this -->", *lines, "", RULE, END])
+    return md.generated(START, END, command, [*lines, "", RULE])
 
 
 def write_block(readme, lines: list[str], command: str) -> bool:
