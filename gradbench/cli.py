@@ -161,6 +161,19 @@ def _parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="leaderboard", help="output folder (default: leaderboard/)")
     lb.add_argument("--command", help="the command to name as reproducing these results")
     lb.add_argument(
+        "--tasks-from",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="another suite's results whose tasks are scored with these (repeatable; task names must differ), "
+        "e.g. the language model's; its pre-registration beside it is shown too",
+    )
+    lb.add_argument(
+        "--causes-from",
+        metavar="RESULTS",
+        help="a stress suite's results: the causes matrix and its verdicts come from them, not from RESULTS",
+    )
+    lb.add_argument(
         "--readme",
         metavar="FILE",
         help="also write the decision table into FILE between its <!-- decision-table:start/end --> markers",
@@ -329,10 +342,10 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
-def _write_leaderboard(records, out: Path, weights=None, command=None, results=None, **readme) -> Path:
+def _write_leaderboard(records, out: Path, weights=None, command=None, results=None, **more) -> Path:
     from .analysis import page
 
-    return page.write(records, out, weights=weights, command=command, results=results, **readme)
+    return page.write(records, out, weights=weights, command=command, results=results, **more)
 
 
 def cmd_leaderboard(args) -> int:
@@ -342,14 +355,32 @@ def cmd_leaderboard(args) -> int:
     require("suite", "gradbench leaderboard")
     if args.readme and not Path(args.readme).is_file():
         raise UserError(f"--readme {args.readme}: no such file")
-    records = latest(jsonl.read(args.results))
-    if not records:
-        raise UserError(f"{args.results}: no run records")
+    from .analysis.page import Part
+
+    def read(path: str, option: str) -> list:
+        if not Path(path).is_file():
+            raise UserError(f"{option} {path}: no such file")
+        records = latest(jsonl.read(path))
+        if not records:
+            raise UserError(f"{option} {path}: no run records")
+        return records
+
+    records = read(args.results, "results")
+    parts = {
+        "tasks_from": [Part(Path(f), read(f, "--tasks-from")) for f in args.tasks_from],
+        "causes_from": Part(Path(args.causes_from), read(args.causes_from, "--causes-from"))
+        if args.causes_from
+        else None,
+    }
     readme = {}
     if args.readme:  # the same rows, from the same scoring, into the README's markers
-        command = f"gradbench leaderboard {args.results} --out {args.out} --readme {args.readme}"
+        options = "".join(f" --tasks-from {f}" for f in args.tasks_from)
+        options += f" --causes-from {args.causes_from}" if args.causes_from else ""
+        command = f"gradbench leaderboard {args.results}{options} --out {args.out} --readme {args.readme}"
         readme = {"readme": Path(args.readme), "readme_command": command}
-    page = _write_leaderboard(records, Path(args.out), command=args.command, results=Path(args.results), **readme)
+    page = _write_leaderboard(
+        records, Path(args.out), command=args.command, results=Path(args.results), **parts, **readme
+    )
     print(f"leaderboard: {page}")
     if args.readme:
         print(f"decision table: {args.readme}")

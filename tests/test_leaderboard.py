@@ -229,6 +229,72 @@ def test_a_committed_page_rebuilds_from_its_own_results(folder, tmp_path):
         assert (tmp_path / "site" / name).read_bytes() == (folder / "site" / name).read_bytes(), name
 
 
+def _part_folder(source: Path, dest: Path) -> Path:
+    """A copy of a committed page's results and the files saved beside it."""
+    import shutil
+
+    from gradbench.analysis import arm_cost, preregistration
+
+    dest.mkdir(parents=True)
+    for name in ("results.jsonl", arm_cost.FILE, preregistration.FILE, preregistration.AMENDMENTS):
+        if (source / name).exists():
+            shutil.copy(source / name, dest / name)
+    return dest / "results.jsonl"
+
+
+def test_a_page_composes_the_tasks_and_causes_of_other_suites(tmp_path, monkeypatch):
+    """A remade leaderboard reads parts grown apart: its own tasks, another suite's tasks
+    (--tasks-from: scored with its own, one decision table) and a stress suite's causes
+    (--causes-from: the causes matrix and its verdicts, though its tasks share names with
+    the page's). Each part's registration is shown, and the page names how it rebuilds."""
+    from gradbench.cli import main
+
+    leaderboard_dir = Path(__file__).parent.parent / "leaderboard"
+    _part_folder(leaderboard_dir / "measure_demo", tmp_path / "page")
+    _part_folder(leaderboard_dir / "lm", tmp_path / "page" / "lm")
+    _part_folder(leaderboard_dir / "stress", tmp_path / "page" / "stress")
+    monkeypatch.chdir(tmp_path / "page")
+    args = ["leaderboard", "results.jsonl", "--tasks-from", "lm/results.jsonl"]
+    assert main([*args, "--causes-from", "stress/results.jsonl", "--out", "."]) == 0
+    page = Path("README.md").read_text(encoding="utf-8")
+    decision = page.split("## Stability vs accuracy")[0]
+    for task in ("`adding_rnn`", "`fortunes_gpt`", "`mnist_mlp`"):  # one decision table over both suites' tasks
+        assert task in decision, task
+    causes = page.split("## Explosion by cause")[1].split("## Contents")[0]
+    assert "### Cause: depth" in causes and "The causes' predictions and their verdicts" in causes
+    assert Path("stress_matrix.png").exists()  # drawn from the causes part
+    assert "## Task `recall_transformer`" not in page  # the stress suite's tasks are not scored here
+    registrations = page.split("## Pre-registration")[1].split("## Provenance")[0]
+    assert "configs/measure_demo.yaml" in registrations
+    assert "### `lm/results.jsonl` (its tasks)" in registrations and "configs/lm.yaml" in registrations
+    assert "### `stress/results.jsonl` (the causes)" in registrations and "configs/stress.yaml" in registrations
+    assert "| Also read (the causes) | `stress/results.jsonl`: suite `stress`, 1438 runs" in page
+    assert (
+        "`gradbench leaderboard results.jsonl --tasks-from lm/results.jsonl --causes-from stress/results.jsonl "
+        "--out .` in this folder" in page
+    )
+    assert "measure_demo" in page.split("| Reproduce with |")[1].split("\n")[0]  # this folder's suite
+    site = Path("site/index.html").read_text(encoding="utf-8")
+    assert "fortunes_gpt" in site and "Explosion by cause" in site
+
+
+def test_a_page_refuses_parts_it_cannot_read_before_it_writes(tmp_path, capsys):
+    """A part that is not there, or whose tasks are the page's own under other settings, is one
+    clear error (exit 2), and no page is written."""
+    from gradbench.cli import main
+
+    leaderboard_dir = Path(__file__).parent.parent / "leaderboard"
+    own = _part_folder(leaderboard_dir / "measure_demo", tmp_path / "page")
+    out = tmp_path / "page"
+    assert main(["leaderboard", str(own), "--causes-from", str(tmp_path / "nowhere.jsonl"), "--out", str(out)]) == 2
+    assert "--causes-from" in capsys.readouterr().err and not (out / "README.md").exists()
+    clash = _part_folder(leaderboard_dir / "protocol_demo", tmp_path / "demo")  # mnist_mlp at other settings
+    assert main(["leaderboard", str(own), "--tasks-from", str(clash), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "numerics versions" in err or "two suites share the file" in err
+    assert not (out / "README.md").exists()
+
+
 def test_the_protocol_demo_page_shows_the_protocol_and_its_readings():
     page = (COMMITTED[1] / "README.md").read_text(encoding="utf-8")
     for shown in (

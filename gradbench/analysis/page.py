@@ -12,9 +12,11 @@ floats have fixed formats and rows a fixed order, so the same records give the s
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,6 +69,31 @@ _TEMPLATES = jinja2.Environment(
 _TEMPLATES.filters.update(para=lambda text: _prose(text) + "\n", para_inline=_prose, code=md.code, esc=md.esc)
 
 
+@dataclass(frozen=True)
+class Part:
+    """Another suite's results file that a page reads beside its own (leaderboard --tasks-from,
+    --causes-from): its records, and the files saved beside it (pre-registration, amendments,
+    costs) in its folder. A remade leaderboard is such parts: the protocol's tasks, the
+    language model's, and the stress suite's causes, each grown, registered and verified apart."""
+
+    path: Path
+    records: list
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).parent
+
+
+@dataclass(frozen=True)
+class Causes:
+    """What the page's causes section reads: a stress suite's records, its saved costs and the
+    predictions registered for it (by default the page's own records, costs and predictions)."""
+
+    records: list
+    costs: dict | None
+    predictions: list
+
+
 def write(
     records: Iterable[Record | dict],
     out_dir,
@@ -77,6 +104,8 @@ def write(
     results: Path | None = None,
     readme: Path | None = None,
     readme_command: str = "",
+    tasks_from: Iterable[Part] = (),
+    causes_from: Part | None = None,
 ) -> Path:
     """Score `records` and write out_dir/README.md (and, with plots, its PNGs); returns the
     README's path. `command` is the command that reproduces the results; by default the
@@ -84,26 +113,42 @@ def write(
     it is out_dir/results.jsonl, with the default weights and command, the page names the
     command that rebuilds it in its folder. Records made under two numerics versions of the
     training code are a UserError: their numbers do not compare. `readme`: a file whose
-    decision-table markers get this page's decision table, naming `readme_command`."""
+    decision-table markers get this page's decision table, naming `readme_command`.
+    `tasks_from`: other suites' results whose tasks are scored with these (their task names
+    must differ); `causes_from`: a stress suite's results, which the causes section reads
+    instead of these (its tasks may share names with these: they are not scored here)."""
+    tasks_from = list(tasks_from)
     records = latest(typed(records))
-    _one_numerics_version(records)
+    own_command = _most_common(r.command for r in records)  # the command of this folder's suite
+    records += [r for part in tasks_from for r in latest(typed(part.records))]
+    cause_records = latest(typed(causes_from.records)) if causes_from else None
+    _one_numerics_version(records + (cause_records or []))
     _one_spec_per_run(records)
     scores = scoring.score(records, weights)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    images = write_plots(records, scores, out_dir) if plots else {}
+    images = write_plots(records, scores, out_dir, causes=cause_records) if plots else {}
     path = out_dir / README
     measured = rank_stability.saved_for(records, out_dir)
     costs = arm_cost.saved(out_dir)
     registered = preregistration.saved(out_dir)
     amendments = preregistration.saved_amendments(out_dir)
+    parts = tasks_from + ([causes_from] if causes_from else [])
+    causes = None
+    if causes_from:
+        cause_registered = preregistration.saved(causes_from.folder)
+        causes = Causes(
+            cause_records,
+            arm_cost.saved(causes_from.folder),
+            cause_registered["reg"].predictions if cause_registered else [],
+        )
     rebuilds = (
         results is not None
         and Path(results).resolve() == (out_dir / RESULTS_NAME).resolve()
         and weights is None
         and command is None
     )
-    command = command or _most_common(r.command for r in records)
+    command = command or own_command
     page = render(
         records,
         scores,
@@ -115,6 +160,8 @@ def write(
         rebuilds=rebuilds,
         registered=registered,
         amendments=amendments,
+        causes=causes,
+        parts=[_part(part, out_dir, "causes" if part is causes_from else "tasks") for part in parts],
     )
     path.write_text(page, encoding="utf-8", newline="\n")
     if readme is not None:
@@ -128,7 +175,14 @@ def write(
         findings.write_block(readme, findings.findings(scores, records), readme_command)
     if plots:  # the same scores as a static site: sortable tables, interactive figures
         write_site(
-            records, scores, out_dir, command=command, results_name=RESULTS_NAME, costs=costs, measured_ranks=measured
+            records,
+            scores,
+            out_dir,
+            command=command,
+            results_name=RESULTS_NAME,
+            costs=costs,
+            measured_ranks=measured,
+            causes=(causes.records, causes.costs) if causes else None,
         )
     return path
 
@@ -177,6 +231,8 @@ def render(
     rebuilds: bool = False,
     registered: dict | None = None,
     amendments: list | None = None,
+    causes: Causes | None = None,
+    parts: list[dict] | None = None,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
@@ -185,10 +241,14 @@ def render(
     `costs`: each arm's measured time per step and memory (analysis/arm_cost.py), if any.
     `rebuilds`: the page is made from results.jsonl in its own folder, so it names the
     command that makes it there. `registered` and `amendments`: the pre-registration and the
-    settings changed after records were seen, saved beside the page (preregistration.py)."""
+    settings changed after records were seen, saved beside the page (preregistration.py).
+    `causes`: what the causes section reads, when not these records (write's causes_from);
+    `parts`: the other results files read (write's _part), for the provenance and registrations."""
     records = latest(typed(records))
     images = images or {}
+    parts = parts or []
     predictions = registered["reg"].predictions if registered else []
+    causes = causes or Causes(records, costs, predictions)
     suites = _unique(r.suite for r in records)
     pt = scores.per_task
     tasks = (
@@ -205,9 +265,14 @@ def render(
         rule=md.esc(decision.RULE),
         site=site,
         p=_provenance(
-            records, scores, command, _saved_names(measured_ranks, costs, registered, amendments) if rebuilds else None
+            records,
+            scores,
+            command,
+            _saved_names(measured_ranks, costs, registered, amendments) if rebuilds else None,
+            parts,
         ),
         reg=_registration(registered, amendments or [], records) if tasks else None,
+        parts=parts,
         tasks=tasks,
         overall=_overall(scores, measured_ranks) if tasks else None,
         ranks=_rank_stability(measured_ranks, uninformative_tasks(pt)) if tasks and measured_ranks else None,
@@ -216,9 +281,11 @@ def render(
         claims=[] if all(f.verdict == literature.UNTESTED for _, f in found) else found,
         scatter=images.get("stability_vs_accuracy"),
         stress=stress_verdicts.with_verdicts(
-            stress.section(records, costs, images.get("stress_matrix"), stress_verdicts.family(predictions)),
-            records,
-            predictions,
+            stress.section(
+                causes.records, causes.costs, images.get("stress_matrix"), stress_verdicts.family(causes.predictions)
+            ),
+            causes.records,
+            causes.predictions,
         ),
         # the scoring rules' constants, as the how-section states them
         w={k: f"{v:.3f}" for k, v in scores.weights.items()},
@@ -261,11 +328,32 @@ def _anchor(title: str) -> str:
 # ------------------------------------------------------------------------- provenance
 
 
-def rebuild_command(saved: list[str]) -> str:
+def rebuild_command(saved: list[str], parts: list[dict] = ()) -> str:
     """How this folder's page is made from its results: run in the folder, so that it holds
     wherever the folder is (the repository, the published site, a download)."""
     beside = f" (with the saved {', '.join(saved)} beside it)" if saved else ""
-    return f"`gradbench leaderboard {RESULTS_NAME} --out .` in this folder{beside}"
+    options = "".join(f" {part['option']}" for part in parts)
+    return f"`gradbench leaderboard {RESULTS_NAME}{options} --out .` in this folder{beside}"
+
+
+def _part(part: Part, out_dir: Path, kind: str) -> dict:
+    """Another results file the page reads (kind "tasks" or "causes"): where it is from the
+    page's folder, the option that reads it, what it holds, and its registration."""
+    records = latest(typed(part.records))
+    where = Path(os.path.relpath(Path(part.path).resolve(), Path(out_dir).resolve())).as_posix()
+    env = [r.env for r in records if r.env is not None]
+    return {
+        "kind": kind,
+        "path": md.code(where),
+        "option": f"--{kind}-from {where}",
+        "suites": md.codes(_unique(r.suite for r in records)),
+        "runs": f"{len(records)} runs ({', '.join(f'{n} {s}' for s, n in outcome_counts(records).items())})",
+        "commits": md.codes(_unique(e.git_commit for e in env)),
+        "cpus": md.esc(", ".join(_unique(cpu_kind(e) for e in env))) or "not recorded",
+        "reg": _registration(
+            preregistration.saved(part.folder), preregistration.saved_amendments(part.folder), records
+        ),
+    }
 
 
 def _saved_names(measured_ranks: dict | None, costs: dict | None, registered=None, amendments=None) -> list[str]:
@@ -320,9 +408,12 @@ def _registration(registered: dict | None, amendments: list, records: list[Recor
     return out
 
 
-def _provenance(records: list[Record], scores: Scores, command: str | None, saved: list[str] | None) -> dict:
+def _provenance(
+    records: list[Record], scores: Scores, command: str | None, saved: list[str] | None, parts: list[dict] = ()
+) -> dict:
     """The header table's values; `saved` (the saved files the page reads) is None unless the
-    page rebuilds from its own folder (write's `results`), and then it says how."""
+    page rebuilds from its own folder (write's `results`), and then it says how, with the
+    other results files it reads (`parts`)."""
     env = [r.env for r in records if r.env is not None]
     by_status = ", ".join(f"{n} {s}" for s, n in outcome_counts(records).items())
     # skipped runs (and runs that failed before loading data) have no fingerprint: not a second one
@@ -330,7 +421,8 @@ def _provenance(records: list[Record], scores: Scores, command: str | None, save
     return {
         "suites": md.codes(_unique(r.suite for r in records)),
         "command": md.code(command or _most_common(r.command for r in records)),
-        "rebuild": rebuild_command(saved) if saved is not None else None,
+        "rebuild": rebuild_command(saved, parts) if saved is not None else None,
+        "parts": parts,
         "date": md.esc(_latest(r.timings.finished_at for r in records)),
         "commits": md.codes(_unique(e.git_commit for e in env)),
         "versions": "; ".join(

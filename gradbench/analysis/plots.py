@@ -30,8 +30,12 @@ def lr_label(x: float) -> str:
     return f"lr×{x:.3g}"
 
 
-def write_plots(records: Iterable[Record | dict], scores: Scores, out_dir: Path) -> dict[str, str]:
-    """Draw every plot there is data for; returns {key: file name} of the files written."""
+def write_plots(
+    records: Iterable[Record | dict], scores: Scores, out_dir: Path, causes: list[Record] | None = None
+) -> dict[str, str]:
+    """Draw every plot there is data for; returns {key: file name} of the files written. The
+    causes matrix is drawn from `causes` (a stress suite's records) where given, else from
+    `records`."""
     records = typed(records)
     pt = scores.per_task
     scored = pt[pt["status"] == "scored"]
@@ -58,7 +62,7 @@ def write_plots(records: Iterable[Record | dict], scores: Scores, out_dir: Path)
             images[f"attention_logits:{task}"] = name
     if len(scored) and _plot_scatter(scored, out_dir / "stability_vs_accuracy.png"):
         images["stability_vs_accuracy"] = "stability_vs_accuracy.png"
-    causes = stress.stress_results(records)
+    causes = stress.stress_results(records if causes is None else typed(causes))
     if causes.cells and _plot_stress_matrix(causes, out_dir / "stress_matrix.png"):
         images["stress_matrix"] = "stress_matrix.png"
     return images

@@ -34,9 +34,12 @@ def write_site(
     results_name: str,
     costs: dict | None = None,
     measured_ranks: dict | None = None,
+    causes: tuple[list[Record], dict | None] | None = None,
 ) -> Path:
     """out_dir/site/index.html (and plotly.min.js beside it); returns the index's path.
-    `measured_ranks`: the saved rank stability of these records (analysis/rank_stability.py)."""
+    `measured_ranks`: the saved rank stability of these records (analysis/rank_stability.py).
+    `causes`: a stress suite's records and saved costs, for the causes section, where they are
+    not these records."""
     import plotly
 
     site = Path(out_dir) / SITE
@@ -44,7 +47,13 @@ def write_site(
     shutil.copyfile(Path(plotly.__file__).parent / "package_data" / PLOTLY_JS, site / PLOTLY_JS)
     index = site / "index.html"
     page = render_site(
-        records, scores, command=command, results_name=results_name, costs=costs, measured_ranks=measured_ranks
+        records,
+        scores,
+        command=command,
+        results_name=results_name,
+        costs=costs,
+        measured_ranks=measured_ranks,
+        causes=causes,
     )
     index.write_text(page, encoding="utf-8")
     return index
@@ -58,6 +67,7 @@ def render_site(
     results_name: str,
     costs: dict | None = None,
     measured_ranks: dict | None = None,
+    causes: tuple[list[Record], dict | None] | None = None,
 ) -> str:
     import itables
     from itables.javascript import generate_init_offline_itables_html
@@ -81,7 +91,7 @@ def render_site(
         f'<a href="../{html.escape(results_name)}" download>the results file</a> '
         f"({len(records)} records). The markdown page beside it has every rule and reading.</p>",
         *_targets(pt),
-        *_causes(records, costs),
+        *_causes(*(causes or (records, costs))),
     ]
     for i, (task, rows) in enumerate(pt.groupby("task", sort=True)):
         body += [
