@@ -295,6 +295,24 @@ def test_a_page_refuses_parts_it_cannot_read_before_it_writes(tmp_path, capsys):
     assert not (out / "README.md").exists()
 
 
+def test_the_remakes_protocol_predictions_are_the_literature_claims_word_for_word():
+    """Each prediction registered for the remade leaderboard's protocol part states a claim of
+    analysis/literature.py word for word, so the page gives each the verdict of that claim's
+    fixed rule (an edited word would leave it without one)."""
+    from gradbench.analysis import literature, preregistration
+
+    registered = preregistration.saved(Path(__file__).parent.parent / "leaderboard" / "next")
+    claims = {c.claim for c in literature.CLAIMS}
+    assert [p.claim for p in registered["reg"].predictions if p.claim not in claims] == []
+
+
+def test_a_registered_cause_gets_the_verdict_of_its_rule():
+    page = (COMMITTED[6] / "README.md").read_text(encoding="utf-8")
+    registrations = page.split("## Pre-registration")[1]
+    assert "Predictions, each with its verdict where a fixed rule in the code reads it (9 of 9)" in registrations
+    assert "| Pascanu et al., 2013 | holds |" in registrations  # clipping extends the RNN's lr
+
+
 def test_the_protocol_demo_page_shows_the_protocol_and_its_readings():
     page = (COMMITTED[1] / "README.md").read_text(encoding="utf-8")
     for shown in (

@@ -257,6 +257,7 @@ def render(
         else [_task(t, rows, records, images, costs, measured_ranks) for t, rows in pt.groupby("task", sort=True)]
     )
     found = literature.findings(scores, records) if tasks else []
+    claim_verdicts = {c.claim: f.verdict for c, f in found}
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
         decision=decision.table(answer)
@@ -271,8 +272,11 @@ def render(
             _saved_names(measured_ranks, costs, registered, amendments) if rebuilds else None,
             parts,
         ),
-        reg=_registration(registered, amendments or [], records) if tasks else None,
-        parts=parts,
+        reg=_registration(registered, amendments or [], records, claim_verdicts, causes.records) if tasks else None,
+        parts=[
+            {**part, "reg": _registration(part["registered"], part["amendments"], part["records"], claim_verdicts)}
+            for part in parts
+        ],
         tasks=tasks,
         overall=_overall(scores, measured_ranks) if tasks else None,
         ranks=_rank_stability(measured_ranks, uninformative_tasks(pt)) if tasks and measured_ranks else None,
@@ -350,9 +354,9 @@ def _part(part: Part, out_dir: Path, kind: str) -> dict:
         "runs": f"{len(records)} runs ({', '.join(f'{n} {s}' for s, n in outcome_counts(records).items())})",
         "commits": md.codes(_unique(e.git_commit for e in env)),
         "cpus": md.esc(", ".join(_unique(cpu_kind(e) for e in env))) or "not recorded",
-        "reg": _registration(
-            preregistration.saved(part.folder), preregistration.saved_amendments(part.folder), records
-        ),
+        "registered": preregistration.saved(part.folder),
+        "amendments": preregistration.saved_amendments(part.folder),
+        "records": records,
     }
 
 
@@ -369,14 +373,36 @@ def _saved_names(measured_ranks: dict | None, costs: dict | None, registered=Non
     ]
 
 
-def _registration(registered: dict | None, amendments: list, records: list[Record]) -> dict:
-    """The pre-registration's hash, date and predictions, whether it precedes the records, and
-    each setting changed after records were seen."""
+NO_RULE = "— (no rule in the code reads it)"
+
+
+def _verdicts(predictions: list, claim_verdicts: dict[str, str], cause_records: list[Record]) -> dict[str, str]:
+    """claim -> its verdict by its fixed rule: a cause's rule (stress_verdicts.py) read on the
+    stress records, or, for a prediction that states a literature claim word for word, that
+    claim's verdict on the page's scores (literature.py)."""
+    said = [p for p in predictions if p.test is not None]
+    results = stress.stress_results(cause_records, stress_verdicts.family(said)) if said else None
+    out = {p.claim: v.verdict for p, v in stress_verdicts.verdicts(results, said)} if said else {}
+    return {**{p.claim: claim_verdicts[p.claim] for p in predictions if p.claim in claim_verdicts}, **out}
+
+
+def _registration(
+    registered: dict | None,
+    amendments: list,
+    records: list[Record],
+    claim_verdicts: dict[str, str] | None = None,
+    cause_records: list[Record] | None = None,
+) -> dict:
+    """The pre-registration's hash, date and predictions (each with its verdict by its fixed
+    rule where one reads it: `claim_verdicts`, the literature's on the page's scores, and the
+    causes' rules on `cause_records`), whether it precedes the records, and each setting
+    changed after records were seen."""
     finished = sorted(r.timings.finished_at for r in records if r.timings.finished_at)
     first = finished[0] if finished else None
     out: dict = {"first_record": first[:10] if first else None, "amendments": [], "sha256": None}
     if registered:
         reg = registered["reg"]
+        verdicts = _verdicts(reg.predictions, claim_verdicts or {}, records if cause_records is None else cause_records)
         out.update(
             file=registered["file"],
             sha256=registered["sha256"],
@@ -386,9 +412,13 @@ def _registration(registered: dict | None, amendments: list, records: list[Recor
             seed_rule=md.esc(reg.seed_rule),
             settings=md.table(["setting", "registered"], [(md.esc(k), md.esc(v)) for k, v in reg.settings.items()]),
             predictions=md.table(
-                ["claim or cause", "predicted", "source"],
-                [(md.esc(p.claim), md.esc(p.predicted), md.esc(p.source) or "—") for p in reg.predictions],
+                ["claim or cause", "predicted", "source", "verdict by its rule"],
+                [
+                    (md.esc(p.claim), md.esc(p.predicted), md.esc(p.source) or "—", verdicts.get(p.claim, NO_RULE))
+                    for p in reg.predictions
+                ],
             ),
+            verdicts=f"{len(verdicts)} of {len(reg.predictions)}",
         )
     if amendments:
         out["amendments"] = md.table(
