@@ -842,3 +842,30 @@ def test_an_arm_takes_the_baselines_step_when_only_lr_schedule_or_init_differ():
         {**base, "a_field_added_later": 1},  # unknown: counted as a difference
     ]
     assert all(same_step_key(s) != key for s in other)
+
+
+def test_every_language_model_prediction_has_a_rule_written_from_its_words():
+    """analysis/lm_verdicts.py reads each claim registered in leaderboard/lm/ (matched by its
+    text, which the registration fixes), and on the committed records gives the verdicts the
+    page shows: muon's registered Holm-significant gain holds, and clipping helped at 4.8e-2
+    by more than its seeds' spread, so 'clipping does not cure it' does not hold."""
+    from gradbench.analysis import lm_verdicts, preregistration, scoring
+    from gradbench.core.record import latest
+    from gradbench.store import jsonl
+
+    folder = Path(__file__).parent.parent / "leaderboard" / "lm"
+    claims = [p.claim for p in preregistration.saved(folder)["reg"].predictions]
+    assert sorted(claims) == sorted(lm_verdicts.RULES)
+    records = latest(jsonl.read(folder / "results.jsonl"))
+    said = lm_verdicts.verdicts(scoring.score(records), records)
+    assert said["Muon trains a Transformer faster than AdamW at the same steps"].startswith(
+        "holds: paired effect -0.0896"
+    )
+    clipping = said["Gradient clipping does not cure attention-logit growth"]
+    assert clipping.startswith("does not hold: bpb at 4.8e-2 clip_norm 4.057 vs baseline 4.124")
+    without = [r for r in records if r.label != "z_loss"]  # a part without its runs cannot be read
+    said = lm_verdicts.verdicts(scoring.score(without), without)
+    assert said["z-loss bounds the output logits' log Z but not the attention logits"].startswith(
+        "cannot be tested here"
+    )
+    assert lm_verdicts.verdicts(scoring.score(without[:0]), without[:0]) == {}  # no language model: no verdicts

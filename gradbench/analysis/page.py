@@ -34,6 +34,7 @@ from . import (
     discrimination,
     findings,
     literature,
+    lm_verdicts,
     preregistration,
     rank_stability,
     scoring,
@@ -257,7 +258,7 @@ def render(
         else [_task(t, rows, records, images, costs, measured_ranks) for t, rows in pt.groupby("task", sort=True)]
     )
     found = literature.findings(scores, records) if tasks else []
-    claim_verdicts = {c.claim: f.verdict for c, f in found}
+    claim_verdicts = {c.claim: f.verdict for c, f in found} | lm_verdicts.verdicts(scores, records)
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
         decision=decision.table(answer)
@@ -414,7 +415,12 @@ def _registration(
             predictions=md.table(
                 ["claim or cause", "predicted", "source", "verdict by its rule"],
                 [
-                    (md.esc(p.claim), md.esc(p.predicted), md.esc(p.source) or "—", verdicts.get(p.claim, NO_RULE))
+                    (
+                        md.esc(p.claim),
+                        md.esc(p.predicted),
+                        md.esc(p.source) or "—",
+                        md.esc(verdicts.get(p.claim, NO_RULE)),
+                    )
                     for p in reg.predictions
                 ],
             ),
