@@ -172,7 +172,7 @@ def test_the_readmes_decision_table_is_the_published_pages_rows():
 
 @pytest.mark.slow
 def test_the_readmes_decision_table_is_what_the_records_give_now():
-    from gradbench.analysis import scoring
+    from gradbench.analysis import runs, scoring
     from gradbench.core.record import latest, typed
     from gradbench.store import jsonl
 
@@ -180,6 +180,9 @@ def test_the_readmes_decision_table_is_what_the_records_give_now():
     rows = decision.rows(scoring.score(records), arm_cost.saved(REPO / "leaderboard"), decision.task_steps(records))
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert decision.table(rows) in readme, "stale: run gradbench leaderboard ... --readme README.md"
+    # the run-hours behind it, summed from the same records (no hand-typed figure)
+    block = readme.split(decision.START, 1)[1].split(decision.END, 1)[0]
+    assert runs.spent(records) in block and "run-hours" in runs.spent(records)
     # the three findings, from the same scores
     items = findings.findings(scoring.score(records), records)
     assert len(items) == 3 and all(f"{i}. {text}" in readme for i, text in enumerate(items, 1)), "stale findings"
@@ -262,3 +265,18 @@ def test_a_composite_rank_the_seeds_do_not_settle_is_marked():
             assert rank.endswith("≈") == (0.1 < share < 0.9), (arm, rank, share)
             checked += 1
     assert checked >= 3 and any(r.endswith("≈") for r in marked)
+
+
+def test_the_run_hours_count_trained_runs_once_and_the_causes_apart():
+    """runs.spent: a copy of another arm's run, and a run not trained, cost nothing; the
+    causes part (a stress suite read beside the tasks) is named apart."""
+    from fakes import make_record
+
+    from gradbench.analysis import runs
+
+    trained = [make_record("mnist_mlp", "baseline", seed, test=0.9) for seed in range(2)]
+    trained = [r | {"timings": {**r.get("timings", {}), "wall_s": 1800.0}} for r in trained]
+    copy = trained[0] | {"run_id": "c0ffee000000", "copy_of": trained[0]["run_id"]}
+    assert runs.spent(trained + [copy]) == "These records took 1.0 run-hours: 2 trained runs, their summed run time."
+    said = runs.spent(trained, causes=trained[:1])
+    assert said.endswith("; the causes part another 0.5 (1 run).")

@@ -218,13 +218,16 @@ def html_table(decision: list[dict], table_id: str = "decision", head: list[str]
 START, END = "<!-- decision-table:start -->", "<!-- decision-table:end -->"
 
 
-def block(decision: list[dict], command: str, cost_noise: str | None = None) -> str:
-    """The README's copy: the table and its rule between the markers, naming the command, and
-    the cost column's noise where it was measured (analysis/arm_cost.noise_note)."""
+def block(decision: list[dict], command: str, cost_noise: str | None = None, spent: str | None = None) -> str:
+    """The README's copy: the table and its rule between the markers, naming the command, the
+    cost column's noise where it was measured (analysis/arm_cost.noise_note), and what the
+    records behind it cost to run (`spent`, runs.spent)."""
     rule = md.esc(RULE) + (f" {md.esc(cost_noise)}" if cost_noise else "")
-    return md.generated(START, END, command, [table(decision), "", rule])
+    return md.generated(START, END, command, [table(decision), "", rule, *(["", md.esc(spent)] if spent else [])])
 
 
-def write_block(readme, decision: list[dict], command: str, cost_noise: str | None = None) -> bool:
+def write_block(
+    readme, decision: list[dict], command: str, cost_noise: str | None = None, spent: str | None = None
+) -> bool:
     """Replace the block between the markers in `readme` (a path); False when it has none."""
-    return md.write_between(readme, START, END, block(decision, command, cost_noise))
+    return md.write_between(readme, START, END, block(decision, command, cost_noise, spent))

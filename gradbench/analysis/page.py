@@ -46,6 +46,7 @@ from .compare import cpu_kind
 from .lr_response import STABLE_TOLERANCE
 from .plots import lr_label, write_plots
 from .runs import METRIC_RANGE, canonical
+from .runs import spent as runs_spent
 from .scoring import BASELINE, COLLAPSE_SHARE, SAME_AS_BASELINE, Scores, uninformative_tasks
 from .site import write_site
 from .stats import ALPHA
@@ -168,7 +169,8 @@ def write(
     if readme is not None:
         answer = decision.rows(scores, costs, decision.task_steps(records))
         noise = arm_cost.noise_note(costs, arm_cost.same_step_arms(records)) if costs else None
-        if not decision.write_block(readme, answer, readme_command, cost_noise=noise):
+        spent = runs_spent(records, cause_records or ())
+        if not decision.write_block(readme, answer, readme_command, cost_noise=noise, spent=spent):
             raise UserError(
                 f"--readme {readme}: no {decision.START} ... {decision.END} markers to write the table between"
             )

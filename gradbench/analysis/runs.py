@@ -210,3 +210,21 @@ def level_results(runs: pd.DataFrame, meta: dict, phases: tuple[str, ...] = GRID
     dose-response curve."""
     scored = runs[runs["status"].isin(SCORED) & runs["phase"].isin(phases)]
     return per_config(scored, meta, ["lr_mult"])
+
+
+def spent(records: Iterable[Record | dict], causes: Iterable[Record | dict] = ()) -> str:
+    """What the records behind an answer cost to run, as the README names it: the runs trained
+    (a copy of another arm's run and a run not trained count nothing) and their summed run time
+    in run-hours (one core-hour per run on CPU), the causes part's apart where there is one."""
+
+    def hours(rs: list[Record]) -> tuple[int, float]:
+        trained = [r for r in rs if r.status != "skipped" and not r.copy_of and r.timings.wall_s]
+        return len(trained), sum(r.timings.wall_s for r in trained) / 3600
+
+    n, h = hours(typed(records))
+    text = f"These records took {h:.1f} run-hours: {n:,} trained runs, their summed run time"
+    causes = typed(causes)
+    if causes:
+        m, g = hours(causes)
+        text += f"; the causes part another {g:.1f} ({m:,} run{'' if m == 1 else 's'})"
+    return text + "."
