@@ -118,6 +118,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run again the runs recorded as 'error' (a transient failure: out of memory, a killed worker)",
     )
     run.add_argument(
+        "--reuse",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="another results file whose runs this suite shares (repeatable): a run it holds, trained under "
+        "this numerics version, is copied into --results instead of trained again",
+    )
+    run.add_argument(
         "--wandb",
         action="store_true",
         help="log every run to Weights & Biases (offline unless logged in; or a 'wandb:' suite section)",
@@ -237,6 +245,11 @@ def cmd_run(args) -> int:
     load_entry_points()
     suite = load_suite(args.config)
     results_path = Path(args.results) if args.results else default_results_path(suite)
+    for path in args.reuse:  # before anything trains
+        if not Path(path).is_file():
+            raise UserError(f"--reuse {path}: no such results file")
+        if Path(path).resolve() == results_path.resolve():
+            raise UserError(f"--reuse {path}: that is --results itself; name another suite's results file")
     args.results_path = results_path  # from here on, an interrupt says how to resume
     executor = make_executor(
         args.executor,
@@ -260,6 +273,7 @@ def cmd_run(args) -> int:
         executor=executor,
         wandb=wandb,
         retry_errors=args.retry_errors,
+        reuse=[Path(f) for f in args.reuse],
     )
     out = Path(args.leaderboard) if args.leaderboard else results_path.parent / f"{suite.name}_leaderboard"
     checked = typed(records)  # each record checked once, for the page and the counts

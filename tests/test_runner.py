@@ -81,6 +81,39 @@ def test_resume_skips_finished_runs(tiny_data, tmp_path):
     assert "2 already in" in lines[0] and "0 to run" in lines[0]
 
 
+def test_a_suite_reuses_another_files_runs_without_their_records(tiny_data, tmp_path):
+    """--reuse: a run another results file holds (trained, this numerics version) is copied
+    into this suite's file with this suite's phase, not trained again; that file's other
+    records stay out, and a run it lacks trains."""
+    other = tmp_path / "other.jsonl"
+    run_suite(small_suite(strategies=["baseline", "clip_norm", "agc"]), other, tiny_data, log=lambda s: None)
+    by_id = {r["run_id"]: r for r in results.latest_by_run(results.load(other))}
+    mine, lines = tmp_path / "mine.jsonl", []
+    recs = run_suite(
+        small_suite(strategies=["baseline", "clip_norm", "zclip"], name="t2"),
+        mine,
+        tiny_data,
+        log=lines.append,
+        reuse=[other],
+    )
+    assert "2 runs reused from another results file" in "\n".join(lines)
+    by_label = {r["strategy"]["label"]: r for r in recs}
+    for label in ("baseline", "clip_norm"):  # the same records, number for number
+        assert by_label[label]["metrics"] == by_id[by_label[label]["run_id"]]["metrics"]
+    assert by_label["zclip"]["run_id"] not in by_id  # trained here
+    assert {r["spec"]["suite"] for r in recs} == {"t2"}  # recorded as this suite's runs
+    assert "agc" not in {r["strategy"]["label"] for r in results.load(mine)}  # not this suite's run
+
+
+def test_cli_refuses_a_reuse_file_that_is_not_there_before_training(tmp_path, capsys):
+    from gradbench.cli import main
+
+    config = tmp_path / "s.yaml"
+    config.write_text("name: s\ntasks: [mnist_mlp]\nstrategies: [baseline]\n")
+    rc = main(["run", str(config), "--results", str(tmp_path / "r.jsonl"), "--reuse", str(tmp_path / "no.jsonl")])
+    assert rc == 2 and "--reuse" in capsys.readouterr().err and not (tmp_path / "r.jsonl").exists()
+
+
 def test_resume_reruns_records_of_another_numerics_version_and_pages_never_mix_them(tiny_data, tmp_path, monkeypatch):
     from gradbench.analysis import page
     from gradbench.core import numerics

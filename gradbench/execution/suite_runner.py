@@ -3,7 +3,7 @@ resume, progress and an ETA; this process is the single writer of the results fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ..analysis.choice import changed_params, chosen_configs
@@ -46,10 +46,13 @@ def run_suite(
     executor=None,
     wandb: dict | None = None,
     retry_errors: bool = False,
+    reuse: Iterable[Path] = (),
 ) -> list[dict]:
     """Run every run of the suite not yet in the results file (with retry_errors, also those
     whose record is an error: a transient failure); return the suite's records (the latest
-    record of each run).
+    record of each run). A run that another results file in `reuse` holds, trained under this
+    numerics version, is copied from it into this one (tagged with this suite's phase), not
+    trained again: a suite that shares runs with others grows without their records in its file.
 
     `executor` (executors.py) decides where runs execute (default: in this process); this
     function stays the single writer of the results file whatever it is. `wandb` is resolved
@@ -58,6 +61,7 @@ def run_suite(
     from .executors import InProcess, Job
 
     executor = executor or InProcess()
+    pool = reusable(reuse)
     items = expand(suite)
     if getattr(executor, "local_data", True):
         check_data(suite, items, data_root)
@@ -74,7 +78,7 @@ def run_suite(
     # stop between runs as interrupts.Interrupted, and the run they cut short is not recorded;
     # one that comes while a record is written takes effect once it is on disk
     with exclusive(results_path), interrupts.interruptible() as guard:
-        phase = _Phase(suite, results_path, executor, job, guard, command, log, retry_errors)
+        phase = _Phase(suite, results_path, executor, job, guard, command, log, retry_errors, pool)
         if suite.protocol is None:
             phase.run("", items)
         else:
@@ -157,10 +161,11 @@ class _Phase:
     writing each record as it comes; remembers every run id asked for and its role (the first
     phase that asked for it), so the choice between phases reads this suite's records only."""
 
-    def __init__(self, suite, results_path, executor, job, guard, command, log, retry_errors):
+    def __init__(self, suite, results_path, executor, job, guard, command, log, retry_errors, pool=None):
         self.suite, self.results_path, self.executor, self.job = suite, results_path, executor, job
         self.guard, self.command, self.log, self.retry_errors = guard, command, log, retry_errors
         self.role: dict[str, str] = {}  # run_id -> its phase in this suite
+        self.pool: dict[str, dict] = pool or {}  # run_id -> a trained record of another results file
 
     @property
     def ids(self) -> set[str]:
@@ -171,6 +176,7 @@ class _Phase:
         after these (the sweep's higher levels under the budget rule): the ETA prices them too."""
         for i in items:
             self.role.setdefault(i.run_id, name)
+        self._reuse(items)
         recorded = {r["run_id"]: r for r in self._records()}
         done = jsonl.finished_ids(recorded.values(), self.retry_errors)
         # a run recorded as not run (above a diverged level) that is to run now: it trains
@@ -253,6 +259,23 @@ class _Phase:
             track_copy(spec, rec, self.job)
         progress.done(spec, rec)
 
+    def _reuse(self, items: list) -> None:
+        """Copy into the results file the runs of `items` that it lacks and the reuse pool has,
+        each recorded as this suite's run: its suite, its role (phase) and the command that
+        reproduces it here (the run_id names neither, and its env still says where and at which
+        commit it trained)."""
+        if not self.pool:
+            return
+        present = {r["run_id"] for r in self._records()}
+        wanted = [i for i in items if not isinstance(i, Skipped) and i.run_id not in present and i.run_id in self.pool]
+        for i in wanted:
+            rec = self.pool[i.run_id]
+            with self.guard.deferred():
+                spec = {**rec["spec"], "suite": self.suite.name, "phase": self.role[i.run_id]}
+                jsonl.append(self.results_path, {**rec, "command": self.command or rec.get("command"), "spec": spec})
+        if wanted:
+            self.log(f"{len(wanted)} runs reused from another results file (--reuse): recorded here, not trained")
+
     def _retag(self, reused: list[dict]) -> None:
         """A run recorded before (by a suite without a protocol, another protocol, an older
         version) keeps its record, but its phase there may not be its role here: the sweep
@@ -317,6 +340,17 @@ class _Phase:
 
 
 COPYABLE = ("ok", "diverged")  # outcomes of a training run; an error may be transient, so its twin trains
+
+
+def reusable(paths: Iterable[Path]) -> dict[str, dict]:
+    """run_id -> the latest record of each run the files hold that trained (ok or diverged)
+    under this numerics version: what another suite may reuse instead of training it again."""
+    pool: dict[str, dict] = {}
+    for path in paths:
+        for rec in jsonl.latest_by_run(jsonl.load(path)):
+            if rec.get("status") in COPYABLE and numerics_of(rec) == NUMERICS and rec.get("spec"):
+                pool.setdefault(rec["run_id"], rec)
+    return pool
 
 
 def _copyable(recorded: dict[str, dict], done: set[str]) -> dict[str, dict]:
