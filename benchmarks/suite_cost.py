@@ -1,7 +1,7 @@
 """How long a protocol suite takes before it is run: its runs per task, priced at the step rate
 its tasks reached in recorded runs.
 
-    python benchmarks/suite_cost.py SUITE RATES [RATES ...] [--workers 2]
+    python benchmarks/suite_cost.py SUITE RATES [RATES ...] [--workers 2] [--reuse RESULTS ...]
 
 The sweep is counted exactly (the suite's expansion: applicable runs, n/a arms left out); the
 extra trials and final seeds are counted as every applicable arm getting them (protocol
@@ -13,7 +13,9 @@ wall time; a task without records in RATES is priced at its catalogue guess (cpu
 and flagged. The stress axes (stress_axes) are priced after the tasks, one row each: every arm
 at every level and seed, a level priced in proportion to depth or sequence length where it
 sets one. Prints per task and axis: arm-tasks, runs, core-hours; then wall hours on --workers
-cores.
+cores. With --reuse (the files a suite reuses, gradbench run --reuse), a sweep run they hold
+trained under this numerics version costs nothing and is counted apart; the extra trials and
+final seeds stay an upper bound (which of them a reuse file holds depends on the choices).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gradbench.catalogue.tasks import TASKS  # noqa: E402
+from gradbench.core.numerics import NUMERICS, numerics_of  # noqa: E402
 from gradbench.store.jsonl import latest_by_run, load  # noqa: E402
 from gradbench.suite import Skipped, expand, load_suite  # noqa: E402
 from gradbench.suite.stress_axes import axis_arms, axis_base, own_value  # noqa: E402
@@ -44,7 +47,18 @@ def seconds_per_step(paths: list[Path]) -> dict[str, float]:
     return {task: statistics.median(v) for task, v in per_task.items()}
 
 
-def estimate(suite, rates: dict[str, float]) -> list[dict]:
+def trained_ids(paths: list[Path]) -> set[str]:
+    """run_ids the files hold that trained (ok or diverged) under this numerics version: what
+    gradbench run --reuse copies instead of training."""
+    return {
+        r["run_id"]
+        for path in paths
+        for r in latest_by_run(load(path))
+        if r["status"] in ("ok", "diverged") and numerics_of(r) == NUMERICS
+    }
+
+
+def estimate(suite, rates: dict[str, float], reused: set[str] = frozenset()) -> list[dict]:
     p = suite.protocol
     runs_per_arm = p.extra_trials * p.sweep_seeds + max(0, len(suite.seeds) - p.sweep_seeds) if p else 0
     runs_of_sweep = [i for i in expand(suite) if not isinstance(i, Skipped)]
@@ -55,12 +69,14 @@ def estimate(suite, rates: dict[str, float]) -> list[dict]:
         steps = sweep[0].max_steps if sweep else 0
         guess = task not in rates
         per_step = TASKS.get(task).cpu_ms_per_step / 1000 if guess else rates[task]
-        runs = len(sweep) + runs_per_arm * len(arms)
+        held = sum(i.run_id in reused for i in sweep)
+        runs = len(sweep) - held + runs_per_arm * len(arms)
         rows.append(
             {
                 "task": task,
                 "arms": len(arms),
                 "runs": runs,
+                "reused": held,
                 "s_per_run": steps * per_step,
                 "core_h": runs * steps * per_step / 3600,
                 "guess": guess,
@@ -94,6 +110,7 @@ def stress_estimate(suite, rates: dict[str, float]) -> list[dict]:
                 "task": f"{name} axis: {axis.vary} on {axis.task}",
                 "arms": len(arms),
                 "runs": seeds * len(axis.levels),
+                "reused": 0,
                 "s_per_run": seconds / (seeds * len(axis.levels)),
                 "core_h": seconds / 3600,
                 "guess": guess,
@@ -107,13 +124,18 @@ def main() -> int:
     ap.add_argument("suite")
     ap.add_argument("rates", nargs="+", type=Path, help="results files whose ok runs give each task's step rate")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--reuse", nargs="+", type=Path, default=[], help="results files the suite reuses (run --reuse)")
     args = ap.parse_args()
-    rows = estimate(load_suite(args.suite), seconds_per_step(args.rates))
-    print("| task | arms | runs (upper bound) | s per run | core-hours |")
-    print("|---|---|---|---|---|")
+    rows = estimate(load_suite(args.suite), seconds_per_step(args.rates), trained_ids(args.reuse))
+    reuse = bool(args.reuse)
+    print(
+        "| task | arms | runs (upper bound) |" + (" sweep runs reused |" if reuse else "") + " s per run | core-hours |"
+    )
+    print("|---|---|---|" + ("---|" if reuse else "") + "---|---|")
     for r in rows:
         flag = " (catalogue guess)" if r["guess"] else ""
-        print(f"| {r['task']} | {r['arms']} | {r['runs']} | {r['s_per_run']:.0f}{flag} | {r['core_h']:.1f} |")
+        held = f" {r['reused']} |" if reuse else ""
+        print(f"| {r['task']} | {r['arms']} | {r['runs']} |{held} {r['s_per_run']:.0f}{flag} | {r['core_h']:.1f} |")
     total = sum(r["core_h"] for r in rows)
     print(f"\ntotal {total:.1f} core-hours: about {total / args.workers:.1f} h of wall time on {args.workers} workers")
     return 0

@@ -806,3 +806,27 @@ def test_task_agreement_ranks_two_tasks_arms_against_each_other():
     bad = subprocess.run([sys.executable, script, lb, "nope", lb, "mnist_mlp"], capture_output=True, text=True)
     assert bad.returncode == 2 and "task: nope has no scored arms" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_suite_cost_prices_nothing_for_the_sweep_runs_a_reused_file_holds():
+    """benchmarks/suite_cost.py --reuse: the remade leaderboard's protocol part reuses the
+    published leaderboard's records, so its sweep runs that file holds cost nothing; the extra
+    trials and final seeds stay an upper bound."""
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("suite_cost", REPO / "benchmarks" / "suite_cost.py")
+    cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cost)
+    from gradbench.suite import load_suite
+
+    suite = load_suite(REPO / "configs" / "leaderboard_next.yaml")
+    published = [REPO / "leaderboard" / "results.jsonl"]
+    rates = cost.seconds_per_step(published)
+    full = {r["task"]: r for r in cost.estimate(suite, rates)}
+    reused = {r["task"]: r for r in cost.estimate(suite, rates, cost.trained_ids(published))}
+    for task in ("mnist_mlp", "cifar10_cnn", "adding_rnn"):
+        assert reused[task]["reused"] > 0 and full[task]["reused"] == 0
+        assert reused[task]["runs"] == full[task]["runs"] - reused[task]["reused"]
+    assert sum(r["core_h"] for r in reused.values()) < 0.5 * sum(r["core_h"] for r in full.values())
