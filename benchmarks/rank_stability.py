@@ -6,7 +6,8 @@ Re-scores the results file N times, each time with every task's seeds drawn agai
 replacement, the same draw for all its strategies and levels (a paired seed bootstrap; under
 a tuning protocol the sweep seeds and the final-only seeds each within their own kind), and
 prints, per task and overall, the share of resamples in which the top 3 (in the page's
-order) is unchanged. With --save DIR it writes DIR/rank_stability.json, which the page in DIR
+order) is unchanged, then per task the share in which the decision table's top group (the
+arms it says to use) is the same set. With --save DIR it writes DIR/rank_stability.json, which the page in DIR
 shows while its records are the ones measured. --workers N re-scores the resamples in N
 processes, with the same result as one (every draw is made first, from --seed); a full
 leaderboard takes about 10 s of one core per resample. No torch: gradbench/analysis/rank_stability.py.
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'ranking':<14} {'top ' + str(top) + ' unchanged':>18}   top {top} as scored")
     for key, share in measured["unchanged"].items():
         print(f"{key:<14} {share:>17.0%}    {', '.join(measured['top'][key])}")
+    print(f"\n{'task':<14} {'top group unchanged':>19}   the decision table's top group as scored")
+    for task, g in measured["groups"].items():
+        print(f"{task:<14} {g['unchanged']:>18.0%}    {', '.join(g['use'])}")
     if args.save:
         print(f"saved: {rank_stability.save(measured, args.save)}")
     return 0

@@ -386,9 +386,14 @@ def test_the_page_shows_a_saved_rank_stability_only_while_its_records_are_the_sa
     assert measured["top"]["mnist_mlp"] == ["clip_norm", "baseline"] and measured["resamples"] == 3
     # the draws are made before the scoring, so processes sharing it measure the same
     assert rank_stability.measure(recs, resamples=3, seed=1, workers=2) == measured
+    # the decision table's top group, resampled too, and shown with its evidence
+    assert measured["groups"]["mnist_mlp"]["use"] == ["baseline", "clip_norm"]  # tied: a sorted set
+    share = measured["groups"]["mnist_mlp"]["unchanged"]
     rank_stability.save(measured, tmp_path)
     shown = page.write(recs, tmp_path, plots=False).read_text()
     assert "### Rank stability" in shown and "--resamples 3 --seed 1" in shown
+    evidence = f"this top group in {share:.0%} of 3 seed resamples" + (", unsettled" if share < 0.9 else "")
+    assert evidence in shown.split("## Stability vs accuracy")[0]
     with pytest.warns(UserWarning, match="measured from other records .* measure it again"):
         assert "### Rank stability" not in page.write(recs[1:], tmp_path, plots=False).read_text()
 

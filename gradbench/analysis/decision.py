@@ -58,12 +58,17 @@ RULE = (
     "measured. Where baseline learned nothing, effects are against its chance-level value."
 )
 SHOWN = 5  # arms of a top group named in the table; the rest are counted
+SETTLED = 0.9  # a top group the seed bootstrap keeps in this share of resamples is settled
 HEAD = ["model (task)", "use", "effect vs baseline", "headroom vs baseline", "cost", "evidence", "caveat"]
 
 
-def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None = None) -> list[dict]:
+def rows(
+    scores: Scores, costs: dict | None = None, steps: dict[str, int] | None = None, settled: dict | None = None
+) -> list[dict]:
     """One row per task with scored arms: its top group and the first arm's figures. `steps`:
-    each task's step budget in the records (for the caveats)."""
+    each task's step budget in the records (for the caveats); `settled`: the seed bootstrap's
+    share of resamples with the same top group, per task (rank_stability's "groups", measured
+    on these records), shown with the evidence."""
     pt = scores.per_task
     out = []
     if pt.empty:
@@ -118,9 +123,18 @@ def rows(scores: Scores, costs: dict | None = None, steps: dict[str, int] | None
                 "seeds": None if pd.isna(best["tested_seeds"]) else int(best["tested_seeds"]),
                 "tested_on": best["tested_on"],
                 "caveat": caveat,
+                "same_group": _same_group((settled or {}).get(task), list(group["strategy"])),
             }
         )
     return out
+
+
+def _same_group(measured: dict | None, use: list[str]) -> tuple[float, int] | None:
+    """(share of seed-bootstrap resamples with this top group, resamples), where measured for
+    this very group."""
+    if not measured or sorted(measured["use"]) != sorted(use):
+        return None
+    return float(measured["unchanged"]), int(measured.get("resamples", 0))
 
 
 def _eligible(r: pd.Series, base_room: float, base_failed: bool) -> bool:
@@ -180,6 +194,10 @@ def cells(r: dict, code=md.code, text=md.esc) -> list[str]:
     headroom = "—" if r["headroom_gain"] is None else _gain_text(r["headroom_gain"], *r["gain_bound"])
     cost = cost_text(r["cost"])
     evidence = "—" if r["seeds"] is None else f"{r['seeds']} {text(r['tested_on'])} seeds, 1 task"
+    if r.get("same_group"):
+        share, n = r["same_group"]
+        settled = "" if share >= SETTLED else ", unsettled"
+        evidence += f"; this top group in {share:.0%} of {n} seed resamples{settled}"
     return [f"{text(r['kind'])} ({code(r['task'])})", use, effect, headroom, cost, evidence, text(r["caveat"])]
 
 

@@ -167,7 +167,7 @@ def write(
     )
     path.write_text(page, encoding="utf-8", newline="\n")
     if readme is not None:
-        answer = decision.rows(scores, costs, decision.task_steps(records))
+        answer = decision.rows(scores, costs, decision.task_steps(records), _settled(measured))
         noise = arm_cost.noise_note(costs, arm_cost.same_step_arms(records)) if costs else None
         spent = runs_spent(records, cause_records or ())
         if not decision.write_block(readme, answer, readme_command, cost_noise=noise, spent=spent):
@@ -264,7 +264,7 @@ def render(
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
         decision=decision.table(answer)
-        if (answer := decision.rows(scores, costs, decision.task_steps(records)))
+        if (answer := decision.rows(scores, costs, decision.task_steps(records), _settled(measured_ranks)))
         else None,
         rule=md.esc(decision.RULE),
         site=site,
@@ -361,6 +361,11 @@ def _part(part: Part, out_dir: Path, kind: str) -> dict:
         "amendments": preregistration.saved_amendments(part.folder),
         "records": records,
     }
+
+
+def _settled(measured_ranks: dict | None) -> dict | None:
+    """The saved seed bootstrap's top-group shares per task (older measurements lack them)."""
+    return measured_ranks.get("groups") if measured_ranks else None
 
 
 def _saved_names(measured_ranks: dict | None, costs: dict | None, registered=None, amendments=None) -> list[str]:

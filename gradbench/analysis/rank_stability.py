@@ -1,5 +1,6 @@
 """How stable a leaderboard's ranking is under its own seed noise: the share of seed-bootstrap
-resamples in which each task's top 3, and the overall top 3, are unchanged. No torch.
+resamples in which each task's top 3, and the overall top 3, are unchanged, and in which each
+task's decision-table top group (decision.rows: the arms to use) is the same set. No torch.
 
 Overall is the page's first table: the strategies ranked on the most tasks. Its strategies
 and tasks are fixed from the records as scored, and each resample orders the same strategies
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from ..core.errors import warn
 from ..core.record import Record, latest, typed
+from . import decision
 from .choice import TUNING_PHASES
 from .scoring import Scores, overall_order_key, score, task_shares, uninformative_tasks
 
@@ -33,7 +35,7 @@ TOP = 3
 FILE = "rank_stability.json"
 # a top 3 unchanged in at least this share of resamples is a settled order; below it the page
 # shows the top as a tied group (tied_top)
-SETTLED = 0.9
+SETTLED = decision.SETTLED
 
 
 def overall_field(scores: Scores) -> tuple[list[str], list[str]] | None:
@@ -73,6 +75,11 @@ def top(scores: Scores, field: tuple[list[str], list[str]] | None = None) -> dic
     if field:
         out["overall"] = _overall_top(scores, field)
     return out
+
+
+def groups(scores: Scores) -> dict[str, tuple[str, ...]]:
+    """Per task, the decision table's top group (the arms it says to use), as a sorted set."""
+    return {row["task"]: tuple(sorted(row["use"])) for row in decision.rows(scores)}
 
 
 def resample(records: Iterable[Record | dict], rng: random.Random) -> list[Record]:
@@ -124,8 +131,9 @@ def _init_worker(by_task: dict[str, list[Record]], field) -> None:
     _WORKER.update(by_task=by_task, field=field)
 
 
-def _top_of(draws: dict[str, list]) -> dict[str, tuple[str, ...]]:
-    return top(score(_apply(_WORKER["by_task"], draws)), _WORKER["field"])
+def _top_of(draws: dict[str, list]) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    scores = score(_apply(_WORKER["by_task"], draws))
+    return top(scores, _WORKER["field"]), groups(scores)
 
 
 def measure(
@@ -136,20 +144,26 @@ def measure(
     workers: int = 1,
 ) -> dict:
     """{fingerprint, resamples, seed, top: {ranking: [strategies]}, unchanged: {ranking: share},
-    in_top: {ranking: {strategy: share of resamples with it in the top 3}}}. Every draw is made
+    in_top: {ranking: {strategy: share of resamples with it in the top 3}}, groups: {task: {use:
+    [the decision table's top group], unchanged: share of resamples with the same set}}}. Every draw is made
     here, from `seed`, before any is scored, so `workers` processes (each re-scoring a share of
     the resamples) give the same result as one."""
     records = [r for r in latest(typed(records)) if r.counts_in_scores]
     scored = score(records)
     field = overall_field(scored)
     reference = top(scored, field)
+    reference_groups = groups(scored)
+    same_group = dict.fromkeys(reference_groups, 0)
     by_task = _by_task(records)
     rng = random.Random(seed)
     draws = [_draw(by_task, rng) for _ in range(resamples)]
     same = dict.fromkeys(reference, 0)
     in_top: dict[str, dict[str, int]] = {key: defaultdict(int) for key in reference}
 
-    def count(i: int, got: dict[str, tuple[str, ...]]) -> None:
+    def count(i: int, result: tuple[dict, dict]) -> None:
+        got, got_groups = result
+        for task, group in reference_groups.items():
+            same_group[task] += got_groups.get(task) == group
         for key, ranking in reference.items():
             same[key] += got.get(key) == ranking
             for strategy in got.get(key, ()):
@@ -172,6 +186,10 @@ def measure(
         "top": {k: list(v) for k, v in reference.items()},
         "unchanged": {k: n / resamples for k, n in same.items()},
         "in_top": {k: {s: n / resamples for s, n in sorted(v.items())} for k, v in in_top.items()},
+        "groups": {
+            t: {"use": list(g), "unchanged": same_group[t] / resamples, "resamples": resamples}
+            for t, g in reference_groups.items()
+        },
     }
 
 

@@ -76,7 +76,9 @@ def render_site(
     pt = scores.per_task
     records = typed(records)
     frame = runs_frame(records)
-    answer = decision.rows(scores, costs, decision.task_steps(records))
+    answer = decision.rows(
+        scores, costs, decision.task_steps(records), measured_ranks.get("groups") if measured_ranks else None
+    )
     body = [
         "<h1>gradbench leaderboard</h1>",
         # the answer first: what to use, then the figure, then the evidence
