@@ -1,6 +1,7 @@
 """How stable is a leaderboard's ranking under its own seed noise?
 
-    python benchmarks/rank_stability.py RESULTS [--resamples N] [--seed S] [--workers N] [--save DIR]
+    python benchmarks/rank_stability.py RESULTS [--tasks-from RESULTS ...] [--resamples N] [--seed S]
+                                                [--workers N] [--save DIR]
 
 Re-scores the results file N times, each time with every task's seeds drawn again with
 replacement, the same draw for all its strategies and levels (a paired seed bootstrap; under
@@ -35,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="the resampling RNG's seed (default 0)")
     p.add_argument("--workers", type=int, default=1, help="processes that re-score resamples (default 1)")
     p.add_argument("--save", metavar="DIR", help="write DIR/rank_stability.json for the page in DIR")
+    p.add_argument(
+        "--tasks-from",
+        action="append",
+        default=[],
+        metavar="RESULTS",
+        help="another suite's results scored with these, as a page composed with leaderboard --tasks-from",
+    )
     args = p.parse_args(argv)
     if args.resamples < 1:
         p.error(f"--resamples: must be a positive integer, got {args.resamples}")
@@ -46,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if done % 10 == 0 or done == args.resamples:
             print(f"  {done}/{args.resamples} resamples, {time.perf_counter() - start:.0f} s", file=sys.stderr)
 
-    records = jsonl.load(args.results)
+    records = jsonl.load(args.results) + [r for f in args.tasks_from for r in jsonl.load(f)]
     measured = rank_stability.measure(records, args.resamples, args.seed, progress, args.workers)
     took = time.perf_counter() - start
     print(

@@ -290,8 +290,11 @@ def test_a_page_refuses_parts_it_cannot_read_before_it_writes(tmp_path, capsys):
     assert "--causes-from" in capsys.readouterr().err and not (out / "README.md").exists()
     clash = _part_folder(leaderboard_dir / "protocol_demo", tmp_path / "demo")  # mnist_mlp at other settings
     assert main(["leaderboard", str(own), "--tasks-from", str(clash), "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert "numerics versions" in err or "two suites share the file" in err
+    assert "task adding_rnn is in the page's results too" in capsys.readouterr().err
+    shared = tmp_path / "page" / "lm.jsonl"  # a part beside the page's own results: whose registration?
+    shared.write_bytes((leaderboard_dir / "lm" / "results.jsonl").read_bytes())
+    assert main(["leaderboard", str(own), "--tasks-from", str(shared), "--out", str(out)]) == 2
+    assert "its folder is the page's folder too" in capsys.readouterr().err
     assert not (out / "README.md").exists()
 
 

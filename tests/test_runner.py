@@ -88,7 +88,8 @@ def test_a_suite_reuses_another_files_runs_without_their_records(tiny_data, tmp_
     other = tmp_path / "other.jsonl"
     run_suite(small_suite(strategies=["baseline", "clip_norm", "agc"]), other, tiny_data, log=lambda s: None)
     by_id = {r["run_id"]: r for r in results.latest_by_run(results.load(other))}
-    mine, lines = tmp_path / "mine.jsonl", []
+    mine, lines = tmp_path / "sub" / "mine.jsonl", []  # another folder: the series path is rewritten
+    mine.parent.mkdir()
     recs = run_suite(
         small_suite(strategies=["baseline", "clip_norm", "zclip"], name="t2"),
         mine,
@@ -101,7 +102,9 @@ def test_a_suite_reuses_another_files_runs_without_their_records(tiny_data, tmp_
     for label in ("baseline", "clip_norm"):  # the same records, number for number
         assert by_label[label]["metrics"] == by_id[by_label[label]["run_id"]]["metrics"]
     assert by_label["zclip"]["run_id"] not in by_id  # trained here
-    assert {r["spec"]["suite"] for r in recs} == {"t2"}  # recorded as this suite's runs
+    assert {r["spec"]["suite"] for r in recs} == {r["suite"] for r in recs} == {"t2"}  # recorded as this suite's
+    reused = by_label["baseline"]
+    assert (mine.parent / reused["series"]).resolve() == (other.parent / by_id[reused["run_id"]]["series"]).resolve()
     assert "agc" not in {r["strategy"]["label"] for r in results.load(mine)}  # not this suite's run
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..catalogue.tasks import TASKS
 from ..core.record import Record, typed
 from .literature import FAILS, HOLDS, MIXED, UNTESTED
 from .runs import GRID_PHASES
@@ -48,7 +49,8 @@ class Reading:
 
 class _View:
     def __init__(self, scores: Scores, records: Iterable[Record | dict]):
-        self.records = [r for r in typed(records) if r.task == TASK and r.status != "skipped" and not r.axis]
+        # a sweep run not trained above an all-diverged level counts (as diverged: at chance)
+        self.records = [r for r in typed(records) if r.task == TASK and r.counts_in_scores]
         pt = scores.per_task
         self.rows = pt[(pt["task"] == TASK) & (pt["status"] == "scored")] if not pt.empty else pt
 
@@ -83,7 +85,8 @@ class _View:
     def bpb(self, arm: str, rate: float = TOP) -> float | None:
         values = []
         for r in self.grid_runs(arm, rate):
-            test, chance = r.metrics.test if r.metrics else None, r.metrics.chance if r.metrics else math.nan
+            # a run not trained has no metrics: the task's chance, as the page counts it
+            test, chance = (r.metrics.test, r.metrics.chance) if r.metrics else (None, TASKS.get(TASK).chance)
             finite = test is not None and math.isfinite(test)
             values.append(min(test, chance) if finite and r.status == "ok" else chance)
         return statistics.fmean(values) if values else None
@@ -113,7 +116,7 @@ def _bpb_below(v: _View, arm: str, other: str = "baseline", at_or: bool = False)
 def _qk_norm(v: _View) -> list[Reading]:
     a, b = _median(v.chosen_runs("qk_norm"), "attn_logit_max"), _median(v.chosen_runs("baseline"), "attn_logit_max")
     mine, base = v.row("qk_norm"), v.row("baseline")
-    if mine is None or base is None:
+    if mine is None or base is None or pd.isna(mine["lr_max_stable"]) or pd.isna(base["lr_max_stable"]):
         stable = Reading(None, "max stable rate: not scored")
     else:
         x, y = float(mine["lr_max_stable"]), float(base["lr_max_stable"])
@@ -200,7 +203,7 @@ def _clip_norm(v: _View) -> list[Reading]:
 
 def _muon(v: _View) -> list[Reading]:
     row = v.row("muon")
-    if row is None or row["effect"] is None or pd.isna(row["effect"]):
+    if row is None or pd.isna(row["effect"]) or pd.isna(row["effect_p_holm"]):
         return [Reading(None, "muon: no paired effect")]
     better = float(row["effect"]) < 0 if not bool(row["higher_is_better"]) else float(row["effect"]) > 0
     p = float(row["effect_p_holm"])

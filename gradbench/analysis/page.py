@@ -74,8 +74,8 @@ _TEMPLATES.filters.update(para=lambda text: _prose(text) + "\n", para_inline=_pr
 @dataclass(frozen=True)
 class Part:
     """Another suite's results file that a page reads beside its own (leaderboard --tasks-from,
-    --causes-from): its records, and the files saved beside it (pre-registration, amendments,
-    costs) in its folder. A remade leaderboard is such parts: the protocol's tasks, the
+    --causes-from): its records, and the files saved beside it in its folder (pre-registration
+    and amendments; a causes part's costs too). A remade leaderboard is such parts: the protocol's tasks, the
     language model's, and the stress suite's causes, each grown, registered and verified apart."""
 
     path: Path
@@ -120,14 +120,17 @@ def write(
     must differ); `causes_from`: a stress suite's results, which the causes section reads
     instead of these (its tasks may share names with these: they are not scored here)."""
     tasks_from = list(tasks_from)
+    out_dir = Path(out_dir)
+    _parts_apart(out_dir, tasks_from, causes_from)
     records = latest(typed(records))
+    own = records
     own_command = _most_common(r.command for r in records)  # the command of this folder's suite
-    records += [r for part in tasks_from for r in latest(typed(part.records))]
+    _tasks_apart(own, tasks_from)
+    records = own + [r for part in tasks_from for r in latest(typed(part.records))]
     cause_records = latest(typed(causes_from.records)) if causes_from else None
     _one_numerics_version(records + (cause_records or []))
     _one_spec_per_run(records)
     scores = scoring.score(records, weights)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = write_plots(records, scores, out_dir, causes=cause_records) if plots else {}
     path = out_dir / README
@@ -164,6 +167,8 @@ def write(
         amendments=amendments,
         causes=causes,
         parts=[_part(part, out_dir, "causes" if part is causes_from else "tasks") for part in parts],
+        # each registration is read on its own part: the protocol's predictions on its tasks only
+        own=(own, _claim_verdicts(own, scoring.score(own, weights))) if tasks_from else None,
     )
     path.write_text(page, encoding="utf-8", newline="\n")
     if readme is not None:
@@ -188,6 +193,42 @@ def write(
             causes=(causes.records, causes.costs) if causes else None,
         )
     return path
+
+
+def _parts_apart(out_dir: Path, tasks_from: list[Part], causes_from: Part | None) -> None:
+    """Each part in a folder of its own, apart from the page's: a part's pre-registration,
+    amendments and costs are the files beside its results."""
+    seen = {out_dir.resolve(): "the page's folder"}
+    for part, option in [(p, "--tasks-from") for p in tasks_from] + (
+        [(causes_from, "--causes-from")] if causes_from else []
+    ):
+        folder = part.folder.resolve()
+        if folder in seen:
+            raise UserError(
+                f"{option} {part.path}: its folder is {seen[folder]} too; keep each suite's results in a folder of "
+                "its own (its pre-registration and costs are read beside it)"
+            )
+        seen[folder] = f"{option} {part.path}'s"
+
+
+def _tasks_apart(own: list[Record], tasks_from: list[Part]) -> None:
+    """A task is scored from one suite: a part whose task the page's records, or another
+    part's, hold too is refused (its seeds would be counted with theirs)."""
+    seen = dict.fromkeys({r.task for r in own}, "the page's results")
+    for part in tasks_from:
+        tasks = {r.task for r in latest(typed(part.records))}
+        for task in sorted(tasks & set(seen)):
+            raise UserError(
+                f"--tasks-from {part.path}: task {task} is in {seen[task]} too; a page scores each task from one suite"
+            )
+        seen.update(dict.fromkeys(tasks, f"--tasks-from {part.path}"))
+
+
+def _claim_verdicts(records: list[Record], scores: Scores) -> dict[str, str]:
+    """claim -> its verdict on these records: the literature's claims and the language model's
+    registered predictions, each by its fixed rule."""
+    found = literature.findings(scores, records) if not scores.per_task.empty else []
+    return {c.claim: f.verdict for c, f in found} | lm_verdicts.verdicts(scores, records)
 
 
 def _one_numerics_version(records: list[Record]) -> None:
@@ -236,6 +277,7 @@ def render(
     amendments: list | None = None,
     causes: Causes | None = None,
     parts: list[dict] | None = None,
+    own: tuple[list[Record], dict[str, str]] | None = None,
 ) -> str:
     """The page as a string. `images` maps a plot's key ("val_curves:<task>",
     "grad_norm:<task>", "stability_vs_accuracy") to its file name; missing keys are not linked.
@@ -246,7 +288,9 @@ def render(
     command that makes it there. `registered` and `amendments`: the pre-registration and the
     settings changed after records were seen, saved beside the page (preregistration.py).
     `causes`: what the causes section reads, when not these records (write's causes_from);
-    `parts`: the other results files read (write's _part), for the provenance and registrations."""
+    `parts`: the other results files read (write's _part), for the provenance and registrations;
+    `own`: where there are parts, the page's own records and its predictions' verdicts on them
+    (its registration reads those, not every part's)."""
     records = latest(typed(records))
     images = images or {}
     parts = parts or []
@@ -260,7 +304,10 @@ def render(
         else [_task(t, rows, records, images, costs, measured_ranks) for t, rows in pt.groupby("task", sort=True)]
     )
     found = literature.findings(scores, records) if tasks else []
-    claim_verdicts = {c.claim: f.verdict for c, f in found} | lm_verdicts.verdicts(scores, records)
+    own_records, claim_verdicts = own or (
+        records,
+        {c.claim: f.verdict for c, f in found} | lm_verdicts.verdicts(scores, records),
+    )
     page = _TEMPLATES.get_template("page.md.j2").render(
         title=md.esc(", ".join(suites)) if suites else "(no runs)",
         decision=decision.table(answer)
@@ -275,9 +322,17 @@ def render(
             _saved_names(measured_ranks, costs, registered, amendments) if rebuilds else None,
             parts,
         ),
-        reg=_registration(registered, amendments or [], records, claim_verdicts, causes.records) if tasks else None,
+        reg=_registration(registered, amendments or [], own_records, claim_verdicts, causes.records) if tasks else None,
         parts=[
-            {**part, "reg": _registration(part["registered"], part["amendments"], part["records"], claim_verdicts)}
+            {
+                **part,
+                "reg": _registration(
+                    part["registered"],
+                    part["amendments"],
+                    part["records"],
+                    _claim_verdicts(part["records"], scoring.score(part["records"])) if part["kind"] == "tasks" else {},
+                ),
+            }
             for part in parts
         ],
         tasks=tasks,

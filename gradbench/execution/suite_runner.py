@@ -3,6 +3,7 @@ resume, progress and an ETA; this process is the single writer of the results fi
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -165,7 +166,7 @@ class _Phase:
         self.suite, self.results_path, self.executor, self.job = suite, results_path, executor, job
         self.guard, self.command, self.log, self.retry_errors = guard, command, log, retry_errors
         self.role: dict[str, str] = {}  # run_id -> its phase in this suite
-        self.pool: dict[str, dict] = pool or {}  # run_id -> a trained record of another results file
+        self.pool: dict[str, tuple[dict, Path]] = pool or {}  # run_id -> (another file's trained record, its folder)
 
     @property
     def ids(self) -> set[str]:
@@ -266,13 +267,20 @@ class _Phase:
         commit it trained)."""
         if not self.pool:
             return
-        present = {r["run_id"] for r in self._records()}
-        wanted = [i for i in items if not isinstance(i, Skipped) and i.run_id not in present and i.run_id in self.pool]
+        recorded = {r["run_id"]: r for r in self._records()}
+        # what this file already settles (as resume reads it); a run recorded as not run above a
+        # diverged level, or under another numerics version, is reused if the pool has it
+        done = jsonl.finished_ids(recorded.values(), self.retry_errors)
+        done -= {run_id for run_id, r in recorded.items() if r.get("not_run")}
+        wanted = [i for i in items if not isinstance(i, Skipped) and i.run_id not in done and i.run_id in self.pool]
         for i in wanted:
-            rec = self.pool[i.run_id]
+            rec, folder = self.pool[i.run_id]
+            # its steps.csv and layers.csv stay where they were written: the path from this file
+            series = os.path.relpath(folder / rec["series"], self.results_path.parent) if rec.get("series") else None
+            spec = {**rec["spec"], "suite": self.suite.name, "phase": self.role[i.run_id]}
+            copy = {**rec, "suite": self.suite.name, "command": self.command or rec.get("command"), "spec": spec}
             with self.guard.deferred():
-                spec = {**rec["spec"], "suite": self.suite.name, "phase": self.role[i.run_id]}
-                jsonl.append(self.results_path, {**rec, "command": self.command or rec.get("command"), "spec": spec})
+                jsonl.append(self.results_path, {**copy, "series": series})
         if wanted:
             self.log(f"{len(wanted)} runs reused from another results file (--reuse): recorded here, not trained")
 
@@ -342,14 +350,15 @@ class _Phase:
 COPYABLE = ("ok", "diverged")  # outcomes of a training run; an error may be transient, so its twin trains
 
 
-def reusable(paths: Iterable[Path]) -> dict[str, dict]:
-    """run_id -> the latest record of each run the files hold that trained (ok or diverged)
-    under this numerics version: what another suite may reuse instead of training it again."""
-    pool: dict[str, dict] = {}
+def reusable(paths: Iterable[Path]) -> dict[str, tuple[dict, Path]]:
+    """run_id -> (the latest record of each run the files hold that trained (ok or diverged)
+    under this numerics version, the folder of its file): what another suite may reuse instead
+    of training it again (its series path is relative to that folder)."""
+    pool: dict[str, tuple[dict, Path]] = {}
     for path in paths:
         for rec in jsonl.latest_by_run(jsonl.load(path)):
             if rec.get("status") in COPYABLE and numerics_of(rec) == NUMERICS and rec.get("spec"):
-                pool.setdefault(rec["run_id"], rec)
+                pool.setdefault(rec["run_id"], (rec, Path(path).parent))
     return pool
 
 
