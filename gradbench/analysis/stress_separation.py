@@ -17,6 +17,9 @@ from . import markdown as md
 from .stress import Cell, StressResults, axis_line, cell_text, stress_results
 
 MORE = 2  # levels over baseline that count as "holds longer"
+# the remade leaderboard's stricter bar: at least this many arms tolerate more levels than
+# baseline (any more), and at least this many no more
+EACH_SIDE = 3
 HEAD = [
     "cause (axis)",
     "levels",
@@ -24,13 +27,16 @@ HEAD = [
     f"≥ {MORE} levels more than baseline",
     "no more than baseline",
     "separates",
+    f"{EACH_SIDE} more, {EACH_SIDE} no more",
 ]
 START, END = "<!-- stress-separation:start -->", "<!-- stress-separation:end -->"
 RULE = (
     "A level fails for a seed when it or a milder level of the axis exploded or collapsed; baseline first fails "
     "at the mildest level where any of its seeds does. An arm's levels over baseline are read on the seeds both "
     f"ran (the matrix's cells: * a Holm-significant pre-registered comparison, (d) descriptive). An axis separates "
-    f"the arms when at least one holds {MORE} or more levels longer than baseline and at least one no longer."
+    f"the arms when at least one holds {MORE} or more levels longer than baseline and at least one no longer; "
+    f"the last column reads the stricter bar of the remade leaderboard: at least {EACH_SIDE} arms hold any level "
+    f"longer than baseline and at least {EACH_SIDE} no longer (counts of arms on each side)."
 )
 
 
@@ -55,6 +61,7 @@ def rows(results: StressResults) -> list[dict]:
                 "more": more,
                 "none": none,
                 "separates": bool(more) and bool(none),
+                "longer": sum(c.extra >= 1 for c in others),
             }
         )
     return out
@@ -74,6 +81,8 @@ def table(records: Iterable[Record | dict], family: int = 0) -> list[str]:
             _arms(r["more"]),
             _arms(r["none"]),
             "yes" if r["separates"] else "no",
+            f"{'yes' if r['longer'] >= EACH_SIDE and len(r['none']) >= EACH_SIDE else 'no'} "
+            f"({r['longer']} more, {len(r['none'])} no more)",
         ]
         for r in rows(stress_results(records, family))
     ]
