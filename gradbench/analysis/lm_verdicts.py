@@ -132,20 +132,21 @@ def _qk_norm(v: _View) -> list[Reading]:
     ]
 
 
-def _z_loss(v: _View) -> list[Reading]:
+def _below_at_every_rate(v: _View, arm: str, key: str, what: str, missing: str | None = None) -> Reading:
+    """The arm's median `key` (a monitor maximum) is below baseline's at every peak rate both
+    ran on the tuning seeds (`missing`: the text when no rate has both measured)."""
     shared = sorted(
-        {round(r.peak_lr, 12) for r in v.grid_runs("z_loss")} & {round(r.peak_lr, 12) for r in v.grid_runs("baseline")}
+        {round(r.peak_lr, 12) for r in v.grid_runs(arm)} & {round(r.peak_lr, 12) for r in v.grid_runs("baseline")}
     )
-    pairs = [
-        (_median(v.grid_runs("z_loss", x), "log_z_max"), _median(v.grid_runs("baseline", x), "log_z_max"))
-        for x in shared
-    ]
+    pairs = [(_median(v.grid_runs(arm, x), key), _median(v.grid_runs("baseline", x), key)) for x in shared]
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
     below = sum(a < b for a, b in pairs)
-    log_z = Reading(
-        (below == len(pairs)) if pairs else None,
-        f"largest log Z below baseline's at {below} of {len(pairs)} shared rates" if pairs else "log Z: not measured",
-    )
+    counted = f"{what} below baseline's at {below} of {len(pairs)} shared rates"
+    return Reading((below == len(pairs)) if pairs else None, counted if pairs or missing is None else missing)
+
+
+def _z_loss(v: _View) -> list[Reading]:
+    log_z = _below_at_every_rate(v, "z_loss", "log_z_max", "largest log Z", missing="log Z: not measured")
     attn = _median(v.grid_runs("z_loss", TOP), "attn_logit_max")
     grows = Reading(
         None if attn is None else attn > 1000,
@@ -169,23 +170,7 @@ def _attn_softcap(v: _View) -> list[Reading]:
 
 
 def _sigma_reparam(v: _View) -> list[Reading]:
-    shared = sorted(
-        {round(r.peak_lr, 12) for r in v.grid_runs("sigma_reparam")}
-        & {round(r.peak_lr, 12) for r in v.grid_runs("baseline")}
-    )
-    pairs = [
-        (
-            _median(v.grid_runs("sigma_reparam", x), "attn_logit_max"),
-            _median(v.grid_runs("baseline", x), "attn_logit_max"),
-        )
-        for x in shared
-    ]
-    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
-    below = sum(a < b for a, b in pairs)
-    every = Reading(
-        (below == len(pairs)) if pairs else None,
-        f"largest attention logit below baseline's at {below} of {len(pairs)} shared rates",
-    )
+    every = _below_at_every_rate(v, "sigma_reparam", "attn_logit_max", "largest attention logit")
     return [every, _bpb_below(v, "sigma_reparam")]
 
 
